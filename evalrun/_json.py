@@ -1,0 +1,42 @@
+"""JSON helpers: one canonical form for hashing, one fast form for writing records."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+try:  # orjson is several times faster on the hot path of writing records
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - orjson is a declared dependency
+    _orjson = None
+
+
+def canonical(value: Any) -> str:
+    """Sorted keys, no spaces: the text that content hashes and ids are computed from."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def dumps_line(value: Any) -> bytes:
+    """One JSON line (with the newline) for an append-only .jsonl file."""
+    if _orjson is not None:
+        return _orjson.dumps(value, default=str, option=_orjson.OPT_NON_STR_KEYS) + b"\n"
+    return (json.dumps(value, ensure_ascii=False, default=str) + "\n").encode()
+
+
+def loads(data: str | bytes) -> Any:
+    if _orjson is not None:
+        return _orjson.loads(data)
+    return json.loads(data)
+
+
+def as_text(value: Any) -> str:
+    """How a non-string output is compared as text: its canonical JSON."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return canonical(value)
+
+
+def json_pretty(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n"

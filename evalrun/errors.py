@@ -1,0 +1,45 @@
+"""Errors that map to exit codes: user input (2) and infrastructure (3)."""
+
+from __future__ import annotations
+
+
+class EvalrunError(Exception):
+    exit_code = 1
+
+
+class UsageError(EvalrunError):
+    """Unusable input: config, dataset, CLI usage, target not importable. Exit code 2.
+
+    Rendered as one line ``file:line:col: message`` where a location is known.
+    """
+
+    exit_code = 2
+
+    def __init__(self, message: str, file: str | None = None, line: int | None = None,
+                 col: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.file = file
+        self.line = line
+        self.col = col
+
+    def __str__(self) -> str:
+        where = ""
+        if self.file:
+            where = str(self.file)
+            if self.line:
+                where += f":{self.line}"
+                if self.col:
+                    where += f":{self.col}"
+            where += ": "
+        return where + self.message
+
+
+class RunFailed(EvalrunError):
+    """The run could not complete (infrastructure beyond the error budget). Exit code 3."""
+
+    exit_code = 3
+
+
+class RetryableError(Exception):
+    """Raise from a target to ask evalrun to retry the call (with backoff)."""

@@ -1,0 +1,284 @@
+"""The run directory (manifest, results.jsonl, summary) and the content cache.
+
+A run lives in ``<home>/runs/<run-id>/``:
+
+- ``manifest.json``: config and dataset fingerprints, git state, evalrun version, times, status
+- ``results.jsonl``: one Record per line, appended as records finish (crash-safe)
+- ``summary.json``: per-scorer statistics, error count and status
+
+``<home>`` is ``.evalrun`` in the working directory unless ``--output-dir`` or
+``EVALRUN_HOME`` says otherwise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from evalrun import _json
+from evalrun.errors import UsageError
+from evalrun.records import Record
+
+MANIFEST = "manifest.json"
+RESULTS = "results.jsonl"
+SUMMARY = "summary.json"
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("EVALRUN_HOME") or ".evalrun")
+
+
+def new_run_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write via a temporary file and rename, so a reader never sees half a file."""
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    tmp.write_text(_json.json_pretty(data), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class RunDir:
+    """One run's folder."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    @property
+    def id(self) -> str:
+        return self.path.name
+
+    @property
+    def results_path(self) -> Path:
+        return self.path / RESULTS
+
+    def exists(self) -> bool:
+        return (self.path / MANIFEST).is_file()
+
+    def read_manifest(self) -> dict[str, Any]:
+        return self._read_json(MANIFEST)
+
+    def write_manifest(self, manifest: dict[str, Any]) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(self.path / MANIFEST, manifest)
+
+    def read_summary(self) -> dict[str, Any] | None:
+        if not (self.path / SUMMARY).is_file():
+            return None
+        return self._read_json(SUMMARY)
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        write_json_atomic(self.path / SUMMARY, summary)
+
+    def _read_json(self, name: str) -> dict[str, Any]:
+        p = self.path / name
+        try:
+            return _json.loads(p.read_bytes())
+        except FileNotFoundError:
+            raise UsageError(f"not a run directory (no {name})", str(self.path)) from None
+        except ValueError as e:
+            raise UsageError(f"corrupt {name}: {e}", str(p)) from None
+
+    def iter_records(self) -> Iterator[Record]:
+        """Records in file order. A torn last line (a crash mid-write) is skipped; a record
+        that appears twice (never written so, but be safe) keeps its last version."""
+        yield from iter_results_file(self.results_path)
+
+    def records(self) -> list[Record]:
+        latest: dict[tuple[str, int], Record] = {}
+        for r in self.iter_records():
+            latest[r.key] = r
+        return list(latest.values())
+
+
+def iter_results_file(path: Path) -> Iterator[Record]:
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        return
+    with f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                d = _json.loads(line)
+            except ValueError:
+                if not line.endswith(b"\n"):
+                    return  # torn final line after a crash: that record will run again
+                raise UsageError("corrupt record (not JSON)", str(path), lineno) from None
+            yield Record.from_dict(d)
+
+
+class ResultsWriter:
+    """Appends records to results.jsonl, one line each, flushed per batch."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._repair_torn_tail()
+        self._f = open(path, "ab", buffering=1 << 16)
+
+    def _repair_torn_tail(self) -> None:
+        # A SIGKILL can leave half a line at the end; cut it so the next append starts clean.
+        try:
+            with open(self.path, "rb+") as f:
+                f.seek(0, os.SEEK_END)
+                size = f.tell()
+                if size == 0:
+                    return
+                f.seek(max(0, size - 1))
+                if f.read(1) == b"\n":
+                    return
+                chunk = 1 << 16
+                pos = size
+                while pos > 0:
+                    start = max(0, pos - chunk)
+                    f.seek(start)
+                    data = f.read(pos - start)
+                    idx = data.rfind(b"\n")
+                    if idx >= 0:
+                        f.truncate(start + idx + 1)
+                        return
+                    pos = start
+                f.truncate(0)
+        except FileNotFoundError:
+            pass
+
+    def write(self, records: list[Record]) -> None:
+        self._f.write(b"".join(_json.dumps_line(r.to_dict()) for r in records))
+        self._f.flush()
+
+    def close(self) -> None:
+        self._f.close()
+
+
+def resolve_run(ref: str, home: Path | None = None) -> RunDir:
+    """A RUN argument: a run directory path, a run id, or ``latest``."""
+    home = home or default_home()
+    p = Path(ref)
+    if (p / MANIFEST).is_file():
+        return RunDir(p)
+    if ref == "latest":
+        runs = list_runs(home)
+        if not runs:
+            raise UsageError(f"no runs in {home / 'runs'}")
+        return runs[-1]
+    cand = home / "runs" / ref
+    if (cand / MANIFEST).is_file():
+        return RunDir(cand)
+    # a unique prefix of a run id is enough
+    matches = [r for r in list_runs(home) if r.id.startswith(ref)] if (home / "runs").is_dir() else []
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        raise UsageError(f"run id prefix {ref!r} is ambiguous: " + ", ".join(m.id for m in matches[:5]))
+    raise UsageError(f"no run {ref!r} (looked for a run directory and in {home / 'runs'})")
+
+
+def list_runs(home: Path | None = None) -> list[RunDir]:
+    """Runs oldest first (run ids start with their UTC start time)."""
+    root = (home or default_home()) / "runs"
+    if not root.is_dir():
+        return []
+    return sorted((RunDir(p) for p in root.iterdir() if (p / MANIFEST).is_file()), key=lambda r: r.id)
+
+
+def file_fingerprint(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return "sha256:" + h.hexdigest()
+
+
+def content_key(*parts: Any) -> str:
+    """The cache key of whatever ``parts`` determine (canonical JSON, sha256)."""
+    return hashlib.sha256(_json.canonical(list(parts)).encode()).hexdigest()
+
+
+class Cache:
+    """A content-addressed cache on disk (SQLite), shared by runs and processes.
+
+    Entries live in namespaces (``target``, ``judge``, ``embedding:<model-fp>``...). Values
+    are bytes; :meth:`get_json`/:meth:`put_json` wrap JSON. Each entry stores a checksum of
+    its value, and an entry whose checksum does not match is treated as missing (and
+    deleted), so a corrupted cache is recomputed, never used.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30,
+                                   isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS entries (ns TEXT NOT NULL, key TEXT NOT NULL, "
+            "value BLOB NOT NULL, checksum TEXT NOT NULL, created REAL NOT NULL, "
+            "PRIMARY KEY (ns, key))"
+        )
+        self.hits = 0
+        self.misses = 0
+
+    @staticmethod
+    def _checksum(value: bytes) -> str:
+        return hashlib.blake2b(value, digest_size=16).hexdigest()
+
+    def get_many(self, ns: str, keys: list[str]) -> dict[str, bytes]:
+        found: dict[str, bytes] = {}
+        bad: list[str] = []
+        with self._lock:
+            for i in range(0, len(keys), 500):
+                chunk = keys[i:i + 500]
+                q = f"SELECT key, value, checksum FROM entries WHERE ns=? AND key IN ({','.join('?' * len(chunk))})"
+                for key, value, checksum in self._db.execute(q, [ns, *chunk]):
+                    value = bytes(value)
+                    if self._checksum(value) == checksum:
+                        found[key] = value
+                    else:
+                        bad.append(key)
+            if bad:
+                self._db.executemany("DELETE FROM entries WHERE ns=? AND key=?", [(ns, k) for k in bad])
+        self.hits += len(found)
+        self.misses += len(keys) - len(found)
+        return found
+
+    def put_many(self, ns: str, entries: dict[str, bytes]) -> None:
+        if not entries:
+            return
+        now = time.time()
+        rows = [(ns, k, v, self._checksum(v), now) for k, v in entries.items()]
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.executemany("INSERT OR REPLACE INTO entries VALUES (?,?,?,?,?)", rows)
+            self._db.execute("COMMIT")
+
+    def get(self, ns: str, key: str) -> bytes | None:
+        return self.get_many(ns, [key]).get(key)
+
+    def put(self, ns: str, key: str, value: bytes) -> None:
+        self.put_many(ns, {key: value})
+
+    def get_json(self, ns: str, key: str) -> Any | None:
+        raw = self.get(ns, key)
+        return None if raw is None else _json.loads(raw)
+
+    def put_json(self, ns: str, key: str, value: Any) -> None:
+        self.put(ns, key, _json.canonical(value).encode())
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def open_cache(home: Path | None = None) -> Cache:
+    return Cache((home or default_home()) / "cache" / "cache.sqlite")
