@@ -40,3 +40,10 @@ def as_text(value: Any) -> str:
 
 def json_pretty(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n"
+
+
+def dumps_strict(value: Any) -> bytes:
+    """JSON bytes, raising TypeError for values JSON cannot hold (no silent str())."""
+    if _orjson is not None:
+        return _orjson.dumps(value, option=_orjson.OPT_NON_STR_KEYS)
+    return json.dumps(value).encode()

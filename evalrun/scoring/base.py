@@ -8,11 +8,14 @@ records whose target call succeeded. It returns one :class:`Score` per record, i
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
+
+from evalrun.errors import UsageError
 
 if TYPE_CHECKING:
     from evalrun.records import Record, Score
@@ -42,6 +45,14 @@ class ScorerContext:
     baseline_outputs: dict[tuple[str, int], Any] | None = None
     #: stop flag: set on Ctrl-C so long scorers can stop early
     cancelled: bool = False
+    #: builds a file:line UsageError pointing into this scorer's section of the eval file
+    locate: Callable[..., UsageError] | None = None
+
+    def error(self, message: str, *field_path: str | int) -> UsageError:
+        """A UsageError for ``message`` at this scorer's section (or a field inside it)."""
+        if self.locate is None:
+            return UsageError(message)
+        return self.locate(message, *field_path)
 
 
 class Scorer:

@@ -1,0 +1,182 @@
+"""The command line: parse options, call the library, render, set the exit code."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from evalrun.errors import EvalrunError, UsageError
+
+app = typer.Typer(help="evalrun: eval and regression runner for LLM pipelines.", no_args_is_help=True,
+                  add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
+
+_debug = False
+
+
+@app.callback()
+def _root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal errors.")] = False,
+          version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False) -> None:
+    global _debug
+    _debug = debug
+    if version:
+        from evalrun import __version__
+
+        typer.echo(__version__)
+        raise typer.Exit(0)
+
+
+HomeOpt = Annotated[Path | None, typer.Option("--output-dir", help="Where runs and the cache live (default .evalrun).")]
+
+
+@app.command()
+def run(
+    config: Annotated[str | None, typer.Argument(help="Eval file (default: evalrun.yaml).")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="Target calls in flight.", min=1)] = None,
+    repeat: Annotated[int | None, typer.Option(help="Trials per item.", min=1)] = None,
+    limit: Annotated[int | None, typer.Option(help="Run only the first N items.", min=1)] = None,
+    filter: Annotated[list[str] | None, typer.Option("--filter", help="Metadata key=value (tag=x for tags); repeatable.")] = None,
+    sample: Annotated[int | None, typer.Option(help="Run a random sample of N items.", min=1)] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed for --sample.")] = None,
+    shard: Annotated[str | None, typer.Option(help="Run shard i of n (i/n), by item id hash.")] = None,
+    output_dir: HomeOpt = None,
+    resume: Annotated[str | None, typer.Option(help="Continue an interrupted run (latest if no id).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress, no table.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
+) -> None:
+    """Run an eval: every item through the target, scored, saved in a run directory."""
+    from evalrun.engine import RunOptions, run_eval
+    from evalrun.progress import Progress
+
+    opts = RunOptions(config_path=config, concurrency=concurrency, repeat=repeat, limit=limit,
+                      filters=filter or [], sample=sample, seed=seed, shard=shard, home=output_dir,
+                      resume=resume, progress=Progress.auto(quiet))
+    if resume and config:
+        raise UsageError("--resume takes the eval file from the run's manifest; don't pass one")
+    outcome = asyncio.run(run_eval(opts))
+    _render_summary(outcome.summary, json_out, quiet)
+    if not quiet and not json_out:
+        where = outcome.run_dir.path
+        if outcome.status == "interrupted":
+            typer.echo(f"interrupted: resume with  evalrun run --resume {outcome.run_dir.id}", err=True)
+        elif outcome.status == "failed":
+            typer.echo(f"run failed: too many target errors ({outcome.summary['errors']}); see {where}", err=True)
+        else:
+            typer.echo(f"run saved in {where}", err=True)
+    raise typer.Exit(outcome.exit_code)
+
+
+def _render_summary(summary: dict, json_out: bool, quiet: bool) -> None:
+    if json_out:
+        from evalrun._json import json_pretty
+
+        sys.stdout.write(json_pretty(summary))
+    elif not quiet:
+        from evalrun.report.run_table import print_run_summary
+
+        print_run_summary(summary)
+
+
+@app.command("runs")
+def runs_cmd(output_dir: HomeOpt = None,
+             json_out: Annotated[bool, typer.Option("--json", help="As JSON.")] = False) -> None:
+    """List runs, oldest first."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from evalrun.store import list_runs
+
+    rows = []
+    for r in list_runs(output_dir):
+        m = r.read_manifest()
+        s = r.read_summary() or {}
+        rows.append({"run_id": r.id, "eval": m.get("eval"), "status": m.get("status"),
+                     "started_at": m.get("started_at"), "records": s.get("records"),
+                     "errors": s.get("errors"), "path": str(r.path)})
+    if json_out:
+        from evalrun._json import json_pretty
+
+        sys.stdout.write(json_pretty(rows))
+        return
+    if not rows:
+        typer.echo("no runs yet", err=True)
+        return
+    t = Table()
+    for col in ("run_id", "eval", "status", "started_at", "records", "errors"):
+        t.add_column(col)
+    for row in rows:
+        t.add_row(*(str(row[c]) if row[c] is not None else "" for c in ("run_id", "eval", "status", "started_at",
+                                                                         "records", "errors")))
+    Console().print(t)
+
+
+@app.command()
+def show(run_ref: Annotated[str, typer.Argument(metavar="RUN", help="Run id, run directory or 'latest'.")],
+         output_dir: HomeOpt = None,
+         json_out: Annotated[bool, typer.Option("--json", help="As JSON.")] = False) -> None:
+    """Print a run's summary."""
+    from evalrun.store import resolve_run
+
+    rd = resolve_run(run_ref, output_dir)
+    summary = rd.read_summary()
+    if summary is None:
+        raise UsageError(f"run {rd.id} has no summary yet (status {rd.read_manifest().get('status')}); "
+                         f"resume it with  evalrun run --resume {rd.id}")
+    _render_summary(summary, json_out, False)
+
+
+def _fix_optional_resume(argv: list[str]) -> list[str]:
+    """Let ``--resume`` stand alone (meaning the latest run), as click options cannot."""
+    out = list(argv)
+    for i, a in enumerate(out):
+        if a == "--resume":
+            nxt = out[i + 1] if i + 1 < len(out) else None
+            if nxt is None or nxt.startswith("-"):
+                out.insert(i + 1, "latest")
+            break
+    return out
+
+
+def _exit(code: int) -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # a sync target stuck past its timeout keeps a thread alive that Python would wait for
+    if any(t.name.startswith("evalrun-target") for t in threading.enumerate()):
+        os._exit(code)
+    sys.exit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = _fix_optional_resume(sys.argv[1:] if argv is None else argv)
+    try:
+        app(args=argv, prog_name="evalrun", standalone_mode=False)
+    except UsageError as e:
+        print(f"evalrun: error: {e}", file=sys.stderr)
+        _exit(2)
+    except EvalrunError as e:
+        print(f"evalrun: error: {e}", file=sys.stderr)
+        _exit(e.exit_code)
+    except typer.Exit as e:
+        _exit(e.exit_code)
+    except KeyboardInterrupt:
+        print("evalrun: interrupted", file=sys.stderr)
+        _exit(130)
+    except Exception as e:
+        import click
+
+        if isinstance(e, click.exceptions.Abort):
+            _exit(130)
+        if isinstance(e, click.ClickException):
+            e.show()
+            _exit(2)
+        if _debug or os.environ.get("EVALRUN_DEBUG"):
+            raise
+        print(f"evalrun: internal error: {type(e).__name__}: {e} (rerun with --debug for the traceback)",
+              file=sys.stderr)
+        _exit(3)
+    _exit(0)

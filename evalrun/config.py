@@ -1,0 +1,259 @@
+"""The eval file: its schema (pydantic v2) and loading it with file:line errors.
+
+Values may use ``${VAR}`` and ``${VAR:-default}``; they are expanded from the environment
+after parsing, so positions stay exact. The manifest keeps the file's text unexpanded, so a
+secret given through the environment never lands in a run directory.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from evalrun import _json
+from evalrun._yaml import Located, load_located, read_text
+from evalrun.errors import UsageError
+from evalrun.scoring.base import SCORER_TYPES, ScorerConfig, scorer_class
+from evalrun.store import content_key
+
+DEFAULT_FILE = "evalrun.yaml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class HttpTarget(_Strict):
+    url: str
+    method: Literal["POST", "PUT", "GET"] = "POST"
+    headers: dict[str, str] = Field(default_factory=dict)
+    #: wrap the input as ``{input_key: input}`` instead of sending it as the whole body
+    input_key: str | None = None
+    #: dotted path to the output in the JSON response ("" = the whole body)
+    output_path: str = "output"
+    #: dotted path to token usage in the response, if any
+    usage_path: str | None = None
+
+
+class TargetConfig(_Strict):
+    python: str | None = None
+    exec: str | list[str] | None = None
+    http: HttpTarget | None = None
+    timeout: float = Field(30.0, gt=0)
+    retries: int = Field(2, ge=0, le=20)
+    #: first retry delay in seconds; doubles each attempt, with full jitter, capped at 30 s
+    backoff: float = Field(0.5, ge=0, le=60)
+    #: exec targets: parse stdout as JSON and take the output (and usage) from these paths
+    output_path: str | None = None
+    usage_path: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    #: cache target outputs by a content hash of (target, input); off by default because
+    #: the target is what is under test
+    cache: bool = False
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> TargetConfig:
+        kinds = [k for k in ("python", "exec", "http") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError("target needs exactly one of: python, exec, http"
+                             + (f" (got {', '.join(kinds)})" if kinds else ""))
+        if self.python is not None and ":" not in self.python:
+            raise ValueError("python target must look like 'module:function'")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in ("python", "exec", "http") if getattr(self, k) is not None)
+
+
+class LangfuseSettings(_Strict):
+    push: bool = False
+    run_name: str | None = None
+    description: str | None = None
+    dataset_name: str | None = None
+
+
+class EvalConfig(_Strict):
+    name: str = Field(min_length=1)
+    description: str | None = None
+    dataset: str
+    target: TargetConfig
+    concurrency: int = Field(16, ge=1, le=10_000)
+    rate: float | None = Field(None, gt=0)
+    repeat: int = Field(1, ge=1, le=1000)
+    scorers: list[ScorerConfig] = Field(default_factory=list)
+    #: fraction of records whose target call may fail before the run counts as failed (exit 3);
+    #: by default only a run where every call failed is
+    error_budget: float | None = Field(None, ge=0, le=1)
+    gates: list[Any] = Field(default_factory=list)
+    gate_policy: Literal["significant", "point"] = "significant"
+    baseline: str | None = None
+    langfuse: LangfuseSettings | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_a_filename(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", v):
+            raise ValueError("name may use letters, digits, '.', '_' and '-' only")
+        return v
+
+
+@dataclass
+class LoadedConfig:
+    """An eval config with where it came from."""
+
+    config: EvalConfig
+    path: Path
+    located: Located
+    text: str
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    @property
+    def fingerprint(self) -> str:
+        return "sha256:" + content_key(self.config.model_dump(mode="json"))
+
+    def error(self, message: str, *path: str | int) -> UsageError:
+        return self.located.error(message, path)
+
+    def resolve(self, rel: str) -> Path:
+        """A path from the eval file, relative to its folder."""
+        p = Path(rel).expanduser()
+        return p if p.is_absolute() else self.base_dir / p
+
+
+_VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def expand_env(value: str, on_missing: Any) -> str:
+    def sub(m: re.Match[str]) -> str:
+        if m.group(0) == "$$":
+            return "$"
+        name, default = m.group(1), m.group(2)
+        v = os.environ.get(name)
+        if v is None or (v == "" and default is not None):
+            if default is not None:
+                return default
+            raise on_missing(f"environment variable {name} is not set (use ${{{name}:-default}} for a default)")
+        return v
+
+    return _VAR.sub(sub, value)
+
+
+def _expand_tree(data: Any, located: Located, path: tuple = ()) -> Any:
+    if isinstance(data, str):
+        if "$" not in data:
+            return data
+        return expand_env(data, lambda msg: located.error(msg, path + ("__value__",)) if path else located.error(msg))
+    if isinstance(data, dict):
+        return {k: _expand_tree(v, located, path + (k,)) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_expand_tree(v, located, path + (i,)) for i, v in enumerate(data)]
+    return data
+
+
+def suggest(word: str, choices: list[str] | set[str]) -> str:
+    """' (did you mean 'x'?)' when something close is among ``choices``, else ''."""
+    close = difflib.get_close_matches(str(word), sorted(map(str, choices)), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def validation_to_usage(err: ValidationError, model: type[BaseModel], located: Located,
+                        prefix: tuple = ()) -> UsageError:
+    """The first pydantic error as one file:line message."""
+    e = err.errors()[0]
+    loc = tuple(x for x in e["loc"] if not (isinstance(x, str) and "[" in x))  # drop union tags
+    path = prefix + loc
+    kind = e["type"]
+    field = ".".join(map(str, loc)) or "value"
+    if kind == "extra_forbidden":
+        owner = _model_at(model, loc[:-1])
+        allowed = set(owner.model_fields) if owner else set()
+        msg = f"unknown key '{loc[-1]}'{suggest(str(loc[-1]), allowed)}"
+        if owner is not None and not suggest(str(loc[-1]), allowed):
+            msg += f"; allowed: {', '.join(sorted(allowed))}"
+    elif kind == "missing":
+        msg = f"missing required key '{field}'"
+    else:
+        got = e.get("input")
+        shown = "" if isinstance(got, dict | list) else f" (got {got!r})"
+        msg = f"{field}: {e['msg'].removeprefix('Value error, ')}{shown}"
+        path = path + ("__value__",) if path else path
+    return located.error(msg, path)
+
+
+def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
+    cur: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = cur.model_fields.get(part) if isinstance(cur, type) and issubclass(cur, BaseModel) else None
+        if field is None:
+            return None
+        ann = field.annotation
+        cur = next((a for a in getattr(ann, "__args__", (ann,)) if isinstance(a, type) and issubclass(a, BaseModel)), ann)
+    return cur if isinstance(cur, type) and issubclass(cur, BaseModel) else None
+
+
+def _scorer_section(entry: Any, i: int, located: Located) -> ScorerConfig:
+    where = ("scorers", i)
+    if isinstance(entry, str):
+        entry = {"type": entry}
+    if not isinstance(entry, dict):
+        raise located.error("a scorer is a type name or a mapping with 'type'", where)
+    type_name = entry.get("type")
+    if type_name is None:
+        raise located.error("scorer needs a 'type'" + (f" (one of {', '.join(SCORER_TYPES)})"), where)
+    if type_name not in SCORER_TYPES:
+        raise located.error(f"unknown scorer type '{type_name}'{suggest(type_name, SCORER_TYPES.keys())}",
+                            where + ("type", "__value__"))
+    cls = scorer_class(type_name)
+    try:
+        return cls.Config.model_validate(entry)
+    except ValidationError as e:
+        raise validation_to_usage(e, cls.Config, located, where) from None
+
+
+def load_config(path: str | Path | None = None) -> LoadedConfig:
+    """Read, expand and validate an eval file; every problem is a UsageError with file:line."""
+    p = Path(path or DEFAULT_FILE)
+    if path is None and not p.exists():
+        raise UsageError(f"no {DEFAULT_FILE} here; pass an eval file: evalrun run path/to/eval.yaml")
+    text = read_text(p, "eval file")
+    located = load_located(text, str(p))
+    data = located.data
+    if data is None:
+        raise UsageError("eval file is empty", str(p))
+    if not isinstance(data, dict):
+        raise located.error("eval file must be a mapping (name:, dataset:, target:, scorers:)")
+    data = _expand_tree(data, located)
+    raw_scorers = data.get("scorers") or []
+    if not isinstance(raw_scorers, list):
+        raise located.error("scorers must be a list", ("scorers", "__value__"))
+    body = {k: v for k, v in data.items() if k != "scorers"}
+    try:
+        config = EvalConfig.model_validate(body)
+    except ValidationError as e:
+        raise validation_to_usage(e, EvalConfig, located) from None
+    scorers = [_scorer_section(entry, i, located) for i, entry in enumerate(raw_scorers)]
+    seen: dict[str, int] = {}
+    for i, sc in enumerate(scorers):
+        name = sc.name or sc.type
+        if name in seen:
+            raise located.error(f"two scorers are named '{name}' (give one a distinct 'name')", ("scorers", i))
+        seen[name] = i
+    config.scorers = scorers
+    return LoadedConfig(config=config, path=p, located=located, text=text)
+
+
+def config_json(loaded: LoadedConfig) -> dict[str, Any]:
+    """The eval file as data for the manifest: unexpanded, so secrets stay in the environment."""
+    return _json.loads(_json.canonical(loaded.located.data))

@@ -1,0 +1,220 @@
+"""Golden datasets: loading YAML / JSONL / CSV files (and ``langfuse://`` datasets) into Items,
+and choosing which items a run covers (filters, limit, sample)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from evalrun import _json
+from evalrun._yaml import load_located, read_text
+from evalrun.config import suggest
+from evalrun.errors import UsageError
+from evalrun.records import Item, stable_id
+from evalrun.store import file_fingerprint
+
+ITEM_KEYS = {"id", "input", "expected_output", "metadata"}
+
+
+@dataclass
+class Dataset:
+    name: str
+    items: list[Item]
+    source: str  # a path, or langfuse://name
+    description: str | None = None
+    fingerprint: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def load_dataset(ref: str, base_dir: Path) -> Dataset:
+    """Load ``ref`` (a path relative to ``base_dir``, or ``langfuse://name``)."""
+    if ref.startswith("langfuse://"):
+        from evalrun.langfuse import load_langfuse_dataset  # imported only when used
+
+        return load_langfuse_dataset(ref)
+    path = Path(ref).expanduser()
+    if not path.is_absolute():
+        path = base_dir / path
+    suffix = path.suffix.lower()
+    loaders = {".yaml": _load_yaml, ".yml": _load_yaml, ".jsonl": _load_jsonl, ".csv": _load_csv}
+    if suffix not in loaders:
+        raise UsageError(f"unsupported dataset format '{suffix or path.name}' (use .yaml, .yml, .jsonl or .csv)",
+                         str(path))
+    text = read_text(path, "dataset")
+    name, description, items = loaders[suffix](text, str(path))
+    if not items:
+        raise UsageError("dataset has no items", str(path))
+    _check_unique(items, str(path))
+    return Dataset(name=name or path.stem, items=items, source=str(path), description=description,
+                   fingerprint=file_fingerprint(path))
+
+
+def make_item(raw: Any, file: str, line: int | None, error: Any) -> Item:
+    """An Item from one raw mapping; ``error(msg, key)`` builds a located UsageError."""
+    if not isinstance(raw, dict):
+        raise error("an item must be a mapping with 'input' (and optional id, expected_output, metadata)", None)
+    unknown = [k for k in raw if k not in ITEM_KEYS]
+    if unknown:
+        k = unknown[0]
+        raise error(f"unknown item key '{k}'{suggest(str(k), ITEM_KEYS)}", k)
+    if "input" not in raw or raw["input"] is None:
+        raise error("item has no 'input'", None)
+    inp = raw["input"]
+    if not isinstance(inp, str | dict | list | int | float | bool):
+        raise error(f"input must be a string or a mapping (got {type(inp).__name__})", "input")
+    meta = raw.get("metadata") or {}
+    if not isinstance(meta, dict):
+        raise error("metadata must be a mapping", "metadata")
+    tags = meta.get("tags")
+    if tags is not None and not isinstance(tags, list | str):
+        raise error("metadata.tags must be a list", "metadata")
+    item_id = raw.get("id")
+    if item_id is None:
+        item_id = stable_id(inp)
+    elif isinstance(item_id, bool) or not isinstance(item_id, str | int) or str(item_id).strip() == "":
+        raise error("id must be a non-empty string or integer", "id")
+    return Item(id=str(item_id), input=inp, expected_output=raw.get("expected_output"), metadata=meta,
+                source=f"{file}:{line}" if line else file)
+
+
+def _check_unique(items: list[Item], file: str) -> None:
+    seen: dict[str, Item] = {}
+    for it in items:
+        first = seen.get(it.id)
+        if first is not None:
+            line = int(it.source.rsplit(":", 1)[1]) if it.source and ":" in it.source else None
+            first_line = first.source.rsplit(":", 1)[-1] if first.source else "?"
+            raise UsageError(f"duplicate item id '{it.id}' (first at line {first_line})"
+                             + ("; two items have the same input, give them ids" if it.id == stable_id(it.input) else ""),
+                             file, line)
+        seen[it.id] = it
+
+
+def _load_yaml(text: str, file: str) -> tuple[str | None, str | None, list[Item]]:
+    located = load_located(text, file)
+    data = located.data
+    name = description = None
+    prefix: tuple = ()
+    if data is None:
+        return None, None, []
+    if isinstance(data, dict):
+        unknown = [k for k in data if k not in {"name", "description", "items"}]
+        if unknown:
+            raise located.error(f"unknown dataset key '{unknown[0]}'{suggest(str(unknown[0]), {'name', 'description', 'items'})}",
+                                (unknown[0],))
+        if "items" not in data:
+            raise located.error("dataset mapping needs 'items:' (or make the file a list of items)")
+        name, description = data.get("name"), data.get("description")
+        data = data["items"]
+        prefix = ("items",)
+        if data is None:
+            return name, description, []
+    if not isinstance(data, list):
+        raise located.error("items must be a list", prefix)
+    items = []
+    for i, raw in enumerate(data):
+        path = prefix + (i,)
+        line = located.where(path)[0]
+
+        def err(msg: str, key: Any, path: tuple = path) -> UsageError:
+            return located.error(msg, path + ((key,) if key is not None else ()))
+
+        items.append(make_item(raw, file, line, err))
+    return name, description, items
+
+
+def _load_jsonl(text: str, file: str) -> tuple[str | None, str | None, list[Item]]:
+    items = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            raw = _json.loads(line)
+        except ValueError as e:
+            raise UsageError(f"invalid JSON: {e}", file, lineno) from None
+
+        def err(msg: str, key: Any, lineno: int = lineno) -> UsageError:
+            return UsageError(msg, file, lineno)
+
+        items.append(make_item(raw, file, lineno, err))
+    return None, None, items
+
+
+def _maybe_json(cell: str) -> Any:
+    s = cell.strip()
+    if s[:1] in "[{":
+        try:
+            return _json.loads(s)
+        except ValueError:
+            return cell
+    return cell
+
+
+def _load_csv(text: str, file: str) -> tuple[str | None, str | None, list[Item]]:
+    reader = csv.DictReader(io.StringIO(text))
+    if not reader.fieldnames or "input" not in reader.fieldnames:
+        raise UsageError("CSV dataset needs a header row with an 'input' column", file, 1)
+    items = []
+    for row in reader:
+        lineno = reader.line_num
+        if None in row:
+            raise UsageError("row has more cells than the header", file, lineno)
+
+        def err(msg: str, key: Any, lineno: int = lineno) -> UsageError:
+            return UsageError(msg, file, lineno)
+
+        meta: dict[str, Any] = {}
+        if row.get("metadata"):
+            meta = _maybe_json(row["metadata"])
+            if not isinstance(meta, dict):
+                raise err("metadata cell must be a JSON object", "metadata")
+        for k, v in row.items():
+            if k not in ITEM_KEYS and v not in (None, ""):
+                meta[k] = [t.strip() for t in v.replace(";", ",").split(",") if t.strip()] if k == "tags" else v
+        raw: dict[str, Any] = {"input": _maybe_json(row["input"]) if row["input"] else None, "metadata": meta}
+        if row.get("id"):
+            raw["id"] = row["id"]
+        if row.get("expected_output") not in (None, ""):
+            raw["expected_output"] = _maybe_json(row["expected_output"])
+        items.append(make_item(raw, file, lineno, err))
+    return None, None, items
+
+
+def parse_filters(filters: Iterable[str]) -> list[tuple[str, str]]:
+    out = []
+    for f in filters:
+        key, sep, value = f.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--filter takes key=value (got {f!r})")
+        out.append((key.strip(), value.strip()))
+    return out
+
+
+def _matches(item: Item, key: str, value: str) -> bool:
+    if key in ("tag", "tags"):
+        return value in item.tags
+    if key == "id":
+        return item.id == value
+    v = item.metadata.get(key)
+    if isinstance(v, list):
+        return value in map(str, v)
+    return v is not None and str(v) == value
+
+
+def select_items(items: list[Item], filters: list[tuple[str, str]] | None = None, limit: int | None = None,
+                 sample: int | None = None, seed: int | None = None) -> list[Item]:
+    """Filters (all must match), then a seeded random sample, then the first ``limit``."""
+    if filters:
+        items = [it for it in items if all(_matches(it, k, v) for k, v in filters)]
+    if sample is not None and sample < len(items):
+        rng = random.Random(seed if seed is not None else 0)
+        keep = set(rng.sample(range(len(items)), sample))
+        items = [it for i, it in enumerate(items) if i in keep]
+    if limit is not None:
+        items = items[:limit]
+    return items

@@ -1,0 +1,478 @@
+"""The runner: every (item, trial) through the target under a concurrency limit and a start
+rate, with timeouts, retries and repeats; records scored in batches and appended to the run
+directory as they finish; resume and Ctrl-C.
+
+``prepare`` checks everything a user can get wrong (config, dataset, target, scorers) before
+any target call or run directory exists; ``Engine.run`` does the work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from evalrun import __version__, _json
+from evalrun.config import LoadedConfig, config_json, load_config
+from evalrun.datasets import Dataset, load_dataset, parse_filters, select_items
+from evalrun.errors import RetryableError, UsageError
+from evalrun.progress import Progress
+from evalrun.records import Item, Record, Score
+from evalrun.scoring.base import Scorer, ScorerContext, scorer_class
+from evalrun.store import (
+    Cache,
+    ResultsWriter,
+    RunDir,
+    content_key,
+    default_home,
+    new_run_id,
+    open_cache,
+    resolve_run,
+)
+from evalrun.summary import SummaryBuilder
+from evalrun.targets import Target, TargetError, build_target
+
+# how many scoring batches may be in flight at once: lets a slow scorer (an LLM judge)
+# overlap batches instead of serialising them behind each other
+SCORING_PARALLELISM = 4
+
+
+@dataclass
+class RunOptions:
+    """What the command line says; ``None`` means 'as the eval file says'."""
+
+    config_path: str | None = None
+    concurrency: int | None = None
+    repeat: int | None = None
+    limit: int | None = None
+    filters: list[str] = field(default_factory=list)
+    sample: int | None = None
+    seed: int | None = None
+    shard: str | None = None
+    home: Path | None = None
+    resume: str | None = None  # run id / dir / "latest"
+    progress: str = "lines"  # bar | lines | off
+    baseline_outputs: dict[tuple[str, int], Any] | None = None
+
+    def to_manifest(self) -> dict[str, Any]:
+        return {"concurrency": self.concurrency, "repeat": self.repeat, "limit": self.limit,
+                "filters": self.filters, "sample": self.sample, "seed": self.seed, "shard": self.shard}
+
+
+@dataclass
+class Plan:
+    loaded: LoadedConfig
+    dataset: Dataset
+    items: list[Item]
+    repeat: int
+    concurrency: int
+    target: Target
+    scorers: list[Scorer]
+    ctx: ScorerContext
+    cache: Cache | None
+    home: Path
+
+    @property
+    def total(self) -> int:
+        return len(self.items) * self.repeat
+
+
+@dataclass
+class RunOutcome:
+    run_dir: RunDir
+    summary: dict[str, Any]
+    status: str  # finished | interrupted | failed
+
+    @property
+    def exit_code(self) -> int:
+        return {"finished": 0, "interrupted": 130, "failed": 3}[self.status]
+
+
+def parse_shard(spec: str | None) -> tuple[int, int] | None:
+    if spec is None:
+        return None
+    try:
+        i, n = (int(x) for x in spec.split("/"))
+    except ValueError:
+        raise UsageError(f"--shard takes i/n, like 1/4 (got {spec!r})") from None
+    if not (n >= 1 and 1 <= i <= n):
+        raise UsageError(f"--shard {spec}: need 1 <= i <= n")
+    return i, n
+
+
+def shard_of(item_id: str, n: int) -> int:
+    """1-based shard of an item: by a hash of its id, so adding an item moves no other."""
+    return int(content_key("shard", item_id)[:12], 16) % n + 1
+
+
+def build_scorers(loaded: LoadedConfig, ctx_base: ScorerContext) -> list[Scorer]:
+    scorers = []
+    for i, sc in enumerate(loaded.config.scorers):
+        def locate(message: str, *fld: str | int, i: int = i) -> UsageError:
+            return loaded.error(message, "scorers", i, *fld)
+
+        ctx = ScorerContext(base_dir=ctx_base.base_dir, cache=ctx_base.cache, usage=ctx_base.usage,
+                            baseline_outputs=ctx_base.baseline_outputs, locate=locate)
+        scorers.append(scorer_class(sc.type)(sc, ctx))
+    return scorers
+
+
+async def prepare(opts: RunOptions, loaded: LoadedConfig | None = None) -> Plan:
+    loaded = loaded or load_config(opts.config_path)
+    cfg = loaded.config
+    home = opts.home or default_home()
+    dataset = load_dataset(cfg.dataset, loaded.base_dir) if not isinstance(cfg.dataset, Dataset) else cfg.dataset
+    items = select_items(dataset.items, parse_filters(opts.filters), opts.limit, opts.sample, opts.seed)
+    shard = parse_shard(opts.shard)
+    if shard:
+        items = [it for it in items if shard_of(it.id, shard[1]) == shard[0]]
+    if not items:
+        raise UsageError("no items left to run after --filter/--limit/--sample/--shard")
+    concurrency = opts.concurrency or cfg.concurrency
+    repeat = opts.repeat or cfg.repeat
+    if concurrency < 1 or repeat < 1:
+        raise UsageError("--concurrency and --repeat must be at least 1")
+    needs_cache = cfg.target.cache or any(sc.type in ("embedding_similarity", "llm_judge") for sc in cfg.scorers)
+    cache = open_cache(home) if needs_cache else None
+    ctx = ScorerContext(base_dir=loaded.base_dir, cache=cache, baseline_outputs=opts.baseline_outputs)
+    scorers = build_scorers(loaded, ctx)
+    target = build_target(loaded, concurrency)
+    for s in scorers:
+        await s.setup()
+    return Plan(loaded, dataset, items, repeat, concurrency, target, scorers, ctx, cache, home)
+
+
+def _git(*args: str) -> str | None:
+    try:
+        r = subprocess.run(["git", *args], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return r.stdout.strip() if r.returncode == 0 else None
+
+
+def git_state() -> dict[str, Any] | None:
+    commit = _git("rev-parse", "HEAD")
+    if commit is None:
+        return None
+    return {"commit": commit, "branch": _git("rev-parse", "--abbrev-ref", "HEAD"),
+            "dirty": bool(_git("status", "--porcelain", "--untracked-files=no"))}
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def classify(exc: BaseException, timeout: float) -> tuple[dict[str, str], bool]:
+    """(error dict, retryable) for an exception raised by a target call."""
+    if isinstance(exc, TimeoutError):
+        return {"type": "Timeout", "message": f"no answer within {timeout:g}s"}, True
+    if isinstance(exc, RetryableError):
+        return {"type": "RetryableError", "message": str(exc)}, True
+    if isinstance(exc, ConnectionError):
+        return {"type": type(exc).__name__, "message": str(exc)}, True
+    if isinstance(exc, TargetError):
+        return {"type": "TargetError", "message": str(exc)}, False
+    return {"type": type(exc).__name__, "message": str(exc)[:2000]}, False
+
+
+class RateLimiter:
+    """At most ``rate`` call starts per second, spaced evenly."""
+
+    def __init__(self, rate: float | None) -> None:
+        self.interval = 1.0 / rate if rate else 0.0
+        self.next_at = 0.0
+        self.lock = asyncio.Lock()
+
+    async def acquire(self) -> None:
+        if not self.interval:
+            return
+        async with self.lock:
+            now = time.monotonic()
+            wait = self.next_at - now
+            self.next_at = max(now, self.next_at) + self.interval
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+
+class Engine:
+    def __init__(self, plan: Plan, run_dir: RunDir, done: set[tuple[str, int]], summary: SummaryBuilder,
+                 progress: Progress) -> None:
+        self.plan = plan
+        self.run_dir = run_dir
+        self.done = done
+        self.summary = summary
+        self.progress = progress
+        cfg = plan.loaded.config
+        self.timeout = cfg.target.timeout
+        self.retries = cfg.target.retries
+        self.backoff = cfg.target.backoff
+        self.limiter = RateLimiter(cfg.rate)
+        self.cache_ns = "target:" + content_key(plan.target.describe()) if cfg.target.cache else None
+        self.interrupted = False
+
+    def _work(self) -> Iterator[tuple[Item, int]]:
+        # trial-major order: with repeats every item gets its first trial before any second one
+        for trial in range(self.plan.repeat):
+            for item in self.plan.items:
+                if (item.id, trial) not in self.done:
+                    yield item, trial
+
+    async def _call(self, item: Item, trial: int) -> Record:
+        rec = Record(item_id=item.id, trial=trial, input=item.input, expected_output=item.expected_output,
+                     metadata=item.metadata)
+        cache = self.plan.cache if self.cache_ns else None
+        key = content_key(item.input, trial) if cache else ""
+        if cache is not None:
+            hit = cache.get_json(self.cache_ns, key)
+            if hit is not None:
+                rec.output, rec.usage, rec.latency_ms, rec.attempts = hit["output"], hit.get("usage"), 0.0, 0
+                return rec
+        attempt = 0
+        while True:
+            attempt += 1
+            await self.limiter.acquire()
+            rec.started_at = time.time()
+            t0 = time.perf_counter()
+            try:
+                call = await asyncio.wait_for(self.plan.target.call(item.input), self.timeout)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the target's failure is this record's, never the run's
+                rec.latency_ms = round((time.perf_counter() - t0) * 1000, 3)
+                err, retryable = classify(exc, self.timeout)
+                if retryable and attempt <= self.retries:
+                    cap = min(30.0, self.backoff * (2 ** (attempt - 1)))
+                    await asyncio.sleep(random.uniform(cap / 2, cap))
+                    continue
+                rec.error, rec.attempts = err, attempt
+                return rec
+            rec.latency_ms = round((time.perf_counter() - t0) * 1000, 3)
+            rec.output, rec.usage, rec.attempts = call.output, call.usage, attempt
+            if cache is not None:
+                cache.put_json(self.cache_ns, key, {"output": call.output, "usage": call.usage})
+            return rec
+
+    async def _worker(self, work: Iterator[tuple[Item, int]], queue: asyncio.Queue[Record | None]) -> None:
+        for item, trial in work:  # a shared iterator: workers take the next pair as they free up
+            await queue.put(await self._call(item, trial))
+
+    async def _score(self, batch: list[Record]) -> None:
+        ok = [r for r in batch if r.error is None]
+        if ok:
+            await asyncio.gather(*(self._score_with(s, ok) for s in self.plan.scorers))
+        self.writer.write(batch)
+        for r in batch:
+            self.summary.add(r)
+        self.progress.advance(len(batch), sum(1 for r in batch if r.error))
+
+    async def _score_with(self, scorer: Scorer, records: list[Record]) -> None:
+        size = max(1, scorer.batch_size)
+        for i in range(0, len(records), size):
+            chunk = records[i:i + size]
+            try:
+                scores = await scorer.score_batch(chunk)
+                if len(scores) != len(chunk):
+                    raise RuntimeError(f"scorer returned {len(scores)} scores for {len(chunk)} records")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a scorer failure marks these records, never ends the run
+                msg = f"{type(exc).__name__}: {exc}"[:2000]
+                scores = [Score.failed(msg) for _ in chunk]
+            for r, s in zip(chunk, scores, strict=True):
+                r.scores[scorer.name] = s
+
+    async def _scoring_loop(self, queue: asyncio.Queue[Record | None]) -> None:
+        max_batch = max([s.batch_size for s in self.plan.scorers] or [256])
+        sem = asyncio.Semaphore(SCORING_PARALLELISM)
+        tasks: set[asyncio.Task[None]] = set()
+        finished = False
+        while not finished:
+            rec = await queue.get()
+            if rec is None:
+                break
+            batch = [rec]
+            while len(batch) < max_batch:
+                try:
+                    nxt = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    break
+                if nxt is None:
+                    finished = True
+                    break
+                batch.append(nxt)
+            await sem.acquire()
+            t = asyncio.create_task(self._score(batch))
+            t.add_done_callback(lambda _t: sem.release())
+            tasks.add(t)
+            t.add_done_callback(tasks.discard)
+        if tasks:
+            await asyncio.gather(*tasks)
+
+    async def run(self) -> str:
+        plan = self.plan
+        self.writer = ResultsWriter(self.run_dir.results_path)
+        queue: asyncio.Queue[Record | None] = asyncio.Queue(maxsize=plan.concurrency * 4 + 1024)
+        work = self._work()
+        loop = asyncio.get_running_loop()
+        main = asyncio.current_task()
+        presses = 0
+
+        def on_signal() -> None:
+            nonlocal presses
+            presses += 1
+            if presses > 1:
+                print("\nevalrun: interrupted again, exiting now", file=sys.stderr, flush=True)
+                os._exit(130)
+            self.interrupted = True
+            plan.ctx.cancelled = True
+            print("\nevalrun: interrupted; saving partial results (Ctrl-C again to exit at once)",
+                  file=sys.stderr, flush=True)
+            if main is not None:
+                main.cancel()
+
+        installed = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, on_signal)
+                installed.append(sig)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass
+        await plan.target.start()
+        try:
+            scoring = asyncio.create_task(self._scoring_loop(queue))
+            workers = [asyncio.create_task(self._worker(work, queue)) for _ in range(plan.concurrency)]
+            try:
+                await asyncio.gather(*workers)
+                await queue.put(None)
+                await scoring
+            except asyncio.CancelledError:
+                for t in [*workers, scoring]:
+                    t.cancel()
+                await asyncio.gather(*workers, scoring, return_exceptions=True)
+                if not self.interrupted:
+                    raise
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+            self.writer.close()
+            await plan.target.close()
+            for s in plan.scorers:
+                try:
+                    await s.close()
+                except Exception:  # closing must not hide the run's own outcome
+                    pass
+        return "interrupted" if self.interrupted else "finished"
+
+
+def _scorer_extras(plan: Plan) -> dict[str, Any]:
+    return {s.name: s.summary_extra() for s in plan.scorers}
+
+
+def write_summary(run_dir: RunDir, plan: Plan, builder: SummaryBuilder, status: str, manifest: dict[str, Any]
+                  ) -> dict[str, Any]:
+    summary = builder.build(run_id=run_dir.id, eval=plan.loaded.config.name, status=status,
+                            planned=plan.total, started_at=manifest.get("started_at"), finished_at=now_iso())
+    for name, extra in _scorer_extras(plan).items():
+        if extra and name in summary["scorers"]:
+            summary["scorers"][name].update(extra)
+    if plan.ctx.usage:
+        summary["scorer_usage"] = plan.ctx.usage
+    run_dir.write_summary(summary)
+    manifest.update(status=status, finished_at=summary["finished_at"])
+    run_dir.write_manifest(manifest)
+    return summary
+
+
+def _over_budget(plan: Plan, builder: SummaryBuilder) -> bool:
+    if builder.records == 0:
+        return False
+    budget = plan.loaded.config.error_budget
+    if budget is None:
+        return builder.errors == builder.records
+    return builder.errors / builder.records > budget
+
+
+async def run_eval(opts: RunOptions) -> RunOutcome:
+    """Prepare, create or reopen the run directory, run, and write the summary."""
+    manifest: dict[str, Any]
+    if opts.resume:
+        run_dir = resolve_run(opts.resume, opts.home)
+        manifest = run_dir.read_manifest()
+        if manifest.get("status") == "finished":
+            raise UsageError(f"run {run_dir.id} already finished; nothing to resume")
+        saved = manifest.get("options") or {}
+        opts.config_path = manifest["config_path"]
+        for k in ("concurrency", "repeat", "limit", "sample", "seed", "shard"):
+            if getattr(opts, k) is None:
+                setattr(opts, k, saved.get(k))
+        opts.filters = opts.filters or saved.get("filters") or []
+        plan = await prepare(opts)
+        if plan.loaded.fingerprint != manifest.get("config_fingerprint"):
+            raise UsageError(f"{plan.loaded.path} changed since run {run_dir.id} started; start a new run")
+        if plan.dataset.fingerprint and plan.dataset.fingerprint != manifest["dataset"].get("fingerprint"):
+            raise UsageError(f"dataset {plan.dataset.source} changed since run {run_dir.id} started; start a new run")
+    else:
+        plan = await prepare(opts)
+        run_dir = RunDir(plan.home / "runs" / new_run_id())
+        manifest = {
+            "run_id": run_dir.id,
+            "eval": plan.loaded.config.name,
+            "description": plan.loaded.config.description,
+            "config_path": str(plan.loaded.path.resolve()),
+            "config_fingerprint": plan.loaded.fingerprint,
+            "config": config_json(plan.loaded),
+            "dataset": {"source": plan.dataset.source, "name": plan.dataset.name,
+                        "fingerprint": plan.dataset.fingerprint, "items": len(plan.dataset.items)},
+            "options": opts.to_manifest(),
+            "planned": {"items": len(plan.items), "repeat": plan.repeat, "records": plan.total},
+            "scorers": [s.name for s in plan.scorers],
+            "target": plan.loaded.config.target.kind,
+            "git": git_state(),
+            "evalrun_version": __version__,
+            "python": platform.python_version(),
+            "started_at": now_iso(),
+            "status": "running",
+        }
+        run_dir.write_manifest(manifest)
+
+    builder = SummaryBuilder([s.name for s in plan.scorers])
+    done: set[tuple[str, int]] = set()
+    planned = {(it.id, t) for it in plan.items for t in range(plan.repeat)} if opts.resume else None
+    for rec in run_dir.records():
+        if planned is not None and rec.key not in planned:
+            continue
+        done.add(rec.key)
+        builder.add(rec)
+    if opts.resume:
+        manifest["status"] = "running"
+        manifest.setdefault("resumed_at", []).append(now_iso())
+        run_dir.write_manifest(manifest)
+
+    progress = Progress(opts.progress, plan.loaded.config.name)
+    progress.start(plan.total, len(done))
+    progress.errors = builder.errors
+    engine = Engine(plan, run_dir, done, builder, progress)
+    try:
+        status = await engine.run()
+    finally:
+        progress.stop()
+        if plan.cache is not None:
+            plan.cache.close()
+    if status == "finished" and _over_budget(plan, builder):
+        status = "failed"
+    summary = write_summary(run_dir, plan, builder, status, manifest)
+    return RunOutcome(run_dir, summary, status)
+
+
+def dumps_summary(summary: dict[str, Any]) -> str:
+    return _json.json_pretty(summary)

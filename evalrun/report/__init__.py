@@ -1,0 +1,1 @@
+"""Reports of runs and comparisons: console, markdown, junit, html, json."""

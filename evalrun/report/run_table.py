@@ -1,0 +1,53 @@
+"""The console view of one run's summary: a table per scorer, errors, latency and usage."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def _fmt(x: Any, digits: int = 3) -> str:
+    return "–" if x is None else f"{x:.{digits}f}"
+
+
+def scorer_table(summary: dict[str, Any]) -> Table:
+    t = Table(title=f"{summary.get('eval')} · run {summary.get('run_id')} · {summary.get('status')}",
+              title_justify="left")
+    t.add_column("scorer")
+    t.add_column("n", justify="right")
+    t.add_column("mean", justify="right")
+    t.add_column("95% CI", justify="right")
+    t.add_column("pass rate", justify="right")
+    t.add_column("errors", justify="right")
+    for name, s in summary.get("scorers", {}).items():
+        lo, hi = (s.get("ci95") or [None, None])[:2]
+        t.add_row(name, str(s["n"]), _fmt(s.get("mean")), f"[{_fmt(lo)}, {_fmt(hi)}]",
+                  "–" if s.get("pass_rate") is None else f"{100 * s['pass_rate']:.1f}%",
+                  str(s.get("errors", 0)) if s.get("errors") else "")
+    return t
+
+
+def footer_lines(summary: dict[str, Any]) -> list[str]:
+    lines = []
+    n, planned = summary.get("records", 0), summary.get("planned")
+    lines.append(f"records: {n}" + (f"/{planned}" if planned and planned != n else "")
+                 + f" · items: {summary.get('items', 0)}")
+    if summary.get("errors"):
+        kinds = ", ".join(f"{k} ×{v}" for k, v in (summary.get("error_types") or {}).items())
+        lines.append(f"[red]target errors: {summary['errors']} ({100 * (summary.get('error_rate') or 0):.1f}%): {kinds}")
+    lat = summary.get("latency_ms")
+    if lat:
+        lines.append(f"latency: p50 {lat['p50']:.0f} ms · p95 {lat['p95']:.0f} ms")
+    usage = summary.get("usage") or {}
+    if usage:
+        lines.append("usage: " + " · ".join(f"{k} {v:g}" for k, v in usage.items()))
+    return lines
+
+
+def print_run_summary(summary: dict[str, Any], console: Console | None = None) -> None:
+    console = console or Console()
+    console.print(scorer_table(summary))
+    for line in footer_lines(summary):
+        console.print(line)

@@ -1,0 +1,1 @@
+"""Scorers: the protocol and the built-in types (one module each)."""

@@ -1,0 +1,92 @@
+"""Custom scorers written in Python: ``{type: python, function: module:function}``.
+
+The function receives any of ``output``, ``expected_output``, ``input``, ``metadata`` and
+``record`` that it names as parameters, may be async, and returns a Score, a bool, a
+number, or a mapping ``{value, passed, reason}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+import sys
+from typing import Any
+
+from evalrun.records import Record, Score
+from evalrun.scoring.base import Scorer, ScorerConfig
+
+PARAMS = ("output", "expected_output", "input", "metadata", "record")
+
+
+class PythonScorerConfig(ScorerConfig):
+    function: str
+
+
+def to_score(value: Any, threshold: float | None) -> Score:
+    if isinstance(value, Score):
+        return value
+    if isinstance(value, bool):
+        return Score(1.0 if value else 0.0, value)
+    if isinstance(value, int | float):
+        v = float(value)
+        return Score(v, v >= threshold if threshold is not None else None)
+    if isinstance(value, dict) and "value" in value:
+        v = value.get("value")
+        passed = value.get("passed")
+        if passed is None and threshold is not None and isinstance(v, int | float):
+            passed = v >= threshold
+        return Score(None if v is None else float(v), passed, value.get("reason"))
+    raise TypeError(f"scorer returned {type(value).__name__}; expected Score, bool, number or {{value, passed, reason}}")
+
+
+class PythonScorer(Scorer):
+    """Calls a user function per record."""
+
+    type = "python"
+    Config = PythonScorerConfig
+    batch_size = 512
+
+    async def setup(self) -> None:
+        spec = self.config.function
+        module_name, sep, attr = spec.partition(":")
+        if not sep or not attr:
+            raise self.ctx.error(f"function must look like 'module:function' (got {spec!r})", "function", "__value__")
+        base = str(self.ctx.base_dir)
+        if base not in sys.path:
+            sys.path.insert(0, base)
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as e:
+            raise self.ctx.error(f"scorer module '{module_name}' not importable: {type(e).__name__}: {e}",
+                                 "function", "__value__") from None
+        fn = getattr(module, attr, None)
+        if not callable(fn):
+            raise self.ctx.error(f"scorer function '{attr}' not found in '{module_name}'", "function", "__value__")
+        params = inspect.signature(fn).parameters
+        self.wants = [p for p in PARAMS if p in params]
+        if not self.wants:
+            raise self.ctx.error(f"scorer function '{attr}' must take some of: {', '.join(PARAMS)}",
+                                 "function", "__value__")
+        self.fn = fn
+        self.is_async = inspect.iscoroutinefunction(fn)
+
+    def _kwargs(self, r: Record) -> dict[str, Any]:
+        all_ = {"output": r.output, "expected_output": r.expected_output, "input": r.input,
+                "metadata": r.metadata, "record": r}
+        return {k: all_[k] for k in self.wants}
+
+    async def _one(self, r: Record) -> Score:
+        try:
+            if self.is_async:
+                value = await self.fn(**self._kwargs(r))
+            else:
+                value = self.fn(**self._kwargs(r))
+            return to_score(value, self.config.threshold)
+        except Exception as e:  # one record's scorer failure stays on that record
+            return Score.failed(f"{type(e).__name__}: {e}")
+
+    async def score_batch(self, records: list[Record]) -> list[Score]:
+        if self.is_async:
+            return list(await asyncio.gather(*(self._one(r) for r in records)))
+        return [await self._one(r) for r in records]
