@@ -154,7 +154,8 @@ def _exit(code: int) -> None:
 def main(argv: list[str] | None = None) -> None:
     argv = _fix_optional_resume(sys.argv[1:] if argv is None else argv)
     try:
-        app(args=argv, prog_name="evalrun", standalone_mode=False)
+        # without standalone mode click returns the code of a typer.Exit instead of exiting
+        rc = app(args=argv, prog_name="evalrun", standalone_mode=False)
     except UsageError as e:
         print(f"evalrun: error: {e}", file=sys.stderr)
         _exit(2)
@@ -179,4 +180,4 @@ def main(argv: list[str] | None = None) -> None:
         print(f"evalrun: internal error: {type(e).__name__}: {e} (rerun with --debug for the traceback)",
               file=sys.stderr)
         _exit(3)
-    _exit(0)
+    _exit(rc if isinstance(rc, int) else 0)

@@ -441,6 +441,7 @@ async def run_eval(opts: RunOptions) -> RunOutcome:
             "evalrun_version": __version__,
             "python": platform.python_version(),
             "started_at": now_iso(),
+            "started_ts": time.time(),
             "status": "running",
         }
         run_dir.write_manifest(manifest)

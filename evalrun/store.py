@@ -184,11 +184,20 @@ def resolve_run(ref: str, home: Path | None = None) -> RunDir:
 
 
 def list_runs(home: Path | None = None) -> list[RunDir]:
-    """Runs oldest first (run ids start with their UTC start time)."""
+    """Runs oldest first. Run ids start with their UTC start second; runs started within the
+    same second are ordered by the exact start time their manifests hold."""
     root = (home or default_home()) / "runs"
     if not root.is_dir():
         return []
-    return sorted((RunDir(p) for p in root.iterdir() if (p / MANIFEST).is_file()), key=lambda r: r.id)
+
+    def started(r: RunDir) -> tuple[str, float]:
+        try:
+            ts = float(r.read_manifest().get("started_ts") or 0.0)
+        except UsageError:
+            ts = 0.0
+        return (r.id[:15], ts)
+
+    return sorted((RunDir(p) for p in root.iterdir() if (p / MANIFEST).is_file()), key=started)
 
 
 def file_fingerprint(path: Path) -> str:

@@ -1,0 +1,131 @@
+"""Engine benchmarks: the whole `evalrun run` command, measured against the ideal.
+
+Cases (from the core runner issue):
+  async   1,000 items, async target sleeping 50 ms, concurrency 16, exact_match; ideal 3.1 s
+  sync    the same with time.sleep in a sync target (threads)
+  instant 100,000 items, a target that returns at once: items/s through the engine, peak RSS
+
+Peers measured on this machine for the async case (from the issue): promptfoo 0.123.1
+6.2 s (JS provider) / 10.0 s (Python provider); Inspect AI 0.3.285 about 15 s.
+
+Usage: python benchmarks/bench_engine.py [--runs 5] [--only async,sync,instant,help]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TARGETS = '''
+import asyncio, time
+
+async def async_sleep(x):
+    await asyncio.sleep(0.05)
+    return x
+
+def sync_sleep(x):
+    time.sleep(0.05)
+    return x
+
+async def instant(x):
+    return x
+'''
+
+
+def write_suite(root: Path, n: int, target: str, concurrency: int) -> Path:
+    (root / "bench_targets.py").write_text(TARGETS)
+    with open(root / "data.jsonl", "w") as f:
+        for i in range(n):
+            f.write(json.dumps({"id": f"item-{i}", "input": f"answer {i}", "expected_output": f"answer {i}"}) + "\n")
+    cfg = root / "eval.yaml"
+    cfg.write_text(f"name: bench\ndataset: data.jsonl\ntarget:\n  python: bench_targets:{target}\n"
+                   f"concurrency: {concurrency}\nscorers: [exact_match]\n")
+    return cfg
+
+
+def timed(cmd: list[str], cwd: Path) -> tuple[float, float]:
+    """Wall seconds and the peak RSS (MB) of the child."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wall = time.perf_counter() - t0
+    if r.returncode != 0:
+        sys.exit(f"command failed ({r.returncode}): {' '.join(cmd)}\n{r.stderr[-2000:]}")
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return wall, max(peak, before) / 1024
+
+
+def bench_run(name: str, n: int, target: str, concurrency: int, runs: int, ideal: float | None,
+              goal: str) -> None:
+    with tempfile.TemporaryDirectory() as d:
+        root = Path(d)
+        cfg = write_suite(root, n, target, concurrency)
+        walls = []
+        for _ in range(runs):
+            wall, _ = timed([sys.executable, "-m", "evalrun", "run", str(cfg), "--quiet",
+                             "--output-dir", str(root / ".evalrun")], root)
+            walls.append(wall)
+        # peak memory: one more run under /usr/bin/time when present (RUSAGE_CHILDREN keeps the max of all)
+        peak = measure_rss([sys.executable, "-m", "evalrun", "run", str(cfg), "--quiet",
+                            "--output-dir", str(root / ".evalrun")], root)
+        med = statistics.median(walls)
+        line = f"{name:8} n={n:<7} median {med:6.2f} s  (runs: {', '.join(f'{w:.2f}' for w in walls)})"
+        if ideal:
+            line += f"  ideal {ideal:.2f} s  ratio {med / ideal:.3f}x"
+        line += f"  throughput {n / med:,.0f} items/s  peak RSS {peak:.0f} MB  goal: {goal}"
+        print(line, flush=True)
+
+
+def measure_rss(cmd: list[str], cwd: Path) -> float:
+    if os.path.exists("/usr/bin/time"):
+        r = subprocess.run(["/usr/bin/time", "-v", *cmd], cwd=cwd, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, text=True)
+        for line in r.stderr.splitlines():
+            if "Maximum resident set size" in line:
+                return int(line.split(":")[1]) / 1024
+    return timed(cmd, cwd)[1]
+
+
+def bench_help(runs: int) -> None:
+    walls = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "evalrun", "--help"], stdout=subprocess.DEVNULL, check=True)
+        walls.append(time.perf_counter() - t0)
+    print(f"help     median {statistics.median(walls):6.3f} s  goal: < 0.3 s", flush=True)
+    probe = ("import sys, runpy; sys.argv=['evalrun','--help']\n"
+             "try:\n runpy.run_module('evalrun', run_name='__main__')\nexcept SystemExit: pass\n"
+             "heavy=[m for m in ('torch','sentence_transformers','langfuse','openai') if m in sys.modules]\n"
+             "print('heavy modules imported by --help:', heavy or 'none', file=sys.stderr)")
+    subprocess.run([sys.executable, "-c", probe], stdout=subprocess.DEVNULL)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--only", default="help,async,sync,instant")
+    a = ap.parse_args()
+    only = set(a.only.split(","))
+    ideal = math.ceil(1000 / 16) * 0.05
+    if "help" in only:
+        bench_help(a.runs)
+    if "async" in only:
+        bench_run("async", 1000, "async_sleep", 16, a.runs, ideal, f"<= 1.15x ideal ({1.15 * ideal:.2f} s)")
+    if "sync" in only:
+        bench_run("sync", 1000, "sync_sleep", 16, a.runs, ideal, f"<= 1.2x ideal ({1.2 * ideal:.2f} s)")
+    if "instant" in only:
+        bench_run("instant", 100_000, "instant", 16, max(1, a.runs // 2), None,
+                  ">= 10,000 items/s, peak RSS < 300 MB (promptfoo: 985 MB for 10,000)")
+
+
+if __name__ == "__main__":
+    main()
