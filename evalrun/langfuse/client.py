@@ -1,0 +1,202 @@
+"""The connection to Langfuse: keys from the environment only, the SDK's generated REST client
+for the JSON API, plain httpx for OTLP, and one retry policy for both.
+
+The SDK's own background queues log and drop what they cannot deliver; here every call is made
+in the caller's thread and either returns what Langfuse answered, raises :class:`Refused`
+(Langfuse said no: retrying the same request will not help), or raises :class:`Unreachable`
+(down, slow, 429/5xx past the retry budget: try again later).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from evalrun.errors import UsageError
+
+ENV_PUBLIC_KEY = "LANGFUSE_PUBLIC_KEY"
+ENV_SECRET_KEY = "LANGFUSE_SECRET_KEY"
+ENV_BASE_URL = "LANGFUSE_BASE_URL"
+DEFAULT_BASE_URL = "https://cloud.langfuse.com"
+#: the longest Retry-After we honour; a server asking for more is treated as unavailable
+MAX_RETRY_AFTER = 120.0
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Credentials:
+    base_url: str
+    public_key: str
+    secret_key: str = field(repr=False)
+
+
+def credentials() -> Credentials:
+    """Keys and URL from the environment; they are never read from or written to a file."""
+    pk = os.environ.get(ENV_PUBLIC_KEY, "").strip()
+    sk = os.environ.get(ENV_SECRET_KEY, "").strip()
+    missing = [n for n, v in ((ENV_PUBLIC_KEY, pk), (ENV_SECRET_KEY, sk)) if not v]
+    if missing:
+        raise UsageError(f"Langfuse needs {' and '.join(missing)} in the environment "
+                         f"(and {ENV_BASE_URL} unless you use {DEFAULT_BASE_URL})")
+    base = (os.environ.get(ENV_BASE_URL) or os.environ.get("LANGFUSE_HOST") or DEFAULT_BASE_URL).strip().rstrip("/")
+    if not base.startswith(("http://", "https://")):
+        raise UsageError(f"{ENV_BASE_URL} must start with http:// or https:// (got {base!r})")
+    return Credentials(base, pk, sk)
+
+
+class Unreachable(Exception):
+    """Langfuse did not take the request in time (down, slow, rate-limited, 5xx); try later."""
+
+
+class Refused(Exception):
+    """Langfuse answered with a client error: the same request would be refused again."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"HTTP {status}: {message}")
+        self.status = status
+        self.message = message
+
+
+def retry_after_seconds(headers: Any) -> float | None:
+    """Seconds to wait from ``Retry-After`` (seconds or an HTTP date), or None."""
+    if not headers:
+        return None
+    value = None
+    for k, v in dict(headers).items():
+        if k.lower() == "retry-after":
+            value = str(v).strip()
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _body_message(body: Any) -> str:
+    if isinstance(body, dict):
+        for k in ("message", "error", "detail"):
+            if body.get(k):
+                return str(body[k])[:500]
+    return str(body)[:500]
+
+
+class Client:
+    """One Langfuse project. ``budget`` bounds the wall time of everything this client does."""
+
+    def __init__(self, creds: Credentials, *, budget: float | None = None, request_timeout: float = 20.0,
+                 attempts: int = 5, connect_attempts: int | None = None, backoff: float = 0.5,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        import httpx
+        from langfuse._version import __version__ as sdk_version
+        from langfuse.api import LangfuseAPI
+
+        self.creds = creds
+        self.deadline = time.monotonic() + budget if budget is not None else None
+        self.request_timeout = request_timeout
+        self.attempts = attempts
+        self.connect_attempts = connect_attempts or attempts
+        self.backoff = backoff
+        self._sleep = sleep
+        self.waited = 0.0  # seconds spent honouring Retry-After and backing off, for reports
+        self.http = httpx.Client(timeout=request_timeout)
+        self.api = LangfuseAPI(base_url=creds.base_url, username=creds.public_key, password=creds.secret_key,
+                               x_langfuse_sdk_name="python", x_langfuse_sdk_version=sdk_version,
+                               x_langfuse_public_key=creds.public_key, httpx_client=self.http,
+                               timeout=request_timeout)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def remaining(self) -> float | None:
+        return None if self.deadline is None else self.deadline - time.monotonic()
+
+    def call(self, what: str, fn: Callable[[dict[str, Any]], T]) -> T:
+        """``fn(request_options)`` with retries on 429 (after Retry-After), 5xx and transport errors."""
+        import httpx
+        from langfuse.api.core.api_error import ApiError
+
+        attempt = 0
+        connect_failures = 0
+        while True:
+            attempt += 1
+            left = self.remaining()
+            if left is not None and left <= 0:
+                raise Unreachable(f"{what}: time budget spent")
+            timeout = self.request_timeout if left is None else max(0.5, min(self.request_timeout, left))
+            wait: float | None = None
+            try:
+                return fn({"max_retries": 0, "timeout_in_seconds": timeout})
+            except ApiError as e:
+                status = e.status_code or 0
+                if status in (401, 403):
+                    raise UsageError(f"Langfuse at {self.creds.base_url} refused the keys (HTTP {status}); "
+                                     f"check {ENV_PUBLIC_KEY} and {ENV_SECRET_KEY}") from None
+                if status and status != 429 and status < 500:
+                    raise Refused(status, _body_message(e.body)) from None
+                wait = retry_after_seconds(e.headers)
+                if wait is not None and wait > MAX_RETRY_AFTER:
+                    raise Unreachable(f"{what}: HTTP {status}, Retry-After {wait:g}s") from None
+                problem = f"HTTP {status}"
+            except httpx.TimeoutException:
+                problem = f"no answer within {timeout:g}s"
+            except httpx.TransportError as e:
+                connect_failures += isinstance(e, httpx.ConnectError)
+                problem = f"cannot connect to {self.creds.base_url} ({type(e).__name__})"
+                if connect_failures >= self.connect_attempts:
+                    raise Unreachable(f"{what}: {problem}") from None
+            if attempt >= self.attempts:
+                raise Unreachable(f"{what}: {problem} (gave up after {attempt} attempts)")
+            if wait is None:
+                cap = self.backoff * 2 ** (attempt - 1)
+                wait = random.uniform(cap / 2, cap)
+            left = self.remaining()
+            if left is not None and wait >= left:
+                raise Unreachable(f"{what}: {problem}; retrying after {wait:.1f}s would pass the time budget")
+            self.waited += wait
+            self._sleep(wait)
+
+    def post_otlp(self, body: bytes, options: dict[str, Any]) -> tuple[int, str]:
+        """POST an ExportTraceServiceRequest; returns (rejected spans, message) from the OTLP answer."""
+        import gzip
+
+        from langfuse.api.core.api_error import ApiError
+
+        resp = self.http.post(
+            self.creds.base_url + "/api/public/otel/v1/traces", content=gzip.compress(body, 5),
+            auth=(self.creds.public_key, self.creds.secret_key),
+            headers={"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip",
+                     "x_langfuse_public_key": self.creds.public_key},
+            timeout=options.get("timeout_in_seconds") or self.request_timeout)
+        if resp.status_code >= 300:
+            try:
+                err_body: Any = resp.json()
+            except ValueError:
+                err_body = resp.text
+            raise ApiError(status_code=resp.status_code, headers=dict(resp.headers), body=err_body)
+        if not resp.content or not resp.headers.get("content-type", "").startswith("application/x-protobuf"):
+            return 0, ""
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
+        answer = ExportTraceServiceResponse()
+        answer.ParseFromString(resp.content)
+        if answer.HasField("partial_success"):
+            return answer.partial_success.rejected_spans, answer.partial_success.error_message
+        return 0, ""

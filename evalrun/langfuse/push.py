@@ -1,0 +1,509 @@
+"""Send a finished (or interrupted) run to Langfuse as an experiment run, and remember in the run
+directory what Langfuse has accepted.
+
+What goes out, per record: one trace of two spans shaped as the SDK's experiment runner shapes
+them (``experiment-item-run`` with an ``experiment-item-task`` child carrying the experiment
+attributes Langfuse's OTel ingestion reads: experiment id and name, dataset and item id,
+expected output, metadata), timed by the record's own start and latency, level ERROR when the
+target failed; then the record's scores attached to the task observation. Per run: aggregate
+scores attached to the experiment (``datasetRunId``).
+
+Every id is derived from the run id (trace and span ids, score ids, the experiment id as Langfuse
+derives it), so sending again upserts and never duplicates. ``push_state.json`` in the run
+directory lists what Langfuse acknowledged; a later ``evalrun push`` sends only the rest. Score
+batches answered 207 (partly rejected) are split and resent until each rejected score is known
+by id; those stay in the state with Langfuse's message, and the push is not called complete.
+Keys are never written: the state holds the base URL and ids only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from evalrun import __version__
+from evalrun.errors import UsageError
+from evalrun.langfuse.client import Client, Credentials, Refused, Unreachable, credentials
+from evalrun.records import Record, Score
+from evalrun.store import RunDir, write_json_atomic
+
+STATE_FILE = "push_state.json"
+STATE_VERSION = 1
+#: records per OTLP request (two spans each) and a byte cap, well under Langfuse's body limits
+TRACE_BATCH = 250
+TRACE_BATCH_BYTES = 3_000_000
+#: scores per request; the SDK's score endpoint limit is 1 MB per body
+SCORE_BATCH = 100
+SCORE_BATCH_BYTES = 900_000
+#: how long comments and messages may get before they are cut
+MAX_TEXT = 4000
+
+
+def _hex(*parts: Any, n: int) -> str:
+    return hashlib.sha256(json.dumps(parts, separators=(",", ":"), default=str).encode()).hexdigest()[:n]
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _parse_iso(s: str | None) -> float | None:
+    if not s:
+        return None
+    try:
+        return datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+# -- the state file -----------------------------------------------------------------------------
+
+@dataclass
+class PushState:
+    context: dict[str, Any] | None = None
+    traces_sent: set[str] = field(default_factory=set)
+    scores_sent: set[str] = field(default_factory=set)
+    rejected: dict[str, str] = field(default_factory=dict)  # trace or score id -> Langfuse's message
+    status: str = "pending"
+    last_error: str | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, run_dir: RunDir) -> PushState:
+        p = run_dir.path / STATE_FILE
+        if not p.is_file():
+            return cls()
+        try:
+            d = json.loads(p.read_text(encoding="utf-8"))
+        except ValueError:
+            # a state we cannot read only costs a resend: ids are deterministic, so nothing duplicates
+            return cls()
+        return cls(context=d.get("context"), traces_sent=set(d.get("traces_sent") or []),
+                   scores_sent=set(d.get("scores_sent") or []), rejected=dict(d.get("rejected") or {}),
+                   status=d.get("status", "pending"), last_error=d.get("last_error"),
+                   history=list(d.get("history") or []))
+
+    def save(self, run_dir: RunDir) -> None:
+        write_json_atomic(run_dir.path / STATE_FILE, {
+            "version": STATE_VERSION, "status": self.status, "last_error": self.last_error,
+            "context": self.context, "traces_sent": sorted(self.traces_sent),
+            "scores_sent": sorted(self.scores_sent), "rejected": self.rejected, "history": self.history[-20:],
+        })
+
+
+@dataclass
+class PushResult:
+    status: str  # complete | pending | rejected
+    run_name: str | None
+    experiment_id: str | None
+    traces: tuple[int, int]  # (acknowledged, planned)
+    scores: tuple[int, int]
+    rejected: dict[str, str]
+    error: str | None
+    waited: float = 0.0
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.status == "complete" else 3
+
+    def line(self, run_id: str) -> str:
+        t, s = self.traces, self.scores
+        what = f"{t[0]}/{t[1]} traces, {s[0]}/{s[1]} scores"
+        if self.status == "complete":
+            return f"langfuse: pushed {what} as experiment run '{self.run_name}'"
+        if self.status == "rejected":
+            first = next(iter(self.rejected.values()), "")
+            return (f"langfuse: Langfuse rejected {len(self.rejected)} of them ({first}); {what} accepted; "
+                    f"fix and resend with  evalrun push {run_id}")
+        return f"langfuse: push pending ({self.error}); {what} delivered; send the rest with  evalrun push {run_id}"
+
+
+# -- what a record becomes --------------------------------------------------------------------
+
+def score_entries(name: str, score: Score) -> list[tuple[str, float | str, str]]:
+    """(score name, value, Langfuse data type) for one evalrun Score.
+
+    A 1/0 value that agrees with ``passed`` is a BOOLEAN; any other value is NUMERIC with the
+    verdict beside it as ``<name>.passed``; a string ``extra["label"]`` is CATEGORICAL. A scorer
+    error is no score (it is in the trace's metadata).
+    """
+    if score.error is not None:
+        return []
+    out: list[tuple[str, float | str, str]] = []
+    v, passed = score.value, score.passed
+    if v is not None and isinstance(v, int | float) and math.isfinite(float(v)):
+        if passed is not None and float(v) in (0.0, 1.0) and bool(v) == bool(passed):
+            out.append((name, float(v), "BOOLEAN"))
+        else:
+            out.append((name, float(v), "NUMERIC"))
+            if passed is not None:
+                out.append((f"{name}.passed", 1.0 if passed else 0.0, "BOOLEAN"))
+    elif passed is not None:
+        out.append((name, 1.0 if passed else 0.0, "BOOLEAN"))
+    label = (score.extra or {}).get("label")
+    if isinstance(label, str) and label.strip():
+        out.append((f"{name}.label", label.strip()[:500], "CATEGORICAL"))
+    return out
+
+
+@dataclass
+class Context:
+    """Everything about the experiment run that ids and attributes depend on; frozen in the state."""
+
+    run_id: str
+    run_name: str
+    description: str | None
+    metadata: dict[str, str]
+    experiment_id: str
+    dataset_name: str | None
+    dataset_id: str | None
+    dataset_version: str | None
+    base_url: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def trace_id_for(run_id: str, rec: Record) -> str:
+    from langfuse import Langfuse
+
+    return Langfuse.create_trace_id(seed=f"evalrun:{run_id}:{rec.item_id}:{rec.trial}")
+
+
+def _record_spans(ctx: Context, rec: Record, trace_id: str, fallback_start: float, resource: Any,
+                  scope: Any) -> list[Any]:
+    from langfuse._client.attributes import LangfuseOtelSpanAttributes as A
+    from langfuse._client.attributes import _serialize, create_span_attributes
+    from langfuse._client.constants import LANGFUSE_SDK_EXPERIMENT_ENVIRONMENT
+    from opentelemetry.sdk.trace import ReadableSpan
+    from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+
+    run_span = _hex(trace_id, "experiment-item-run", n=16)
+    task_span = _hex(trace_id, "experiment-item-task", n=16)
+    start = rec.started_at or fallback_start
+    end = start + (rec.latency_ms or 0.0) / 1000.0
+    item_meta = rec.metadata if isinstance(rec.metadata, dict) else {}
+    run_meta: dict[str, Any] = {"experiment_name": ctx.metadata.get("eval", ctx.run_name),
+                                "experiment_run_name": ctx.run_name}
+    if ctx.dataset_id:
+        run_meta.update(dataset_id=ctx.dataset_id, dataset_item_id=rec.item_id)
+    extra: dict[str, Any] = {"evalrun_trial": rec.trial, "evalrun_attempts": rec.attempts,
+                             "latency_ms": rec.latency_ms}
+    if rec.usage:
+        extra["usage"] = rec.usage
+    scorer_errors = {n: s.error for n, s in rec.scores.items() if s.error is not None}
+    if scorer_errors:
+        extra["scorer_errors"] = scorer_errors
+    # run keys first and last, as the SDK does: the attribute limit trims user keys first, and
+    # run keys win over user keys of the same name
+    observation_meta = {**run_meta, **item_meta, **ctx.metadata, **extra, **run_meta}
+    if rec.error:
+        message = f"{rec.error.get('type', 'Error')}: {rec.error.get('message', '')}"[:MAX_TEXT]
+        output: Any = f"Error: {message}"
+        level, status = "ERROR", Status(StatusCode.ERROR, message)
+    else:
+        output, level, status, message = rec.output, None, Status(StatusCode.UNSET), None
+    experiment_attrs = {k: v for k, v in {
+        A.ENVIRONMENT: LANGFUSE_SDK_EXPERIMENT_ENVIRONMENT,
+        A.EXPERIMENT_DESCRIPTION: ctx.description,
+        A.EXPERIMENT_ITEM_EXPECTED_OUTPUT: _serialize(rec.expected_output),
+        A.EXPERIMENT_ITEM_VERSION: ctx.dataset_version if ctx.dataset_id else None,
+        A.EXPERIMENT_ID: ctx.experiment_id,
+        A.EXPERIMENT_NAME: ctx.run_name,
+        A.EXPERIMENT_METADATA: _serialize(ctx.metadata),
+        A.EXPERIMENT_DATASET_ID: ctx.dataset_id,
+        A.EXPERIMENT_ITEM_ID: rec.item_id,
+        A.EXPERIMENT_ITEM_METADATA: _serialize(item_meta) if item_meta else None,
+        A.EXPERIMENT_ITEM_ROOT_OBSERVATION_ID: task_span,
+    }.items() if v is not None}
+    observation = create_span_attributes(input=rec.input, output=output, metadata=observation_meta, level=level,
+                                         status_message=message, observation_type="span")
+    tid = int(trace_id, 16)
+    run_ctx = SpanContext(tid, int(run_span, 16), is_remote=False, trace_flags=TraceFlags(TraceFlags.SAMPLED))
+    task_ctx = SpanContext(tid, int(task_span, 16), is_remote=False, trace_flags=TraceFlags(TraceFlags.SAMPLED))
+    start_ns, end_ns = int(start * 1e9), int(end * 1e9)
+    return [
+        ReadableSpan(name="experiment-item-task", context=task_ctx, parent=run_ctx, resource=resource,
+                     attributes={**experiment_attrs, **observation}, kind=SpanKind.INTERNAL, status=status,
+                     start_time=start_ns, end_time=end_ns, instrumentation_scope=scope),
+        ReadableSpan(name="experiment-item-run", context=run_ctx, parent=None, resource=resource,
+                     attributes={A.IS_APP_ROOT: True, **experiment_attrs, **observation}, kind=SpanKind.INTERNAL,
+                     status=status, start_time=start_ns, end_time=end_ns, instrumentation_scope=scope),
+    ]
+
+
+def _item_scores(ctx: Context, rec: Record, trace_id: str, fallback_start: float) -> list[dict[str, Any]]:
+    task_span = _hex(trace_id, "experiment-item-task", n=16)
+    when = _iso((rec.started_at or fallback_start) + (rec.latency_ms or 0.0) / 1000.0)
+    out = []
+    for scorer, score in rec.scores.items():
+        for name, value, dtype in score_entries(scorer, score):
+            body: dict[str, Any] = {"id": _hex(trace_id, "score", name, n=32), "traceId": trace_id,
+                                    "observationId": task_span, "name": name, "value": value,
+                                    "dataType": dtype, "timestamp": when}
+            if score.reason:
+                body["comment"] = str(score.reason)[:MAX_TEXT]
+            out.append(body)
+    return out
+
+
+def _run_scores(ctx: Context, summary: dict[str, Any] | None) -> list[dict[str, Any]]:
+    if not summary:
+        return []
+    entries: list[tuple[str, float | str, str, str | None]] = []
+    for name, s in (summary.get("scorers") or {}).items():
+        if s.get("mean") is not None:
+            ci = s.get("ci95") or [None, None]
+            entries.append((f"{name}.mean", float(s["mean"]), "NUMERIC", f"n={s.get('n')}, ci95={ci}"))
+        if s.get("pass_rate") is not None:
+            entries.append((f"{name}.pass_rate", float(s["pass_rate"]), "NUMERIC",
+                            f"passed {s.get('passed')}, failed {s.get('failed')}"))
+    if summary.get("error_rate") is not None:
+        entries.append(("error_rate", float(summary["error_rate"]), "NUMERIC",
+                        f"{summary.get('errors')} of {summary.get('records')} records"))
+    if summary.get("status"):
+        entries.append(("run_status", str(summary["status"]), "CATEGORICAL", None))
+    verdict = summary.get("verdict")
+    if isinstance(verdict, dict):
+        verdict = verdict.get("status") or verdict.get("verdict")
+    if isinstance(verdict, str) and verdict:
+        entries.append(("gate_verdict", verdict, "CATEGORICAL", None))
+    when = _iso(_parse_iso(summary.get("finished_at")) or datetime.now(UTC).timestamp())
+    out = []
+    for name, value, dtype, comment in entries:
+        body: dict[str, Any] = {"id": _hex(ctx.experiment_id, "run-score", name, n=32),
+                                "datasetRunId": ctx.experiment_id, "name": name, "value": value,
+                                "dataType": dtype, "timestamp": when}
+        if comment:
+            body["comment"] = comment
+        out.append(body)
+    return out
+
+
+# -- resolving the experiment ---------------------------------------------------------------------
+
+def _settings(manifest: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    raw = (manifest.get("config") or {}).get("langfuse") or {}
+    s = {k: v for k, v in raw.items() if isinstance(v, str) and "${" not in v}
+    s.update({k: v for k, v in overrides.items() if v is not None})
+    return s
+
+
+def resolve_context(client: Client, run_dir: RunDir, manifest: dict[str, Any],
+                    overrides: dict[str, Any]) -> Context:
+    from langfuse._client.attributes import _serialize
+
+    from evalrun.langfuse.datasets import SCHEME, get_dataset, parse_dataset_ref
+
+    s = _settings(manifest, overrides)
+    run_id = run_dir.id
+    eval_name = str(manifest.get("eval") or "eval")
+    run_name = s.get("run_name") or f"{eval_name}-{run_id}"
+    source = str((manifest.get("dataset") or {}).get("source") or "")
+    dataset_name = s.get("dataset_name")
+    version = None
+    if dataset_name is None and source.startswith(SCHEME):
+        dataset_name, v = parse_dataset_ref(source)
+        version = v.isoformat(timespec="milliseconds").replace("+00:00", "Z") if v else None
+    dataset_id = None
+    if dataset_name:
+        ds = get_dataset(client, dataset_name)
+        if ds is None:
+            raise UsageError(f"Langfuse has no dataset {dataset_name!r} to link run {run_id} to; "
+                             f"create it with  evalrun datasets push <file> --name {dataset_name}")
+        dataset_id = ds.id
+    git = manifest.get("git") or {}
+    metadata = {k: str(v) for k, v in {
+        "eval": eval_name, "evalrun_run_id": run_id, "evalrun_version": manifest.get("evalrun_version") or __version__,
+        "git_commit": git.get("commit"), "git_branch": git.get("branch"),
+        "git_dirty": git.get("dirty") if git else None,
+        "config_fingerprint": manifest.get("config_fingerprint"),
+        "dataset_source": source or None, "dataset_fingerprint": (manifest.get("dataset") or {}).get("fingerprint"),
+    }.items() if v is not None}
+    if dataset_id:
+        # the id Langfuse itself derives for (project, dataset, run name), so the server and the SDK agree
+        projects = client.call("get project", lambda o: client.api.projects.get(request_options=o))
+        if not projects.data:
+            raise UsageError("the Langfuse keys belong to no project (use project-scoped API keys)")
+        project_id = projects.data[0].id
+        payload = json.dumps(["langfuse-experiment-v1", project_id, dataset_id, run_name],
+                             separators=(",", ":"), ensure_ascii=False)
+        experiment_id = hashlib.sha256(payload.encode()).hexdigest()[:16]
+    else:
+        experiment_id = _hex("evalrun-experiment", run_id, run_name, n=16)
+    _serialize(metadata)  # fails here, not mid-push, if metadata cannot be encoded
+    return Context(run_id=run_id, run_name=run_name, description=s.get("description") or manifest.get("description"),
+                   metadata=metadata, experiment_id=experiment_id, dataset_name=dataset_name,
+                   dataset_id=dataset_id, dataset_version=version, base_url=client.creds.base_url)
+
+
+# -- sending ----------------------------------------------------------------------------------------
+
+def _batches(units: list[tuple[str, Any, int]], count: int, max_bytes: int) -> Iterator[list[tuple[str, Any, int]]]:
+    batch: list[tuple[str, Any, int]] = []
+    size = 0
+    for u in units:
+        if batch and (len(batch) >= count or size + u[2] > max_bytes):
+            yield batch
+            batch, size = [], 0
+        batch.append(u)
+        size += u[2]
+    if batch:
+        yield batch
+
+
+class _Pusher:
+    def __init__(self, client: Client, run_dir: RunDir, state: PushState) -> None:
+        self.client = client
+        self.run_dir = run_dir
+        self.state = state
+
+    def send_traces(self, units: list[tuple[str, list[Any], int]]) -> None:
+        from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+        for batch in _batches(units, TRACE_BATCH, TRACE_BATCH_BYTES):
+            self._send_span_batch(batch, encode_spans)
+
+    def _send_span_batch(self, batch: list[tuple[str, list[Any], int]], encode: Any) -> None:
+        body = encode([s for _tid, spans, _n in batch for s in spans]).SerializeToString()
+        try:
+            rejected, message = self.client.call(
+                f"send {len(batch)} traces", lambda o: self.client.post_otlp(body, o))
+        except Refused as e:
+            rejected, message = len(batch) * 2, e.message
+        if rejected and len(batch) > 1:
+            half = len(batch) // 2
+            self._send_span_batch(batch[:half], encode)
+            self._send_span_batch(batch[half:], encode)
+            return
+        for tid, _spans, _n in batch:
+            if rejected:
+                self.state.rejected[tid] = f"trace refused: {message}"[:MAX_TEXT]
+            else:
+                self.state.traces_sent.add(tid)
+                self.state.rejected.pop(tid, None)
+        self.state.save(self.run_dir)
+
+    def send_scores(self, scores: list[dict[str, Any]]) -> None:
+        units = [(s["id"], s, len(json.dumps(s, default=str)) + 1) for s in scores]
+        for batch in _batches(units, SCORE_BATCH, SCORE_BATCH_BYTES):
+            self._send_score_batch([b[1] for b in batch])
+
+    def _send_score_batch(self, batch: list[dict[str, Any]]) -> None:
+        message = ""
+        try:
+            resp = self.client.call(f"send {len(batch)} scores",
+                                    lambda o: self.client.api.scores.with_raw_response.create(request=batch,
+                                                                                              request_options=o))
+            data = resp.data
+            # a 207 parses as CreateScoreBatchResults (accepted/rejected/errors), a 202 has none of these
+            rejected = int(getattr(data, "rejected", 0) or 0)
+            if rejected:
+                message = "; ".join(str(getattr(e, "message", e)) for e in (getattr(data, "errors", None) or []))
+        except Refused as e:
+            rejected, message = len(batch), e.message
+        if rejected and len(batch) > 1:
+            # Langfuse says how many were rejected, not which: split and resend (ids make resends
+            # upserts) until each rejected score stands alone
+            half = len(batch) // 2
+            self._send_score_batch(batch[:half])
+            self._send_score_batch(batch[half:])
+            return
+        for s in batch:
+            if rejected:
+                self.state.rejected[s["id"]] = f"score {s['name']!r} refused: {message}"[:MAX_TEXT]
+            else:
+                self.state.scores_sent.add(s["id"])
+                self.state.rejected.pop(s["id"], None)
+        self.state.save(self.run_dir)
+
+
+def push_run(run_dir: RunDir, *, overrides: dict[str, Any] | None = None, budget: float | None = None,
+             connect_attempts: int | None = None, creds: Credentials | None = None) -> PushResult:
+    """Send what Langfuse has not acknowledged yet. Raises UsageError for missing keys or a
+    dataset Langfuse does not have; Langfuse being down or slow is a 'pending' result."""
+    from datetime import datetime as _dt
+
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+    creds = creds or credentials()
+    manifest = run_dir.read_manifest()
+    summary = run_dir.read_summary()
+    state = PushState.load(run_dir)
+    if state.context and state.context.get("base_url") != creds.base_url:
+        state = PushState()  # another Langfuse: what the old one acknowledged says nothing here
+    records = sorted(run_dir.records(), key=lambda r: (r.trial, r.item_id))
+    fallback_start = _parse_iso(manifest.get("started_at")) or _dt.now(UTC).timestamp()
+    client = Client(creds, budget=budget, connect_attempts=connect_attempts)
+    ctx: Context | None = None
+    error: str | None = None
+    n_traces = len(records)
+    planned_scores: list[dict[str, Any]] = []
+    try:
+        try:
+            if state.context:
+                ctx = Context(**state.context)
+            else:
+                ctx = resolve_context(client, run_dir, manifest, overrides or {})
+                state.context = ctx.to_dict()
+                state.save(run_dir)
+            from langfuse._version import __version__ as sdk_version
+
+            resource = Resource.create({"service.name": "evalrun", "service.version": __version__})
+            scope = InstrumentationScope("langfuse-sdk", sdk_version, None, {"public_key": creds.public_key})
+            pusher = _Pusher(client, run_dir, state)
+            units = []
+            for rec in records:
+                tid = trace_id_for(ctx.run_id, rec)
+                planned_scores.extend(_item_scores(ctx, rec, tid, fallback_start))
+                if tid not in state.traces_sent:
+                    spans = _record_spans(ctx, rec, tid, fallback_start, resource, scope)
+                    size = sum(len(str(v)) for s in spans for v in (s.attributes or {}).values()) + 200
+                    units.append((tid, spans, size))
+            planned_scores.extend(_run_scores(ctx, summary))
+            pusher.send_traces(units)
+            pusher.send_scores([s for s in planned_scores if s["id"] not in state.scores_sent])
+        except Unreachable as e:
+            error = str(e)
+        except Refused as e:
+            error = f"Langfuse refused: {e}"
+    finally:
+        client.close()
+        planned_ids = {s["id"] for s in planned_scores}
+        traces_ok = len(state.traces_sent)
+        scores_ok = len(state.scores_sent & planned_ids) if planned_scores else len(state.scores_sent)
+        if error is None and not state.rejected and ctx is not None:
+            status = "complete"
+        elif error is None and state.rejected:
+            status = "rejected"
+        else:
+            status = "pending"
+        state.status, state.last_error = status, error
+        state.history.append({"at": _iso(_dt.now(UTC).timestamp()), "status": status, "error": error,
+                              "traces": traces_ok, "scores": scores_ok})
+        state.save(run_dir)
+    return PushResult(status=status, run_name=ctx.run_name if ctx else None,
+                      experiment_id=ctx.experiment_id if ctx else None,
+                      traces=(traces_ok, n_traces), scores=(scores_ok, len(planned_scores) or scores_ok),
+                      rejected=dict(state.rejected), error=error, waited=client.waited)
+
+
+def push_after_run(run_dir: RunDir, overrides: dict[str, Any] | None = None, budget: float = 30.0) -> str:
+    """The push at the end of ``evalrun run``: never raises, never changes the run's exit code,
+    gives up quickly when Langfuse cannot be reached (the state keeps what is left)."""
+    try:
+        result = push_run(run_dir, overrides=overrides, budget=budget, connect_attempts=2)
+    except UsageError as e:
+        state = PushState.load(run_dir)
+        state.status, state.last_error = "pending", str(e)
+        state.save(run_dir)
+        return f"langfuse: not pushed: {e}; send later with  evalrun push {run_dir.id}"
+    except Exception as e:  # the run is saved; a push bug must not turn it into a failure
+        return f"langfuse: not pushed ({type(e).__name__}: {e}); send later with  evalrun push {run_dir.id}"
+    return result.line(run_dir.id)

@@ -1,0 +1,783 @@
+"""A Langfuse-compatible HTTP server on 127.0.0.1 for tests, built from Langfuse's own OpenAPI
+spec (``../shared/contracts/langfuse-openapi.yml``).
+
+Every request is matched to a spec operation; its query parameters and JSON body are validated
+against the spec's schemas, and every JSON answer is validated against the spec's response
+schema before it is sent, so a test fails when either side drifts from the wire format
+(``server.errors`` collects the problems). OTLP protobuf arriving at
+``/api/public/otel/v1/traces`` is decoded into plain span dicts (``server.spans``) so tests can
+check every span and attribute; experiments and experiment items are derived from those spans
+the way Langfuse derives them from the experiment attributes.
+
+Failure modes for tests: ``fail(prefix, status, times, retry_after)`` answers the next
+requests with an error (429 with Retry-After, 5xx), ``reject_scores(fn)`` answers score batches
+with 207 and drops the scores ``fn`` rejects, ``down()``/``up()`` close and reopen the port,
+``delay`` slows every answer.
+
+Where the SDK (v5) and the spec disagree the server follows what Langfuse answers to the SDK:
+``POST /api/public/scores`` also takes a list of CreateScoreRequest and answers 202
+``{"message": "Accepted"}`` or 207 ``{"accepted", "rejected", "errors"}``.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import os
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def spec_path() -> Path:
+    """Where the Langfuse OpenAPI spec lives: ``$LANGFUSE_OPENAPI_SPEC`` or the shared contracts."""
+    env = os.environ.get("LANGFUSE_OPENAPI_SPEC")
+    candidates = [Path(env)] if env else []
+    candidates += [REPO.parent / "shared" / "contracts" / "langfuse-openapi.yml",
+                   REPO / "tests" / "langfuse_fake" / "langfuse-openapi.yml"]
+    for c in candidates:
+        if c.is_file():
+            return c
+    raise FileNotFoundError("Langfuse OpenAPI spec not found; set LANGFUSE_OPENAPI_SPEC (looked in "
+                            + ", ".join(map(str, candidates)) + ")")
+
+
+_SPEC_LOCK = threading.Lock()
+_SPEC: Spec | None = None
+
+
+class Spec:
+    """The parsed spec: operations by (method, path regex), schema validators by name."""
+
+    def __init__(self, path: Path) -> None:
+        from openapi_schema_validator import OAS30Validator
+
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        with open(path, encoding="utf-8") as f:
+            self.doc = yaml.load(f, Loader=loader)
+        self._validator_cls = OAS30Validator
+        self._validators: dict[str, Any] = {}
+        self.operations: list[tuple[str, re.Pattern[str], str, dict[str, Any]]] = []
+        for template, ops in self.doc["paths"].items():
+            rx = re.compile("^" + re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template)) + "$")
+            for method, op in ops.items():
+                if isinstance(op, dict) and "operationId" in op:
+                    self.operations.append((method.upper(), rx, template, op))
+        # literal paths before templated ones (/v2/datasets before /v2/datasets/{name})
+        self.operations.sort(key=lambda o: o[2].count("{"))
+
+    def match(self, method: str, path: str) -> tuple[dict[str, Any], dict[str, str]] | None:
+        for m, rx, _template, op in self.operations:
+            if m == method:
+                hit = rx.match(path)
+                if hit:
+                    return op, {k: unquote(v) for k, v in hit.groupdict().items()}
+        return None
+
+    def validator(self, schema: dict[str, Any]) -> Any:
+        key = json.dumps(schema, sort_keys=True)
+        v = self._validators.get(key)
+        if v is None:
+            from jsonschema import FormatChecker
+
+            root = {"components": self.doc["components"], **schema}
+            v = self._validators[key] = self._validator_cls(root, format_checker=FormatChecker())
+        return v
+
+    def errors(self, schema: dict[str, Any], value: Any, where: str) -> list[str]:
+        return [f"{where}: {'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
+                for e in self.validator(schema).iter_errors(value)]
+
+    def schema(self, name: str) -> dict[str, Any]:
+        return {"$ref": f"#/components/schemas/{name}"}
+
+
+def load_spec() -> Spec:
+    global _SPEC
+    with _SPEC_LOCK:
+        if _SPEC is None:
+            _SPEC = Spec(spec_path())
+        return _SPEC
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _parse_ts(s: str) -> datetime:
+    return datetime.fromisoformat(s.replace("Z", "+00:00"))
+
+
+class HTTPError(Exception):
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or {}
+
+
+@dataclass
+class _Failure:
+    prefix: str
+    status: int
+    times: int
+    retry_after: float | None
+    method: str | None
+
+
+@dataclass
+class Logged:
+    method: str
+    path: str
+    status: int
+    operation: str | None
+    query: dict[str, str] = field(default_factory=dict)
+
+
+# -- OTLP decoding --------------------------------------------------------------------------
+
+def _any_value(v: Any) -> Any:
+    kind = v.WhichOneof("value")
+    if kind is None:
+        return None
+    if kind == "array_value":
+        return [_any_value(x) for x in v.array_value.values]
+    if kind == "kvlist_value":
+        return {kv.key: _any_value(kv.value) for kv in v.kvlist_value.values}
+    return getattr(v, kind)
+
+
+def _json_any_value(v: dict[str, Any]) -> Any:
+    for k, x in v.items():
+        if k == "arrayValue":
+            return [_json_any_value(y) for y in x.get("values", [])]
+        if k == "kvlistValue":
+            return {kv["key"]: _json_any_value(kv.get("value", {})) for kv in x.get("values", [])}
+        if k == "intValue":
+            return int(x)
+        return x
+    return None
+
+
+def decode_otlp_protobuf(body: bytes) -> list[dict[str, Any]]:
+    """ExportTraceServiceRequest bytes -> one plain dict per span."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    req = ExportTraceServiceRequest()
+    req.ParseFromString(body)
+    spans = []
+    for rs in req.resource_spans:
+        resource = {kv.key: _any_value(kv.value) for kv in rs.resource.attributes}
+        for ss in rs.scope_spans:
+            scope = {"name": ss.scope.name, "version": ss.scope.version,
+                     "attributes": {kv.key: _any_value(kv.value) for kv in ss.scope.attributes}}
+            for s in ss.spans:
+                spans.append({
+                    "trace_id": s.trace_id.hex(), "span_id": s.span_id.hex(),
+                    "parent_span_id": s.parent_span_id.hex() or None, "name": s.name,
+                    "start_time_unix_nano": s.start_time_unix_nano, "end_time_unix_nano": s.end_time_unix_nano,
+                    "attributes": {kv.key: _any_value(kv.value) for kv in s.attributes},
+                    "status": {"code": s.status.code, "message": s.status.message},
+                    "resource": resource, "scope": scope,
+                })
+    return spans
+
+
+def decode_otlp_json(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """OTLP/JSON (ids in hex, as the OTLP spec says) -> one plain dict per span."""
+    spans = []
+    for rs in doc.get("resourceSpans") or []:
+        resource = {a["key"]: _json_any_value(a.get("value", {}))
+                    for a in ((rs.get("resource") or {}).get("attributes") or [])}
+        for ss in rs.get("scopeSpans") or []:
+            sc = ss.get("scope") or {}
+            scope = {"name": sc.get("name", ""), "version": sc.get("version", ""),
+                     "attributes": {a["key"]: _json_any_value(a.get("value", {})) for a in sc.get("attributes") or []}}
+            for s in ss.get("spans") or []:
+                spans.append({
+                    "trace_id": s.get("traceId", ""), "span_id": s.get("spanId", ""),
+                    "parent_span_id": s.get("parentSpanId") or None, "name": s.get("name", ""),
+                    "start_time_unix_nano": int(s.get("startTimeUnixNano") or 0),
+                    "end_time_unix_nano": int(s.get("endTimeUnixNano") or 0),
+                    "attributes": {a["key"]: _json_any_value(a.get("value", {})) for a in s.get("attributes") or []},
+                    "status": s.get("status") or {}, "resource": resource, "scope": scope,
+                })
+    return spans
+
+
+def _maybe_json(v: Any) -> Any:
+    if isinstance(v, str):
+        try:
+            return json.loads(v)
+        except ValueError:
+            return v
+    return v
+
+
+def _ns_iso(ns: int) -> str:
+    return datetime.fromtimestamp(ns / 1e9, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+# -- the server --------------------------------------------------------------------------------
+
+class FakeLangfuse:
+    """One Langfuse project behind basic auth, in memory. Use as a context manager."""
+
+    def __init__(self, public_key: str = "pk-lf-test-0123", secret_key: str = "sk-lf-test-secret-4567", *,
+                 max_page_limit: int = 100, project_id: str = "proj-evalrun-test", port: int = 0) -> None:
+        self.spec = load_spec()
+        self.public_key = public_key
+        self.secret_key = secret_key
+        self.max_page_limit = max_page_limit
+        self.project_id = project_id
+        self._port = port
+        self.lock = threading.RLock()
+        self.datasets: dict[str, dict[str, Any]] = {}
+        self.item_versions: dict[str, list[tuple[str, dict[str, Any] | None]]] = {}  # id -> [(validFrom, item)]
+        self.scores: dict[str, dict[str, Any]] = {}
+        self.score_posts = 0
+        self.spans: list[dict[str, Any]] = []
+        self.requests: list[Logged] = []
+        self.errors: list[str] = []  # spec violations (requests or our own answers) and unhandled calls
+        self.delay = 0.0
+        self._failures: list[_Failure] = []
+        self._score_rejecter: Callable[[dict[str, Any]], str | None] | None = None
+        self._last_ts: datetime | None = None
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # lifecycle ------------------------------------------------------------------------------
+    def __enter__(self) -> FakeLangfuse:
+        self.up()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.down()
+
+    def up(self) -> None:
+        server = self
+
+        class Handler(_Handler):
+            fake = server
+
+        httpd = ThreadingHTTPServer(("127.0.0.1", self._port), Handler)
+        httpd.daemon_threads = True
+        self._port = httpd.server_address[1]
+        self._httpd = httpd
+        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+
+    def down(self) -> None:
+        """Stop answering: the port refuses connections until ``up()``."""
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._port}"
+
+    def env(self) -> dict[str, str]:
+        return {"LANGFUSE_PUBLIC_KEY": self.public_key, "LANGFUSE_SECRET_KEY": self.secret_key,
+                "LANGFUSE_BASE_URL": self.url}
+
+    # failure injection ------------------------------------------------------------------------
+    def fail(self, prefix: str, status: int, times: int = 1, retry_after: float | None = None,
+             method: str | None = None) -> None:
+        """Answer the next ``times`` requests whose path starts with ``prefix`` with ``status``."""
+        with self.lock:
+            self._failures.append(_Failure(prefix, status, times, retry_after, method))
+
+    def reject_scores(self, fn: Callable[[dict[str, Any]], str | None] | None) -> None:
+        """Score batches: scores for which ``fn`` returns a message are rejected (207), not stored."""
+        self._score_rejecter = fn
+
+    # inspection -------------------------------------------------------------------------------
+    def calls(self, operation: str) -> list[Logged]:
+        return [r for r in self.requests if r.operation == operation]
+
+    def spans_by_trace(self) -> dict[str, list[dict[str, Any]]]:
+        out: dict[str, list[dict[str, Any]]] = {}
+        for s in self.spans:
+            out.setdefault(s["trace_id"], []).append(s)
+        return out
+
+    def dataset_items(self, name: str, version: str | None = None) -> list[dict[str, Any]]:
+        with self.lock:
+            ds = self.datasets.get(name)
+            if ds is None:
+                return []
+            at = _parse_ts(version) if version else None
+            out = []
+            for versions in self.item_versions.values():
+                state = None
+                for valid_from, snap in versions:
+                    if at is None or _parse_ts(valid_from) <= at:
+                        state = snap
+                if state is not None and state["datasetId"] == ds["id"]:
+                    out.append(state)
+            out.sort(key=lambda it: (it["createdAt"], it["id"]), reverse=True)  # newest first, as Langfuse
+            return out
+
+    def add_dataset_items(self, name: str, items: list[dict[str, Any]]) -> None:
+        """Seed a dataset directly (what a user would have created in the Langfuse UI)."""
+        with self.lock:
+            self._create_dataset({"name": name})
+            for it in items:
+                self._upsert_item({"datasetName": name, **it})
+
+    # internals --------------------------------------------------------------------------------
+    def _ts(self) -> str:
+        # strictly increasing, so a version timestamp separates writes made in the same instant
+        with self.lock:
+            now = datetime.now(UTC)
+            if self._last_ts is not None and now <= self._last_ts:
+                now = self._last_ts + timedelta(microseconds=1)
+            self._last_ts = now
+            return now.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+    def _take_failure(self, method: str, path: str) -> _Failure | None:
+        with self.lock:
+            for f in self._failures:
+                if f.times > 0 and path.startswith(f.prefix) and (f.method is None or f.method == method):
+                    f.times -= 1
+                    return f
+        return None
+
+    def _create_dataset(self, body: dict[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            ds = self.datasets.get(body["name"])
+            ts = self._ts()
+            if ds is None:
+                ds = {"id": "ds-" + uuid.uuid4().hex[:12], "name": body["name"], "description": None,
+                      "metadata": None, "inputSchema": None, "expectedOutputSchema": None,
+                      "projectId": self.project_id, "createdAt": ts, "updatedAt": ts}
+                self.datasets[body["name"]] = ds
+            for k in ("description", "metadata", "inputSchema", "expectedOutputSchema"):
+                if body.get(k) is not None:
+                    ds[k] = body[k]
+                    ds["updatedAt"] = ts
+            return dict(ds)
+
+    def _upsert_item(self, body: dict[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            ds = self.datasets.get(body["datasetName"])
+            if ds is None:
+                raise HTTPError(404, f"Dataset {body['datasetName']} not found")
+            item_id = body.get("id") or str(uuid.uuid4())
+            if len(item_id) > 255:
+                raise HTTPError(400, "id must be at most 255 characters")
+            versions = self.item_versions.setdefault(item_id, [])
+            current = versions[-1][1] if versions else None
+            if current is not None and current["datasetId"] != ds["id"]:
+                raise HTTPError(400, f"Dataset item id {item_id} is already used in another dataset")
+            ts = self._ts()
+            new = {
+                "id": item_id, "status": body.get("status") or (current or {}).get("status") or "ACTIVE",
+                "input": body.get("input"), "expectedOutput": body.get("expectedOutput"),
+                "metadata": body.get("metadata"), "sourceTraceId": body.get("sourceTraceId"),
+                "sourceObservationId": body.get("sourceObservationId"), "datasetId": ds["id"],
+                "datasetName": ds["name"], "createdAt": current["createdAt"] if current else ts,
+                "updatedAt": ts, "mediaReferences": [],
+            }
+            if current is not None and {k: v for k, v in current.items() if k != "updatedAt"} == \
+                    {k: v for k, v in new.items() if k != "updatedAt"}:
+                return dict(current)  # nothing changed: no new version
+            versions.append((ts, new))
+            return dict(new)
+
+    def experiment_items(self) -> list[dict[str, Any]]:
+        """Experiment items as Langfuse derives them: one per span that is its item's root observation."""
+        from langfuse._client.attributes import LangfuseOtelSpanAttributes as A
+
+        with self.lock:
+            spans = list(self.spans)
+            scores = list(self.scores.values())
+        by_trace: dict[str, list[dict[str, Any]]] = {}
+        for sc in scores:
+            if sc.get("traceId"):
+                by_trace.setdefault(sc["traceId"], []).append(sc)
+        items = []
+        for s in spans:
+            a = s["attributes"]
+            if not a.get(A.EXPERIMENT_ID) or a.get(A.EXPERIMENT_ITEM_ROOT_OBSERVATION_ID) != s["span_id"]:
+                continue
+            level = a.get(A.OBSERVATION_LEVEL) or ("ERROR" if s["status"].get("code") == 2 else "DEFAULT")
+            items.append({
+                "id": s["span_id"], "traceId": s["trace_id"],
+                "startTime": _ns_iso(s["start_time_unix_nano"]),
+                "endTime": _ns_iso(s["end_time_unix_nano"]) if s["end_time_unix_nano"] else None,
+                "level": level, "environment": a.get(A.ENVIRONMENT) or "default",
+                "experimentId": a[A.EXPERIMENT_ID], "experimentName": a.get(A.EXPERIMENT_NAME, ""),
+                "experimentItemId": a.get(A.EXPERIMENT_ITEM_ID, ""),
+                "experimentDatasetId": a.get(A.EXPERIMENT_DATASET_ID),
+                "experimentItemVersion": a.get(A.EXPERIMENT_ITEM_VERSION),
+                "input": _maybe_json(a.get(A.OBSERVATION_INPUT)),
+                "output": _maybe_json(a.get(A.OBSERVATION_OUTPUT)),
+                "expectedOutput": _maybe_json(a.get(A.EXPERIMENT_ITEM_EXPECTED_OUTPUT)),
+                "metadata": _maybe_json(a.get(A.OBSERVATION_METADATA)) or _prefixed(a, A.OBSERVATION_METADATA),
+                "experimentItemMetadata": _maybe_json(a.get(A.EXPERIMENT_ITEM_METADATA)),
+                "experimentMetadata": _maybe_json(a.get(A.EXPERIMENT_METADATA)),
+                "experimentDescription": a.get(A.EXPERIMENT_DESCRIPTION),
+                "scores": [self._score_v3(sc) for sc in by_trace.get(s["trace_id"], [])],
+            })
+        items.sort(key=lambda it: it["startTime"], reverse=True)
+        return items
+
+    def experiments(self) -> list[dict[str, Any]]:
+        groups: dict[str, list[dict[str, Any]]] = {}
+        for it in self.experiment_items():
+            groups.setdefault(it["experimentId"], []).append(it)
+        with self.lock:
+            scores = list(self.scores.values())
+        out = []
+        for exp_id, its in groups.items():
+            first = its[-1]
+            out.append({
+                "id": exp_id, "name": first["experimentName"], "description": first["experimentDescription"],
+                "startTime": min(i["startTime"] for i in its),
+                "endTime": max(i["endTime"] or i["startTime"] for i in its),
+                "itemCount": len(its), "datasetId": first["experimentDatasetId"],
+                "metadata": first["experimentMetadata"],
+                "scores": [self._score_v3(s) for s in scores if s.get("datasetRunId") == exp_id],
+            })
+        out.sort(key=lambda e: e["endTime"], reverse=True)
+        return out
+
+    def _score_v3(self, sc: dict[str, Any]) -> dict[str, Any]:
+        dt = sc.get("dataType") or ("CATEGORICAL" if isinstance(sc["value"], str) else "NUMERIC")
+        value: Any = sc["value"]
+        if dt == "BOOLEAN":
+            value = bool(value)
+        out = {"id": sc["id"], "projectId": self.project_id, "name": sc["name"], "source": "API",
+               "timestamp": sc.get("timestamp") or sc["_createdAt"], "environment": sc.get("environment") or "default",
+               "createdAt": sc["_createdAt"], "updatedAt": sc["_updatedAt"], "value": value, "dataType": dt,
+               "comment": sc.get("comment"), "configId": sc.get("configId"), "metadata": sc.get("metadata")}
+        if sc.get("observationId"):
+            out["subject"] = {"kind": "observation", "id": sc["observationId"], "traceId": sc.get("traceId")}
+        elif sc.get("traceId"):
+            out["subject"] = {"kind": "trace", "id": sc["traceId"]}
+        elif sc.get("datasetRunId"):
+            out["subject"] = {"kind": "experiment", "id": sc["datasetRunId"]}
+        return out
+
+    def _store_score(self, sc: dict[str, Any]) -> None:
+        if sc.get("dataType") == "BOOLEAN" and sc["value"] not in (0, 1):
+            raise HTTPError(400, "Boolean score value must equal 0 or 1")
+        if sc.get("dataType") in ("CATEGORICAL", "TEXT") and not isinstance(sc["value"], str):
+            raise HTTPError(400, "Categorical score value must be a string")
+        if sc.get("dataType") in (None, "NUMERIC", "BOOLEAN") and isinstance(sc["value"], str):
+            raise HTTPError(400, "Numeric score value must be a number")
+        ts = self._ts()
+        with self.lock:
+            sid = sc.get("id") or str(uuid.uuid4())
+            old = self.scores.get(sid)
+            self.scores[sid] = {**sc, "id": sid, "_createdAt": old["_createdAt"] if old else ts, "_updatedAt": ts}
+
+
+def _prefixed(attrs: dict[str, Any], prefix: str) -> dict[str, Any] | None:
+    out = {k[len(prefix) + 1:]: _maybe_json(v) for k, v in attrs.items() if k.startswith(prefix + ".")}
+    return out or None
+
+
+def _page(items: list[Any], query: dict[str, str], fake: FakeLangfuse, default: int = 50) -> tuple[list[Any], dict]:
+    page = int(query.get("page") or 1)
+    limit = int(query.get("limit") or default)
+    if page < 1 or limit < 1:
+        raise HTTPError(400, "page and limit must be positive")
+    if limit > fake.max_page_limit:
+        raise HTTPError(400, f"limit must be at most {fake.max_page_limit}")
+    total = len(items)
+    chunk = items[(page - 1) * limit: page * limit]
+    return chunk, {"page": page, "limit": limit, "totalItems": total, "totalPages": -(-total // limit)}
+
+
+def _cursor_page(items: list[Any], query: dict[str, str], fake: FakeLangfuse) -> tuple[list[Any], dict]:
+    limit = int(query.get("limit") or 50)
+    if limit < 1 or limit > 100:
+        raise HTTPError(400, "limit must be between 1 and 100")
+    offset = 0
+    if query.get("cursor"):
+        try:
+            raw = base64.urlsafe_b64decode(query["cursor"] + "=" * (-len(query["cursor"]) % 4))
+            version, off = raw.decode().split(":", 1)
+            if version != "v1":
+                raise ValueError(version)
+            offset = int(off)
+        except (ValueError, UnicodeDecodeError):
+            raise HTTPError(400, "invalid cursor") from None
+    chunk = items[offset: offset + limit]
+    meta: dict[str, Any] = {}
+    if offset + limit < len(items):
+        meta["cursor"] = base64.urlsafe_b64encode(f"v1:{offset + limit}".encode()).decode().rstrip("=")
+    return chunk, meta
+
+
+def _csv(q: dict[str, str], key: str) -> set[str] | None:
+    return {x for x in q[key].split(",") if x} if q.get(key) else None
+
+
+class _Handler(BaseHTTPRequestHandler):
+    fake: FakeLangfuse
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet: tests read server.requests
+        pass
+
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_POST(self) -> None:
+        self._handle("POST")
+
+    def do_DELETE(self) -> None:
+        self._handle("DELETE")
+
+    def do_PATCH(self) -> None:
+        self._handle("PATCH")
+
+    def _send(self, status: int, body: bytes, ctype: str = "application/json",
+              headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _handle(self, method: str) -> None:
+        fake = self.fake
+        url = urlsplit(self.path)
+        path = url.path
+        query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        matched = fake.spec.match(method, path)
+        op_id = matched[0]["operationId"] if matched else None
+        log = Logged(method, path, 0, op_id, query)
+        with fake.lock:
+            fake.requests.append(log)
+        if fake.delay:
+            time.sleep(fake.delay)
+        try:
+            failure = fake._take_failure(method, path)
+            if failure is not None:
+                headers = {"Retry-After": f"{failure.retry_after:g}"} if failure.retry_after is not None else {}
+                raise HTTPError(failure.status, f"injected failure {failure.status}", headers)
+            if not self._authorized():
+                raise HTTPError(401, "Invalid credentials", {"WWW-Authenticate": 'Basic realm="langfuse"'})
+            if matched is None:
+                fake.errors.append(f"{method} {path}: no such operation in the spec")
+                raise HTTPError(404, f"no route {method} {path}")
+            op, params = matched
+            status, answer, ctype = self._dispatch(op, params, query, raw)
+        except HTTPError as e:
+            log.status = e.status
+            self._send(e.status, json.dumps({"message": e.message, "error": e.message}).encode(),
+                       headers=e.headers)
+            return
+        except Exception as e:  # a bug in the fake must show in the test, not hang the client
+            fake.errors.append(f"{method} {path}: server error {type(e).__name__}: {e}")
+            log.status = 500
+            self._send(500, json.dumps({"message": str(e)}).encode())
+            return
+        log.status = status
+        if isinstance(answer, bytes):
+            self._send(status, answer, ctype)
+            return
+        self._check_response(op, status, answer, f"{method} {path} -> {status}")
+        self._send(status, json.dumps(answer).encode(), "application/json")
+
+    def _authorized(self) -> bool:
+        auth = self.headers.get("Authorization") or ""
+        if not auth.startswith("Basic "):
+            return False
+        try:
+            user, _, pw = base64.b64decode(auth[6:]).decode().partition(":")
+        except ValueError:
+            return False
+        return user == self.fake.public_key and pw == self.fake.secret_key
+
+    def _check_response(self, op: dict[str, Any], status: int, answer: Any, where: str) -> None:
+        resp = (op.get("responses") or {}).get(str(status))
+        schema = (((resp or {}).get("content") or {}).get("application/json") or {}).get("schema")
+        if schema:
+            self.fake.errors.extend(self.fake.spec.errors(schema, answer, "answer " + where))
+
+    def _check_query(self, op: dict[str, Any], query: dict[str, str]) -> None:
+        for p in op.get("parameters") or []:
+            if p.get("in") != "query":
+                continue
+            name = p["name"]
+            if name not in query:
+                if p.get("required"):
+                    raise HTTPError(400, f"missing required query parameter {name}")
+                continue
+            value: Any = query[name]
+            typ = (p.get("schema") or {}).get("type")
+            if typ == "integer":
+                try:
+                    value = int(value)
+                except ValueError:
+                    raise HTTPError(400, f"query parameter {name} must be an integer") from None
+            errs = self.fake.spec.errors(p.get("schema") or {}, value, f"query {name}")
+            if errs:
+                raise HTTPError(400, "; ".join(errs))
+
+    def _json_body(self, op: dict[str, Any], raw: bytes) -> Any:
+        try:
+            body = json.loads(raw or b"null")
+        except ValueError:
+            raise HTTPError(400, "body is not JSON") from None
+        schema = (((op.get("requestBody") or {}).get("content") or {}).get("application/json") or {}).get("schema")
+        if schema is None:
+            return body
+        if op["operationId"] == "scores_create" and isinstance(body, list):
+            errs = [e for i, sc in enumerate(body) for e in self.fake.spec.errors(schema, sc, f"body[{i}]")]
+        else:
+            errs = self.fake.spec.errors(schema, body, "body")
+        if errs:
+            self.fake.errors.extend(f"{op['operationId']}: {e}" for e in errs)
+            raise HTTPError(400, "; ".join(errs[:5]))
+        return body
+
+    def _dispatch(self, op: dict[str, Any], params: dict[str, str], query: dict[str, str],
+                  raw: bytes) -> tuple[int, Any, str]:
+        fake = self.fake
+        op_id = op["operationId"]
+        self._check_query(op, query)
+        if self.headers.get("Content-Encoding", "").lower() == "gzip":
+            raw = gzip.decompress(raw)
+        if op_id == "opentelemetry_exportTraces":
+            return self._otel(op, raw)
+        body = self._json_body(op, raw) if op.get("requestBody") else None
+        if op_id == "health_health":
+            return 200, {"version": "3.0.0-fake", "status": "OK"}, ""
+        if op_id == "projects_get":
+            return 200, {"data": [{"id": fake.project_id, "name": "evalrun-tests", "metadata": {},
+                                   "organization": {"id": "org-test", "name": "evalrun"}}]}, ""
+        if op_id == "datasets_create":
+            return 200, fake._create_dataset(body), ""
+        if op_id == "datasets_get":
+            ds = fake.datasets.get(params["datasetName"])
+            if ds is None:
+                raise HTTPError(404, f"Dataset {params['datasetName']} not found")
+            return 200, dict(ds), ""
+        if op_id == "datasets_list":
+            chunk, meta = _page(sorted(fake.datasets.values(), key=lambda d: d["createdAt"]), query, fake)
+            return 200, {"data": chunk, "meta": meta}, ""
+        if op_id == "datasetItems_create":
+            return 200, fake._upsert_item(body), ""
+        if op_id == "datasetItems_get":
+            versions = fake.item_versions.get(params["id"])
+            if not versions or versions[-1][1] is None:
+                raise HTTPError(404, "Dataset item not found")
+            return 200, dict(versions[-1][1]), ""
+        if op_id == "datasetItems_list":
+            name = query.get("datasetName")
+            if query.get("version") and not name:
+                raise HTTPError(400, "version requires datasetName")
+            if name is not None and name not in fake.datasets:
+                raise HTTPError(404, f"Dataset {name} not found")
+            items = fake.dataset_items(name, query.get("version")) if name else \
+                [v[-1][1] for v in fake.item_versions.values() if v[-1][1] is not None]
+            chunk, meta = _page(items, query, fake)
+            return 200, {"data": chunk, "meta": meta}, ""
+        if op_id == "scores_create":
+            return self._scores(body)
+        if op_id == "experiments_list":
+            exps = fake.experiments()
+            exps = self._filter(exps, query, {"id": "id", "name": "name", "datasetId": "datasetId"})
+            fields = _csv(query, "fields") or {"core"}
+            exps = [{k: v for k, v in e.items()
+                     if k not in ("metadata", "scores") or k in fields} for e in exps]
+            chunk, meta = _cursor_page(exps, query, fake)
+            return 200, {"data": chunk, "meta": meta}, ""
+        if op_id == "experiments_listItems":
+            its = fake.experiment_items()
+            its = self._filter(its, query, {"experimentId": "experimentId", "experimentName": "experimentName",
+                                            "experimentItemId": "experimentItemId", "datasetId": "experimentDatasetId"})
+            frm = _parse_ts(query["fromStartTime"])
+            its = [i for i in its if _parse_ts(i["startTime"]) >= frm]
+            fields = _csv(query, "fields") or {"core", "dataset"}
+            groups = {"dataset": ("experimentDatasetId", "experimentItemVersion"),
+                      "io": ("input", "output", "expectedOutput"), "metadata": ("metadata",),
+                      "itemMetadata": ("experimentItemMetadata",),
+                      "experimentMetadata": ("experimentMetadata", "experimentDescription"), "scores": ("scores",)}
+            drop = {k for g, keys in groups.items() if g not in fields for k in keys}
+            its = [{k: v for k, v in i.items() if k not in drop} for i in its]
+            chunk, meta = _cursor_page(its, query, fake)
+            return 200, {"data": chunk, "meta": meta}, ""
+        fake.errors.append(f"{op_id}: not implemented by the fake server")
+        raise HTTPError(501, f"{op_id} is not implemented by the fake server")
+
+    @staticmethod
+    def _filter(rows: list[dict[str, Any]], query: dict[str, str], cols: dict[str, str]) -> list[dict[str, Any]]:
+        for qkey, col in cols.items():
+            wanted = _csv(query, qkey)
+            if wanted is not None:
+                rows = [r for r in rows if r.get(col) in wanted]
+        return rows
+
+    def _scores(self, body: Any) -> tuple[int, Any, str]:
+        fake = self.fake
+        with fake.lock:
+            fake.score_posts += 1
+        if not isinstance(body, list):  # the spec's single-score form
+            fake._store_score(body)
+            return 200, {"id": body.get("id") or next(reversed(fake.scores))}, ""
+        errors = []
+        for sc in body:
+            msg = fake._score_rejecter(sc) if fake._score_rejecter else None
+            if msg is None:
+                try:
+                    fake._store_score(sc)
+                    continue
+                except HTTPError as e:
+                    msg = e.message
+            errors.append({"message": f"score {sc.get('id')}: {msg}"})
+        if errors:
+            # 207 is outside the spec's responses; its shape is the SDK's CreateScoreBatchResults
+            return 207, json.dumps({"accepted": len(body) - len(errors), "rejected": len(errors),
+                                    "errors": errors}).encode(), "application/json"
+        return 202, json.dumps({"message": "Accepted"}).encode(), "application/json"
+
+    def _otel(self, op: dict[str, Any], raw: bytes) -> tuple[int, Any, str]:
+        ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip()
+        if ctype == "application/x-protobuf":
+            try:
+                spans = decode_otlp_protobuf(raw)
+            except Exception as e:  # a malformed payload is the client's error
+                raise HTTPError(400, f"invalid OTLP protobuf: {e}") from None
+            from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
+            answer: Any = ExportTraceServiceResponse().SerializeToString()
+        elif ctype == "application/json":
+            spans = decode_otlp_json(self._json_body(op, raw))
+            answer = {}
+        else:
+            raise HTTPError(415, f"unsupported content type {ctype!r}")
+        with self.fake.lock:
+            self.fake.spans.extend(spans)
+        if isinstance(answer, bytes):
+            return 200, answer, "application/x-protobuf"
+        return 200, answer, ""
