@@ -7,11 +7,14 @@ import os
 import sys
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from evalrun.errors import EvalrunError, UsageError
+
+if TYPE_CHECKING:
+    from evalrun.engine import RunOutcome
 
 app = typer.Typer(help="evalrun: eval and regression runner for LLM pipelines.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
@@ -59,6 +62,11 @@ def run(
     if resume and config:
         raise UsageError("--resume takes the eval file from the run's manifest; don't pass one")
     outcome = asyncio.run(run_eval(opts))
+    _finish(outcome, json_out, quiet)
+
+
+def _finish(outcome: RunOutcome, json_out: bool, quiet: bool) -> None:
+    """Report a finished run (from ``run`` or ``merge``) and exit with its code."""
     _render_summary(outcome.summary, json_out, quiet)
     if not quiet and not json_out:
         where = outcome.run_dir.path
@@ -80,6 +88,21 @@ def _render_summary(summary: dict, json_out: bool, quiet: bool) -> None:
         from evalrun.report.run_table import print_run_summary
 
         print_run_summary(summary)
+
+
+@app.command()
+def merge(
+    runs: Annotated[list[str], typer.Argument(metavar="RUN", help="The shard runs: run ids or run directories.")],
+    output_dir: HomeOpt = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No table.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
+) -> None:
+    """Merge shard runs (evalrun run --shard i/n) into one run, reported like evalrun run."""
+    from evalrun.engine import RunOutcome
+    from evalrun.merge import merge_runs
+
+    run_dir, summary = merge_runs(runs, output_dir)
+    _finish(RunOutcome(run_dir, summary, summary["status"]), json_out, quiet)
 
 
 @app.command("runs")
@@ -170,9 +193,11 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as e:
         import click
 
-        if isinstance(e, click.exceptions.Abort):
+        # recent typer releases vendor click (typer._click); older ones raise click's own
+        vendored = getattr(getattr(getattr(typer, "_click", None), "exceptions", None), "ClickException", None)
+        if isinstance(e, click.exceptions.Abort | typer.Abort):
             _exit(130)
-        if isinstance(e, click.ClickException):
+        if isinstance(e, click.ClickException) or (vendored is not None and isinstance(e, vendored)):
             e.show()
             _exit(2)
         if _debug or os.environ.get("EVALRUN_DEBUG"):

@@ -133,11 +133,13 @@ async def prepare(opts: RunOptions, loaded: LoadedConfig | None = None) -> Plan:
     home = opts.home or default_home()
     dataset = load_dataset(cfg.dataset, loaded.base_dir) if not isinstance(cfg.dataset, Dataset) else cfg.dataset
     items = select_items(dataset.items, parse_filters(opts.filters), opts.limit, opts.sample, opts.seed)
+    if not items:
+        raise UsageError("no items left to run after --filter/--limit/--sample")
     shard = parse_shard(opts.shard)
     if shard:
+        # a shard may hash to no item (few items, many shards): an empty run, not an error,
+        # so a matrix job still produces its part for `evalrun merge`
         items = [it for it in items if shard_of(it.id, shard[1]) == shard[0]]
-    if not items:
-        raise UsageError("no items left to run after --filter/--limit/--sample/--shard")
     concurrency = opts.concurrency or cfg.concurrency
     repeat = opts.repeat or cfg.repeat
     if concurrency < 1 or repeat < 1:
