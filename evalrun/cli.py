@@ -51,8 +51,12 @@ def run(
     resume: Annotated[str | None, typer.Option(help="Continue an interrupted run (latest if no id).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress, no table.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
+    push: Annotated[str | None, typer.Option("--push", metavar="langfuse",
+                                             help="Send the run to Langfuse when it ends (keys from LANGFUSE_* env).")] = None,
 ) -> None:
     """Run an eval: every item through the target, scored, saved in a run directory."""
+    if push is not None and push != "langfuse":
+        raise UsageError(f"--push takes 'langfuse' (got {push!r})")
     from evalrun.engine import RunOptions, run_eval
     from evalrun.progress import Progress
 
@@ -62,7 +66,19 @@ def run(
     if resume and config:
         raise UsageError("--resume takes the eval file from the run's manifest; don't pass one")
     outcome = asyncio.run(run_eval(opts))
+    _push_after_run(outcome, push is not None)
     _finish(outcome, json_out, quiet)
+
+
+def _push_after_run(outcome: RunOutcome, asked: bool) -> None:
+    """``--push langfuse`` or ``langfuse: {push: true}``: send the saved run; never changes the exit code."""
+    if outcome.status == "interrupted":
+        return
+    if not asked and not ((outcome.run_dir.read_manifest().get("config") or {}).get("langfuse") or {}).get("push"):
+        return
+    from evalrun.langfuse.push import push_after_run
+
+    typer.echo(push_after_run(outcome.run_dir), err=True)
 
 
 def _finish(outcome: RunOutcome, json_out: bool, quiet: bool) -> None:
@@ -151,6 +167,58 @@ def show(run_ref: Annotated[str, typer.Argument(metavar="RUN", help="Run id, run
         raise UsageError(f"run {rd.id} has no summary yet (status {rd.read_manifest().get('status')}); "
                          f"resume it with  evalrun run --resume {rd.id}")
     _render_summary(summary, json_out, False)
+
+
+@app.command("push")
+def push_cmd(
+    run_ref: Annotated[str, typer.Argument(metavar="RUN", help="Run id, run directory or 'latest'.")],
+    output_dir: HomeOpt = None,
+    run_name: Annotated[str | None, typer.Option(help="Experiment run name (first push only).")] = None,
+    description: Annotated[str | None, typer.Option(help="Run description (first push only).")] = None,
+    dataset_name: Annotated[str | None, typer.Option(help="Link to this Langfuse dataset (first push only).")] = None,
+    timeout: Annotated[float | None, typer.Option(help="Give up after this many seconds (default: no limit).",
+                                                  min=1)] = None,
+) -> None:
+    """Send a run to Langfuse, or what a previous push could not deliver (exit 3 if something is left)."""
+    from evalrun.langfuse.push import push_run
+    from evalrun.store import resolve_run
+
+    rd = resolve_run(run_ref, output_dir)
+    result = push_run(rd, overrides={"run_name": run_name, "description": description,
+                                     "dataset_name": dataset_name}, budget=timeout)
+    typer.echo(result.line(rd.id), err=True)
+    raise typer.Exit(result.exit_code)
+
+
+datasets_app = typer.Typer(help="Langfuse datasets: push a golden file, pull one back.", no_args_is_help=True)
+app.add_typer(datasets_app, name="datasets")
+
+
+@datasets_app.command("push")
+def datasets_push(
+    file: Annotated[str, typer.Argument(help="Dataset file (.yaml, .jsonl, .csv).")],
+    name: Annotated[str | None, typer.Option("--name", help="Langfuse dataset name (default: the file's name).")] = None,
+) -> None:
+    """Upsert the file's items into a Langfuse dataset by item id (pushing again changes nothing)."""
+    from evalrun.langfuse.datasets import push_dataset
+
+    c = push_dataset(file, name)
+    typer.echo(f"langfuse://{c['dataset']}: {c['created']} created, {c['updated']} updated, "
+               f"{c['unchanged']} unchanged", err=True)
+
+
+@datasets_app.command("pull")
+def datasets_pull(
+    name: Annotated[str, typer.Argument(help="Langfuse dataset name.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="YAML file to write.")],
+    version: Annotated[str | None, typer.Option(help="The dataset as of this ISO timestamp.")] = None,
+    archived: Annotated[bool, typer.Option("--archived", help="Keep ARCHIVED items too.")] = False,
+) -> None:
+    """Export a Langfuse dataset as a YAML golden file."""
+    from evalrun.langfuse.datasets import pull_dataset
+
+    n = pull_dataset(name, output, version, include_archived=archived)
+    typer.echo(f"pulled {n} items of langfuse://{name} into {output}", err=True)
 
 
 def _fix_optional_resume(argv: list[str]) -> list[str]:

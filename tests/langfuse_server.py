@@ -145,6 +145,7 @@ class Logged:
     status: int
     operation: str | None
     query: dict[str, str] = field(default_factory=dict)
+    at: float = field(default_factory=time.monotonic)
 
 
 # -- OTLP decoding --------------------------------------------------------------------------
@@ -249,7 +250,9 @@ class FakeLangfuse:
         self.item_versions: dict[str, list[tuple[str, dict[str, Any] | None]]] = {}  # id -> [(validFrom, item)]
         self.scores: dict[str, dict[str, Any]] = {}
         self.score_posts = 0
-        self.spans: list[dict[str, Any]] = []
+        # spans upsert on (trace id, span id), as Langfuse upserts observations on their id
+        self._spans: dict[tuple[str, str], dict[str, Any]] = {}
+        self.spans_received = 0
         self.requests: list[Logged] = []
         self.errors: list[str] = []  # spec violations (requests or our own answers) and unhandled calls
         self.delay = 0.0
@@ -311,6 +314,11 @@ class FakeLangfuse:
         self._score_rejecter = fn
 
     # inspection -------------------------------------------------------------------------------
+    @property
+    def spans(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return list(self._spans.values())
+
     def calls(self, operation: str) -> list[Logged]:
         return [r for r in self.requests if r.operation == operation]
 
@@ -777,7 +785,9 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             raise HTTPError(415, f"unsupported content type {ctype!r}")
         with self.fake.lock:
-            self.fake.spans.extend(spans)
+            self.fake.spans_received += len(spans)
+            for sp in spans:
+                self.fake._spans[(sp["trace_id"], sp["span_id"])] = sp
         if isinstance(answer, bytes):
             return 200, answer, "application/x-protobuf"
         return 200, answer, ""

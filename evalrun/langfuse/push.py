@@ -48,6 +48,18 @@ def _hex(*parts: Any, n: int) -> str:
     return hashlib.sha256(json.dumps(parts, separators=(",", ":"), default=str).encode()).hexdigest()[:n]
 
 
+def _io(value: Any) -> Any:
+    """A string that is itself valid JSON ("42", "true") goes JSON-encoded: Langfuse parses
+    input/output text as JSON where it can, and the string would come back as a number."""
+    if isinstance(value, str):
+        try:
+            json.loads(value)
+        except ValueError:
+            return value
+        return json.dumps(value)
+    return value
+
+
 def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
@@ -125,26 +137,48 @@ class PushResult:
 
 # -- what a record becomes --------------------------------------------------------------------
 
-def score_entries(name: str, score: Score) -> list[tuple[str, float | str, str]]:
+def _is_verdict(score: Score) -> bool:
+    v = score.value
+    return v is None or (score.passed is not None and isinstance(v, int | float) and float(v) in (0.0, 1.0)
+                         and bool(v) == bool(score.passed))
+
+
+def score_types(records: list[Record]) -> dict[str, str]:
+    """Per scorer, for the whole run (Langfuse wants one data type per score name): BOOLEAN when
+    every value is a 1/0 that agrees with ``passed`` (match scorers), else NUMERIC."""
+    types: dict[str, str] = {}
+    for rec in records:
+        for name, score in rec.scores.items():
+            if score.error is not None:
+                continue
+            if not _is_verdict(score):
+                types[name] = "NUMERIC"
+            else:
+                types.setdefault(name, "BOOLEAN")
+    return types
+
+
+def score_entries(name: str, score: Score, dtype: str = "NUMERIC") -> list[tuple[str, float | str, str]]:
     """(score name, value, Langfuse data type) for one evalrun Score.
 
-    A 1/0 value that agrees with ``passed`` is a BOOLEAN; any other value is NUMERIC with the
-    verdict beside it as ``<name>.passed``; a string ``extra["label"]`` is CATEGORICAL. A scorer
-    error is no score (it is in the trace's metadata).
+    ``dtype`` is the scorer's type for the run (:func:`score_types`): BOOLEAN sends the verdict
+    as 1/0; NUMERIC sends the value, with the verdict beside it as ``<name>.passed``. A string
+    ``extra["label"]`` is CATEGORICAL ``<name>.label``. A scorer error is no score (it is in the
+    trace's metadata).
     """
     if score.error is not None:
         return []
     out: list[tuple[str, float | str, str]] = []
     v, passed = score.value, score.passed
     if v is not None and isinstance(v, int | float) and math.isfinite(float(v)):
-        if passed is not None and float(v) in (0.0, 1.0) and bool(v) == bool(passed):
-            out.append((name, float(v), "BOOLEAN"))
+        if dtype == "BOOLEAN":
+            out.append((name, 1.0 if passed else 0.0, "BOOLEAN"))
         else:
             out.append((name, float(v), "NUMERIC"))
             if passed is not None:
                 out.append((f"{name}.passed", 1.0 if passed else 0.0, "BOOLEAN"))
     elif passed is not None:
-        out.append((name, 1.0 if passed else 0.0, "BOOLEAN"))
+        out.append((name if dtype == "BOOLEAN" else f"{name}.passed", 1.0 if passed else 0.0, "BOOLEAN"))
     label = (score.extra or {}).get("label")
     if isinstance(label, str) and label.strip():
         out.append((f"{name}.label", label.strip()[:500], "CATEGORICAL"))
@@ -164,6 +198,7 @@ class Context:
     dataset_id: str | None
     dataset_version: str | None
     base_url: str
+    score_types: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -211,7 +246,7 @@ def _record_spans(ctx: Context, rec: Record, trace_id: str, fallback_start: floa
     experiment_attrs = {k: v for k, v in {
         A.ENVIRONMENT: LANGFUSE_SDK_EXPERIMENT_ENVIRONMENT,
         A.EXPERIMENT_DESCRIPTION: ctx.description,
-        A.EXPERIMENT_ITEM_EXPECTED_OUTPUT: _serialize(rec.expected_output),
+        A.EXPERIMENT_ITEM_EXPECTED_OUTPUT: _serialize(_io(rec.expected_output)),
         A.EXPERIMENT_ITEM_VERSION: ctx.dataset_version if ctx.dataset_id else None,
         A.EXPERIMENT_ID: ctx.experiment_id,
         A.EXPERIMENT_NAME: ctx.run_name,
@@ -221,7 +256,8 @@ def _record_spans(ctx: Context, rec: Record, trace_id: str, fallback_start: floa
         A.EXPERIMENT_ITEM_METADATA: _serialize(item_meta) if item_meta else None,
         A.EXPERIMENT_ITEM_ROOT_OBSERVATION_ID: task_span,
     }.items() if v is not None}
-    observation = create_span_attributes(input=rec.input, output=output, metadata=observation_meta, level=level,
+    observation = create_span_attributes(input=_io(rec.input), output=_io(output), metadata=observation_meta,
+                                         level=level,
                                          status_message=message, observation_type="span")
     tid = int(trace_id, 16)
     run_ctx = SpanContext(tid, int(run_span, 16), is_remote=False, trace_flags=TraceFlags(TraceFlags.SAMPLED))
@@ -238,11 +274,12 @@ def _record_spans(ctx: Context, rec: Record, trace_id: str, fallback_start: floa
 
 
 def _item_scores(ctx: Context, rec: Record, trace_id: str, fallback_start: float) -> list[dict[str, Any]]:
+    types = ctx.score_types
     task_span = _hex(trace_id, "experiment-item-task", n=16)
     when = _iso((rec.started_at or fallback_start) + (rec.latency_ms or 0.0) / 1000.0)
     out = []
     for scorer, score in rec.scores.items():
-        for name, value, dtype in score_entries(scorer, score):
+        for name, value, dtype in score_entries(scorer, score, types.get(scorer, "NUMERIC")):
             body: dict[str, Any] = {"id": _hex(trace_id, "score", name, n=32), "traceId": trace_id,
                                     "observationId": task_span, "name": name, "value": value,
                                     "dataType": dtype, "timestamp": when}
@@ -451,6 +488,7 @@ def push_run(run_dir: RunDir, *, overrides: dict[str, Any] | None = None, budget
                 ctx = Context(**state.context)
             else:
                 ctx = resolve_context(client, run_dir, manifest, overrides or {})
+                ctx.score_types = score_types(records)
                 state.context = ctx.to_dict()
                 state.save(run_dir)
             from langfuse._version import __version__ as sdk_version
