@@ -1,29 +1,116 @@
-"""Statistics: means, standard errors, confidence intervals, paired comparisons."""
+"""Statistics for one run and for a run against its baseline (numpy only, no scipy at runtime).
+
+- ``mean_ci``: a mean and its 95% t interval (summary.json)
+- ``paired_difference``: candidate minus baseline on paired units with a t interval; the
+  caller passes one value per *item* (trials already averaged), so repeats never inflate n
+- ``paired_bootstrap_ci``: a percentile bootstrap of the same mean difference, fixed seed
+- ``mcnemar_exact``: the exact (binomial) McNemar test on discordant pass/fail pairs
+- ``min_detectable_difference``: what a paired t test on n items can detect at 80% power
+- ``pass_at_k`` / ``pass_hat_k``: per-item estimators from n trials with c passes
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
-# two-sided 97.5% quantiles of Student's t for small df; larger df use the normal value
-_T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
-         2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
-         2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
+ArrayLike = Sequence[float] | np.ndarray
+
+
+# --- Student's t distribution -------------------------------------------------------------
+
+def _betacf(a: float, b: float, x: float) -> float:
+    """Continued fraction of the incomplete beta function (modified Lentz evaluation)."""
+    tiny = 1e-300
+    qab, qap, qam = a + b, a + 1.0, a - 1.0
+    c, d = 1.0, 1.0 - qab * x / qap
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 400):
+        m2 = 2 * m
+        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / (d if abs(d) > tiny else tiny)
+        c = 1.0 + aa / c
+        c = c if abs(c) > tiny else tiny
+        h *= d * c
+        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / (d if abs(d) > tiny else tiny)
+        c = 1.0 + aa / c
+        c = c if abs(c) > tiny else tiny
+        step = d * c
+        h *= step
+        if abs(step - 1.0) < 1e-15:
+            break
+    return h
+
+
+def _betainc(a: float, b: float, x: float) -> float:
+    """Regularized incomplete beta I_x(a, b)."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    log_front = (math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
+                 + a * math.log(x) + b * math.log1p(-x))
+    # the continued fraction converges fast only on one side of the mean; use symmetry
+    if x < (a + 1.0) / (a + b + 2.0):
+        return math.exp(log_front) * _betacf(a, b, x) / a
+    return 1.0 - math.exp(log_front) * _betacf(b, a, 1.0 - x) / b
+
+
+def t_cdf(t: float, df: float) -> float:
+    """P(T <= t) for Student's t with ``df`` degrees of freedom."""
+    if df <= 0:
+        return math.nan
+    tail = 0.5 * _betainc(df / 2.0, 0.5, df / (df + t * t))
+    return 1.0 - tail if t > 0 else tail
+
+
+def t_ppf(p: float, df: float) -> float:
+    """The p-quantile of Student's t (inverse of :func:`t_cdf`), by bracketing and bisection."""
+    if df <= 0 or not 0.0 < p < 1.0:
+        return math.nan
+    if p == 0.5:
+        return 0.0
+    if p < 0.5:
+        return -t_ppf(1.0 - p, df)
+    lo, hi = 0.0, 1.0
+    while t_cdf(hi, df) < p:
+        lo, hi = hi, hi * 2.0
+        if hi > 1e12:
+            return math.inf
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if t_cdf(mid, df) < p:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo < 1e-12 * max(1.0, hi):
+            break
+    return 0.5 * (lo + hi)
+
+
+_T975_CACHE: dict[int, float] = {}
 
 
 def t_quantile_975(df: int) -> float:
+    """The 97.5% quantile of Student's t: the multiplier of a two-sided 95% interval."""
     if df <= 0:
         return math.nan
-    if df <= len(_T975):
-        return _T975[df - 1]
-    # Cornish-Fisher style correction on the normal quantile; within 1e-3 for df > 30
-    z = 1.959963984540054
-    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
+    q = _T975_CACHE.get(df)
+    if q is None:
+        q = _T975_CACHE[df] = t_ppf(0.975, df)
+    return q
 
 
-def mean_ci(values: Sequence[float] | np.ndarray) -> tuple[float, float, float]:
+# --- one sample ---------------------------------------------------------------------------
+
+def mean_ci(values: ArrayLike) -> tuple[float, float, float]:
     """Mean and a 95% t interval. With fewer than two values the interval is the mean itself."""
     a = np.asarray(values, dtype=float)
     n = a.size
@@ -35,3 +122,135 @@ def mean_ci(values: Sequence[float] | np.ndarray) -> tuple[float, float, float]:
     se = float(a.std(ddof=1)) / math.sqrt(n)
     h = t_quantile_975(n - 1) * se
     return (m, m - h, m + h)
+
+
+def percentile(values: ArrayLike, q: float) -> float | None:
+    a = np.asarray(values, dtype=float)
+    return float(np.percentile(a, q)) if a.size else None
+
+
+# --- paired comparison --------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class PairedDifference:
+    """Candidate minus baseline over ``n`` paired units (items)."""
+
+    n: int
+    candidate_mean: float
+    baseline_mean: float
+    diff: float
+    sd: float  # SD of the per-unit differences
+    lo: float  # 95% t interval of the mean difference (nan when n < 2)
+    hi: float
+    p_value: float  # two-sided paired t test of "no difference" (nan when undefined)
+
+    @property
+    def has_interval(self) -> bool:
+        return not (math.isnan(self.lo) or math.isnan(self.hi))
+
+
+def paired_difference(candidate: ArrayLike, baseline: ArrayLike) -> PairedDifference:
+    """Mean paired difference and its t interval.
+
+    ``candidate[i]`` and ``baseline[i]`` belong to the same item. With repeats, pass each
+    item's mean over its trials: trials of one item are correlated, so treating them as
+    independent units would make the interval too narrow.
+    """
+    c = np.asarray(candidate, dtype=float)
+    b = np.asarray(baseline, dtype=float)
+    if c.shape != b.shape:
+        raise ValueError("paired arrays differ in length")
+    n = int(c.size)
+    if n == 0:
+        nan = math.nan
+        return PairedDifference(0, nan, nan, nan, nan, nan, nan, nan)
+    d = c - b
+    mean_d = float(d.mean())
+    if n < 2:
+        return PairedDifference(n, float(c.mean()), float(b.mean()), mean_d, math.nan, math.nan, math.nan,
+                                math.nan)
+    sd = float(d.std(ddof=1))
+    se = sd / math.sqrt(n)
+    h = t_quantile_975(n - 1) * se
+    if se > 0:
+        t = mean_d / se
+        p = 2.0 * (1.0 - t_cdf(abs(t), n - 1))
+    else:
+        p = 1.0 if mean_d == 0 else 0.0
+    return PairedDifference(n, float(c.mean()), float(b.mean()), mean_d, sd, mean_d - h, mean_d + h, p)
+
+
+def paired_bootstrap_ci(candidate: ArrayLike, baseline: ArrayLike, *, n_boot: int = 2000, seed: int = 20240601,
+                        level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean paired difference (items resampled with their pair).
+
+    The seed is fixed so the same two runs always give the same interval.
+    """
+    d = np.asarray(candidate, dtype=float) - np.asarray(baseline, dtype=float)
+    n = d.size
+    if n < 2:
+        return (math.nan, math.nan)
+    rng = np.random.default_rng(seed)
+    means = np.empty(n_boot)
+    # resample in chunks so a 100,000-item run does not allocate n_boot * n indexes at once
+    rows = max(1, min(n_boot, 4_000_000 // n))
+    for start in range(0, n_boot, rows):
+        k = min(rows, n_boot - start)
+        idx = rng.integers(0, n, size=(k, n))
+        means[start:start + k] = d[idx].mean(axis=1)
+    alpha = (1.0 - level) / 2.0
+    lo, hi = np.quantile(means, [alpha, 1.0 - alpha])
+    return (float(lo), float(hi))
+
+
+def _binom_half_cdf(k: int, n: int) -> float:
+    """P(X <= k) for X ~ Binomial(n, 1/2), summed in log space so large n does not overflow."""
+    if k < 0:
+        return 0.0
+    if k >= n:
+        return 1.0
+    log_half_n = -n * math.log(2.0)
+    lg_n1 = math.lgamma(n + 1)
+    terms = [lg_n1 - math.lgamma(i + 1) - math.lgamma(n - i + 1) + log_half_n for i in range(k + 1)]
+    top = max(terms)
+    return math.exp(top) * math.fsum(math.exp(t - top) for t in terms)
+
+
+def mcnemar_exact(regressions: int, improvements: int) -> float:
+    """Two-sided exact McNemar p-value from the discordant pairs (passed->failed, failed->passed).
+
+    Under "no change" each discordant pair is equally likely to go either way, so the count
+    of one kind is Binomial(b + c, 1/2).
+    """
+    b, c = int(regressions), int(improvements)
+    n = b + c
+    if n == 0:
+        return 1.0
+    return min(1.0, 2.0 * _binom_half_cdf(min(b, c), n))
+
+
+def min_detectable_difference(sd: float, n: int, *, alpha: float = 0.05, power: float = 0.80) -> float:
+    """The smallest true mean difference a two-sided paired t test on ``n`` items with per-item
+    difference SD ``sd`` detects with the given power: (t_{1-a/2} + t_{power}) * sd / sqrt(n)."""
+    if n < 2 or math.isnan(sd):
+        return math.nan
+    df = n - 1
+    return (t_ppf(1.0 - alpha / 2.0, df) + t_ppf(power, df)) * sd / math.sqrt(n)
+
+
+# --- repeats ------------------------------------------------------------------------------
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased estimate of P(at least one of k trials passes) from n trials with c passes."""
+    if k < 1 or k > n or c < 0 or c > n:
+        raise ValueError(f"pass@k needs 1 <= k <= n and 0 <= c <= n (n={n}, c={c}, k={k})")
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.comb(n - c, k) / math.comb(n, k)
+
+
+def pass_hat_k(n: int, c: int, k: int) -> float:
+    """Unbiased estimate of P(all k trials pass) (pass^k) from n trials with c passes."""
+    if k < 1 or k > n or c < 0 or c > n:
+        raise ValueError(f"pass^k needs 1 <= k <= n and 0 <= c <= n (n={n}, c={c}, k={k})")
+    return math.comb(c, k) / math.comb(n, k)
