@@ -1,0 +1,285 @@
+"""Calls to an OpenAI-compatible chat-completions endpoint, robust under rate limits.
+
+One :class:`JudgeClient` per judge scorer. It bounds calls in flight with an adaptive limit
+(AIMD: halve it when most recent answers are 429s, add one back per window of successes),
+retries 429/5xx/timeouts/dropped connections honouring ``Retry-After`` with jittered
+exponential backoff otherwise, falls back from ``json_schema`` structured output when a
+server rejects it, and gives up early on errors every call would repeat (bad key, unknown
+model, unreachable server). The API key lives only in the request headers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import random
+import time
+from collections import deque
+from dataclasses import dataclass, fields
+from typing import Any
+
+import httpx
+
+from evalrun.scoring.judge.verdict import MalformedVerdict, Shape
+
+# After this many transport failures in a row with no HTTP answer in between, the server is
+# taken as unreachable and the remaining calls fail at once instead of each backing off.
+UNREACHABLE_AFTER = 12
+MAX_WAIT = 60.0  # longest Retry-After honoured as given; beyond it we wait this long
+
+
+class JudgeCallError(Exception):
+    """A judge call that failed for good (after retries, or with an error retrying cannot fix)."""
+
+
+@dataclass
+class CallStats:
+    """Counters of one judge's HTTP traffic, reported in summary.json."""
+
+    calls: int = 0  # HTTP requests sent
+    retries: int = 0
+    rate_limited: int = 0  # 429 answers
+    server_errors: int = 0  # 5xx / 408 answers
+    timeouts: int = 0
+    connection_errors: int = 0
+    malformed: int = 0  # answers holding no valid verdict
+    format_fallbacks: int = 0  # server rejected json_schema; asked again with a simpler format
+    cache_hits: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def to_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+class AdaptiveLimiter:
+    """A semaphore whose size moves between 1 and ``maximum``: cut in half when at least half
+    of the recent answers were 429s (at most once per ``cooldown`` seconds, so one burst
+    counts once), grown by one after ``limit`` successes in a row. Isolated 429s, which any
+    busy endpoint sends, leave it alone."""
+
+    def __init__(self, maximum: int, cooldown: float = 1.0) -> None:
+        self.maximum = maximum
+        self.limit = maximum
+        self.lowest = maximum
+        self.in_flight = 0
+        self.cooldown = cooldown
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._recent: deque[bool] = deque(maxlen=max(8, min(64, 2 * maximum)))
+        self._streak = 0
+        self._last_cut = float("-inf")
+
+    async def acquire(self) -> None:
+        if self.in_flight < self.limit and not self._waiters:
+            self.in_flight += 1
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        try:
+            await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():
+                self.release()  # the slot was handed to us just before the cancel
+            elif fut in self._waiters:
+                self._waiters.remove(fut)
+            raise
+
+    def release(self) -> None:
+        self.in_flight -= 1
+        self._wake()
+
+    def _wake(self) -> None:
+        # hand free slots to waiters first come, first served; the slot is counted for them here
+        while self.in_flight < self.limit and self._waiters:
+            fut = self._waiters.popleft()
+            if not fut.done():
+                self.in_flight += 1
+                fut.set_result(None)
+
+    def on_success(self) -> None:
+        self._recent.append(False)
+        self._streak += 1
+        if self._streak >= self.limit and self.limit < self.maximum:
+            self.limit += 1
+            self._streak = 0
+            self._wake()
+
+    def on_rate_limited(self) -> None:
+        self._recent.append(True)
+        self._streak = 0
+        now = time.monotonic()
+        hits = sum(self._recent)
+        if len(self._recent) >= 8 and 2 * hits >= len(self._recent) and now - self._last_cut >= self.cooldown:
+            self.limit = max(1, self.limit // 2)
+            self.lowest = min(self.lowest, self.limit)
+            self._last_cut = now
+            self._recent.clear()
+
+
+def retry_after(resp: httpx.Response) -> float | None:
+    """Seconds the server asks us to wait (``retry-after-ms``, ``Retry-After`` in seconds or
+    as an HTTP date), or None."""
+    ms = resp.headers.get("retry-after-ms")
+    if ms:
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    ra = resp.headers.get("retry-after")
+    if not ra:
+        return None
+    try:
+        return max(0.0, float(ra))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(ra)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def backoff(attempt: int, base: float = 0.5, cap: float = 20.0) -> float:
+    """Exponential backoff with jitter: somewhere in the upper half of base * 2^(attempt-1)."""
+    top = min(cap, base * 2 ** (attempt - 1))
+    return random.uniform(top / 2, top)
+
+
+def _error_text(resp: httpx.Response) -> str:
+    try:
+        data = resp.json()
+    except ValueError:
+        return resp.text.strip()[:200]
+    err = data.get("error") if isinstance(data, dict) else None
+    if isinstance(err, dict):
+        return str(err.get("message") or err)[:300]
+    if err:
+        return str(err)[:300]
+    return str(data)[:200]
+
+
+def message_content(data: Any) -> tuple[str, dict[str, int]]:
+    """The first choice's text and the token usage of a chat-completions response."""
+    try:
+        message = data["choices"][0]["message"]
+    except (KeyError, IndexError, TypeError):
+        raise MalformedVerdict("response has no choices[0].message") from None
+    content = message.get("content") if isinstance(message, dict) else None
+    if isinstance(content, list):  # content parts
+        content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    if not content and isinstance(message, dict) and message.get("refusal"):
+        raise MalformedVerdict(f"the judge refused: {str(message['refusal'])[:200]}")
+    usage = data.get("usage") or {}
+    prompt = usage.get("prompt_tokens", usage.get("input_tokens", 0)) or 0
+    completion = usage.get("completion_tokens", usage.get("output_tokens", 0)) or 0
+    return str(content or ""), {"prompt_tokens": int(prompt), "completion_tokens": int(completion)}
+
+
+_DOWNGRADE = {"json_schema": "json_object", "json_object": "none"}
+
+
+class JudgeClient:
+    def __init__(self, base_url: str, api_key: str | None, *, timeout: float, retries: int, concurrency: int,
+                 response_format: str, stats: CallStats) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.retries = retries
+        self.format_mode = response_format
+        self.stats = stats
+        self.limiter = AdaptiveLimiter(concurrency)
+        self._secret = api_key or None
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url, headers=headers, timeout=httpx.Timeout(timeout),
+            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency))
+        self._fatal: str | None = None
+        self._transport_failures = 0
+
+    def scrub(self, text: str) -> str:
+        """``text`` with the API key masked, in case a server echoes it back in an error."""
+        return text.replace(self._secret, "***") if self._secret else text
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def chat(self, payload: dict[str, Any], shape: Shape) -> tuple[str, dict[str, int]]:
+        """Send one chat completion and return (message text, token usage)."""
+        await self.limiter.acquire()
+        try:
+            return await self._chat(payload, shape)
+        finally:
+            self.limiter.release()
+
+    async def _chat(self, payload: dict[str, Any], shape: Shape) -> tuple[str, dict[str, int]]:
+        attempt = 0
+        while True:
+            if self._fatal:
+                raise JudgeCallError(self._fatal)
+            body = dict(payload)
+            rf = shape.response_format(self.format_mode)
+            if rf is not None:
+                body["response_format"] = rf
+            self.stats.calls += 1
+            wait: float | None = None
+            try:
+                async with asyncio.timeout(self.timeout):
+                    resp = await self._http.post("/chat/completions", json=body)
+            except (TimeoutError, httpx.TimeoutException):
+                self.stats.timeouts += 1
+                problem = f"no answer within {self.timeout:g}s"
+            except httpx.TransportError as e:
+                self.stats.connection_errors += 1
+                self._transport_failures += 1
+                problem = f"cannot reach {self.base_url}: {type(e).__name__}: {self.scrub(str(e))[:200]}"
+                if self._transport_failures >= UNREACHABLE_AFTER:
+                    self._fatal = problem
+            else:
+                self._transport_failures = 0
+                status = resp.status_code
+                if status == 200:
+                    try:
+                        data = resp.json()
+                    except ValueError:
+                        raise MalformedVerdict(f"response is not JSON: {resp.text[:120]!r}") from None
+                    self.limiter.on_success()
+                    content, usage = message_content(data)
+                    self.stats.prompt_tokens += usage["prompt_tokens"]
+                    self.stats.completion_tokens += usage["completion_tokens"]
+                    return content, usage
+                detail = self.scrub(_error_text(resp))
+                problem = f"HTTP {status}: {detail}"
+                if status == 429:
+                    self.stats.rate_limited += 1
+                    self.limiter.on_rate_limited()
+                    wait = retry_after(resp)
+                elif status >= 500 or status == 408:
+                    self.stats.server_errors += 1
+                    wait = retry_after(resp)
+                elif status in (400, 422) and rf is not None and _about_format(detail):
+                    # an older or local server without structured output: ask the same
+                    # question with a simpler format, for this and every later call
+                    if self.format_mode == body["response_format"]["type"]:
+                        self.format_mode = _DOWNGRADE[self.format_mode]
+                        self.stats.format_fallbacks += 1
+                    continue
+                elif status in (401, 403, 404):
+                    hint = {401: "check the API key variable", 403: "check the API key's access",
+                            404: "check base_url and model"}[status]
+                    self._fatal = f"judge endpoint answered {problem} ({hint})"
+                    raise JudgeCallError(self._fatal)
+                else:
+                    raise JudgeCallError(f"judge endpoint answered {problem}")
+            attempt += 1
+            if attempt > self.retries or self._fatal:
+                raise JudgeCallError(self._fatal or f"{problem} (gave up after {attempt} attempts)")
+            self.stats.retries += 1
+            if wait is not None:
+                delay = min(wait, MAX_WAIT) * random.uniform(1.0, 1.1)
+            else:
+                delay = backoff(attempt)
+            await asyncio.sleep(delay)
+
+
+def _about_format(detail: str) -> bool:
+    d = detail.lower()
+    return "response_format" in d or "json_schema" in d or "structured" in d or "json mode" in d
