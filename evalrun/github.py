@@ -205,3 +205,120 @@ def overall_pass_rate(records: Iterable[Any]) -> float | None:
         judged += 1
         passed += all(v is True for v in verdicts)
     return passed / judged if judged else None
+
+
+# GitHub refuses a comment body above 65,536 characters
+COMMENT_LIMIT = 65_536
+
+
+def comment_marker(key: str) -> str:
+    """The hidden first line that finds this report's comment again on the next push."""
+    return f"<!-- evalrun-report: {key.replace('--', '-')} -->"
+
+
+def comment_body(report: str, key: str) -> str:
+    body = f"{comment_marker(key)}\n{report}"
+    if len(body) > COMMENT_LIMIT:
+        note = "\n\n*(report truncated: the full report is in the job summary and the artifacts)*\n"
+        body = body[:COMMENT_LIMIT - len(note)] + note
+    return body
+
+
+def upsert_pr_comment(report: str, *, key: str, repo: str, number: int, token: str, api_url: str,
+                      timeout: float = 30.0) -> tuple[str, int]:
+    """Update the pull request's comment that carries ``key``'s marker, or create it: one
+    comment per report however often the workflow runs. Returns (created|updated, comment id)."""
+    import httpx
+
+    marker = comment_marker(key)
+    body = comment_body(report, key)
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/vnd.github+json",
+               "X-GitHub-Api-Version": "2022-11-28", "User-Agent": "evalrun"}
+    base = api_url.rstrip("/")
+    with httpx.Client(headers=headers, timeout=timeout) as client:
+        url: str | None = f"{base}/repos/{repo}/issues/{number}/comments?per_page=100"
+        found: int | None = None
+        while url and found is None:
+            r = client.get(url)
+            r.raise_for_status()
+            found = next((c["id"] for c in r.json() if marker in (c.get("body") or "")), None)
+            url = r.links.get("next", {}).get("url")
+        if found is not None:
+            client.patch(f"{base}/repos/{repo}/issues/comments/{found}", json={"body": body}).raise_for_status()
+            return "updated", found
+        r = client.post(f"{base}/repos/{repo}/issues/{number}/comments", json={"body": body})
+        r.raise_for_status()
+        return "created", int(r.json()["id"])
+
+
+def _pr_number(env: Mapping[str, str]) -> int | None:
+    import json
+
+    path = env.get("GITHUB_EVENT_PATH")
+    if not path or not Path(path).is_file():
+        return None
+    event = json.loads(Path(path).read_text(encoding="utf-8"))
+    number = (event.get("pull_request") or {}).get("number")
+    return int(number) if number else None
+
+
+def comment_main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+    """``python -m evalrun.github comment --report FILE``: post or update the PR comment."""
+    import argparse
+    import sys
+
+    env = os.environ if env is None else env
+    ap = argparse.ArgumentParser(prog="python -m evalrun.github comment",
+                                 description="Post the markdown report as the pull request's evalrun comment "
+                                             "(updated in place on later runs).")
+    ap.add_argument("--report", required=True, help="markdown file to post")
+    ap.add_argument("--key", default="evalrun", help="which report this is (one comment per key)")
+    ap.add_argument("--pr", type=int, default=None, help="pull request number (default: from the event)")
+    args = ap.parse_args(argv)
+
+    def fail(msg: str, code: int) -> int:
+        print(f"evalrun: error: {msg}", file=sys.stderr)
+        return code
+
+    try:
+        report = Path(args.report).read_text(encoding="utf-8")
+    except OSError as e:
+        return fail(f"{args.report}: cannot read the report ({e.strerror or e})", 2)
+    number = args.pr or _pr_number(env)
+    if number is None:
+        print("evalrun: not a pull request event; no comment posted", file=sys.stderr)
+        return 0
+    token, repo = env.get("GITHUB_TOKEN"), env.get("GITHUB_REPOSITORY")
+    if not token or not repo:
+        return fail("GITHUB_TOKEN and GITHUB_REPOSITORY must be set to post a PR comment", 2)
+    import httpx
+
+    try:
+        action, cid = upsert_pr_comment(report, key=args.key, repo=repo, number=number, token=token,
+                                        api_url=env.get("GITHUB_API_URL") or "https://api.github.com")
+    except httpx.HTTPStatusError as e:
+        msg = f"could not post the PR comment: HTTP {e.response.status_code} {e.response.reason_phrase}"
+        if e.response.status_code in (401, 403, 404):
+            # a pull request from a fork gets a read-only token: the gate still stands
+            print(annotation("warning", msg + " (a read-only token, as on pull requests from forks?)",
+                             title="evalrun"))
+            return 0
+        return fail(msg, 3)
+    except httpx.HTTPError as e:
+        return fail(f"could not post the PR comment: {type(e).__name__}: {e}", 3)
+    print(f"evalrun: {action} the PR comment (id {cid}) on #{number}", file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    import sys
+
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] != "comment":
+        print("usage: python -m evalrun.github comment --report FILE [--key KEY] [--pr N]", file=sys.stderr)
+        return 2
+    return comment_main(argv[1:])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
