@@ -221,6 +221,30 @@ def datasets_pull(
     typer.echo(f"pulled {n} items of langfuse://{name} into {output}", err=True)
 
 
+scorers_app = typer.Typer(help="Scorer types and the built-in LLM-judge rubrics.", no_args_is_help=True)
+app.add_typer(scorers_app, name="scorers")
+
+
+@scorers_app.command("list")
+def scorers_list(json_out: Annotated[bool, typer.Option("--json", help="As JSON.")] = False) -> None:
+    """List scorer types and built-in judge rubrics (rubric: NAME in an llm_judge scorer)."""
+    from evalrun.scoring.base import SCORER_TYPES
+    from evalrun.scoring.judge.rubric import describe_builtins
+
+    rubrics = describe_builtins()
+    if json_out:
+        from evalrun._json import json_pretty
+
+        sys.stdout.write(json_pretty({"types": list(SCORER_TYPES), "rubrics": rubrics}))
+        return
+    typer.echo("scorer types: " + ", ".join(SCORER_TYPES))
+    typer.echo("\nbuilt-in rubrics for llm_judge (or rubric: path/to/your.yaml):")
+    w1 = max((len(r["name"]) for r in rubrics), default=0)
+    w2 = max((len(r["grading"]) for r in rubrics), default=0)
+    for r in rubrics:
+        typer.echo(f"  {r['name']:<{w1}}  {r['grading']:<{w2}}  {r['description']}")
+
+
 def _fix_optional_resume(argv: list[str]) -> list[str]:
     """Let ``--resume`` stand alone (meaning the latest run), as click options cannot."""
     out = list(argv)
