@@ -1,0 +1,428 @@
+"""Pairing a run with its baseline: per-scorer paired statistics, regressions, improvements,
+flaky items, new and removed items.
+
+Works on lists of :class:`~evalrun.records.Record`, so a baseline may come from a run
+directory, a results file, an accepted-baseline file or Langfuse alike.
+
+Units and rules:
+
+- Records pair by ``(item_id, trial)``; statistics pair by item. With repeats, each item's
+  trials are averaged first, so n is the number of items, never of trials.
+- For pass/fail, an item's *state* under a scorer is ``pass`` (every judged trial passed),
+  ``fail`` (none did) or ``flaky`` (some did). A regression is pass -> fail, an improvement
+  fail -> pass; an item flaky in the candidate is listed as flaky, not as a regression.
+  McNemar's exact test runs on those discordant items.
+- A record whose target call failed counts as failed for every scorer (it gave no answer),
+  but contributes no value to means (as in summary.json, so the numbers agree).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from evalrun import stats
+from evalrun.records import Record
+
+#: per-item statistics a gate or a report can ask for; pass@k / pass^k take k from the name
+ITEM_STATS = ("mean", "pass_rate")
+
+
+@dataclass
+class Side:
+    """One item's trials under one scorer in one run."""
+
+    values: list[float] = field(default_factory=list)
+    passed: int = 0
+    judged: int = 0
+
+    @property
+    def mean(self) -> float | None:
+        return sum(self.values) / len(self.values) if self.values else None
+
+    @property
+    def pass_rate(self) -> float | None:
+        return self.passed / self.judged if self.judged else None
+
+    @property
+    def state(self) -> str | None:
+        if not self.judged:
+            return None
+        if self.passed == self.judged:
+            return "pass"
+        return "fail" if self.passed == 0 else "flaky"
+
+    def stat(self, name: str) -> float | None:
+        if name == "mean":
+            return self.mean
+        if name == "pass_rate":
+            return self.pass_rate
+        kind, k = parse_k_stat(name)
+        if not self.judged or k > self.judged:
+            return None
+        fn = stats.pass_at_k if kind == "pass@" else stats.pass_hat_k
+        return fn(self.judged, self.passed, k)
+
+
+def parse_k_stat(name: str) -> tuple[str, int]:
+    """``pass@3`` -> ("pass@", 3); ``pass^2`` -> ("pass^", 2); ValueError otherwise."""
+    for kind in ("pass@", "pass^"):
+        if name.startswith(kind) and name[len(kind):].isdigit() and int(name[len(kind):]) >= 1:
+            return kind, int(name[len(kind):])
+    raise ValueError(name)
+
+
+def _collect(records: list[Record], scorer: str) -> dict[str, Side]:
+    out: dict[str, Side] = defaultdict(Side)
+    gives_verdicts = any((s := r.scores.get(scorer)) is not None and s.passed is not None for r in records)
+    for r in records:
+        side = out[r.item_id]
+        if r.error:
+            if gives_verdicts:
+                side.judged += 1  # no answer: a failure, but no value to average
+            continue
+        s = r.scores.get(scorer)
+        if s is None or s.error is not None:
+            continue
+        if s.value is not None:
+            side.values.append(float(s.value))
+        if s.passed is not None:
+            side.judged += 1
+            side.passed += bool(s.passed)
+    return dict(out)
+
+
+@dataclass
+class Paired:
+    """A paired comparison of one per-item statistic."""
+
+    stat: str
+    diff: stats.PairedDifference
+    bootstrap: tuple[float, float]
+    mde: float
+    mde_basis: str  # "paired" (SD of differences) | "item" (SD of item values: nothing changed)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = self.diff
+        return {"stat": self.stat, "n": d.n, "candidate": _num(d.candidate_mean), "baseline": _num(d.baseline_mean),
+                "diff": _num(d.diff), "ci95": [_num(d.lo), _num(d.hi)], "p_value": _num(d.p_value),
+                "bootstrap_ci95": [_num(self.bootstrap[0]), _num(self.bootstrap[1])],
+                "mde": _num(self.mde), "mde_basis": self.mde_basis}
+
+
+@dataclass
+class ScorerComparison:
+    name: str
+    candidate: dict[str, Any]  # n, mean, pass_rate, passed, failed, errors: over records, as summary.json
+    baseline: dict[str, Any] | None
+    cand_items: dict[str, Side]
+    base_items: dict[str, Side] | None
+    regressions: list[str] = field(default_factory=list)
+    improvements: list[str] = field(default_factory=list)
+    flaky: list[str] = field(default_factory=list)
+    mcnemar_p: float | None = None
+    _paired: dict[str, Paired | None] = field(default_factory=dict, repr=False)
+
+    def value(self, stat: str) -> float | None:
+        """The candidate's number for a stat: record-level for mean / pass_rate (matching
+        summary.json), item-level for pass@k / pass^k."""
+        if stat in ITEM_STATS:
+            return self.candidate.get(stat)
+        vals = [v for v in (s.stat(stat) for s in self.cand_items.values()) if v is not None]
+        return float(np.mean(vals)) if vals else None
+
+    def baseline_value(self, stat: str) -> float | None:
+        if self.baseline is None or self.base_items is None:
+            return None
+        if stat in ITEM_STATS:
+            return self.baseline.get(stat)
+        vals = [v for v in (s.stat(stat) for s in self.base_items.values()) if v is not None]
+        return float(np.mean(vals)) if vals else None
+
+    def paired(self, stat: str) -> Paired | None:
+        """Candidate minus baseline on the items both runs have a value for (None without a baseline)."""
+        if stat in self._paired:
+            return self._paired[stat]
+        result = None
+        if self.base_items is not None:
+            ids = [i for i, s in self.cand_items.items()
+                   if i in self.base_items and s.stat(stat) is not None and self.base_items[i].stat(stat) is not None]
+            c = np.array([self.cand_items[i].stat(stat) for i in ids], dtype=float)
+            b = np.array([self.base_items[i].stat(stat) for i in ids], dtype=float)
+            d = stats.paired_difference(c, b)
+            boot = stats.paired_bootstrap_ci(c, b)
+            sd, basis = d.sd, "paired"
+            if not (sd > 0) and len(ids) > 1:
+                # nothing changed, so the paired SD says nothing about what could be detected;
+                # fall back to the spread of the items themselves
+                sd, basis = float(np.concatenate([c, b]).std(ddof=1)), "item"
+            result = Paired(stat, d, boot, stats.min_detectable_difference(sd, len(ids)), basis)
+        self._paired[stat] = result
+        return result
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"candidate": self.candidate, "baseline": self.baseline}
+        if self.base_items is not None:
+            d["paired"] = {s: p.to_dict() for s in ITEM_STATS if (p := self.paired(s)) is not None and p.diff.n}
+            d["regressions"] = self.regressions
+            d["improvements"] = self.improvements
+            d["mcnemar_p"] = _num(self.mcnemar_p)
+        d["flaky"] = self.flaky
+        k = max((s.judged for s in self.cand_items.values()), default=0)
+        if k > 1:
+            d[f"pass@{k}"] = _num(self.value(f"pass@{k}"))
+            d[f"pass^{k}"] = _num(self.value(f"pass^{k}"))
+        return d
+
+
+@dataclass
+class ItemDiff:
+    """One item across the two runs."""
+
+    item_id: str
+    status: str  # regressed | improved | flaky | unchanged | new | removed
+    candidate: list[Record]
+    baseline: list[Record]
+    regressed: list[str] = field(default_factory=list)  # scorers that went pass -> fail
+    improved: list[str] = field(default_factory=list)
+    flaky: list[str] = field(default_factory=list)  # scorers flaky in the candidate
+    failed: list[str] = field(default_factory=list)  # scorers the candidate fails (every trial)
+    delta: float = 0.0  # sum over scorers of the change in item mean (ranks the worst first)
+
+    @property
+    def first(self) -> Record:
+        return (self.candidate or self.baseline)[0]
+
+    @property
+    def tags(self) -> list[str]:
+        meta = self.first.metadata or {}
+        tags = meta.get("tags") or []
+        return [str(t) for t in tags] if isinstance(tags, list) else [str(tags)]
+
+    @property
+    def errored(self) -> bool:
+        return any(r.error for r in self.candidate)
+
+    def to_dict(self) -> dict[str, Any]:
+        def rec(r: Record) -> dict[str, Any]:
+            return {"trial": r.trial, "output": r.output, "error": r.error, "latency_ms": r.latency_ms,
+                    "scores": {k: s.to_dict() for k, s in r.scores.items()}}
+
+        first = self.first
+        return {"item_id": self.item_id, "status": self.status, "tags": self.tags, "input": first.input,
+                "expected_output": first.expected_output, "regressed": self.regressed,
+                "improved": self.improved, "flaky": self.flaky, "failed": self.failed,
+                "delta": _num(self.delta), "candidate": [rec(r) for r in self.candidate],
+                "baseline": [rec(r) for r in self.baseline]}
+
+
+@dataclass
+class Comparison:
+    """A run, paired with its baseline when it has one."""
+
+    run: dict[str, Any]  # run_id, eval
+    baseline_info: dict[str, Any] | None  # source, run_id, eval
+    scorers: dict[str, ScorerComparison]
+    items: list[ItemDiff]
+    metrics: dict[str, Any]  # run-level numbers of the candidate (errors, latency, cost)
+    baseline_metrics: dict[str, Any] | None
+    trials: int
+
+    @property
+    def has_baseline(self) -> bool:
+        return self.baseline_info is not None
+
+    def by_status(self, status: str) -> list[ItemDiff]:
+        return [i for i in self.items if i.status == status]
+
+    @property
+    def regressed(self) -> list[ItemDiff]:
+        """Regressed items, worst first."""
+        return sorted(self.by_status("regressed"), key=lambda i: (-len(i.regressed), i.delta, i.item_id))
+
+    @property
+    def new_items(self) -> list[str]:
+        return [i.item_id for i in self.items if i.status == "new"]
+
+    @property
+    def removed_items(self) -> list[str]:
+        return [i.item_id for i in self.items if i.status == "removed"]
+
+    @property
+    def paired_items(self) -> int:
+        return sum(1 for i in self.items if i.candidate and i.baseline)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run": self.run,
+            "baseline": self.baseline_info,
+            "trials": self.trials,
+            "paired_items": self.paired_items if self.has_baseline else None,
+            "metrics": self.metrics,
+            "baseline_metrics": self.baseline_metrics,
+            "scorers": {n: s.to_dict() for n, s in self.scorers.items()},
+            "counts": {s: len(self.by_status(s)) for s in
+                       ("regressed", "improved", "flaky", "unchanged", "new", "removed")},
+            "new_items": self.new_items,
+            "removed_items": self.removed_items,
+            "items": [i.to_dict() for i in self.items],
+        }
+
+
+def _num(x: float | None) -> float | None:
+    if x is None:
+        return None
+    x = float(x)
+    return None if math.isnan(x) else round(x, 6)
+
+
+def scorer_numbers(records: list[Record], scorer: str) -> dict[str, Any]:
+    """n, mean, pass_rate, passed, failed, errors over records, as summary.json counts them."""
+    values: list[float] = []
+    passed = failed = errors = 0
+    for r in records:
+        if r.error:
+            continue
+        s = r.scores.get(scorer)
+        if s is None:
+            continue
+        if s.error is not None:
+            errors += 1
+            continue
+        if s.value is not None:
+            values.append(float(s.value))
+        if s.passed is True:
+            passed += 1
+        elif s.passed is False:
+            failed += 1
+    mean, lo, hi = stats.mean_ci(values)
+    judged = passed + failed
+    return {"n": len(values), "mean": _num(mean) if values else None, "ci95": [_num(lo), _num(hi)],
+            "pass_rate": _num(passed / judged) if judged else None, "passed": passed, "failed": failed,
+            "errors": errors}
+
+
+def run_metrics(records: list[Record], summary: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run-level numbers gates can use: errors, latency percentiles, cost."""
+    n = len(records)
+    errors = sum(1 for r in records if r.error)
+    lat = [r.latency_ms for r in records if r.latency_ms is not None]
+    cost = 0.0
+    priced = False
+    for r in records:
+        c = (r.usage or {}).get("cost_usd")
+        if isinstance(c, int | float) and not isinstance(c, bool):
+            cost += c
+            priced = True
+    for u in ((summary or {}).get("scorer_usage") or {}).values():
+        c = u.get("cost_usd") if isinstance(u, dict) else None
+        if isinstance(c, int | float) and not isinstance(c, bool):
+            cost += c  # judge calls cost money too
+            priced = True
+    return {
+        "records": n,
+        "errors": errors,
+        "error_rate": _num(errors / n) if n else 0.0,
+        "latency_mean_ms": _num(float(np.mean(lat))) if lat else None,
+        "latency_p50_ms": _num(stats.percentile(lat, 50)),
+        "latency_p95_ms": _num(stats.percentile(lat, 95)),
+        "latency_p99_ms": _num(stats.percentile(lat, 99)),
+        "latency_max_ms": _num(max(lat)) if lat else None,
+        "cost_usd": _num(cost) if priced else None,
+    }
+
+
+def _by_item(records: list[Record]) -> dict[str, list[Record]]:
+    out: dict[str, list[Record]] = defaultdict(list)
+    for r in records:
+        out[r.item_id].append(r)
+    for rs in out.values():
+        rs.sort(key=lambda r: r.trial)
+    return dict(out)
+
+
+def scorer_names(records: list[Record], preferred: list[str] | None = None) -> list[str]:
+    names = list(preferred or [])
+    for r in records:
+        for n in r.scores:
+            if n not in names:
+                names.append(n)
+    return names
+
+
+def compare(candidate: list[Record], baseline: list[Record] | None, *, run: dict[str, Any] | None = None,
+            baseline_info: dict[str, Any] | None = None, scorers: list[str] | None = None,
+            summary: dict[str, Any] | None = None, baseline_metrics: dict[str, Any] | None = None
+            ) -> Comparison:
+    """Pair ``candidate`` with ``baseline`` (None: the candidate alone, for gates and reports).
+
+    ``scorers`` fixes the order (the eval file's); scorers that only one run has are compared
+    as far as they can be (a scorer new in this run has no baseline numbers).
+    """
+    has_base = baseline is not None
+    base = baseline or []
+    names = scorer_names(candidate, scorers)
+    cand_by, base_by = _by_item(candidate), _by_item(base)
+    comps: dict[str, ScorerComparison] = {}
+    for name in names:
+        base_has = has_base and any(name in r.scores for r in base)
+        sc = ScorerComparison(name, scorer_numbers(candidate, name),
+                              scorer_numbers(base, name) if base_has else None,
+                              _collect(candidate, name), _collect(base, name) if base_has else None)
+        for iid, side in sc.cand_items.items():
+            if side.state == "flaky":
+                sc.flaky.append(iid)
+            if sc.base_items is None or iid not in sc.base_items:
+                continue
+            before, after = sc.base_items[iid].state, side.state
+            if before == "pass" and after == "fail":
+                sc.regressions.append(iid)
+            elif before == "fail" and after == "pass":
+                sc.improvements.append(iid)
+        if sc.base_items is not None:
+            sc.mcnemar_p = stats.mcnemar_exact(len(sc.regressions), len(sc.improvements))
+        comps[name] = sc
+
+    items: list[ItemDiff] = []
+    order = list(cand_by) + [i for i in base_by if i not in cand_by]
+    for iid in order:
+        c, b = cand_by.get(iid, []), base_by.get(iid, [])
+        it = ItemDiff(iid, "unchanged", c, b)
+        for name, sc in comps.items():
+            cs = sc.cand_items.get(iid)
+            bs = sc.base_items.get(iid) if sc.base_items is not None else None
+            if cs is not None and cs.state == "fail":
+                it.failed.append(name)
+            if cs is not None and cs.state == "flaky":
+                it.flaky.append(name)
+            if iid in sc.regressions:
+                it.regressed.append(name)
+            if iid in sc.improvements:
+                it.improved.append(name)
+            if cs is not None and bs is not None and cs.mean is not None and bs.mean is not None:
+                it.delta += cs.mean - bs.mean
+        if has_base and not b:
+            it.status = "new"
+        elif not c:
+            it.status = "removed"
+        elif it.regressed:
+            it.status = "regressed"
+        elif it.flaky:
+            it.status = "flaky"
+        elif it.improved:
+            it.status = "improved"
+        items.append(it)
+    trials = max((len(rs) for rs in cand_by.values()), default=0)
+    return Comparison(
+        run=run or {},
+        baseline_info=(baseline_info or {}) if has_base else None,
+        scorers=comps,
+        items=items,
+        metrics=run_metrics(candidate, summary),
+        baseline_metrics=(baseline_metrics or run_metrics(base)) if has_base else None,
+        trials=trials,
+    )

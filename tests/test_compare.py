@@ -1,0 +1,134 @@
+"""compare(): pairing by (item, trial), regressions, improvements, flaky, new/removed, numbers."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from evalrun.compare import compare, run_metrics
+from evalrun.records import Record, Score
+
+
+def rec(item: str, ok: bool | None, *, trial: int = 0, value: float | None = None, scorer: str = "em",
+        error: bool = False, tags: list[str] | None = None, output: str = "out", latency: float = 10.0,
+        cost: float | None = None) -> Record:
+    scores = {} if error else {scorer: Score(value if value is not None else (None if ok is None else float(ok)), ok)}
+    return Record(item, trial, f"in-{item}", f"exp-{item}", None if error else output,
+                  {"type": "Timeout", "message": "t"} if error else None, latency,
+                  {"cost_usd": cost} if cost is not None else None, scores,
+                  {"tags": tags} if tags else {})
+
+
+def test_regressions_improvements_new_removed():
+    base = [rec("a", True), rec("b", True), rec("c", False), rec("d", True), rec("gone", True)]
+    cand = [rec("a", True), rec("b", False), rec("c", True), rec("d", True), rec("fresh", False)]
+    cmp = compare(cand, base)
+    sc = cmp.scorers["em"]
+    assert sc.regressions == ["b"] and sc.improvements == ["c"]
+    assert cmp.new_items == ["fresh"] and cmp.removed_items == ["gone"]
+    status = {i.item_id: i.status for i in cmp.items}
+    assert status == {"a": "unchanged", "b": "regressed", "c": "improved", "d": "unchanged",
+                      "fresh": "new", "gone": "removed"}
+    assert cmp.paired_items == 4
+    assert sc.mcnemar_p == pytest.approx(sps.binomtest(1, 2, 0.5).pvalue)
+    # the paired numbers use only the items both runs have
+    p = sc.paired("pass_rate")
+    assert p.diff.n == 4 and p.diff.diff == pytest.approx(0.0)
+    # the plain numbers are each run's own, over all its records (as summary.json has them)
+    assert sc.candidate["pass_rate"] == pytest.approx(3 / 5) and sc.baseline["pass_rate"] == pytest.approx(4 / 5)
+
+
+def test_pairs_by_item_and_trial_not_by_order():
+    base = [rec("x", True, trial=1), rec("y", False), rec("x", False, trial=0)]
+    cand = [rec("y", False), rec("x", False, trial=0), rec("x", True, trial=1)]
+    cmp = compare(cand, base)
+    assert {i.item_id: i.status for i in cmp.items} == {"y": "unchanged", "x": "flaky"}
+    x = cmp.items[1]
+    # trial t of the candidate sits next to trial t of the baseline
+    assert [r.trial for r in x.candidate] == [r.trial for r in x.baseline] == [0, 1]
+    assert [r.scores["em"].passed for r in x.candidate] == [r.scores["em"].passed for r in x.baseline]
+    assert cmp.scorers["em"].regressions == [] and cmp.scorers["em"].flaky == ["x"]
+
+
+def test_paired_mean_difference_against_scipy():
+    rng = np.random.default_rng(3)
+    n = 50
+    b_vals, c_vals = rng.uniform(0.3, 1, n), rng.uniform(0.2, 1, n)
+    base = [rec(f"i{k}", None, value=float(v), scorer="sim") for k, v in enumerate(b_vals)]
+    cand = [rec(f"i{k}", None, value=float(v), scorer="sim") for k, v in enumerate(c_vals)]
+    p = compare(cand, base).scorers["sim"].paired("mean")
+    lo, hi = sps.ttest_rel(c_vals, b_vals).confidence_interval(0.95)
+    assert p.diff.diff == pytest.approx(float((c_vals - b_vals).mean()))
+    assert (p.diff.lo, p.diff.hi) == pytest.approx((lo, hi))
+    assert p.bootstrap[0] < p.diff.diff < p.bootstrap[1]
+    assert p.mde > 0 and p.mde_basis == "paired"
+
+
+def test_repeats_average_per_item_and_flaky_items_are_separate():
+    base, cand = [], []
+    for t in range(3):
+        base += [rec("steady", True, trial=t), rec("broke", True, trial=t), rec("wobbly", True, trial=t)]
+        cand += [rec("steady", True, trial=t), rec("broke", False, trial=t), rec("wobbly", t != 1, trial=t)]
+    cmp = compare(cand, base)
+    sc = cmp.scorers["em"]
+    assert cmp.trials == 3
+    assert sc.regressions == ["broke"] and sc.flaky == ["wobbly"]
+    assert [i.item_id for i in cmp.regressed] == ["broke"]
+    assert [i.item_id for i in cmp.by_status("flaky")] == ["wobbly"]
+    p = sc.paired("pass_rate")
+    assert p.diff.n == 3  # items, not 9 trials
+    assert p.diff.diff == pytest.approx(((1 - 1) + (0 - 1) + (2 / 3 - 1)) / 3)
+    # pass@3: any trial passes; pass^3: every trial passes
+    assert sc.value("pass@3") == pytest.approx(2 / 3)
+    assert sc.value("pass^3") == pytest.approx(1 / 3)
+    assert sc.value("pass@2") == pytest.approx((1 + 0 + 1) / 3)
+    d = sc.to_dict()
+    assert d["pass@3"] == pytest.approx(2 / 3) and d["flaky"] == ["wobbly"]
+
+
+def test_target_error_is_a_failure_but_not_a_value():
+    base = [rec("a", True), rec("b", True)]
+    cand = [rec("a", True), rec("b", None, error=True)]
+    cmp = compare(cand, base)
+    sc = cmp.scorers["em"]
+    assert sc.regressions == ["b"]
+    assert sc.candidate["n"] == 1 and sc.candidate["mean"] == 1.0
+    assert cmp.items[1].errored
+    assert cmp.metrics["errors"] == 1 and cmp.metrics["error_rate"] == 0.5
+
+
+def test_without_baseline():
+    cmp = compare([rec("a", True), rec("b", False)], None)
+    assert not cmp.has_baseline
+    sc = cmp.scorers["em"]
+    assert sc.paired("mean") is None and sc.baseline is None
+    assert sc.value("pass_rate") == 0.5
+    assert [i.status for i in cmp.items] == ["unchanged", "unchanged"]
+    assert cmp.to_dict()["baseline"] is None
+
+
+def test_identical_runs_fall_back_to_item_spread_for_mde():
+    recs = [rec(f"i{k}", k % 3 != 0) for k in range(30)]
+    p = compare(recs, recs).scorers["em"].paired("pass_rate")
+    assert p.diff.diff == 0 and p.mde_basis == "item"
+    assert 0 < p.mde < 1
+
+
+def test_scorer_only_in_candidate_has_no_baseline_numbers():
+    base = [rec("a", True)]
+    cand = [Record("a", 0, "i", "e", "o", scores={"em": Score(1.0, True), "new": Score(0.5, None)})]
+    cmp = compare(cand, base)
+    assert cmp.scorers["new"].baseline is None and cmp.scorers["new"].paired("mean") is None
+    assert cmp.scorers["em"].paired("mean").diff.diff == 0
+
+
+def test_run_metrics():
+    recs = [rec(str(i), True, latency=float(i), cost=0.01) for i in range(1, 101)]
+    m = run_metrics(recs, {"scorer_usage": {"judge": {"cost_usd": 0.5}}})
+    assert m["latency_p95_ms"] == pytest.approx(np.percentile(np.arange(1, 101), 95))
+    assert m["cost_usd"] == pytest.approx(1.5)
+    assert run_metrics([rec("a", True)])["cost_usd"] is None
+    assert math.isclose(m["latency_mean_ms"], 50.5)
