@@ -83,6 +83,10 @@ def _push_after_run(outcome: RunOutcome, asked: bool) -> None:
 
 def _finish(outcome: RunOutcome, json_out: bool, quiet: bool) -> None:
     """Report a finished run (from ``run`` or ``merge``) and exit with its code."""
+    from evalrun import github
+
+    if github.active():
+        github.publish_run(outcome.run_dir, outcome.summary, outcome.status)
     _render_summary(outcome.summary, json_out, quiet)
     if not quiet and not json_out:
         where = outcome.run_dir.path

@@ -167,12 +167,12 @@ def annotation_lines(findings: Iterable[Finding], sources: Mapping[str, tuple[st
 
 def publish(pub: Publication, manifest: Mapping[str, Any], env: Mapping[str, str] | None = None,
             log: Any = None) -> None:
-    """Write the job summary and step outputs and print the annotations (on stdout, where
-    the runner reads workflow commands)."""
+    """Write the job summary and step outputs and print the annotations. They go to stderr:
+    the runner reads workflow commands from both streams, and stdout stays clean for --json."""
     import sys
 
     env = os.environ if env is None else env
-    log = log or sys.stdout
+    log = log or sys.stderr
     if pub.markdown:
         write_step_summary(pub.markdown, env)
     outputs: dict[str, Any] = {
@@ -205,6 +205,31 @@ def overall_pass_rate(records: Iterable[Any]) -> float | None:
         judged += 1
         passed += all(v is True for v in verdicts)
     return passed / judged if judged else None
+
+
+VERDICT_OF_STATUS = {"finished": "pass", "failed": "error", "interrupted": "interrupted"}
+
+
+def publish_run(run_dir: Any, summary: Mapping[str, Any], status: str, *, verdict: str | None = None,
+                markdown: str | None = None, report_path: str | None = None,
+                findings: Iterable[Finding] = (), env: Mapping[str, str] | None = None) -> None:
+    """Everything a run (or a merge) tells GitHub Actions. ``verdict`` is the gates' verdict
+    when there are gates (pass/fail); a run that did not finish is error/interrupted whatever
+    the gates say."""
+    env = os.environ if env is None else env
+    if status != "finished" or verdict is None:
+        verdict = VERDICT_OF_STATUS.get(status, "error")
+    pass_rate = overall_pass_rate(run_dir.iter_records()) if summary.get("records") else None
+    if markdown and not report_path:
+        # the PR comment step posts a file: keep the markdown beside the run
+        path = Path(run_dir.path) / "report.md"
+        path.write_text(markdown, encoding="utf-8")
+        report_path = str(path)
+    pub = Publication(run_id=run_dir.id, verdict=verdict, pass_rate=pass_rate, markdown=markdown,
+                      report_path=str(Path(report_path).resolve()) if report_path else None,
+                      findings=list(findings),
+                      extra_outputs={"run_dir": str(Path(run_dir.path).resolve())})
+    publish(pub, run_dir.read_manifest(), env)
 
 
 # GitHub refuses a comment body above 65,536 characters
