@@ -546,6 +546,8 @@ def _csv(q: dict[str, str], key: str) -> set[str] | None:
 class _Handler(BaseHTTPRequestHandler):
     fake: FakeLangfuse
     protocol_version = "HTTP/1.1"
+    # headers and body leave in separate writes; with Nagle on, each answer waits ~40 ms for an ACK
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet: tests read server.requests
         pass

@@ -1,0 +1,139 @@
+"""Push 1,000 records with 3 scores each to a Langfuse-compatible server on 127.0.0.1.
+
+Target: under 5 s. The server is the test server (tests/langfuse_server.py): it validates each
+request and answer against Langfuse's OpenAPI spec and decodes every OTLP span, in this
+process, on the same cores, so the number is an upper bound on evalrun's own cost. The ideal
+printed beside it is the same requests answered by a server that only reads the body.
+
+    python benchmarks/bench_langfuse_push.py [--records 1000] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from threading import Thread
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from evalrun.records import Record, Score  # noqa: E402
+from evalrun.store import ResultsWriter, RunDir  # noqa: E402
+from tests.langfuse_server import FakeLangfuse  # noqa: E402
+
+
+def make_run(root: Path, n: int) -> RunDir:
+    rd = RunDir(root / "runs" / "20260101-000000-bench0")
+    rd.write_manifest({"run_id": rd.id, "eval": "bench", "config": {}, "config_fingerprint": "sha256:x",
+                       "dataset": {"source": "data.jsonl", "fingerprint": "sha256:y"},
+                       "started_at": "2026-01-01T00:00:00+00:00", "status": "finished", "evalrun_version": "bench"})
+    rng = random.Random(0)
+    w = ResultsWriter(rd.results_path)
+    recs = []
+    for i in range(n):
+        sim = rng.random()
+        recs.append(Record(item_id=f"item-{i:05d}", trial=0, input={"question": f"What is {i} doubled?"},
+                           expected_output=str(2 * i), output=str(2 * i if i % 7 else 2 * i + 1),
+                           latency_ms=rng.uniform(50, 900), started_at=1767225600.0 + i * 0.01,
+                           scores={"exact_match": Score(float(i % 7 != 0), i % 7 != 0),
+                                   "similarity": Score(sim, sim >= 0.5),
+                                   "judge": Score(rng.choice([0.0, 0.5, 1.0]), None, "graded by rubric")}))
+    w.write(recs)
+    w.close()
+    rd.write_summary({"status": "finished", "records": n, "errors": 0, "error_rate": 0.0,
+                      "scorers": {"exact_match": {"n": n, "mean": 0.86, "pass_rate": 0.86, "ci95": [0.8, 0.9]}}})
+    return rd
+
+
+class _Sink(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+
+    def log_message(self, *a: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self._answer(200, b'{"data": []}')
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.path.startswith("/api/public/scores"):
+            self._answer(202, b'{"message": "Accepted"}')
+        else:
+            self._answer(200, b"{}")
+
+    def _answer(self, status: int, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def timed_push(rd: RunDir, env: dict[str, str]) -> tuple[float, object]:
+    from evalrun.langfuse.push import push_run
+
+    (rd.path / "push_state.json").unlink(missing_ok=True)
+    os.environ.update(env)
+    t0 = time.perf_counter()
+    result = push_run(rd)
+    return time.perf_counter() - t0, result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--records", type=int, default=1000)
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-lf-"))
+    try:
+        rd = make_run(tmp, args.records)
+        t0 = time.perf_counter()
+        import langfuse.api  # noqa: F401  (first use pays the SDK import; reported apart)
+        import opentelemetry.exporter.otlp.proto.common.trace_encoder  # noqa: F401
+        import_s = time.perf_counter() - t0
+
+        with FakeLangfuse() as fake:
+            times = []
+            for _ in range(args.repeat):
+                fake.scores.clear()
+                dt, res = timed_push(rd, fake.env())
+                times.append(dt)
+            n_scores = sum(1 for s in fake.scores.values() if s.get("traceId"))
+            traces = len(fake.spans_by_trace())
+            posts = len(fake.calls("scores_create")) // args.repeat, len(fake.calls("opentelemetry_exportTraces")) // args.repeat
+            assert not fake.errors, fake.errors[:3]
+            t1 = time.perf_counter()
+            from evalrun.langfuse.push import push_run
+
+            again = push_run(rd)
+            noop_s = time.perf_counter() - t1
+
+        sink = ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
+        Thread(target=sink.serve_forever, daemon=True).start()
+        sink_env = {"LANGFUSE_PUBLIC_KEY": "pk", "LANGFUSE_SECRET_KEY": "sk",
+                    "LANGFUSE_BASE_URL": f"http://127.0.0.1:{sink.server_address[1]}"}
+        ideal = min(timed_push(rd, sink_env)[0] for _ in range(args.repeat))
+        sink.shutdown()
+
+        best = min(times)
+        print(f"push {args.records} records x 3 scorers -> {traces} traces, {n_scores} item scores "
+              f"({posts[1]} OTLP requests, {posts[0]} score requests per push); result: {res.status}")
+        print(f"  spec-validating test server: best {best:.2f} s, runs {', '.join(f'{t:.2f}' for t in times)} s"
+              f"  (target < 5 s: {'PASS' if best < 5 else 'FAIL'})")
+        print(f"  ideal (server only reads the bodies): {ideal:.2f} s")
+        print(f"  SDK + OTLP encoder import, paid once per process: {import_s:.2f} s")
+        print(f"  re-push with nothing left to send: {noop_s:.3f} s (status {again.status})")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
