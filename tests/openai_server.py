@@ -64,6 +64,7 @@ class ServerState:
         self.auth_headers: set[str] = set()
         self.response_formats: Counter[str] = Counter()
         self.models: Counter[str] = Counter()
+        self.prompts: list[str] = []  # every prompt received, in arrival order
 
     def stats(self) -> dict[str, Any]:
         with self.lock:
@@ -133,7 +134,10 @@ class _Handler(BaseHTTPRequestHandler):
         for k, v in (headers or {}).items():
             self.send_header(k, v)
         self.end_headers()
-        self.wfile.write(data)
+        try:
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up waiting (a timeout test): nothing to answer
         with self.server.state.lock:
             self.server.state.statuses[status] += 1
 
@@ -179,6 +183,7 @@ class _Handler(BaseHTTPRequestHandler):
             st.seen_prompts[prompt] += 1
             st.response_formats[rf_type] += 1
             st.models[str(body.get("model"))] += 1
+            st.prompts.append(prompt)
         if st.reject_schema and rf_type == "json_schema":
             self._send(400, {"error": {"message": "response_format of type json_schema is not supported by this model",
                                        "type": "invalid_request_error", "param": "response_format"}})
@@ -190,7 +195,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(429, {"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}},
                        {"Retry-After": f"{st.retry_after:g}"})
             return
-        if n <= st.first_429 + st.first_500 and n > st.first_429 or self._per_prompt(prompt, r"\[\[status:500:(\d+)\]\]", nth):
+        if (st.first_429 < n <= st.first_429 + st.first_500) or self._per_prompt(prompt, r"\[\[status:500:(\d+)\]\]", nth):
             self._send(500, {"error": {"message": "The server had an error while processing your request.",
                                        "type": "server_error"}})
             return

@@ -92,6 +92,7 @@ class LLMJudge(Scorer):
         self.order_checks = [0, 0]  # [consistent, total] pairs of swapped-order answers
         self._api_key = api_key
         self._client: JudgeClient | None = None
+        self._used_client: JudgeClient | None = None  # kept after close, for the summary
 
     @property
     def client(self) -> JudgeClient:
@@ -100,6 +101,7 @@ class LLMJudge(Scorer):
             self._client = JudgeClient(cfg.base_url, self._api_key, timeout=cfg.timeout, retries=cfg.retries,
                                        concurrency=cfg.concurrency, response_format=cfg.response_format,
                                        stats=self.stats)
+            self._used_client = self._client
         return self._client
 
     async def close(self) -> None:
@@ -293,7 +295,7 @@ class LLMJudge(Scorer):
             tot["cost_usd"] = round(tot["cost_usd"] + cost, 8)
 
     def _scrub(self, text: str) -> str:
-        return self._client.scrub(text) if self._client is not None else text
+        return self._used_client.scrub(text) if self._used_client is not None else text
 
     # --- summary -------------------------------------------------------------------------
 
@@ -309,11 +311,12 @@ class LLMJudge(Scorer):
             "judge_calls": {**self.stats.to_dict(),
                             "cost_usd": round(self.cost, 8) if self.price is not None else None},
         }
-        if self._client is not None:
-            lim = self._client.limiter
+        client = self._used_client
+        if client is not None:
+            lim = client.limiter
             out["judge_concurrency"] = {"max": lim.maximum, "lowest": lim.lowest, "final": lim.limit}
-            if self._client.format_mode != cfg.response_format:
-                out["judge_calls"]["response_format_used"] = self._client.format_mode
+            if client.format_mode != cfg.response_format:
+                out["judge_calls"]["response_format_used"] = client.format_mode
         if self.agreements:
             out["judge_agreement"] = {
                 "mean": round(mean(self.agreements), 4),
