@@ -1,0 +1,377 @@
+"""Gates: the eval file's pass/fail conditions, parsed by a small grammar (never ``eval``'d),
+and judged on a :class:`~evalrun.compare.Comparison`.
+
+Grammar of a gate string::
+
+    gate    := metric OP rhs
+    metric  := SCORER "." STAT | RUN_METRIC
+    STAT    := mean | pass_rate | pass@K | pass^K
+    OP      := >= | <= | > | <
+    rhs     := NUMBER ["%"] | "baseline" [("+" | "-") NUMBER ["%"]]
+
+A gate may also be the mapping ``no_regressions: {tag: T, scorer: S}`` (both optional): no
+item (tagged T) may go from passed to failed (under S, or under any scorer).
+
+Numbers with ``%`` are percentage points for rates (``errors <= 2%``, ``x.mean >= baseline -
+2%``) and a share of the baseline for cost and latency (``cost_usd <= baseline + 10%``).
+
+A relative gate on a scorer stat is judged on the *paired* difference. Under ``gate_policy:
+significant`` it fails only when the whole 95% interval lies beyond the allowed margin, so
+noise alone does not fail a pull request; under ``point`` the point estimate decides.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from evalrun.compare import ITEM_STATS, Comparison, parse_k_stat
+from evalrun.errors import UsageError
+
+#: run-level metrics (no scorer) a gate can name
+RUN_METRICS = ("errors", "error_rate", "cost_usd", "latency_mean_ms", "latency_p50_ms", "latency_p95_ms",
+               "latency_p99_ms", "latency_max_ms")
+RATE_METRICS = ("errors", "error_rate")
+OPS = (">=", "<=", ">", "<")
+POLICIES = ("significant", "point")
+
+_NUMBER = r"[0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?|\.[0-9]+(?:[eE][+-]?[0-9]+)?"
+_TOKEN = re.compile(rf"\s*(?:(?P<op>>=|<=|=>|=<|>|<|==|!=|=)|(?P<num>{_NUMBER})(?P<pct>%)?|(?P<sign>[+-])"
+                    rf"|(?P<word>[A-Za-z_][^\s<>=!+%-]*(?:-[A-Za-z_][^\s<>=!+%-]*)*))")
+
+#: errors: a function (message, gate index, field) -> UsageError at that gate in the eval file
+Locate = Callable[..., UsageError]
+
+
+@dataclass(frozen=True)
+class Gate:
+    text: str
+    index: int
+    kind: str  # "threshold" | "no_regressions"
+    metric: str = ""  # "exact_match.mean", "errors", ...
+    scorer: str | None = None
+    stat: str | None = None
+    op: str = ">="
+    number: float = 0.0  # the threshold, or the margin added to the baseline
+    relative: bool = False
+    percent: bool = False
+    tag: str | None = None  # no_regressions only
+
+    def describe(self) -> str:
+        return self.text
+
+
+@dataclass
+class GateResult:
+    gate: Gate
+    verdict: str  # pass | fail | skip
+    value: float | None = None
+    baseline: float | None = None
+    diff: float | None = None
+    ci: tuple[float, float] | None = None
+    bootstrap: tuple[float, float] | None = None
+    mde: float | None = None
+    n: int | None = None
+    note: str = ""
+    items: list[str] = field(default_factory=list)  # no_regressions: the offending items
+
+    @property
+    def failed(self) -> bool:
+        return self.verdict == "fail"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"gate": self.gate.text, "verdict": self.verdict, "value": _r(self.value),
+                "baseline": _r(self.baseline), "diff": _r(self.diff),
+                "ci95": None if self.ci is None else [_r(self.ci[0]), _r(self.ci[1])],
+                "bootstrap_ci95": None if self.bootstrap is None else [_r(self.bootstrap[0]), _r(self.bootstrap[1])],
+                "mde": _r(self.mde), "n": self.n, "note": self.note, "items": self.items}
+
+    def numbers(self) -> str:
+        """value, baseline, difference, interval and MDE as one line of text."""
+        g = self.gate
+        if g.kind == "no_regressions":
+            return f"{len(self.items)} regressed" + (f": {', '.join(self.items[:10])}" if self.items else "") + (
+                f" (+{len(self.items) - 10} more)" if len(self.items) > 10 else "")
+        parts = [f"value {fmt(self.value, g)}"]
+        if g.relative:
+            parts.append(f"baseline {fmt(self.baseline, g)}")
+            if self.diff is not None:
+                parts.append(f"diff {fmt(self.diff, g, signed=True)}")
+            if self.ci is not None:
+                parts.append(f"95% CI [{fmt(self.ci[0], g, signed=True)}, {fmt(self.ci[1], g, signed=True)}]")
+            if self.bootstrap is not None:
+                parts.append(f"bootstrap [{fmt(self.bootstrap[0], g, signed=True)}, "
+                             f"{fmt(self.bootstrap[1], g, signed=True)}]")
+            if self.mde is not None:
+                parts.append(f"MDE {fmt(self.mde, g)}")
+            if self.n is not None:
+                parts.append(f"n={self.n}")
+        return ", ".join(parts)
+
+
+def _r(x: float | None) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else round(float(x), 6)
+
+
+def fmt(x: float | None, gate: Gate | None = None, signed: bool = False) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    s = f"{x:+.4g}" if signed else f"{x:.4g}"
+    if gate is not None and gate.metric == "errors" and not gate.percent and not signed and x == int(x):
+        return str(int(x))
+    return s
+
+
+# --- parsing ------------------------------------------------------------------------------
+
+def _tokens(text: str, err: Callable[[str], UsageError]) -> list[tuple[str, str, bool]]:
+    out: list[tuple[str, str, bool]] = []
+    pos = 0
+    text = text.rstrip()
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if not m or m.end() == pos:
+            raise err(f"gate '{text}': unexpected '{text[pos:].strip()[:10]}'")
+        if m.group("op"):
+            out.append(("op", m.group("op"), False))
+        elif m.group("num"):
+            out.append(("num", m.group("num"), bool(m.group("pct"))))
+        elif m.group("sign"):
+            out.append(("sign", m.group("sign"), False))
+        else:
+            out.append(("word", m.group("word"), False))
+        pos = m.end()
+    return out
+
+
+def _suggest(word: str, choices: list[str]) -> str:
+    from evalrun.config import suggest
+
+    return suggest(word, choices)
+
+
+def parse_gate(text: str, index: int, scorers: list[str], repeat: int | None,
+               err: Callable[[str], UsageError]) -> Gate:
+    toks = _tokens(text, err)
+    if not toks:
+        raise err("empty gate; write e.g. 'exact_match.mean >= 0.85'")
+    if toks[0][0] != "word":
+        raise err(f"gate '{text}' must start with a metric (e.g. exact_match.mean, errors, cost_usd)")
+    metric = toks[0][1]
+    if len(toks) < 2 or toks[1][0] != "op":
+        raise err(f"gate '{text}': expected a comparison (>=, <=, >, <) after '{metric}'")
+    op = toks[1][1]
+    if op not in OPS:
+        hint = {"=>": " (did you mean '>='?)", "=<": " (did you mean '<='?)"}.get(op, "")
+        raise err(f"gate '{text}': '{op}' is not a comparison gates use (>=, <=, >, <){hint}")
+    rest = toks[2:]
+    relative = False
+    number, percent = 0.0, False
+    if rest and rest[0] == ("word", "baseline", False):
+        relative = True
+        rest = rest[1:]
+        if rest:
+            if rest[0][0] != "sign" or len(rest) < 2 or rest[1][0] != "num":
+                raise err(f"gate '{text}': after 'baseline' write '+ NUMBER' or '- NUMBER'")
+            number = float(rest[1][1]) * (-1 if rest[0][1] == "-" else 1)
+            percent = rest[1][2]
+            rest = rest[2:]
+    elif rest and rest[0][0] == "num":
+        number, percent = float(rest[0][1]), rest[0][2]
+        rest = rest[1:]
+    elif rest and rest[0][0] == "sign" and len(rest) > 1 and rest[1][0] == "num":
+        number, percent = -float(rest[1][1]) if rest[0][1] == "-" else float(rest[1][1]), rest[1][2]
+        rest = rest[2:]
+    else:
+        got = f"'{rest[0][1]}'" if rest else "nothing"
+        hint = _suggest(rest[0][1], ["baseline"]) if rest and rest[0][0] == "word" else ""
+        raise err(f"gate '{text}': expected a number or 'baseline' after '{op}', got {got}{hint}")
+    if rest:
+        raise err(f"gate '{text}': unexpected '{rest[0][1]}' at the end")
+
+    scorer = stat = None
+    if metric in RUN_METRICS:
+        pass
+    elif "." in metric:
+        scorer, _, stat = metric.rpartition(".")
+        if scorer not in scorers:
+            known = scorers + list(RUN_METRICS)
+            raise err(f"gate '{text}': no scorer named '{scorer}'{_suggest(scorer, known)}"
+                      + (f"; scorers: {', '.join(scorers)}" if scorers else "; the eval has no scorers"))
+        if stat not in ITEM_STATS:
+            try:
+                _kind, k = parse_k_stat(stat)
+            except ValueError:
+                raise err(f"gate '{text}': unknown statistic '{stat}'"
+                          f"{_suggest(stat, [*ITEM_STATS, 'pass@1', 'pass^1'])}; "
+                          "use mean, pass_rate, pass@K or pass^K") from None
+            if repeat is not None and k > repeat:
+                raise err(f"gate '{text}': {stat} needs repeat >= {k} (this run repeats {repeat}x)")
+    else:
+        choices = list(RUN_METRICS) + [f"{s}.mean" for s in scorers] + [f"{s}.pass_rate" for s in scorers]
+        if metric in scorers:
+            raise err(f"gate '{text}': '{metric}' is a scorer; name a statistic: {metric}.mean or {metric}.pass_rate")
+        raise err(f"gate '{text}': unknown metric '{metric}'{_suggest(metric, choices)}")
+    if percent:
+        number /= 100.0  # for cost / latency a share of the baseline, applied when judged
+    elif stat is None and metric == "error_rate" and number > 1:
+        raise err(f"gate '{text}': error_rate is a fraction; write {number:g}% or {number / 100:g}")
+    return Gate(text=text, index=index, kind="threshold", metric=metric, scorer=scorer, stat=stat, op=op,
+                number=number, relative=relative, percent=percent)
+
+
+def _no_regressions(body: Any, text: str, index: int, scorers: list[str], err: Callable[[str], UsageError]) -> Gate:
+    if body is None or body is True or body == {}:
+        return Gate(text=text, index=index, kind="no_regressions")
+    if not isinstance(body, dict):
+        raise err("no_regressions takes a mapping like {tag: critical} (or nothing, for every item)")
+    unknown = [k for k in body if k not in ("tag", "scorer")]
+    if unknown:
+        raise err(f"no_regressions: unknown key '{unknown[0]}'{_suggest(str(unknown[0]), ['tag', 'scorer'])}; "
+                  "allowed: tag, scorer")
+    scorer = body.get("scorer")
+    if scorer is not None and scorer not in scorers:
+        raise err(f"no_regressions: no scorer named '{scorer}'{_suggest(str(scorer), scorers)}")
+    tag = body.get("tag")
+    if tag is not None and not isinstance(tag, str | int):
+        raise err("no_regressions: tag must be a single tag name")
+    return Gate(text=text, index=index, kind="no_regressions", scorer=scorer,
+                tag=None if tag is None else str(tag))
+
+
+def parse_gates(raw: list[Any] | None, *, scorers: list[str], repeat: int | None = None,
+                locate: Locate | None = None) -> list[Gate]:
+    """Parse the eval file's ``gates:`` list. ``locate(message, index)`` builds the UsageError
+    for gate ``index`` (pointing at its line in the eval file)."""
+    gates: list[Gate] = []
+    for i, entry in enumerate(raw or []):
+        def err(msg: str, _i: int = i) -> UsageError:
+            return locate(msg, _i) if locate is not None else UsageError(msg)
+
+        if isinstance(entry, str):
+            s = entry.strip()
+            if s == "no_regressions":
+                gates.append(Gate(text=s, index=i, kind="no_regressions"))
+            else:
+                gates.append(parse_gate(s, i, scorers, repeat, err))
+        elif isinstance(entry, dict) and len(entry) == 1 and "no_regressions" in entry:
+            body = entry["no_regressions"]
+            text = "no_regressions" + ("" if not body or body is True else
+                                       ": {" + ", ".join(f"{k}: {v}" for k, v in body.items()) + "}"
+                                       if isinstance(body, dict) else f": {body}")
+            gates.append(_no_regressions(body, text, i, scorers, err))
+        elif isinstance(entry, dict) and len(entry) == 1:
+            key = next(iter(entry))
+            raise err(f"unknown gate '{key}'{_suggest(str(key), ['no_regressions'])}; a gate is a string like "
+                      "'exact_match.mean >= 0.85' or no_regressions: {tag: T}")
+        else:
+            raise err("a gate is a string like 'exact_match.mean >= 0.85' or the mapping no_regressions: {tag: T}")
+    return gates
+
+
+def check_policy(policy: str) -> str:
+    if policy not in POLICIES:
+        raise UsageError(f"gate_policy must be significant or point (got {policy!r})")
+    return policy
+
+
+# --- judging ------------------------------------------------------------------------------
+
+def _holds(value: float, op: str, bound: float) -> bool:
+    eps = 1e-12  # 0.1 + 0.2 >= 0.3 should hold
+    return {">=": value >= bound - eps, "<=": value <= bound + eps, ">": value > bound, "<": value < bound}[op]
+
+
+def _run_metric(metrics: dict[str, Any] | None, gate: Gate) -> float | None:
+    if metrics is None:
+        return None
+    if gate.metric == "errors":
+        return metrics.get("error_rate") if gate.percent else metrics.get("errors")
+    if gate.metric == "error_rate":
+        return metrics.get("error_rate")
+    return metrics.get(gate.metric)
+
+
+def evaluate_gate(gate: Gate, cmp: Comparison, policy: str = "significant") -> GateResult:
+    if gate.kind == "no_regressions":
+        return _judge_no_regressions(gate, cmp)
+    if gate.scorer is None:
+        return _judge_run_metric(gate, cmp)
+    sc = cmp.scorers.get(gate.scorer)
+    assert gate.stat is not None
+    value = sc.value(gate.stat) if sc is not None else None
+    if not gate.relative:
+        if value is None:
+            return GateResult(gate, "fail", note=f"no {gate.metric} in this run (did the scorer give "
+                                                 f"{'verdicts' if gate.stat != 'mean' else 'values'}?)")
+        ok = _holds(value, gate.op, gate.number)
+        return GateResult(gate, "pass" if ok else "fail", value=value)
+    if not cmp.has_baseline:
+        return GateResult(gate, "skip", value=value, note="no baseline to compare with")
+    paired = sc.paired(gate.stat) if sc is not None else None
+    if paired is None or paired.diff.n == 0:
+        return GateResult(gate, "skip", value=value, note="the baseline has no paired values for this scorer")
+    d = paired.diff
+    res = GateResult(gate, "pass", value=d.candidate_mean, baseline=d.baseline_mean, diff=d.diff,
+                     ci=(d.lo, d.hi) if d.has_interval else None, bootstrap=paired.bootstrap
+                     if not math.isnan(paired.bootstrap[0]) else None,
+                     mde=None if math.isnan(paired.mde) else paired.mde, n=d.n)
+    margin = gate.number
+    point_ok = _holds(d.diff, gate.op, margin)
+    if policy == "point":
+        res.verdict = "pass" if point_ok else "fail"
+        return _mde_note(res, margin)
+    if not d.has_interval:
+        res.verdict = "pass" if point_ok else "skip"
+        res.note = "" if point_ok else "too few paired items for an interval; not judged"
+        return res
+    # significant: fail only when the whole interval is on the wrong side of the margin
+    worst_ok = _holds(d.hi, gate.op, margin) if gate.op in (">=", ">") else _holds(d.lo, gate.op, margin)
+    if not worst_ok:
+        res.verdict = "fail"
+        res.note = "significant"
+    elif not point_ok:
+        res.verdict = "pass"
+        res.note = "the point estimate misses the margin, but the interval includes it: not significant"
+    return _mde_note(res, margin)
+
+
+def _mde_note(res: GateResult, margin: float) -> GateResult:
+    if res.mde is not None and res.mde > max(abs(margin), 1e-9) and margin <= 0 and res.gate.op in (">=", ">"):
+        extra = (f"this set detects drops of about {res.mde:.3g} (80% power); smaller drops "
+                 "than that can pass unnoticed")
+        res.note = f"{res.note}; {extra}" if res.note else extra
+    return res
+
+
+def _judge_run_metric(gate: Gate, cmp: Comparison) -> GateResult:
+    value = _run_metric(cmp.metrics, gate)
+    if value is None:
+        return GateResult(gate, "fail" if not gate.relative else "skip",
+                          note=f"this run has no {gate.metric} (no record reported it)")
+    if not gate.relative:
+        return GateResult(gate, "pass" if _holds(value, gate.op, gate.number) else "fail", value=value)
+    base = _run_metric(cmp.baseline_metrics, gate)
+    if base is None:
+        return GateResult(gate, "skip", value=value, note="no baseline value to compare with")
+    margin = gate.number
+    if gate.percent and gate.metric not in RATE_METRICS:
+        margin = base * gate.number  # cost / latency: a share of the baseline
+    ok = _holds(value - base, gate.op, margin)
+    return GateResult(gate, "pass" if ok else "fail", value=value, baseline=base, diff=value - base,
+                      note="point comparison (no paired interval for this metric)")
+
+
+def _judge_no_regressions(gate: Gate, cmp: Comparison) -> GateResult:
+    if not cmp.has_baseline:
+        return GateResult(gate, "skip", note="no baseline to compare with")
+    bad = [it.item_id for it in cmp.regressed
+           if (gate.scorer is None or gate.scorer in it.regressed) and (gate.tag is None or gate.tag in it.tags)]
+    return GateResult(gate, "fail" if bad else "pass", value=float(len(bad)), items=bad)
+
+
+def evaluate(gates: list[Gate], cmp: Comparison, policy: str = "significant") -> list[GateResult]:
+    return [evaluate_gate(g, cmp, policy) for g in gates]
