@@ -432,3 +432,32 @@ def test_a_run_without_langfuse_never_imports_it(tmp_path):
 
     r = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
+
+
+def test_run_name_from_env_is_fixed_at_run_time_even_when_pushed_later(fake, tmp_path, monkeypatch):
+    root = write_project(tmp_path / "p", 10, langfuse={"push": True, "run_name": "nightly-${BUILD_ID}"})
+    fake.down()
+    r = cli(fake, "run", "eval.yaml", "--output-dir", "home", "-q", cwd=root, env={"BUILD_ID": "42"})
+    assert r.returncode == 0 and "push pending" in r.stderr, r.stderr
+    fake.up()
+    r2 = cli(fake, "push", "latest", "--output-dir", "home", cwd=root)  # BUILD_ID is gone by now
+    assert r2.returncode == 0, r2.stderr
+    assert {i["experimentName"] for i in fake.experiment_items()} == {"nightly-42"}
+
+
+def test_langfuse_run_as_a_comparison_baseline(fake, tmp_path, monkeypatch):
+    fake.add_dataset_items("cmp", [{"id": f"q{i:04d}", "input": f"double {i}", "expectedOutput": str(2 * i)}
+                                   for i in range(12)])
+    root = write_project(tmp_path / "p", 0, dataset="langfuse://cmp", langfuse={"run_name": "base"})
+    assert cli(fake, "run", "eval.yaml", "--output-dir", "home", "--push", "langfuse", "-q", cwd=root).returncode == 0
+    _set_env(monkeypatch, fake)
+    from evalrun.baseline import resolve_baseline
+
+    bl = resolve_baseline("langfuse://cmp/base", eval_name="doubler")
+    local = {r["item_id"]: r for r in records_of(run_dir_of(root / "home"))}
+    assert bl.kind == "langfuse" and {r.item_id for r in bl.records} == set(local)
+    for r in bl.records:
+        assert r.scores["exact_match"].passed == local[r.item_id]["scores"]["exact_match"]["passed"]
+        assert r.output == local[r.item_id]["output"]  # "24" stays a string, not the number 24
+    with pytest.raises(Exception, match="has no run 'nope'"):
+        resolve_baseline("langfuse://cmp/nope")

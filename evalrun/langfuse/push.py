@@ -79,6 +79,7 @@ def _parse_iso(s: str | None) -> float | None:
 @dataclass
 class PushState:
     context: dict[str, Any] | None = None
+    settings: dict[str, str] | None = None  # the eval file's langfuse strings as expanded at run time
     traces_sent: set[str] = field(default_factory=set)
     scores_sent: set[str] = field(default_factory=set)
     rejected: dict[str, str] = field(default_factory=dict)  # trace or score id -> Langfuse's message
@@ -103,7 +104,7 @@ class PushState:
         except ValueError:
             # a state we cannot read only costs a resend: ids are deterministic, so nothing duplicates
             return cls()
-        return cls(context=d.get("context"), traces_sent=set(d.get("traces_sent") or []),
+        return cls(context=d.get("context"), settings=d.get("settings"), traces_sent=set(d.get("traces_sent") or []),
                    scores_sent=set(d.get("scores_sent") or []), rejected=dict(d.get("rejected") or {}),
                    status=d.get("status", "pending"), last_error=d.get("last_error"),
                    history=list(d.get("history") or []))
@@ -112,7 +113,7 @@ class PushState:
         self._saved_at = time.monotonic()
         write_json_atomic(run_dir.path / STATE_FILE, {
             "version": STATE_VERSION, "status": self.status, "last_error": self.last_error,
-            "context": self.context, "traces_sent": sorted(self.traces_sent),
+            "context": self.context, "settings": self.settings, "traces_sent": sorted(self.traces_sent),
             "scores_sent": sorted(self.scores_sent), "rejected": self.rejected, "history": self.history[-20:],
         })
 
@@ -333,11 +334,15 @@ def _run_scores(ctx: Context, summary: dict[str, Any] | None) -> list[dict[str, 
 
 # -- resolving the experiment ---------------------------------------------------------------------
 
-def _settings(manifest: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+def run_settings(manifest: dict[str, Any]) -> dict[str, str]:
+    """The eval file's ``langfuse:`` strings (run_name, description, dataset_name), with
+    ``${VAR}`` expanded now: the manifest keeps them unexpanded."""
+    from evalrun.config import expand_env
+
     raw = (manifest.get("config") or {}).get("langfuse") or {}
-    s = {k: v for k, v in raw.items() if isinstance(v, str) and "${" not in v}
-    s.update({k: v for k, v in overrides.items() if v is not None})
-    return s
+    where = manifest.get("config_path")
+    return {k: expand_env(v, lambda msg, k=k: UsageError(f"langfuse.{k}: {msg}", where))
+            for k, v in raw.items() if isinstance(v, str)}
 
 
 def resolve_context(client: Client, run_dir: RunDir, manifest: dict[str, Any],
@@ -346,7 +351,7 @@ def resolve_context(client: Client, run_dir: RunDir, manifest: dict[str, Any],
 
     from evalrun.langfuse.datasets import SCHEME, get_dataset, parse_dataset_ref
 
-    s = _settings(manifest, overrides)
+    s = {k: v for k, v in overrides.items() if v is not None}
     run_id = run_dir.id
     eval_name = str(manifest.get("eval") or "eval")
     run_name = s.get("run_name") or f"{eval_name}-{run_id}"
@@ -484,7 +489,10 @@ def push_run(run_dir: RunDir, *, overrides: dict[str, Any] | None = None, budget
     summary = run_dir.read_summary()
     state = PushState.load(run_dir)
     if state.context and state.context.get("base_url") != creds.base_url:
-        state = PushState()  # another Langfuse: what the old one acknowledged says nothing here
+        # another Langfuse: what the old one acknowledged says nothing here
+        state = PushState(settings=state.settings)
+    if state.settings is None:
+        state.settings = run_settings(manifest)
     records = sorted(run_dir.records(), key=lambda r: (r.trial, r.item_id))
     fallback_start = _parse_iso(manifest.get("started_at")) or _dt.now(UTC).timestamp()
     client = Client(creds, budget=budget, connect_attempts=connect_attempts)
@@ -497,7 +505,8 @@ def push_run(run_dir: RunDir, *, overrides: dict[str, Any] | None = None, budget
             if state.context:
                 ctx = Context(**state.context)
             else:
-                ctx = resolve_context(client, run_dir, manifest, overrides or {})
+                given = {k: v for k, v in (overrides or {}).items() if v is not None}
+                ctx = resolve_context(client, run_dir, manifest, {**state.settings, **given})
                 ctx.score_types = score_types(records)
                 state.context = ctx.to_dict()
                 state.save(run_dir)
@@ -549,6 +558,11 @@ def push_after_run(run_dir: RunDir, overrides: dict[str, Any] | None = None, bud
         result = push_run(run_dir, overrides=overrides, budget=budget, connect_attempts=2)
     except UsageError as e:
         state = PushState.load(run_dir)
+        if state.settings is None:
+            try:
+                state.settings = run_settings(run_dir.read_manifest())
+            except UsageError:
+                pass
         state.status, state.last_error = "pending", str(e)
         state.save(run_dir)
         return f"langfuse: not pushed: {e}; send later with  evalrun push {run_dir.id}"
