@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 import threading
@@ -65,6 +64,8 @@ def run(
                       resume=resume, progress=Progress.auto(quiet))
     if resume and config:
         raise UsageError("--resume takes the eval file from the run's manifest; don't pass one")
+    import asyncio
+
     outcome = asyncio.run(run_eval(opts))
     _push_after_run(outcome, push is not None)
     _finish(outcome, json_out, quiet)

@@ -1,0 +1,250 @@
+"""The ``embedding_similarity`` scorer: cosine similarity of sentence embeddings.
+
+``value`` is the best cosine between the output and any expected output; ``passed`` is
+``value >= threshold``. Texts are what :func:`evalrun._json.as_text` makes of a value (JSON
+for non-strings), stripped of surrounding whitespace. Rules for the edges:
+
+- an item without expected output scores ``value=None`` with a reason (like the match
+  scorers): there is nothing to compare with, which is not the pipeline's fault;
+- an empty or missing output scores 0.0 and fails (an empty expected output matches it: 1.0);
+- an output equal to an expected output scores 1.0 without embedding anything.
+
+Owns the work per batch: identical texts are embedded once, embeddings come from an
+in-process LRU, then the disk cache (namespace per model fingerprint, float32 bytes,
+checked for size and norm), and only the rest is encoded, in one length-sorted call off the
+event loop. The model is loaded on the first text that needs encoding, in a worker thread,
+so a fully cached run never imports torch and targets keep running while it loads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+from pydantic import Field, field_validator
+
+from evalrun import _json
+from evalrun.records import Record, Score
+from evalrun.scoring import _embed_model as em
+from evalrun.scoring.base import Scorer, ScorerConfig
+from evalrun.scoring.match import NO_EXPECTED
+
+
+class EmbeddingConfig(ScorerConfig):
+    #: passed = cosine >= threshold
+    threshold: float = Field(0.8, ge=-1.0, le=1.0)
+    #: a sentence-transformers name (the bundled all-MiniLM-L6-v2 by default, else looked up in
+    #: the local Hugging Face cache) or a model folder, relative to the eval file
+    model: str = Field(em.DEFAULT_MODEL, min_length=1)
+    #: texts per forward pass
+    batch_size: int = Field(64, ge=1, le=4096)
+    device: str = "auto"
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, v: str) -> str:
+        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", v):
+            raise ValueError("must be auto, cpu, mps, cuda or cuda:N")
+        return v
+
+
+_META_NS = "embedding-model-dim"
+_MEMORY_ENTRIES = 20_000  # ~30 MB of 384-d vectors: enough for the repeats of a large golden set
+# one loader thread per process: two scorers asking for one model wait on one load
+_loader_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evalrun-embed-load")
+
+
+def text_key(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class EmbeddingSimilarity(Scorer):
+    """Cosine similarity between the output's embedding and each expected output's; best wins."""
+
+    type = "embedding_similarity"
+    Config = EmbeddingConfig
+    #: records per call: more records per batch means more duplicates removed and less padding
+    batch_size = 512
+
+    config: EmbeddingConfig
+
+    def __init__(self, config: EmbeddingConfig, ctx: Any) -> None:
+        super().__init__(config, ctx)
+        self._memory: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock: asyncio.Lock | None = None
+        self._lock_loop: asyncio.AbstractEventLoop | None = None
+        self._model_future: Future[tuple[Any, str]] | None = None
+        self.device: str | None = None
+        self.dim: int | None = None
+        self.stats = {"texts_embedded": 0, "cache_hits": 0, "memory_hits": 0, "corrupt_entries": 0,
+                      "exact_matches": 0}
+
+    async def setup(self) -> None:
+        try:
+            self.model_path = em.resolve_model(self.config.model, self.ctx.base_dir)
+        except em.ModelNotFound as e:
+            raise self.ctx.error(str(e), "model", "__value__") from None
+        if self.config.device.startswith("cuda"):
+            # checked now, not on the first batch, so a wrong device is bad input (exit 2)
+            try:
+                await asyncio.to_thread(em.pick_device, self.config.device)
+            except RuntimeError as e:
+                raise self.ctx.error(str(e), "device", "__value__") from None
+        self.fingerprint = await asyncio.to_thread(em.model_fingerprint, self.model_path, self.ctx.cache)
+        self.namespace = f"embedding:{self.fingerprint[:32]}"
+        if self.ctx.cache is not None:
+            stored = self.ctx.cache.get(_META_NS, self.fingerprint)
+            if stored is not None and stored.isdigit():
+                self.dim = int(stored)
+
+    # -- embeddings ----------------------------------------------------------------------
+
+    def _model(self) -> Future[tuple[Any, str]]:
+        if self._model_future is None:
+            self._model_future = _loader_pool.submit(em.load_model, self.model_path, self.config.device)
+        return self._model_future
+
+    def _valid(self, blob: bytes) -> np.ndarray | None:
+        """The vector in a cache entry, or None when it cannot be one this model wrote."""
+        if self.dim is None or len(blob) != self.dim * 4:
+            return None
+        vec = np.frombuffer(blob, dtype=np.float32)
+        if not np.isfinite(vec).all() or abs(float(vec @ vec) - 1.0) > 1e-3:
+            return None
+        return vec
+
+    def _from_disk(self, texts: list[str]) -> dict[str, np.ndarray]:
+        cache = self.ctx.cache
+        if cache is None or not texts:
+            return {}
+        keys = {text_key(t): t for t in texts}
+        found = cache.get_many(self.namespace, list(keys))
+        out = {}
+        for k, blob in found.items():
+            vec = self._valid(blob)
+            if vec is None:
+                self.stats["corrupt_entries"] += 1
+            else:
+                out[keys[k]] = vec
+        return out
+
+    def _encode(self, model: Any, texts: list[str]) -> np.ndarray:
+        # sorted by length so each forward pass pads its texts to similar lengths (the model
+        # sorts within one call too; sorting here keeps that true whatever the library does)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        with em.encode_lock:
+            vecs = model.encode([texts[i] for i in order], batch_size=self.config.batch_size,
+                                convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False)
+        vecs = np.ascontiguousarray(vecs, dtype=np.float32)
+        result = np.empty_like(vecs)
+        result[order] = vecs
+        return result
+
+    def _embed_blocking(self, texts: list[str]) -> dict[str, np.ndarray]:
+        """Disk cache, then the model, for texts not in memory. Runs in a worker thread."""
+        if self.dim is None and self.ctx.cache is not None:
+            # an unknown size means nothing on disk can be checked yet: learn it from the model
+            self._set_dim(self._model().result()[0])
+        got = self._from_disk(texts)
+        self.stats["cache_hits"] += len(got)
+        missing = [t for t in texts if t not in got]
+        if missing:
+            model, self.device = self._model().result()
+            self._set_dim(model)
+            vecs = self._encode(model, missing)
+            self.stats["texts_embedded"] += len(missing)
+            fresh = dict(zip(missing, vecs, strict=True))
+            got.update(fresh)
+            if self.ctx.cache is not None:
+                self.ctx.cache.put_many(self.namespace, {text_key(t): v.tobytes() for t, v in fresh.items()})
+        return got
+
+    def _set_dim(self, model: Any) -> None:
+        if self.dim is not None:
+            return
+        get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        self.dim = int(get_dim())
+        if self.ctx.cache is not None:
+            self.ctx.cache.put(_META_NS, self.fingerprint, str(self.dim).encode())
+
+    def _remember(self, text: str, vec: np.ndarray) -> None:
+        self._memory[text] = vec
+        if len(self._memory) > _MEMORY_ENTRIES:
+            self._memory.popitem(last=False)
+
+    async def embed(self, texts: list[str]) -> dict[str, np.ndarray]:
+        """Unit-length float32 embeddings of ``texts`` (duplicates are embedded once)."""
+        result: dict[str, np.ndarray] = {}
+        todo = []
+        for t in dict.fromkeys(texts):
+            vec = self._memory.get(t)
+            if vec is None:
+                todo.append(t)
+            else:
+                self._memory.move_to_end(t)
+                result[t] = vec
+        self.stats["memory_hits"] += len(result)
+        if todo:
+            fresh = await asyncio.to_thread(self._embed_blocking, todo)
+            for t, v in fresh.items():
+                self._remember(t, v)
+            result.update(fresh)
+        return result
+
+    # -- scoring -------------------------------------------------------------------------
+
+    def _get_lock(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        if self._lock is None or self._lock_loop is not loop:
+            self._lock, self._lock_loop = asyncio.Lock(), loop
+        return self._lock
+
+    async def score_batch(self, records: list[Record]) -> list[Score]:
+        threshold = self.config.threshold
+        scores: list[Score | None] = []
+        pairs: list[tuple[int, str, list[str]]] = []
+        needed: list[str] = []
+        for r in records:
+            expected = r.expected_list
+            if not expected:
+                scores.append(NO_EXPECTED)
+                continue
+            out = _json.as_text(r.output).strip()
+            exp = [_json.as_text(e).strip() for e in expected]
+            if out in exp:
+                self.stats["exact_matches"] += 1
+                scores.append(Score(1.0, 1.0 >= threshold, None if out else "output and an expected output are empty"))
+                continue
+            if not out:
+                scores.append(Score(0.0, False, "empty output"))
+                continue
+            if not any(exp):
+                scores.append(Score(0.0, False, "every expected output is empty"))
+                continue
+            pairs.append((len(scores), out, exp))
+            scores.append(None)
+            needed.append(out)
+            needed.extend(e for e in exp if e)
+        if pairs:
+            # one batch embeds at a time, so a batch in flight behind it finds its texts in memory
+            async with self._get_lock():
+                vecs = await self.embed(needed)
+            for i, out, exp in pairs:
+                # an empty alternative has no meaning to embed: it scores 0 against a non-empty output
+                sims = np.array([float(vecs[e] @ vecs[out]) if e else 0.0 for e in exp])
+                best = int(np.argmax(sims))
+                value = round(min(1.0, max(-1.0, float(sims[best]))), 6)
+                passed = value >= threshold
+                reason = None if passed else f"cosine {value:.3f} < threshold {threshold:g}"
+                extra = {"best_expected": best} if len(exp) > 1 else None
+                scores[i] = Score(value, passed, reason, extra=extra)
+        return [s for s in scores if s is not None]
+
+    def summary_extra(self) -> dict[str, Any]:
+        return {"model": self.config.model, "model_fingerprint": getattr(self, "fingerprint", "")[:16],
+                "device": self.device, **self.stats}
