@@ -217,6 +217,9 @@ def load_rubric(ref: str, base_dir: Path, locate: Any = None) -> Rubric:
     try:
         spec = _RubricFile.model_validate(located.data)
     except ValidationError as e:
+        first = e.errors()[0]
+        if not first["loc"]:  # a rule about the whole rubric, not one key
+            raise located.error(first["msg"].removeprefix("Value error, ")) from None
         from evalrun.config import validation_to_usage
 
         raise validation_to_usage(e, _RubricFile, located) from None

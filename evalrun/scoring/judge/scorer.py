@@ -76,7 +76,7 @@ class LLMJudge(Scorer):
             raise self.ctx.error(f"environment variable {cfg.api_key_env} is not set; the judge at "
                                  f"{cfg.base_url} needs an API key (or set base_url to a local server)")
         if cfg.mode == "pairwise" and self.ctx.baseline_outputs is None:
-            raise self.ctx.error("mode: pairwise compares with a baseline run; give the run a baseline",
+            raise self.ctx.error("mode: pairwise compares with a baseline run's outputs; run with --baseline RUN",
                                  "mode", "__value__")
         self.shape = Shape.pairwise() if cfg.mode == "pairwise" else Shape.pointwise(self.rubric)
         if cfg.mode == "pairwise":
