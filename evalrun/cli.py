@@ -14,6 +14,7 @@ from evalrun.errors import EvalrunError, UsageError
 
 if TYPE_CHECKING:
     from evalrun.engine import RunOutcome
+    from evalrun.verdict import PostRun
 
 app = typer.Typer(help="evalrun: eval and regression runner for LLM pipelines.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
@@ -33,6 +34,12 @@ def _root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks o
         raise typer.Exit(0)
 
 
+BaselineOpt = Annotated[str | None, typer.Option(
+    "--baseline", metavar="REF",
+    help="Compare with: a run id or directory, a results file, 'latest', 'accepted' or a baseline file.")]
+ReportOpt = Annotated[list[str] | None, typer.Option(
+    "--report", metavar="FORMAT[:PATH]",
+    help="console, md, junit, html or json; PATH '-' is stdout, default a file in the run directory. Repeatable.")]
 HomeOpt = Annotated[Path | None, typer.Option("--output-dir", help="Where runs and the cache live (default .evalrun).")]
 
 
@@ -52,6 +59,8 @@ def run(
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
     push: Annotated[str | None, typer.Option("--push", metavar="langfuse",
                                              help="Send the run to Langfuse when it ends (keys from LANGFUSE_* env).")] = None,
+    baseline: BaselineOpt = None,
+    report: ReportOpt = None,
 ) -> None:
     """Run an eval: every item through the target, scored, saved in a run directory."""
     if push is not None and push != "langfuse":
@@ -64,11 +73,18 @@ def run(
                       resume=resume, progress=Progress.auto(quiet))
     if resume and config:
         raise UsageError("--resume takes the eval file from the run's manifest; don't pass one")
+    from evalrun.verdict import prepare_for_run
+
+    # gates, baseline and --report are checked before the run starts: bad input costs no calls
+    post = prepare_for_run(config, resume=resume, home=output_dir, baseline_ref=baseline, reports=report,
+                           repeat=repeat)
+    if post is not None and post.baseline is not None:
+        opts.baseline_outputs = post.baseline.outputs()
     import asyncio
 
     outcome = asyncio.run(run_eval(opts))
     _push_after_run(outcome, push is not None)
-    _finish(outcome, json_out, quiet)
+    _finish(outcome, json_out, quiet, post)
 
 
 def _push_after_run(outcome: RunOutcome, asked: bool) -> None:
@@ -82,13 +98,24 @@ def _push_after_run(outcome: RunOutcome, asked: bool) -> None:
     typer.echo(push_after_run(outcome.run_dir), err=True)
 
 
-def _finish(outcome: RunOutcome, json_out: bool, quiet: bool) -> None:
-    """Report a finished run (from ``run`` or ``merge``) and exit with its code."""
+def _finish(outcome: RunOutcome, json_out: bool, quiet: bool, post: PostRun | None = None) -> None:
+    """Report a finished run (from ``run`` or ``merge``) and exit with its code: compared with
+    its baseline and judged by its gates when ``post`` says so."""
     from evalrun import github
 
+    verdict = None
+    if post is not None and outcome.status != "interrupted":
+        verdict = post.finish(outcome.run_dir, outcome.summary, status=outcome.status,
+                              console=not quiet and not json_out)
     if github.active():
-        github.publish_run(outcome.run_dir, outcome.summary, outcome.status)
-    _render_summary(outcome.summary, json_out, quiet)
+        github.publish_run(outcome.run_dir, outcome.summary, outcome.status, verdict)
+    if verdict is None:
+        _render_summary(outcome.summary, json_out, quiet)
+    elif json_out:
+        _render_summary({**outcome.summary, "verdict": verdict.brief()}, True, quiet)
+    if verdict is not None and not quiet:
+        for fmt, path in verdict.written:
+            typer.echo(f"{fmt} report: {path}", err=True)
     if not quiet and not json_out:
         where = outcome.run_dir.path
         if outcome.status == "interrupted":
@@ -97,7 +124,7 @@ def _finish(outcome: RunOutcome, json_out: bool, quiet: bool) -> None:
             typer.echo(f"run failed: too many target errors ({outcome.summary['errors']}); see {where}", err=True)
         else:
             typer.echo(f"run saved in {where}", err=True)
-    raise typer.Exit(outcome.exit_code)
+    raise typer.Exit(verdict.exit_code if verdict is not None else outcome.exit_code)
 
 
 def _render_summary(summary: dict, json_out: bool, quiet: bool) -> None:
@@ -172,6 +199,76 @@ def show(run_ref: Annotated[str, typer.Argument(metavar="RUN", help="Run id, run
         raise UsageError(f"run {rd.id} has no summary yet (status {rd.read_manifest().get('status')}); "
                          f"resume it with  evalrun run --resume {rd.id}")
     _render_summary(summary, json_out, False)
+
+
+@app.command("compare")
+def compare_cmd(
+    run_ref: Annotated[str, typer.Argument(metavar="RUN", help="Run id, run directory or 'latest'.")],
+    baseline_ref: Annotated[str | None, typer.Argument(
+        metavar="[BASELINE]", help="Baseline REF (default: the accepted baseline, else the previous run).")] = None,
+    report: ReportOpt = None,
+    output_dir: HomeOpt = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the verdict as JSON on stdout.")] = False,
+) -> None:
+    """Compare a run with a baseline and judge its gates (exit 1 when a gate fails)."""
+    from evalrun.store import resolve_run
+    from evalrun.verdict import prepare_from_manifest
+
+    rd = resolve_run(run_ref, output_dir)
+    manifest = rd.read_manifest()
+    post = prepare_from_manifest(manifest, baseline_ref=baseline_ref, reports=report, home=output_dir,
+                                 default_latest_before=rd.id)
+    if post.baseline is None:
+        raise UsageError(f"no baseline to compare run {rd.id} with: pass one (a run id, 'latest', a baseline "
+                         "file) or accept a run with  evalrun baseline set RUN")
+    if post.baseline.run_id == rd.id:
+        typer.echo(f"note: comparing run {rd.id} with itself", err=True)
+    verdict = post.finish(rd, status=manifest.get("status"), console=not json_out)
+    if json_out:
+        from evalrun._json import json_pretty
+
+        sys.stdout.write(json_pretty(verdict.brief()))
+    else:
+        for fmt, path in verdict.written:
+            typer.echo(f"{fmt} report: {path}", err=True)
+    raise typer.Exit(verdict.exit_code if verdict.run_status == "finished" else (0 if verdict.passed else 1))
+
+
+baseline_app = typer.Typer(help="The accepted baseline a run is compared with by default.", no_args_is_help=True)
+app.add_typer(baseline_app, name="baseline")
+
+
+@baseline_app.command("set")
+def baseline_set(
+    run_ref: Annotated[str, typer.Argument(metavar="RUN", help="Run id, run directory or 'latest'.")],
+    path: Annotated[Path | None, typer.Option("--path", help="Write here instead of the eval file's "
+                                              "'baseline:' or .evalrun/baseline/<eval>.json.")] = None,
+    output_dir: HomeOpt = None,
+) -> None:
+    """Accept a run as its eval's baseline (a small JSON file you can commit or keep as a CI artifact)."""
+    from evalrun.baseline import set_baseline
+
+    dest, doc = set_baseline(run_ref, output_dir, path)
+    typer.echo(f"baseline of eval '{doc['eval']}' is now run {doc['run_id']} "
+               f"({len(doc['records'])} records): {dest}", err=True)
+
+
+@baseline_app.command("show")
+def baseline_show(
+    eval_file: Annotated[str | None, typer.Argument(help="Eval file (default: evalrun.yaml).")] = None,
+    output_dir: HomeOpt = None,
+) -> None:
+    """Print where the eval's accepted baseline is and which run it holds."""
+    from evalrun.baseline import accepted_path, load_accepted
+    from evalrun.config import load_config
+
+    loaded = load_config(eval_file)
+    p = accepted_path(loaded.config.name, output_dir, loaded.config.baseline, loaded.base_dir)
+    if not p.is_file():
+        raise UsageError(f"no accepted baseline for eval '{loaded.config.name}' (looked for {p}); "
+                         "accept a run with: evalrun baseline set RUN")
+    bl = load_accepted(p)
+    typer.echo(f"{p}: eval '{bl.eval}', run {bl.run_id}, {len(bl.records)} records")
 
 
 @app.command("push")

@@ -340,7 +340,9 @@ def evaluate_gate(gate: Gate, cmp: Comparison, policy: str = "significant") -> G
 
 
 def _mde_note(res: GateResult, margin: float) -> GateResult:
-    if res.mde is not None and res.mde > max(abs(margin), 1e-9) and margin <= 0 and res.gate.op in (">=", ">"):
+    # only a passing gate can hide a drop: say when the set is too small to see the margin
+    if (res.verdict == "pass" and res.mde is not None and res.mde > max(abs(margin), 1e-9) and margin <= 0
+            and res.gate.op in (">=", ">")):
         extra = (f"this set detects drops of about {res.mde:.3g} (80% power); smaller drops "
                  "than that can pass unnoticed")
         res.note = f"{res.note}; {extra}" if res.note else extra

@@ -1,0 +1,214 @@
+"""What every report shows, computed once: the scorer rows, item texts, the headline."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from evalrun._json import as_text
+
+if TYPE_CHECKING:
+    from evalrun.compare import ItemDiff, ScorerComparison
+    from evalrun.records import Record
+    from evalrun.verdict import Verdict
+
+
+def num(x: float | None, digits: int = 3) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    return f"{x:.{digits}f}"
+
+
+def signed(x: float | None, digits: int = 3) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    return f"{x:+.{digits}f}"
+
+
+def pct(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.1f}%"
+
+
+def interval(lo: float | None, hi: float | None, digits: int = 3) -> str:
+    if lo is None or hi is None or math.isnan(lo) or math.isnan(hi):
+        return "–"
+    return f"[{lo:+.{digits}f}, {hi:+.{digits}f}]"
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, saying how much was cut."""
+    if len(text) <= limit:
+        return text
+    return text[:limit] + f"… (+{len(text) - limit} chars)"
+
+
+def output_text(records: list[Record], limit: int | None = None) -> str:
+    """An item's output as text: its first trial's, or the error; ``(none)`` when missing."""
+    if not records:
+        return "(none)"
+    r = records[0]
+    text = f"ERROR {r.error.get('type', 'Error')}: {r.error.get('message', '')}" if r.error else as_text(r.output)
+    if len(records) > 1:
+        text += f"  [trial 1 of {len(records)}]"
+    return clip(text, limit) if limit else text
+
+
+def expected_text(it: ItemDiff, limit: int | None = None) -> str:
+    exp = it.first.expected_output
+    text = "(none)" if exp is None else as_text(exp)
+    return clip(text, limit) if limit else text
+
+
+def input_text(it: ItemDiff, limit: int | None = None) -> str:
+    text = as_text(it.first.input)
+    return clip(text, limit) if limit else text
+
+
+def score_brief(records: list[Record], scorer: str) -> str:
+    """``0.83 ✓`` for one trial, ``2/3 passed, mean 0.71`` over several; ``–`` when absent."""
+    vals, passed, judged, errors = [], 0, 0, 0
+    for r in records:
+        if r.error:
+            judged += 1
+            continue
+        s = r.scores.get(scorer)
+        if s is None:
+            continue
+        if s.error is not None:
+            errors += 1
+            continue
+        if s.value is not None:
+            vals.append(float(s.value))
+        if s.passed is not None:
+            judged += 1
+            passed += bool(s.passed)
+    if not vals and not judged:
+        return "scorer error" if errors else "–"
+    mean = sum(vals) / len(vals) if vals else None
+    if len(records) == 1:
+        mark = "" if not judged else (" ✓" if passed else " ✗")
+        return (num(mean) if mean is not None else "") + mark if (mean is not None or judged) else "–"
+    return f"{passed}/{judged} passed" + (f", mean {num(mean)}" if mean is not None else "")
+
+
+def reasons(records: list[Record]) -> list[str]:
+    out = []
+    for r in records:
+        if r.error:
+            out.append(f"trial {r.trial}: {r.error.get('type', 'Error')}: {r.error.get('message', '')}")
+            continue
+        for name, s in r.scores.items():
+            if s.error:
+                out.append(f"trial {r.trial} {name}: scorer error: {s.error}")
+            elif s.passed is False and s.reason:
+                out.append(f"trial {r.trial} {name}: {s.reason}")
+    return out
+
+
+@dataclass
+class ScorerRow:
+    name: str
+    n: int
+    mean: str
+    base_mean: str
+    d_mean: str
+    ci_mean: str
+    pass_rate: str
+    base_pass: str
+    d_pass: str
+    ci_pass: str
+    regressions: int | None
+    improvements: int | None
+    mcnemar: str
+    mde: str
+    flaky: int
+    ci_own: str  # the candidate's own 95% interval of its mean (no baseline)
+
+
+def scorer_rows(verdict: Verdict) -> list[ScorerRow]:
+    rows = []
+    for name, sc in verdict.comparison.scorers.items():
+        rows.append(_scorer_row(name, sc))
+    return rows
+
+
+def _scorer_row(name: str, sc: ScorerComparison) -> ScorerRow:
+    c, b = sc.candidate, sc.baseline or {}
+    pm, pp = sc.paired("mean"), sc.paired("pass_rate")
+    has_b = sc.baseline is not None
+    lo, hi = (c.get("ci95") or [None, None])[:2]
+    mde_src = pp if pp is not None and pp.diff.n else pm
+    return ScorerRow(
+        name=name, n=c["n"] or (c["passed"] + c["failed"]),
+        mean=num(c["mean"]), base_mean=num(b.get("mean")) if has_b else "",
+        d_mean=signed(pm.diff.diff) if pm is not None and pm.diff.n and b.get("mean") is not None else "",
+        ci_mean=interval(pm.diff.lo, pm.diff.hi) if pm is not None and pm.diff.n and b.get("mean") is not None else "",
+        pass_rate=pct(c["pass_rate"]), base_pass=pct(b.get("pass_rate")) if has_b else "",
+        d_pass=signed(pp.diff.diff) if pp is not None and pp.diff.n and b.get("pass_rate") is not None else "",
+        ci_pass=interval(pp.diff.lo, pp.diff.hi) if pp is not None and pp.diff.n and b.get("pass_rate") is not None
+        else "",
+        regressions=len(sc.regressions) if has_b else None,
+        improvements=len(sc.improvements) if has_b else None,
+        mcnemar=num(sc.mcnemar_p, 3) if sc.mcnemar_p is not None else "",
+        mde=num(mde_src.mde) if mde_src is not None and mde_src.diff.n else "",
+        flaky=len(sc.flaky),
+        ci_own=interval(lo, hi) if lo is not None else "–",
+    )
+
+
+def headline(verdict: Verdict) -> str:
+    cmp = verdict.comparison
+    run = cmp.run
+    head = f"{run.get('eval')} · run {run.get('run_id')}"
+    if cmp.baseline_info:
+        bi = cmp.baseline_info
+        head += f" vs baseline {bi.get('run_id') or bi.get('source')}"
+    return head
+
+
+def counts_line(verdict: Verdict) -> str:
+    cmp = verdict.comparison
+    if not cmp.has_baseline:
+        flaky = len(cmp.by_status("flaky"))
+        return f"{len(cmp.items)} items" + (f", {flaky} flaky" if flaky else "")
+    parts = [f"{cmp.paired_items} paired items", f"{len(cmp.by_status('regressed'))} regressed",
+             f"{len(cmp.by_status('improved'))} improved"]
+    for status in ("flaky", "new", "removed"):
+        k = len(cmp.by_status(status))
+        if k:
+            parts.append(f"{k} {status}")
+    return ", ".join(parts)
+
+
+def gate_mark(verdict_word: str) -> str:
+    return {"pass": "✅", "fail": "❌", "skip": "⏭️"}.get(verdict_word, "?")
+
+
+def item_scorer_pairs(it: ItemDiff, scorers: list[str]) -> list[tuple[str, str, str]]:
+    """(scorer, baseline brief, candidate brief) for every scorer."""
+    return [(s, score_brief(it.baseline, s) if it.baseline else "", score_brief(it.candidate, s)) for s in scorers]
+
+
+def failing_items(verdict: Verdict) -> list[ItemDiff]:
+    """Items the candidate fails (any scorer, every trial) or errors on, that did not regress."""
+    return [it for it in verdict.comparison.items
+            if it.candidate and it.status != "regressed" and (it.failed or it.errored)]
+
+
+
+def metrics_line(m: dict, base: dict | None = None) -> str:
+    """records, errors, latency and cost of the run (with the baseline's in parentheses)."""
+    def with_base(key: str, text: str, fmt: str = "{:.0f}") -> str:
+        if base is None or base.get(key) is None:
+            return text
+        return f"{text} (baseline {fmt.format(base[key])})"
+
+    parts = [f"records {m['records']}",
+             with_base("errors", f"errors {m['errors']} ({pct(m['error_rate'])})", "{}")]
+    if m.get("latency_p95_ms") is not None:
+        parts.append(with_base("latency_p95_ms", f"latency p50 {m['latency_p50_ms']:.0f} ms, "
+                                                 f"p95 {m['latency_p95_ms']:.0f} ms"))
+    if m.get("cost_usd") is not None:
+        parts.append(with_base("cost_usd", f"cost ${m['cost_usd']:.4f}", "${:.4f}"))
+    return " · ".join(parts)

@@ -1,0 +1,122 @@
+"""The console report (rich): scorers against the baseline, gates, the worst regressed items."""
+
+from __future__ import annotations
+
+import io
+from typing import TYPE_CHECKING, TextIO
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from evalrun.report._common import (
+    counts_line,
+    expected_text,
+    headline,
+    input_text,
+    item_scorer_pairs,
+    metrics_line,
+    output_text,
+    scorer_rows,
+)
+
+if TYPE_CHECKING:
+    from evalrun.verdict import Verdict
+
+TOP_ITEMS = 10
+TEXT_LIMIT = 300
+
+
+def _scorer_table(verdict: Verdict) -> Table:
+    cmp = verdict.comparison
+    t = Table(title=Text(headline(verdict)), title_justify="left")
+    rows = scorer_rows(verdict)
+    if cmp.has_baseline:
+        cols = ["scorer", "n", "mean", "baseline", "diff", "95% CI", "pass rate", "baseline", "diff", "95% CI",
+                "regressed", "improved", "McNemar p", "MDE"]
+    else:
+        cols = ["scorer", "n", "mean", "95% CI", "pass rate"]
+    if any(r.flaky for r in rows):
+        cols.append("flaky")
+    for i, c in enumerate(cols):
+        t.add_column(c, justify="left" if i == 0 else "right")
+    for r in rows:
+        if cmp.has_baseline:
+            cells = [r.name, str(r.n), r.mean, r.base_mean, r.d_mean, r.ci_mean, r.pass_rate, r.base_pass, r.d_pass,
+                     r.ci_pass, "" if r.regressions is None else str(r.regressions),
+                     "" if r.improvements is None else str(r.improvements), r.mcnemar, r.mde]
+        else:
+            cells = [r.name, str(r.n), r.mean, r.ci_own, r.pass_rate]
+        if "flaky" in cols:
+            cells.append(str(r.flaky) if r.flaky else "")
+        t.add_row(*(Text(c) for c in cells))
+    return t
+
+
+def _gates_table(verdict: Verdict) -> Table:
+    t = Table(title=Text(f"gates ({verdict.policy})"), title_justify="left")
+    for c in ("", "gate", "numbers", "note"):
+        t.add_column(c)
+    style = {"pass": "green", "fail": "bold red", "skip": "yellow"}
+    for g in verdict.gates:
+        t.add_row(Text(g.verdict.upper(), style=style.get(g.verdict, "")), Text(g.gate.text), Text(g.numbers()),
+                  Text(g.note))
+    return t
+
+
+def _item_block(console: Console, verdict: Verdict, title: str, items: list, limit: int) -> None:
+    if not items:
+        return
+    scorers = list(verdict.comparison.scorers)
+    shown = items[:limit]
+    console.print(Text(f"{title} ({len(items)}" + (f", top {len(shown)} shown)" if len(items) > len(shown) else ")"),
+                       style="bold"))
+    for it in shown:
+        tags = f"  [{', '.join(it.tags)}]" if it.tags else ""
+        which = f"  {', '.join(it.regressed or it.flaky or it.failed)}" if (it.regressed or it.flaky or it.failed) else ""
+        console.print(Text(f"- {it.item_id}{tags}{which}", style="bold"))
+        console.print(Text(f"    input:    {input_text(it, TEXT_LIMIT)}"))
+        console.print(Text(f"    expected: {expected_text(it, TEXT_LIMIT)}"))
+        if it.baseline:
+            console.print(Text(f"    baseline: {output_text(it.baseline, TEXT_LIMIT)}"))
+        console.print(Text(f"    new:      {output_text(it.candidate, TEXT_LIMIT)}"))
+        scores = "; ".join(f"{s} {b} -> {c}" if b else f"{s} {c}" for s, b, c in item_scorer_pairs(it, scorers))
+        console.print(Text(f"    scores:   {scores}"))
+
+
+def print_console(verdict: Verdict, out: TextIO | None = None, console: Console | None = None) -> None:
+    console = console or Console(file=out, highlight=False, soft_wrap=False)
+    cmp = verdict.comparison
+    console.print(_scorer_table(verdict))
+    console.print(Text(counts_line(verdict)))
+    console.print(Text(metrics_line(cmp.metrics, cmp.baseline_metrics)))
+    if cmp.has_baseline:
+        _item_block(console, verdict, "regressed items", cmp.regressed, TOP_ITEMS)
+        flaky = cmp.by_status("flaky")
+        if flaky:
+            console.print(Text(f"flaky items ({len(flaky)}): " + ", ".join(
+                f"{it.item_id} ({', '.join(it.flaky)})" for it in flaky[:20]) + (" …" if len(flaky) > 20 else "")))
+        for status in ("new", "removed"):
+            ids = [it.item_id for it in cmp.by_status(status)]
+            if ids:
+                console.print(Text(f"{status} items ({len(ids)}): " + ", ".join(ids[:20]) + (" …" if len(ids) > 20 else "")))
+    else:
+        flaky = cmp.by_status("flaky")
+        if flaky:
+            _item_block(console, verdict, "flaky items", flaky, TOP_ITEMS)
+    for note in verdict.notes:
+        console.print(Text(f"note: {note}", style="yellow"))
+    if verdict.gates:
+        console.print(_gates_table(verdict))
+        failed = len(verdict.failed_gates)
+        console.print(Text(f"verdict: {'FAIL' if failed else 'PASS'}"
+                           + (f" ({failed} of {len(verdict.gates)} gates failed)" if failed else
+                              f" ({len(verdict.gates)} gates)"),
+                           style="bold red" if failed else "bold green"))
+
+
+def render_console_text(verdict: Verdict, width: int = 160) -> str:
+    buf = io.StringIO()
+    print_console(verdict, console=Console(file=buf, width=width, no_color=True, highlight=False,
+                                           force_terminal=False))
+    return buf.getvalue()

@@ -1,0 +1,74 @@
+"""The HTML report: one self-contained file (inline CSS and script, no network) with the
+summary, the gates and every item, baseline next to candidate, filterable by status.
+
+Everything a model or a dataset wrote reaches the page only through Jinja2 autoescaping, so
+an output ``<script>alert(1)</script>`` shows as text; the template marks nothing ``safe``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from jinja2 import PackageLoader
+from jinja2.sandbox import SandboxedEnvironment
+
+from evalrun.report._common import (
+    counts_line,
+    expected_text,
+    headline,
+    input_text,
+    item_scorer_pairs,
+    metrics_line,
+    output_text,
+    reasons,
+    scorer_rows,
+)
+
+if TYPE_CHECKING:
+    from evalrun.records import Record
+    from evalrun.verdict import Verdict
+
+TEXT_LIMIT = 20_000  # per output: a runaway generation should not make the page unusable
+
+
+def _outputs(records: list[Record]) -> list[str]:
+    if len(records) <= 1:
+        return [output_text(records, TEXT_LIMIT)] if records else []
+    return [f"[trial {r.trial}] " + output_text([r], TEXT_LIMIT) for r in records]
+
+
+def _env() -> SandboxedEnvironment:
+    return SandboxedEnvironment(loader=PackageLoader("evalrun.report", "templates"), autoescape=True,
+                                trim_blocks=True, lstrip_blocks=True)
+
+
+def render_html(verdict: Verdict) -> str:
+    from evalrun import __version__
+
+    cmp = verdict.comparison
+    scorers = list(cmp.scorers)
+    items: list[dict[str, Any]] = []
+    for it in cmp.items:
+        items.append({
+            "id": it.item_id, "status": it.status, "tags": it.tags,
+            "failing": bool(it.candidate) and bool(it.failed or it.errored), "flaky": bool(it.flaky),
+            "input": input_text(it, TEXT_LIMIT), "expected": expected_text(it, TEXT_LIMIT),
+            "baseline": _outputs(it.baseline), "candidate": _outputs(it.candidate),
+            "scores": item_scorer_pairs(it, scorers), "reasons": reasons(it.candidate)[:20],
+        })
+    count = {s: len(cmp.by_status(s)) for s in ("regressed", "improved", "flaky", "new", "removed")}
+    filters = [{"key": "all", "label": "all", "count": len(items)}]
+    if cmp.has_baseline:
+        filters.append({"key": "regressed", "label": "regressed", "count": count["regressed"]})
+    filters.append({"key": "failed", "label": "failed", "count": sum(1 for i in items if i["failing"])})
+    filters.append({"key": "flaky", "label": "flaky", "count": sum(1 for i in items if i["flaky"])})
+    if cmp.has_baseline:
+        filters += [{"key": k, "label": k, "count": count[k]} for k in ("improved", "new", "removed")]
+    return _env().get_template("report.html.j2").render(
+        title=headline(verdict), verdict_word=verdict.word, baseline=cmp.baseline_info,
+        counts=counts_line(verdict), metrics=metrics_line(cmp.metrics, cmp.baseline_metrics),
+        notes=verdict.notes, scorer_rows=scorer_rows(verdict), gates=verdict.gates, policy=verdict.policy,
+        items=items, filters=filters, version=__version__,
+        generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+    )

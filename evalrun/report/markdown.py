@@ -1,0 +1,167 @@
+"""The markdown report (GitHub-flavoured), for job summaries and PR comments.
+
+GitHub refuses a comment above 65,536 characters, so the report is built to a budget: the
+summary and gates always fit, and item lists stop early with a line saying how many were
+left out.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import TYPE_CHECKING
+
+from evalrun.report._common import (
+    counts_line,
+    expected_text,
+    failing_items,
+    gate_mark,
+    headline,
+    item_scorer_pairs,
+    metrics_line,
+    output_text,
+    scorer_rows,
+)
+
+if TYPE_CHECKING:
+    from evalrun.compare import ItemDiff
+    from evalrun.verdict import Verdict
+
+LIMIT = 65_000
+CELL_LIMIT = 200
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]{}#+!~|])")
+
+
+def cell(text: str, limit: int = CELL_LIMIT) -> str:
+    """Text safe inside a table cell: markdown and HTML inert, one line, bounded."""
+    if len(text) > limit:
+        text = text[:limit] + "…"
+    text = html.escape(text, quote=False)
+    text = _MD_SPECIAL.sub(r"\\\1", text)
+    return text.replace("\r\n", "\n").replace("\n", "<br>").replace("\r", "<br>")
+
+
+def code(text: str) -> str:
+    return "`" + text.replace("`", "'") + "`"
+
+
+def _scorers(verdict: Verdict) -> list[str]:
+    has_b = verdict.comparison.has_baseline
+    rows = scorer_rows(verdict)
+    if has_b:
+        out = ["| scorer | n | mean | baseline | diff (95% CI) | pass rate | baseline | diff (95% CI) "
+               "| regressed | improved | McNemar p | MDE |",
+               "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
+        for r in rows:
+            out.append(f"| {cell(r.name)} | {r.n} | {r.mean} | {r.base_mean} | {r.d_mean} {r.ci_mean} | "
+                       f"{r.pass_rate} | {r.base_pass} | {r.d_pass} {r.ci_pass} | "
+                       f"{'' if r.regressions is None else r.regressions} | "
+                       f"{'' if r.improvements is None else r.improvements} | {r.mcnemar} | {r.mde} |")
+    else:
+        out = ["| scorer | n | mean | 95% CI | pass rate |", "|---|--:|--:|--:|--:|"]
+        for r in rows:
+            out.append(f"| {cell(r.name)} | {r.n} | {r.mean} | {r.ci_own} | {r.pass_rate} |")
+    return out
+
+
+def _gates(verdict: Verdict) -> list[str]:
+    if not verdict.gates:
+        return []
+    out = ["", f"### Gates ({verdict.policy})", "", "| | gate | numbers | note |", "|---|---|---|---|"]
+    for g in verdict.gates:
+        out.append(f"| {gate_mark(g.verdict)} {g.verdict} | {code(g.gate.text)} | {cell(g.numbers(), 400)} | "
+                   f"{cell(g.note, 400)} |")
+    return out
+
+
+def _item_row(it: ItemDiff, scorers: list[str], with_baseline: bool) -> str:
+    scores = "<br>".join(cell(f"{s}: {b} → {c}" if with_baseline else f"{s}: {c}", 80)
+                         for s, b, c in item_scorer_pairs(it, scorers) if c != "–" or b)
+    tags = f"<br>{cell(', '.join(it.tags), 60)}" if it.tags else ""
+    row = f"| {code(it.item_id[:80])}{tags} | {cell(expected_text(it))} | "
+    if with_baseline:
+        row += f"{cell(output_text(it.baseline))} | "
+    return row + f"{cell(output_text(it.candidate))} | {scores} |"
+
+
+def _item_table(title: str, items: list[ItemDiff], verdict: Verdict, budget: int) -> tuple[list[str], int]:
+    """A section listing ``items`` in at most ``budget`` characters; the rest is counted, not dropped silently."""
+    if not items:
+        return [], 0
+    with_b = verdict.comparison.has_baseline
+    scorers = list(verdict.comparison.scorers)
+    head = ["", f"### {title} ({len(items)})", "",
+            "| item | expected | baseline output | new output | scores |" if with_b else
+            "| item | expected | output | scores |",
+            "|---|---|---|---|---|" if with_b else "|---|---|---|---|"]
+    used = sum(len(x) + 1 for x in head)
+    lines = list(head)
+    shown = 0
+    reserve = 120  # room for the "N more" line
+    for it in items:
+        row = _item_row(it, scorers, with_b)
+        if used + len(row) + 1 + reserve > budget:
+            break
+        lines.append(row)
+        used += len(row) + 1
+        shown += 1
+    if shown == 0:
+        lines = ["", f"### {title} ({len(items)})", ""]
+        used = sum(len(x) + 1 for x in lines)
+    if shown < len(items):
+        more = f"\n*… and {len(items) - shown} more {title.lower()} not shown here (see the HTML or JSON report).*"
+        lines.append(more)
+        used += len(more) + 1
+    return lines, used
+
+
+def _id_list(title: str, ids: list[str], budget: int) -> list[str]:
+    if not ids:
+        return []
+    text = f"\n**{title} ({len(ids)}):** "
+    parts = []
+    for i, x in enumerate(ids):
+        piece = code(x[:80])
+        if len(text) + sum(len(p) + 2 for p in parts) + len(piece) + 40 > budget:
+            parts.append(f"… and {len(ids) - i} more")
+            break
+        parts.append(piece)
+    return [text + ", ".join(parts)]
+
+
+def render_markdown(verdict: Verdict, limit: int = LIMIT) -> str:
+    cmp = verdict.comparison
+    mark = {"passed": "✅", "failed": "❌"}.get(verdict.word, "⚠️")
+    head = [f"## {mark} evalrun: {cell(headline(verdict), 300)} — {verdict.word}", ""]
+    if cmp.baseline_info:
+        head.append(f"Baseline: {code(str(cmp.baseline_info.get('source')))} · {cell(counts_line(verdict))}")
+    else:
+        head.append(f"No baseline · {cell(counts_line(verdict))}")
+    head += ["", cell(metrics_line(cmp.metrics, cmp.baseline_metrics), 500), ""]
+    head += _scorers(verdict)
+    head += _gates(verdict)
+    for note in verdict.notes:
+        head += ["", f"> {cell(note, 500)}"]
+    text = "\n".join(head) + "\n"
+    budget = limit - len(text) - 200
+    sections: list[tuple[str, list[ItemDiff]]] = []
+    if cmp.has_baseline:
+        sections.append(("Regressed items", cmp.regressed))
+    sections.append(("Flaky items", cmp.by_status("flaky")))
+    sections.append(("Failing items" if not cmp.has_baseline else "Other failing items", failing_items(verdict)))
+    body: list[str] = []
+    for title, items in sections:
+        lines, used = _item_table(title, items, verdict, max(budget, 0))
+        body += lines
+        budget -= used
+    if cmp.has_baseline:
+        for title, ids in (("Improved", [i.item_id for i in cmp.by_status("improved")]),
+                           ("New items", cmp.new_items), ("Removed items", cmp.removed_items)):
+            lines = _id_list(title, ids, max(budget, 0))
+            body += lines
+            budget -= sum(len(x) + 1 for x in lines)
+    if body:
+        text += "\n".join(body) + "\n"
+    if len(text) > limit:  # only if even the summary is that large (thousands of scorers)
+        text = text[: limit - 80] + "\n\n*(report truncated to fit GitHub's size limit)*\n"
+    return text

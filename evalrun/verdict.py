@@ -1,0 +1,308 @@
+"""After a run: load the baseline, compare, judge the gates, write the reports, give the verdict.
+
+Split in two so bad input fails before anything runs:
+
+- :func:`prepare` (or :func:`prepare_from_manifest` for an existing run) parses the gates,
+  resolves the baseline and the ``--report`` options, raising UsageError;
+- :meth:`PostRun.finish` does the comparison on the finished run and returns a :class:`Verdict`.
+
+``evalrun run``, ``evalrun compare`` and ``evalrun merge`` all go through here, so a merged
+run gets exactly the verdict of an unsharded run of the same records.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from evalrun.baseline import Baseline, accepted_path, configured_path_of_run, resolve_baseline
+from evalrun.compare import Comparison, compare, run_metrics
+from evalrun.errors import UsageError
+from evalrun.gates import Gate, GateResult, check_policy, evaluate, parse_gates
+
+if TYPE_CHECKING:
+    from evalrun.config import LoadedConfig
+    from evalrun.store import RunDir
+
+FORMATS = ("console", "md", "junit", "html", "json")
+DEFAULT_FILES = {"md": "report.md", "junit": "junit.xml", "html": "report.html", "json": "comparison.json",
+                 "console": "report.txt"}
+
+
+@dataclass(frozen=True)
+class ReportSpec:
+    format: str
+    path: str | None  # None: the default (stdout for console, a file in the run directory otherwise); "-": stdout
+
+
+def parse_report_specs(specs: list[str] | None) -> list[ReportSpec]:
+    out = []
+    for spec in specs or []:
+        fmt, sep, path = spec.partition(":")
+        fmt = fmt.strip().lower()
+        if fmt == "markdown":
+            fmt = "md"
+        if fmt not in FORMATS:
+            from evalrun.config import suggest
+
+            raise UsageError(f"--report {spec}: unknown format '{fmt}'{suggest(fmt, FORMATS)}; "
+                             f"formats: {', '.join(FORMATS)} (FORMAT[:PATH])")
+        if sep and not path.strip():
+            raise UsageError(f"--report {spec}: empty path after ':'")
+        out.append(ReportSpec(fmt, path.strip() if sep else None))
+    return out
+
+
+@dataclass
+class Verdict:
+    """What a run comes to: the comparison, each gate's result, and pass or fail."""
+
+    comparison: Comparison
+    gates: list[GateResult]
+    policy: str
+    run_status: str = "finished"
+    written: list[tuple[str, str]] = field(default_factory=list)  # (format, path) of reports written
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def failed_gates(self) -> list[GateResult]:
+        return [g for g in self.gates if g.failed]
+
+    @property
+    def passed(self) -> bool:
+        return not self.failed_gates
+
+    @property
+    def exit_code(self) -> int:
+        if self.run_status == "interrupted":
+            return 130
+        if self.run_status == "failed":
+            return 3
+        return 0 if self.passed else 1
+
+    @property
+    def word(self) -> str:
+        if self.run_status != "finished":
+            return self.run_status
+        return "passed" if self.passed else "failed"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"verdict": "pass" if self.passed else "fail", "run_status": self.run_status,
+                "gate_policy": self.policy, "gates": [g.to_dict() for g in self.gates], "notes": self.notes,
+                "comparison": self.comparison.to_dict()}
+
+    def brief(self) -> dict[str, Any]:
+        """The verdict without the per-item data (for ``--json`` next to the summary)."""
+        cmp = self.comparison
+        return {"verdict": "pass" if self.passed else "fail", "gate_policy": self.policy,
+                "gates": [g.to_dict() for g in self.gates], "baseline": cmp.baseline_info,
+                "counts": {s: len(cmp.by_status(s)) for s in
+                           ("regressed", "improved", "flaky", "unchanged", "new", "removed")},
+                "notes": self.notes, "reports": [{"format": f, "path": p} for f, p in self.written]}
+
+    def markdown(self) -> str:
+        from evalrun.report.markdown import render_markdown
+
+        return render_markdown(self)
+
+
+@dataclass
+class PostRun:
+    gates: list[Gate]
+    policy: str
+    baseline: Baseline | None
+    reports: list[ReportSpec]
+    scorers: list[str]
+    notes: list[str] = field(default_factory=list)
+
+    def judge(self, run_dir: RunDir, summary: dict[str, Any] | None = None, status: str | None = None) -> Verdict:
+        """Compare the run with the baseline and judge the gates (no output)."""
+        manifest = run_dir.read_manifest()
+        summary = summary if summary is not None else run_dir.read_summary()
+        records = run_dir.records()
+        bl = self.baseline
+        cmp = compare(
+            records, bl.records if bl is not None else None,
+            run={"run_id": run_dir.id, "eval": manifest.get("eval"), "path": str(run_dir.path),
+                 "started_at": manifest.get("started_at"), "git": manifest.get("git")},
+            baseline_info=bl.info() if bl is not None else None,
+            scorers=self.scorers, summary=summary,
+            baseline_metrics=(bl.metrics or run_metrics(bl.records, bl.summary)) if bl is not None else None,
+        )
+        return Verdict(cmp, evaluate(self.gates, cmp, self.policy), self.policy,
+                       status or (summary or {}).get("status") or manifest.get("status") or "finished",
+                       notes=list(self.notes))
+
+    def finish(self, run_dir: RunDir, summary: dict[str, Any] | None = None, *, status: str | None = None,
+               console: bool = True, out: TextIO | None = None) -> Verdict:
+        """Judge the run and write every report asked for (the console one on ``out``)."""
+        verdict = self.judge(run_dir, summary, status)
+        write_reports(verdict, self.reports, run_dir, console=console, out=out)
+        return verdict
+
+
+def write_reports(verdict: Verdict, specs: list[ReportSpec], run_dir: RunDir, *, console: bool = True,
+                  out: TextIO | None = None) -> None:
+    """Write each report; the console one always goes to ``out`` unless ``console`` is False
+    (--quiet, --json), and to a file as well when a ``console:PATH`` asks for it."""
+    out = out or sys.stdout
+    if console:
+        from evalrun.report.console import print_console
+
+        print_console(verdict, out)
+    for spec in specs:
+        if spec.format == "console" and spec.path in (None, "-"):
+            continue
+        text = render(verdict, spec.format)
+        if spec.path == "-":
+            out.write(text)
+            out.flush()
+            continue
+        path = Path(spec.path) if spec.path else run_dir.path / DEFAULT_FILES[spec.format]
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        except OSError as e:
+            raise UsageError(f"cannot write the {spec.format} report: {e.strerror}", str(path)) from None
+        verdict.written.append((spec.format, str(path)))
+
+
+def render(verdict: Verdict, fmt: str) -> str:
+    if fmt == "md":
+        from evalrun.report.markdown import render_markdown
+
+        return render_markdown(verdict)
+    if fmt == "junit":
+        from evalrun.report.junit import render_junit
+
+        return render_junit(verdict)
+    if fmt == "html":
+        from evalrun.report.html import render_html
+
+        return render_html(verdict)
+    if fmt == "json":
+        from evalrun.report.json import render_json
+
+        return render_json(verdict)
+    from evalrun.report.console import render_console_text
+
+    return render_console_text(verdict)
+
+
+def _implicit_baseline(eval_name: str, home: Path | None, configured: str | None, base_dir: Path | None,
+                       notes: list[str]) -> str | None:
+    """Without --baseline: the accepted baseline when one exists."""
+    path = accepted_path(eval_name, home, configured, base_dir)
+    if path.is_file():
+        return "accepted"
+    if configured:
+        notes.append(f"no accepted baseline at {path} yet; accept a run with: evalrun baseline set RUN")
+    return None
+
+
+def prepare(loaded: LoadedConfig, *, baseline_ref: str | None = None, reports: list[str] | None = None,
+            home: Path | None = None, repeat: int | None = None) -> PostRun:
+    """Everything that can be wrong with gates, baseline and reports, checked before a run starts."""
+    cfg = loaded.config
+    scorers = [s.name or s.type for s in cfg.scorers]
+    specs = parse_report_specs(reports)
+    gates = parse_gates(cfg.gates, scorers=scorers, repeat=repeat or cfg.repeat,
+                        locate=lambda msg, i: loaded.error(msg, "gates", i))
+    notes: list[str] = []
+    configured = cfg.baseline
+    ref = baseline_ref or _implicit_baseline(cfg.name, home, configured, loaded.base_dir, notes)
+    bl = resolve_baseline(ref, eval_name=cfg.name, home=home, configured=configured,
+                          base_dir=loaded.base_dir) if ref else None
+    return PostRun(gates, cfg.gate_policy, bl, specs, scorers, notes)
+
+
+def prepare_for_run(config_path: str | None, *, resume: str | None = None, home: Path | None = None,
+                    baseline_ref: str | None = None, reports: list[str] | None = None,
+                    repeat: int | None = None) -> PostRun | None:
+    """``evalrun run``: the post-run work for this eval file (or the resumed run's), or None when
+    there is nothing to judge or report (no gates, no baseline, no --report)."""
+    from evalrun.config import load_config
+
+    if resume:
+        from evalrun.store import resolve_run
+
+        config_path = resolve_run(resume, home).read_manifest().get("config_path")
+    post = prepare(load_config(config_path), baseline_ref=baseline_ref, reports=reports, home=home, repeat=repeat)
+    if not (post.gates or post.baseline or post.reports or post.notes):
+        return None
+    return post
+
+
+def prepare_from_manifest(manifest: dict[str, Any], *, baseline_ref: str | None = None,
+                          reports: list[str] | None = None, home: Path | None = None,
+                          default_latest_before: str | None = None) -> PostRun:
+    """Like :func:`prepare`, for a run that already exists (``compare``, ``merge``): the gates are
+    the ones the run was configured with. With neither a baseline REF nor an accepted baseline,
+    ``default_latest_before`` (a run id) picks the newest finished earlier run of the same eval."""
+    cfg = manifest.get("config") or {}
+    eval_name = manifest.get("eval") or cfg.get("name")
+    scorers = list(manifest.get("scorers") or [])
+    specs = parse_report_specs(reports)
+    raw_gates = cfg.get("gates") or []
+    if not isinstance(raw_gates, list):
+        raw_gates = []
+    config_path = manifest.get("config_path")
+    repeat = (manifest.get("planned") or {}).get("repeat")
+    gates = parse_gates(raw_gates, scorers=scorers, repeat=repeat, locate=_manifest_locator(config_path, raw_gates))
+    policy = check_policy(str(cfg.get("gate_policy") or "significant"))
+    configured, base_dir = configured_path_of_run(manifest)
+    notes: list[str] = []
+    ref = baseline_ref or _implicit_baseline(eval_name, home, configured, base_dir, notes)
+    if ref is None and default_latest_before:
+        ref = _previous_run(eval_name, home, default_latest_before)
+    bl = resolve_baseline(ref, eval_name=eval_name, home=home, configured=configured, base_dir=base_dir) if ref else None
+    return PostRun(gates, policy, bl, specs, scorers, notes)
+
+
+def _previous_run(eval_name: str | None, home: Path | None, run_id: str) -> str | None:
+    from evalrun.store import list_runs
+
+    prev = None
+    for rd in list_runs(home):
+        if rd.id == run_id:
+            break
+        m = rd.read_manifest()
+        if m.get("status") == "finished" and m.get("eval") == eval_name:
+            prev = str(rd.path)
+    return prev
+
+
+def _manifest_locator(config_path: str | None, raw_gates: list[Any]) -> Any:
+    """Gate errors point into the eval file when it still holds the same gates, else name the file."""
+    located = None
+    if config_path and Path(config_path).is_file():
+        try:
+            from evalrun._yaml import load_located, read_text
+
+            loc = load_located(read_text(Path(config_path), "eval file"), config_path)
+            if isinstance(loc.data, dict) and loc.data.get("gates") == raw_gates:
+                located = loc
+        except UsageError:
+            located = None
+
+    def locate(msg: str, i: int) -> UsageError:
+        if located is not None:
+            return located.error(msg, ("gates", i))
+        return UsageError(msg, config_path)
+
+    return locate
+
+
+def fmt_num(x: float | None, digits: int = 3) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    return f"{x:.{digits}f}"
+
+
+def fmt_signed(x: float | None, digits: int = 3) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    return f"{x:+.{digits}f}"
