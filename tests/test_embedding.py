@@ -217,7 +217,7 @@ def test_model_loaded_once_per_process(tmp_path, cache):
     s1, s2 = make(tmp_path, cache), make(tmp_path, cache, threshold=0.5)
     score(s1, [rec("one text here", "another text there")])
     score(s2, [rec("a third text", "and a fourth")])
-    assert s1._model_future.result()[0] is s2._model_future.result()[0]
+    assert s1.model is not None and s1.model is s2.model
 
 
 def test_unknown_model_is_a_usage_error(tmp_path, cache):

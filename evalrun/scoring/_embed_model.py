@@ -130,9 +130,6 @@ def model_fingerprint(path: Path, cache: Cache | None = None) -> str:
 
 _models: dict[tuple[str, str], Any] = {}
 _load_lock = threading.Lock()
-#: one encode at a time per process: torch already uses every core for one batch, and two
-#: concurrent encodes only thrash the caches
-encode_lock = threading.Lock()
 
 
 def pick_device(requested: str) -> str:

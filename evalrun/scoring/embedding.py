@@ -22,7 +22,7 @@ import asyncio
 import hashlib
 import re
 from collections import OrderedDict
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -55,8 +55,10 @@ class EmbeddingConfig(ScorerConfig):
 
 _META_NS = "embedding-model-dim"
 _MEMORY_ENTRIES = 20_000  # ~30 MB of 384-d vectors: enough for the repeats of a large golden set
-# one loader thread per process: two scorers asking for one model wait on one load
-_loader_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evalrun-embed-load")
+# All model work of the process happens on this one thread: torch already spreads one batch
+# over every core, so two encodes at once would only contend; a single thread also keeps one
+# malloc arena and one OpenMP team instead of one per pool thread.
+_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evalrun-embed")
 
 
 def text_key(text: str) -> str:
@@ -78,7 +80,7 @@ class EmbeddingSimilarity(Scorer):
         self._memory: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock: asyncio.Lock | None = None
         self._lock_loop: asyncio.AbstractEventLoop | None = None
-        self._model_future: Future[tuple[Any, str]] | None = None
+        self.model: Any = None
         self.device: str | None = None
         self.dim: int | None = None
         self.stats = {"texts_embedded": 0, "cache_hits": 0, "memory_hits": 0, "corrupt_entries": 0,
@@ -104,10 +106,11 @@ class EmbeddingSimilarity(Scorer):
 
     # -- embeddings ----------------------------------------------------------------------
 
-    def _model(self) -> Future[tuple[Any, str]]:
-        if self._model_future is None:
-            self._model_future = _loader_pool.submit(em.load_model, self.model_path, self.config.device)
-        return self._model_future
+    def _load(self) -> Any:
+        if self.model is None:
+            self.model, self.device = em.load_model(self.model_path, self.config.device)
+            self._set_dim(self.model)
+        return self.model
 
     def _valid(self, blob: bytes) -> np.ndarray | None:
         """The vector in a cache entry, or None when it cannot be one this model wrote."""
@@ -137,26 +140,22 @@ class EmbeddingSimilarity(Scorer):
         # sorted by length so each forward pass pads its texts to similar lengths (the model
         # sorts within one call too; sorting here keeps that true whatever the library does)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        with em.encode_lock:
-            vecs = model.encode([texts[i] for i in order], batch_size=self.config.batch_size,
-                                convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False)
+        vecs = model.encode([texts[i] for i in order], batch_size=self.config.batch_size,
+                            convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False)
         vecs = np.ascontiguousarray(vecs, dtype=np.float32)
         result = np.empty_like(vecs)
         result[order] = vecs
         return result
 
     def _embed_blocking(self, texts: list[str]) -> dict[str, np.ndarray]:
-        """Disk cache, then the model, for texts not in memory. Runs in a worker thread."""
+        """Disk cache, then the model, for texts not in memory. Runs on the embedding thread."""
         if self.dim is None and self.ctx.cache is not None:
-            # an unknown size means nothing on disk can be checked yet: learn it from the model
-            self._set_dim(self._model().result()[0])
+            self._load()  # an unknown size means nothing on disk can be checked yet
         got = self._from_disk(texts)
         self.stats["cache_hits"] += len(got)
         missing = [t for t in texts if t not in got]
         if missing:
-            model, self.device = self._model().result()
-            self._set_dim(model)
-            vecs = self._encode(model, missing)
+            vecs = self._encode(self._load(), missing)
             self.stats["texts_embedded"] += len(missing)
             fresh = dict(zip(missing, vecs, strict=True))
             got.update(fresh)
@@ -190,7 +189,7 @@ class EmbeddingSimilarity(Scorer):
                 result[t] = vec
         self.stats["memory_hits"] += len(result)
         if todo:
-            fresh = await asyncio.to_thread(self._embed_blocking, todo)
+            fresh = await asyncio.get_running_loop().run_in_executor(_worker, self._embed_blocking, todo)
             for t, v in fresh.items():
                 self._remember(t, v)
             result.update(fresh)
