@@ -75,7 +75,7 @@ def _gates(verdict: Verdict) -> list[str]:
 
 
 def _item_row(it: ItemDiff, scorers: list[str], with_baseline: bool) -> str:
-    scores = "<br>".join(cell(f"{s}: {b} → {c}" if with_baseline else f"{s}: {c}", 80)
+    scores = "<br>".join(cell(f"{s}: {b} → {c}" if with_baseline and b else f"{s}: {c}", 80)
                          for s, b, c in item_scorer_pairs(it, scorers) if c != "–" or b)
     tags = f"<br>{cell(', '.join(it.tags), 60)}" if it.tags else ""
     row = f"| {code(it.item_id[:80])}{tags} | {cell(expected_text(it))} | "
