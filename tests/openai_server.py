@@ -120,6 +120,9 @@ def _content(state: ServerState, key: str, verdict: Any, reason: str) -> str:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # headers and body go out in separate writes; with Nagle on, the body would wait for a
+    # delayed ACK (~40 ms) and the fake would be slower than the servers it stands in for
+    disable_nagle_algorithm = True
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
@@ -188,13 +191,14 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(400, {"error": {"message": "response_format of type json_schema is not supported by this model",
                                        "type": "invalid_request_error", "param": "response_format"}})
             return
-        slow = re.search(r"\[\[slow:([\d.]+)\]\]", prompt)
-        time.sleep(float(slow.group(1)) if slow else st.latency)
+        # a rate limiter turns a request away at once, before any model work
         if n <= st.first_429 or self._per_prompt(prompt, r"\[\[429:(\d+)\]\]", nth) or (
                 nth == 0 and st.rate_429 and (_h("429" + prompt) % 10_000) < st.rate_429 * 10_000):
             self._send(429, {"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}},
                        {"Retry-After": f"{st.retry_after:g}"})
             return
+        slow = re.search(r"\[\[slow:([\d.]+)\]\]", prompt)
+        time.sleep(float(slow.group(1)) if slow else st.latency)
         if (st.first_429 < n <= st.first_429 + st.first_500) or self._per_prompt(prompt, r"\[\[status:500:(\d+)\]\]", nth):
             self._send(500, {"error": {"message": "The server had an error while processing your request.",
                                        "type": "server_error"}})
