@@ -412,3 +412,11 @@ def test_template_runs_sandboxed_and_render_errors_stay_on_the_record(server, tm
     j = make_judge(server.url, tmp_path, rubric="my_rubric.yaml")
     [s] = score(j, [rec(0, "x")])
     assert s.error is not None and "template error" in s.error
+
+
+def test_example_rubrics_in_the_repository_load():
+    repo = Path(__file__).resolve().parent.parent
+    examples = sorted((repo / "scorers").glob("*.yaml"))
+    assert examples
+    for p in examples:
+        assert load_rubric(str(p.relative_to(repo)), repo).name == p.stem
