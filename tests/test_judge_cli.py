@@ -171,3 +171,43 @@ def test_scorers_list_from_a_built_wheel(tmp_path):
     assert r.returncode == 0, r.stderr
     listed = json.loads(r.stdout)
     assert [x["name"] for x in listed["rubrics"]] == ["correctness", "faithfulness", "refusal", "relevance"]
+
+
+PAIR_TARGET = """\
+import os
+
+NEW = {"a": "[[judge:5]]", "b": "[[judge:1]]", "c": "[[judge:3]]"}
+
+
+def answer(question):
+    if os.environ["ANSWER_VERSION"] == "old":
+        return "old answer [[judge:3]]"
+    return "new answer " + NEW[question]
+"""
+
+
+def test_pairwise_against_a_baseline_run(tmp_path):
+    (tmp_path / "data.yaml").write_text("items:\n  - {id: a, input: a}\n  - {id: b, input: b}\n  - {id: c, input: c}\n")
+    (tmp_path / "tgt.py").write_text(PAIR_TARGET)
+    head = "name: pw\ndataset: data.yaml\ntarget:\n  python: tgt:answer\n"
+    (tmp_path / "base.yaml").write_text(head + "scorers:\n  - contains\n")
+    (tmp_path / "pair.yaml").write_text(head + "scorers:\n  - name: vs_baseline\n    type: llm_judge\n"
+                                        "    rubric: relevance\n    model: local-judge\n    base_url: ${JUDGE_URL}\n"
+                                        "    mode: pairwise\n")
+    home = tmp_path / "home"
+    with OpenAIServer() as srv:
+        env = {"JUDGE_URL": srv.url}
+        r0 = run_cli("run", "base.yaml", "--output-dir", str(home), "--json", cwd=tmp_path,
+                     env={**env, "ANSWER_VERSION": "old"})
+        assert r0.returncode == 0, r0.stderr
+        base_id = json.loads(r0.stdout)["run_id"]
+        r1 = run_cli("run", "pair.yaml", "--output-dir", str(home), "--json", "--baseline", base_id, cwd=tmp_path,
+                     env={**env, "ANSWER_VERSION": "new"})
+        assert r1.returncode == 0, r1.stderr
+        prompts = list(srv.state.prompts)
+    s = json.loads(r1.stdout)["scorers"]["vs_baseline"]
+    assert s["pairwise"] == {"win": 1, "tie": 1, "loss": 1, "order_consistency": 1.0}
+    assert s["mean"] == 0.5 and s["judge_calls"]["calls"] == 6
+    # both orders were asked: the new output once as response A, once as response B
+    pos = [(p.index("new answer") < p.index("old answer")) for p in prompts]
+    assert sorted(pos) == [False] * 3 + [True] * 3
