@@ -216,7 +216,14 @@ def prepare(loaded: LoadedConfig, *, baseline_ref: str | None = None, reports: l
     ref = baseline_ref or _implicit_baseline(cfg.name, home, configured, loaded.base_dir, notes)
     bl = resolve_baseline(ref, eval_name=cfg.name, home=home, configured=configured,
                           base_dir=loaded.base_dir) if ref else None
+    _note_skipped(gates, bl, notes)
     return PostRun(gates, cfg.gate_policy, bl, specs, scorers, notes)
+
+
+def _note_skipped(gates: list[Gate], bl: Baseline | None, notes: list[str]) -> None:
+    if bl is None and not notes and any(g.relative or g.kind == "no_regressions" for g in gates):
+        notes.append("no baseline, so gates relative to it are skipped; pass --baseline REF or accept a run "
+                     "with: evalrun baseline set RUN")
 
 
 def prepare_for_run(config_path: str | None, *, resume: str | None = None, home: Path | None = None,
@@ -259,6 +266,7 @@ def prepare_from_manifest(manifest: dict[str, Any], *, baseline_ref: str | None 
     if ref is None and default_latest_before:
         ref = _previous_run(eval_name, home, default_latest_before)
     bl = resolve_baseline(ref, eval_name=eval_name, home=home, configured=configured, base_dir=base_dir) if ref else None
+    _note_skipped(gates, bl, notes)
     return PostRun(gates, policy, bl, specs, scorers, notes)
 
 
