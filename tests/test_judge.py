@@ -386,6 +386,15 @@ def test_unknown_template_variable_names_its_line(tmp_path):
         load_rubric("my_rubric.yaml", tmp_path)
 
 
+def test_templates_may_use_jinja_globals_and_their_own_variables(server, tmp_path):
+    _rubric(tmp_path, "scale: [1, 5]\nprompt: |\n  {% set parts = output.split(';') %}\n"
+                      "  {% for i in range(parts | length) %}{{ loop.index }}. {{ parts[i] }}\n  {% endfor %}\n")
+    j = make_judge(server.url, tmp_path, rubric="my_rubric.yaml")
+    [s] = score(j, [rec(0, "first;second [[judge:3]]")])
+    assert s.value == 0.5
+    assert "1. first\n2. second [[judge:3]]" in server.state.prompts[0]
+
+
 def test_rubric_schema_errors_are_located(tmp_path):
     _rubric(tmp_path, "prompt: hi\nscale: [1, 5]\nchoices: {a: 1, b: 0}\n")
     with pytest.raises(UsageError, match="exactly one of"):

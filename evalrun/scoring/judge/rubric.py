@@ -191,7 +191,7 @@ def _compile(env: jinja2.Environment, located: Located, source: list[str], key: 
     except TemplateSyntaxError as e:
         raise UsageError(f"template syntax error in '{key}': {e.message}", located.file,
                          first + (e.lineno or 1) - 1) from None
-    unknown = meta.find_undeclared_variables(ast) - allowed
+    unknown = meta.find_undeclared_variables(ast) - allowed - set(env.globals)
     if unknown:
         name = sorted(unknown)[0]
         line = next((n.lineno for n in ast.find_all(nodes.Name) if n.name == name), 1)
