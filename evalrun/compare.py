@@ -32,7 +32,7 @@ from evalrun.records import Record
 ITEM_STATS = ("mean", "pass_rate")
 
 
-@dataclass
+@dataclass(slots=True)
 class Side:
     """One item's trials under one scorer in one run."""
 
@@ -76,24 +76,39 @@ def parse_k_stat(name: str) -> tuple[str, int]:
     raise ValueError(name)
 
 
-def _collect(records: list[Record], scorer: str) -> dict[str, Side]:
-    out: dict[str, Side] = defaultdict(Side)
-    gives_verdicts = any((s := r.scores.get(scorer)) is not None and s.passed is not None for r in records)
+def _collect(records: list[Record], names: list[str]) -> dict[str, dict[str, Side]]:
+    """Per scorer, per item: the values and verdicts of its trials (one pass over the records)."""
+    gives_verdicts: set[str] = set()
     for r in records:
-        side = out[r.item_id]
+        for name, s in r.scores.items():
+            if s.passed is not None:
+                gives_verdicts.add(name)
+    out: dict[str, dict[str, Side]] = {name: {} for name in names}
+    for r in records:
+        iid = r.item_id
         if r.error:
-            if gives_verdicts:
-                side.judged += 1  # no answer: a failure, but no value to average
+            for name in gives_verdicts:
+                if name in out:
+                    side = out[name].get(iid)
+                    if side is None:
+                        side = out[name][iid] = Side()
+                    side.judged += 1  # no answer: a failure, but no value to average
             continue
-        s = r.scores.get(scorer)
-        if s is None or s.error is not None:
-            continue
-        if s.value is not None:
-            side.values.append(float(s.value))
-        if s.passed is not None:
-            side.judged += 1
-            side.passed += bool(s.passed)
-    return dict(out)
+        for name, s in r.scores.items():
+            per = out.get(name)
+            if per is None:
+                continue
+            side = per.get(iid)
+            if side is None:
+                side = per[iid] = Side()
+            if s.error is not None:
+                continue
+            if s.value is not None:
+                side.values.append(float(s.value))
+            if s.passed is not None:
+                side.judged += 1
+                side.passed += bool(s.passed)
+    return out
 
 
 @dataclass
@@ -368,11 +383,13 @@ def compare(candidate: list[Record], baseline: list[Record] | None, *, run: dict
     names = scorer_names(candidate, scorers)
     cand_by, base_by = _by_item(candidate), _by_item(base)
     comps: dict[str, ScorerComparison] = {}
+    cand_sides, base_sides = _collect(candidate, names), _collect(base, names)
+    base_names = {n for r in base for n in r.scores}
     for name in names:
-        base_has = has_base and any(name in r.scores for r in base)
+        base_has = has_base and name in base_names
         sc = ScorerComparison(name, scorer_numbers(candidate, name),
                               scorer_numbers(base, name) if base_has else None,
-                              _collect(candidate, name), _collect(base, name) if base_has else None)
+                              cand_sides[name], base_sides[name] if base_has else None)
         for iid, side in sc.cand_items.items():
             if side.state == "flaky":
                 sc.flaky.append(iid)
@@ -389,6 +406,8 @@ def compare(candidate: list[Record], baseline: list[Record] | None, *, run: dict
 
     items: list[ItemDiff] = []
     order = list(cand_by) + [i for i in base_by if i not in cand_by]
+    regressed = {name: set(sc.regressions) for name, sc in comps.items()}
+    improved = {name: set(sc.improvements) for name, sc in comps.items()}
     for iid in order:
         c, b = cand_by.get(iid, []), base_by.get(iid, [])
         it = ItemDiff(iid, "unchanged", c, b)
@@ -399,9 +418,9 @@ def compare(candidate: list[Record], baseline: list[Record] | None, *, run: dict
                 it.failed.append(name)
             if cs is not None and cs.state == "flaky":
                 it.flaky.append(name)
-            if iid in sc.regressions:
+            if iid in regressed[name]:
                 it.regressed.append(name)
-            if iid in sc.improvements:
+            if iid in improved[name]:
                 it.improved.append(name)
             if cs is not None and bs is not None and cs.mean is not None and bs.mean is not None:
                 it.delta += cs.mean - bs.mean
