@@ -80,6 +80,11 @@ def run(
                            repeat=repeat)
     if post is not None and post.baseline is not None:
         opts.baseline_outputs = post.baseline.outputs()
+    if shard and post is not None and post.gates:
+        # a slice's gates mean little, and failing them would stop a matrix job before
+        # `evalrun merge` judges the whole run
+        post.gates = []
+        post.notes.append("gates are judged on the merged run (evalrun merge), not on a shard")
     import asyncio
 
     outcome = asyncio.run(run_eval(opts))
@@ -144,13 +149,28 @@ def merge(
     output_dir: HomeOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No table.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
+    push: Annotated[str | None, typer.Option("--push", metavar="langfuse",
+                                             help="Send the merged run to Langfuse (keys from LANGFUSE_* env).")] = None,
+    baseline: BaselineOpt = None,
+    report: ReportOpt = None,
 ) -> None:
-    """Merge shard runs (evalrun run --shard i/n) into one run, reported like evalrun run."""
+    """Merge shard runs (evalrun run --shard i/n) into one run, compared, gated and reported like evalrun run."""
+    if push is not None and push != "langfuse":
+        raise UsageError(f"--push takes 'langfuse' (got {push!r})")
     from evalrun.engine import RunOutcome
-    from evalrun.merge import merge_runs
+    from evalrun.merge import load_shards, write_merged
+    from evalrun.verdict import prepare_from_manifest
 
-    run_dir, summary = merge_runs(runs, output_dir)
-    _finish(RunOutcome(run_dir, summary, summary["status"]), json_out, quiet)
+    shards = load_shards(runs, output_dir)
+    # as for run: gates, baseline and --report are checked before anything is written
+    post: PostRun | None = prepare_from_manifest(shards[0].manifest, baseline_ref=baseline, reports=report,
+                                                 home=output_dir)
+    if not (post.gates or post.baseline or post.reports or post.notes):
+        post = None
+    run_dir, summary = write_merged(shards, output_dir)
+    outcome = RunOutcome(run_dir, summary, summary["status"])
+    _push_after_run(outcome, push is not None)
+    _finish(outcome, json_out, quiet, post)
 
 
 @app.command("runs")

@@ -208,27 +208,79 @@ def overall_pass_rate(records: Iterable[Any]) -> float | None:
 
 
 VERDICT_OF_STATUS = {"finished": "pass", "failed": "error", "interrupted": "interrupted"}
+# how much of an output an annotation quotes; the report has the rest
+QUOTE = 160
 
 
-def publish_run(run_dir: Any, summary: Mapping[str, Any], status: str, *, verdict: str | None = None,
-                markdown: str | None = None, report_path: str | None = None,
-                findings: Iterable[Finding] = (), env: Mapping[str, str] | None = None) -> None:
-    """Everything a run (or a merge) tells GitHub Actions. ``verdict`` is the gates' verdict
-    when there are gates (pass/fail); a run that did not finish is error/interrupted whatever
-    the gates say."""
+def _quote(value: Any) -> str:
+    from evalrun._json import as_text
+
+    text = as_text(value).replace("\n", " ")
+    return repr(text if len(text) <= QUOTE else text[:QUOTE] + "…")
+
+
+def findings_from_verdict(verdict: Any) -> list[Finding]:
+    """Failed gates as errors (a no_regressions gate: one per offending item, on its line),
+    then every other regressed item as a warning, worst first."""
+    out: list[Finding] = []
+    gated: set[str] = set()
+    for g in verdict.failed_gates:
+        if g.items:
+            for item_id in g.items:
+                gated.add(item_id)
+                out.append(Finding("error", f"evalrun gate failed: {g.gate.text}",
+                                   f"item {item_id} regressed ({g.gate.text})", item_id=item_id))
+        else:
+            out.append(Finding("error", f"evalrun gate failed: {g.gate.text}", g.numbers()))
+    for diff in verdict.comparison.regressed:
+        if diff.item_id in gated:
+            continue
+        new = diff.candidate[0] if diff.candidate else None
+        old = diff.baseline[0] if diff.baseline else None
+        parts = [f"{', '.join(diff.regressed)} went from pass to fail"]
+        if new is not None:
+            parts.append(f"expected {_quote(new.expected_output)}")
+            if old is not None:
+                parts.append(f"baseline output {_quote(old.output)}")
+            parts.append(f"new output {_quote(new.output)}" if not new.error
+                         else f"new call failed: {new.error.get('type')}")
+        out.append(Finding("warning", f"evalrun: item {diff.item_id} regressed", "; ".join(parts),
+                           item_id=diff.item_id))
+    return out
+
+
+def publish_run(run_dir: Any, summary: Mapping[str, Any], status: str, verdict: Any = None,
+                env: Mapping[str, str] | None = None) -> None:
+    """Everything a run (or a merge) tells GitHub Actions. ``verdict`` is the post-run
+    :class:`~evalrun.verdict.Verdict` (gates and comparison); a run that did not finish is
+    error/interrupted whatever its gates say."""
     env = os.environ if env is None else env
-    if status != "finished" or verdict is None:
-        verdict = VERDICT_OF_STATUS.get(status, "error")
+    word = VERDICT_OF_STATUS.get(status, "error")
+    markdown = report_path = None
+    findings: list[Finding] = []
+    if verdict is None and status != "interrupted":
+        # no gates, baseline or --report: the job summary still gets the run's report
+        from evalrun.verdict import PostRun
+
+        verdict = PostRun([], "significant", None, [], list(run_dir.read_manifest().get("scorers") or [])
+                          ).judge(run_dir, dict(summary), status)
+    if verdict is not None:
+        if status == "finished":
+            word = "pass" if verdict.passed else "fail"
+        report_path = next((p for fmt, p in verdict.written if fmt == "md"), None)
+        if report_path:
+            markdown = Path(report_path).read_text(encoding="utf-8")
+        else:
+            # the PR comment step posts a file: keep the markdown beside the run
+            markdown = verdict.markdown()
+            path = Path(run_dir.path) / "report.md"
+            path.write_text(markdown, encoding="utf-8")
+            report_path = str(path)
+        findings = findings_from_verdict(verdict)
     pass_rate = overall_pass_rate(run_dir.iter_records()) if summary.get("records") else None
-    if markdown and not report_path:
-        # the PR comment step posts a file: keep the markdown beside the run
-        path = Path(run_dir.path) / "report.md"
-        path.write_text(markdown, encoding="utf-8")
-        report_path = str(path)
-    pub = Publication(run_id=run_dir.id, verdict=verdict, pass_rate=pass_rate, markdown=markdown,
+    pub = Publication(run_id=run_dir.id, verdict=word, pass_rate=pass_rate, markdown=markdown,
                       report_path=str(Path(report_path).resolve()) if report_path else None,
-                      findings=list(findings),
-                      extra_outputs={"run_dir": str(Path(run_dir.path).resolve())})
+                      findings=findings, extra_outputs={"run_dir": str(Path(run_dir.path).resolve())})
     publish(pub, run_dir.read_manifest(), env)
 
 

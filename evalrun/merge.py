@@ -134,13 +134,22 @@ def _over_budget(manifest: dict[str, Any], builder: SummaryBuilder) -> bool:
     return builder.errors / builder.records > budget
 
 
-def merge_runs(refs: Sequence[str], home: Path | None = None) -> tuple[RunDir, dict[str, Any]]:
-    """Check the shards, then write one run directory holding all of them; returns it and its summary."""
+def load_shards(refs: Sequence[str], home: Path | None = None) -> list[Shard]:
+    """The shards that ``refs`` name, checked to make one run, in shard order."""
     if not refs:
         raise UsageError("evalrun merge needs the shard runs to merge (run ids or run directories)")
     shards = [_load_shard(resolve_run(ref, home)) for ref in refs]
     check_shards(shards)
-    shards.sort(key=lambda s: s.index)
+    return sorted(shards, key=lambda s: s.index)
+
+
+def merge_runs(refs: Sequence[str], home: Path | None = None) -> tuple[RunDir, dict[str, Any]]:
+    """Check the shards, then write one run directory holding all of them; returns it and its summary."""
+    return write_merged(load_shards(refs, home), home)
+
+
+def write_merged(shards: list[Shard], home: Path | None = None) -> tuple[RunDir, dict[str, Any]]:
+    """One run directory from checked shards (see :func:`load_shards`)."""
     summaries = []
     for s in shards:
         summary = s.run.read_summary()

@@ -70,7 +70,9 @@ class SummaryBuilder:
     def build(self, **head: Any) -> dict[str, Any]:
         scorers: dict[str, Any] = {}
         for name, acc in self.scorers.items():
-            mean, lo, hi = mean_ci(acc.values)
+            # sorted: floating-point sums depend on order, and records arrive in completion
+            # order; the same records must give the same summary (a merge of shards does)
+            mean, lo, hi = mean_ci(sorted(acc.values))
             if acc.values and 0.0 <= min(acc.values) and max(acc.values) <= 1.0:
                 # scores live in [0, 1]; a t interval on near-constant data can poke outside
                 lo, hi = max(lo, 0.0), min(hi, 1.0)
@@ -85,7 +87,7 @@ class SummaryBuilder:
                 "errors": acc.errors,
                 "skipped": acc.skipped,
             }
-        lat = np.asarray(self.latencies) if self.latencies else None
+        lat = np.sort(np.asarray(self.latencies)) if self.latencies else None
         return {
             **head,
             "records": self.records,

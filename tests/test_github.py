@@ -152,3 +152,47 @@ def test_item_sources_point_at_dataset_lines(tmp_path):
     lines = annotation_lines([Finding("warning", "regressed", "bad got worse", item_id="bad")], sources)
     print(*lines, file=log)
     assert log.getvalue() == "::warning file=data/items.yaml,line=5,title=regressed::bad got worse\n"
+
+
+def test_gated_run_in_actions_reports_verdict_summary_and_annotations(tmp_path):
+    write_suite(tmp_path)
+    (tmp_path / "eval.yaml").write_text(SUITE + "gates:\n  - exact_match.pass_rate >= 0.9\n"
+                                                "  - no_regressions: {}\n")
+    home = str(tmp_path / ".evalrun")
+    base = run_cli("run", "eval.yaml", "--output-dir", home, "-q", cwd=tmp_path)
+    assert base.returncode == 1  # 2 of 3 pass: the absolute gate fails on the baseline too
+    baseline = next((tmp_path / ".evalrun" / "runs").iterdir())
+    # the candidate breaks item "good" (data/items.yaml line 2)
+    (tmp_path / "tgt.py").write_text("def answer(x):\n    return 'oops' if x == 'a' else x.upper()\n")
+    r = run_cli("run", "eval.yaml", "--output-dir", home, "--baseline", str(baseline), cwd=tmp_path,
+                env=actions_env(tmp_path))
+    assert r.returncode == 1, r.stderr
+    out = parse_env_file((tmp_path / "gh_output").read_text())
+    assert out["verdict"] == "fail" and out["pass_rate"] == "0.333333"
+    summary_md = (tmp_path / "gh_summary.md").read_text()
+    report = Path(out["report_path"]).read_text()
+    assert summary_md == (report if report.endswith("\n") else report + "\n")
+    assert Path(out["report_path"]).parent == Path(out["run_dir"])
+    assert "exact_match" in summary_md and "no_regressions" in summary_md
+    errors = [x for x in r.stderr.splitlines() if x.startswith("::error")]
+    assert any(x.startswith("::error file=data/items.yaml,line=2,title=evalrun gate failed%3A no_regressions")
+               for x in errors), errors
+    assert any(x.startswith("::error title=evalrun gate failed%3A exact_match.pass_rate >= 0.9::value")
+               for x in errors), errors
+    assert "\x1b" not in r.stdout + r.stderr
+
+
+def test_regressed_items_without_a_gate_are_warnings(tmp_path):
+    write_suite(tmp_path)
+    home = str(tmp_path / ".evalrun")
+    assert run_cli("run", "eval.yaml", "--output-dir", home, "-q", cwd=tmp_path).returncode == 0
+    baseline = next((tmp_path / ".evalrun" / "runs").iterdir())
+    (tmp_path / "tgt.py").write_text("def answer(x):\n    return 'oops' if x == 'a' else x.upper()\n")
+    r = run_cli("run", "eval.yaml", "--output-dir", home, "-q", "--baseline", str(baseline),
+                "--report", f"md:{tmp_path / 'out' / 'r.md'}", cwd=tmp_path, env=actions_env(tmp_path))
+    assert r.returncode == 0, r.stderr  # no gates: a regression is worth a warning, not a failure
+    out = parse_env_file((tmp_path / "gh_output").read_text())
+    assert out["verdict"] == "pass" and out["report_path"] == str(tmp_path / "out" / "r.md")
+    warnings = [x for x in r.stderr.splitlines() if x.startswith("::warning")]
+    assert warnings == ["::warning file=data/items.yaml,line=2,title=evalrun%3A item good regressed::exact_match "
+                        "went from pass to fail; expected 'A'; baseline output 'A'; new output 'oops'"]

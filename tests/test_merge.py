@@ -254,3 +254,92 @@ def test_shard_assignment_is_stable_when_items_are_added(n):
     grown = ids + [f"new-{i}" for i in range(50)]
     assert {i: shard_of(i, n) for i in grown if i in before} == before
     assert set(before.values()) == set(range(1, n + 1))
+
+
+# the candidate breaks what the baseline got right on a few items, one of them critical
+BASELINE_TARGET = '''
+def answer(q):
+    n = int(q[1:])
+    return "wrong" if n % 5 == 0 else "A" + q
+'''
+
+CANDIDATE_TARGET = '''
+def answer(q):
+    n = int(q[1:])
+    return "wrong" if n % 5 == 0 or n in (3, 4, 8, 11) else "A" + q
+'''
+
+GATES = '''gates:
+  - exact_match.mean >= 0.5
+  - exact_match.mean >= baseline - 0.02
+  - exact_match.pass_rate >= baseline
+  - errors <= 5%
+  - no_regressions: {tag: critical}
+gate_policy: point
+'''
+
+
+def gated_suite(root: Path, target: str) -> None:
+    write_suite(root, scorers="[exact_match]")
+    (root / "tgt.py").write_text(target)
+    (root / "eval.yaml").write_text((root / "eval.yaml").read_text() + GATES)
+
+
+def test_merged_run_gets_the_verdict_of_the_unsharded_run(tmp_path):
+    gated_suite(tmp_path, BASELINE_TARGET)
+    assert run(tmp_path).returncode == 0
+    baseline = str(last_run(tmp_path))
+    (tmp_path / "tgt.py").write_text(CANDIDATE_TARGET)
+
+    r = run(tmp_path, "--baseline", baseline, "--json")
+    assert r.returncode == 1, r.stderr  # item-3 is critical and regressed
+    whole = json.loads(r.stdout)
+    assert whole["verdict"]["verdict"] == "fail"
+    unsharded = last_run(tmp_path)
+
+    # shards judge no gates (a slice would fail the matrix job); the merge judges the whole
+    ids = []
+    for i in (1, 2, 3):
+        r = run(tmp_path, "--shard", f"{i}/3", "--baseline", baseline, "--json")
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["verdict"]["gates"] == []
+        ids.append(last_run(tmp_path).name)
+    r = merge(tmp_path, *ids, extra=("--baseline", baseline, "--json", "--report", "md", "--report", "junit"))
+    assert r.returncode == 1, r.stderr
+    merged = json.loads(r.stdout)
+    assert comparable({k: v for k, v in merged.items() if k not in ("verdict", "latency_ms")}) == \
+        comparable({k: v for k, v in whole.items() if k not in ("verdict", "latency_ms")})
+    mv, wv = merged["verdict"], whole["verdict"]
+    assert mv["verdict"] == wv["verdict"] == "fail"
+    assert mv["counts"] == wv["counts"] and mv["counts"]["regressed"] == 4
+    # the bootstrap resamples items in the order records finished, so only it may differ in
+    # its last digits; every other number must be exact
+    strip = ("bootstrap_ci95",)
+    assert [{k: v for k, v in g.items() if k not in strip} for g in mv["gates"]] == \
+        [{k: v for k, v in g.items() if k not in strip} for g in wv["gates"]]
+    assert [g["verdict"] for g in mv["gates"]] == ["pass", "fail", "fail", "pass", "fail"]
+    assert next(g for g in mv["gates"] if g["gate"].startswith("no_regressions"))["items"] == ["item-3"]
+    merged_dir = run_dir(tmp_path, merged["run_id"])
+    assert {f for f in ("report.md", "junit.xml") if (merged_dir / f).is_file()} == {"report.md", "junit.xml"}
+
+    # and the same records split into shards give the very same summary (latency too) and verdict
+    shards = _split_into_shards(unsharded, tmp_path / "split", 3)
+    r = merge(tmp_path, *map(str, shards), extra=("--baseline", baseline, "--json"))
+    assert r.returncode == 1, r.stderr
+    again = json.loads(r.stdout)
+    assert comparable({k: v for k, v in again.items() if k != "verdict"}) == \
+        comparable({k: v for k, v in whole.items() if k != "verdict"})
+    assert [{k: v for k, v in g.items() if k not in strip} for g in again["verdict"]["gates"]] == \
+        [{k: v for k, v in g.items() if k not in strip} for g in wv["gates"]]
+    assert again["verdict"]["counts"] == wv["counts"]
+
+
+def test_merge_checks_gates_and_baseline_before_writing(tmp_path):
+    gated_suite(tmp_path, BASELINE_TARGET)
+    ids = shard_runs(tmp_path, 2)
+    before = set(runs(tmp_path))
+    r = merge(tmp_path, *ids, extra=("--baseline", "no-such-run"))
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    r = merge(tmp_path, *ids, extra=("--report", "pdf"))
+    assert r.returncode == 2 and "unknown format 'pdf'" in r.stderr
+    assert set(runs(tmp_path)) == before
