@@ -10,7 +10,8 @@ and the higher one wins). Without a marker the verdict is a hash of the prompt.
 
 Failure modes, server-wide (constructor / command-line flags): ``latency``, ``rate_429``
 (that fraction of distinct prompts gets one 429 on its first try), ``retry_after``,
-``first_429`` (the first N requests all get 429), ``first_500``, ``answer_format`` (json |
+``first_429`` (the first N requests all get 429), ``max_concurrent`` (429 for requests
+beyond N in flight, as a per-key concurrency limit does), ``first_500``, ``answer_format`` (json |
 fenced | prose | garbage), ``reject_schema`` (400 for json_schema, like servers without
 structured output), ``require_key``. Per prompt: ``[[malformed]]`` / ``[[malformed:N]]``
 (no verdict, always / the first N times), ``[[status:500:N]]``, ``[[429:N]]``, ``[[slow:S]]``,
@@ -46,7 +47,7 @@ def _h(text: str) -> int:
 class ServerState:
     def __init__(self, *, latency: float = 0.0, rate_429: float = 0.0, retry_after: float = 1.0,
                  first_429: int = 0, first_500: int = 0, answer_format: str = "json",
-                 reject_schema: bool = False, require_key: str | None = None) -> None:
+                 reject_schema: bool = False, require_key: str | None = None, max_concurrent: int = 0) -> None:
         self.latency = latency
         self.rate_429 = rate_429
         self.retry_after = retry_after
@@ -55,6 +56,7 @@ class ServerState:
         self.answer_format = answer_format
         self.reject_schema = reject_schema
         self.require_key = require_key
+        self.max_concurrent = max_concurrent
         self.lock = threading.Lock()
         self.requests = 0
         self.statuses: Counter[int] = Counter()
@@ -159,14 +161,15 @@ class _Handler(BaseHTTPRequestHandler):
             n = st.requests
             st.in_flight += 1
             st.max_in_flight = max(st.max_in_flight, st.in_flight)
+            over_limit = bool(st.max_concurrent) and st.in_flight > st.max_concurrent
             st.auth_headers.add(self.headers.get("Authorization") or "")
         try:
-            self._answer(st, n, raw)
+            self._answer(st, n, raw, over_limit)
         finally:
             with st.lock:
                 st.in_flight -= 1
 
-    def _answer(self, st: ServerState, n: int, raw: bytes) -> None:
+    def _answer(self, st: ServerState, n: int, raw: bytes, over_limit: bool = False) -> None:
         if not self.path.rstrip("/").endswith("/chat/completions"):
             self._send(404, {"error": {"message": f"unknown path {self.path}", "type": "invalid_request_error"}})
             return
@@ -192,7 +195,7 @@ class _Handler(BaseHTTPRequestHandler):
                                        "type": "invalid_request_error", "param": "response_format"}})
             return
         # a rate limiter turns a request away at once, before any model work
-        if n <= st.first_429 or self._per_prompt(prompt, r"\[\[429:(\d+)\]\]", nth) or (
+        if over_limit or n <= st.first_429 or self._per_prompt(prompt, r"\[\[429:(\d+)\]\]", nth) or (
                 nth == 0 and st.rate_429 and (_h("429" + prompt) % 10_000) < st.rate_429 * 10_000):
             self._send(429, {"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}},
                        {"Retry-After": f"{st.retry_after:g}"})
@@ -267,6 +270,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--retry-after", type=float, default=1.0)
     ap.add_argument("--first-429", type=int, default=0)
     ap.add_argument("--first-500", type=int, default=0)
+    ap.add_argument("--max-concurrent", type=int, default=0)
     ap.add_argument("--answer-format", default="json", choices=["json", "fenced", "prose", "garbage"])
     ap.add_argument("--reject-schema", action="store_true")
     ap.add_argument("--require-key-env", help="expect the key held by this environment variable")
@@ -276,6 +280,7 @@ def main(argv: list[str] | None = None) -> None:
     httpd = _Server(("127.0.0.1", a.port), _Handler)
     httpd.state = ServerState(latency=a.latency, rate_429=a.rate_429, retry_after=a.retry_after,
                               first_429=a.first_429, first_500=a.first_500, answer_format=a.answer_format,
+                              max_concurrent=a.max_concurrent,
                               reject_schema=a.reject_schema,
                               require_key=os.environ.get(a.require_key_env) if a.require_key_env else None)
     print(f"PORT {httpd.server_address[1]}", flush=True)

@@ -299,6 +299,18 @@ def test_concurrency_drops_under_sustained_429s_and_recovers(tmp_path):
     assert j.summary_extra()["judge_calls"]["rate_limited"] == 40
 
 
+def test_concurrency_settles_near_a_servers_concurrency_cap(tmp_path):
+    # the server turns away every request beyond 4 in flight; a fixed 16 slots would get
+    # about 1.4 429s per record here (measured: 277 for 200 records)
+    with OpenAIServer(max_concurrent=4, retry_after=0.05, latency=0.05) as srv:
+        j = make_judge(srv.url, tmp_path, concurrency=16, retries=20)
+        scores = score(j, [rec(i, f"q{i} [[judge:correct]]") for i in range(200)])
+    assert sum(s.value == 1.0 for s in scores) >= 196
+    extra = j.summary_extra()
+    assert extra["judge_concurrency"]["lowest"] <= 4 and extra["judge_concurrency"]["final"] <= 8
+    assert extra["judge_calls"]["rate_limited"] < 200
+
+
 def test_isolated_429s_leave_concurrency_alone(tmp_path):
     with OpenAIServer(rate_429=0.1, retry_after=0.05) as srv:
         j = make_judge(srv.url, tmp_path, concurrency=8)

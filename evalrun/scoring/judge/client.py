@@ -55,8 +55,9 @@ class CallStats:
 class AdaptiveLimiter:
     """A semaphore whose size moves between 1 and ``maximum``: cut in half when at least half
     of the recent answers were 429s (at most once per ``cooldown`` seconds, so one burst
-    counts once), grown by one after ``limit`` successes in a row. Isolated 429s, which any
-    busy endpoint sends, leave it alone."""
+    counts once), grown by one per ``limit`` successes while 429s are rare again (under an
+    eighth of the recent answers). A background of isolated 429s, which any busy endpoint
+    sends, neither cuts it nor stops it from growing back."""
 
     def __init__(self, maximum: int, cooldown: float = 1.0) -> None:
         self.maximum = maximum
@@ -66,7 +67,7 @@ class AdaptiveLimiter:
         self.cooldown = cooldown
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._recent: deque[bool] = deque(maxlen=max(8, min(64, 2 * maximum)))
-        self._streak = 0
+        self._successes = 0  # since the limit last changed
         self._last_cut = float("-inf")
 
     async def acquire(self) -> None:
@@ -98,22 +99,22 @@ class AdaptiveLimiter:
 
     def on_success(self) -> None:
         self._recent.append(False)
-        self._streak += 1
-        if self._streak >= self.limit and self.limit < self.maximum:
+        self._successes += 1
+        if self._successes >= self.limit and self.limit < self.maximum and 8 * sum(self._recent) < len(self._recent):
             self.limit += 1
-            self._streak = 0
+            self._successes = 0
             self._wake()
 
     def on_rate_limited(self) -> None:
         self._recent.append(True)
-        self._streak = 0
         now = time.monotonic()
         hits = sum(self._recent)
         if len(self._recent) >= 8 and 2 * hits >= len(self._recent) and now - self._last_cut >= self.cooldown:
             self.limit = max(1, self.limit // 2)
             self.lowest = min(self.lowest, self.limit)
             self._last_cut = now
-            self._recent.clear()
+            self._successes = 0
+            self._recent.clear()  # judge the new limit by its own answers
 
 
 def retry_after(resp: httpx.Response) -> float | None:
