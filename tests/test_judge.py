@@ -17,6 +17,7 @@ from evalrun.records import Record, Score
 from evalrun.scoring.base import ScorerContext
 from evalrun.scoring.judge import JudgeConfig, LLMJudge
 from evalrun.scoring.judge.rubric import builtin_names, load_rubric
+from evalrun.scoring.judge.verdict import MalformedVerdict, Shape, parse_verdict
 from evalrun.store import Cache
 from tests.openai_server import OpenAIServer
 
@@ -441,3 +442,35 @@ def test_example_rubrics_in_the_repository_load():
     assert examples
     for p in examples:
         assert load_rubric(str(p.relative_to(repo)), repo).name == p.stem
+
+
+# --- the tolerant verdict parser ----------------------------------------------------------
+
+SCALE = Shape("score", (1, 2, 3, 4, 5))
+CHOICES = Shape("choice", ("correct", "partially_correct", "incorrect"))
+
+
+@pytest.mark.parametrize("text, shape, verdict, reason", [
+    ('{"reasoning": "fine", "score": 4}', SCALE, 4, "fine"),
+    ('{"Score": "5", "explanation": "all good"}', SCALE, 5, "all good"),
+    ('Sure! {"reasoning": "uses {braces} inside", "score": 2} Hope that helps.', SCALE, 2, "uses {braces} inside"),
+    ('```json\n{"reasoning": "r", "choice": "Partially Correct"}\n```', CHOICES, "partially_correct", "r"),
+    ("The answer names the right city.\n\nScore: 4/5", SCALE, 4, "The answer names the right city."),
+    ("It misses half.\n**Verdict:** partially-correct", CHOICES, "partially_correct", "It misses half."),
+    ('{"reasoning": "x", "winner": "b"}', Shape.pairwise(), "B", "x"),
+])
+def test_parser_reads(text, shape, verdict, reason):
+    assert parse_verdict(text, shape) == (verdict, reason)
+
+
+@pytest.mark.parametrize("text, shape, why", [
+    ("", SCALE, "empty answer"),
+    ('{"reasoning": "x", "score": 7}', SCALE, "outside 1..5"),
+    ('{"reasoning": "x", "score": 3.5}', SCALE, "outside 1..5"),
+    ('{"reasoning": "x", "score": true}', SCALE, "not a number"),
+    ('{"reasoning": "x", "choice": "great"}', CHOICES, "not one of"),
+    ("I think it is quite good overall.", SCALE, "no score found"),
+])
+def test_parser_rejects(text, shape, why):
+    with pytest.raises(MalformedVerdict, match=why):
+        parse_verdict(text, shape)

@@ -110,7 +110,7 @@ def parse_verdict(content: str, shape: Shape) -> tuple[Any, str | None]:
     # the last one: models tend to conclude with the verdict
     m = next(reversed(list(re.finditer(pattern, content))), None)
     if m is not None:
-        reason = content[: m.start()].strip() or None
+        reason = content[: m.start()].rstrip(" \t\n*#_").strip() or None  # drop markdown before the label
         return shape.coerce(m.group(1)), reason
     raise MalformedVerdict(f"no {shape.key} found in the answer: {content.strip()[:120]!r}")
 
