@@ -35,7 +35,8 @@ UNRELATED = [
 
 
 def make(tmp_path: Path, cache: Cache | None = None, **cfg) -> EmbeddingSimilarity:
-    config = EmbeddingConfig(type="embedding_similarity", device="cpu", **cfg)
+    cfg.setdefault("device", "cpu")
+    config = EmbeddingConfig(type="embedding_similarity", **cfg)
     return EmbeddingSimilarity(config, ScorerContext(base_dir=tmp_path, cache=cache))
 
 
@@ -271,3 +272,49 @@ def test_fingerprint_is_remembered_by_file_stats(tmp_path, cache, monkeypatch):
 
     monkeypatch.setattr(em, "open", no_reading, raising=False)
     assert em.model_fingerprint(folder, cache) == fp
+
+
+def test_broken_model_fails_batches_with_a_clear_error(tmp_path, cache):
+    folder = _copy_model(tmp_path / "broken")
+    weights = folder / "model.safetensors"
+    weights.unlink()
+    weights.write_bytes(b"not safetensors at all")
+    s = make(tmp_path, cache, model="broken")
+    asyncio.run(s.setup())  # found and fingerprinted: loading is what fails
+    for _ in range(2):  # the second batch fails at once from the remembered error
+        with pytest.raises(RuntimeError, match="cannot load embedding model 'broken'"):
+            score(s, [rec("some output", "some expected text")])
+
+
+def test_unavailable_device_is_a_usage_error(tmp_path, cache):
+    import torch
+
+    if not torch.backends.mps.is_available():
+        with pytest.raises(UsageError, match="MPS"):
+            asyncio.run(make(tmp_path, cache, device="mps").setup())
+    if not torch.cuda.is_available():
+        with pytest.raises(UsageError, match="CUDA is not available"):
+            asyncio.run(make(tmp_path, cache, device="cuda:1").setup())
+
+
+def test_cancel_stops_between_chunks_and_keeps_what_was_done(tmp_path, cache, monkeypatch):
+    s = make(tmp_path, cache, batch_size=1)  # chunks of 8 texts
+    asyncio.run(s.setup())
+    model = s._load()
+    real_encode = model.encode
+
+    def encode_then_ctrl_c(*a, **k):
+        out = real_encode(*a, **k)
+        s.ctx.cancelled = True  # as the engine's Ctrl-C handler does
+        return out
+
+    monkeypatch.setattr(model, "encode", encode_then_ctrl_c)
+    texts = [f"sentence number {i} about something" for i in range(20)]
+    with pytest.raises(RuntimeError, match="cancelled"):
+        asyncio.run(s.embed(texts))
+    assert s.stats["texts_embedded"] == 8
+    monkeypatch.undo()
+    again = make(tmp_path, cache)
+    asyncio.run(again.setup())
+    asyncio.run(again.embed(texts))
+    assert again.stats["cache_hits"] == 8 and again.stats["texts_embedded"] == 12

@@ -138,6 +138,9 @@ def pick_device(requested: str) -> str:
     if requested != "auto":
         if requested.startswith("cuda") and not torch.cuda.is_available():
             raise RuntimeError(f"device '{requested}' requested but CUDA is not available")
+        mps = getattr(torch.backends, "mps", None)
+        if requested == "mps" and not (mps is not None and mps.is_available()):
+            raise RuntimeError("device 'mps' requested but MPS (Apple GPU) is not available")
         return requested
     if torch.cuda.is_available():
         return "cuda"

@@ -81,6 +81,7 @@ class EmbeddingSimilarity(Scorer):
         self._lock: asyncio.Lock | None = None
         self._lock_loop: asyncio.AbstractEventLoop | None = None
         self.model: Any = None
+        self._load_error: Exception | None = None
         self.device: str | None = None
         self.dim: int | None = None
         self.stats = {"texts_embedded": 0, "cache_hits": 0, "memory_hits": 0, "corrupt_entries": 0,
@@ -91,7 +92,7 @@ class EmbeddingSimilarity(Scorer):
             self.model_path = em.resolve_model(self.config.model, self.ctx.base_dir)
         except em.ModelNotFound as e:
             raise self.ctx.error(str(e), "model", "__value__") from None
-        if self.config.device.startswith("cuda"):
+        if self.config.device not in ("auto", "cpu"):
             # checked now, not on the first batch, so a wrong device is bad input (exit 2)
             try:
                 await asyncio.to_thread(em.pick_device, self.config.device)
@@ -107,8 +108,15 @@ class EmbeddingSimilarity(Scorer):
     # -- embeddings ----------------------------------------------------------------------
 
     def _load(self) -> Any:
+        if self._load_error is not None:  # a broken model fails each batch at once, not slowly
+            raise self._load_error
         if self.model is None:
-            self.model, self.device = em.load_model(self.model_path, self.config.device)
+            try:
+                self.model, self.device = em.load_model(self.model_path, self.config.device)
+            except Exception as e:
+                self._load_error = RuntimeError(f"cannot load embedding model {self.config.model!r}: "
+                                                f"{type(e).__name__}: {e}")
+                raise self._load_error from e
             self._set_dim(self.model)
         return self.model
 
@@ -136,16 +144,26 @@ class EmbeddingSimilarity(Scorer):
                 out[keys[k]] = vec
         return out
 
-    def _encode(self, model: Any, texts: list[str]) -> np.ndarray:
-        # sorted by length so each forward pass pads its texts to similar lengths (the model
-        # sorts within one call too; sorting here keeps that true whatever the library does)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        vecs = model.encode([texts[i] for i in order], batch_size=self.config.batch_size,
-                            convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False)
-        vecs = np.ascontiguousarray(vecs, dtype=np.float32)
-        result = np.empty_like(vecs)
-        result[order] = vecs
-        return result
+    def _encode(self, texts: list[str]) -> dict[str, np.ndarray]:
+        """Embed ``texts`` (distinct) and store them. Sorted by length so each forward pass pads
+        its texts to similar lengths; in chunks of a few passes, each stored as it finishes,
+        so Ctrl-C stops within a chunk and a resumed run keeps what was done."""
+        model = self._load()
+        texts = sorted(texts, key=len)
+        chunk = self.config.batch_size * 8
+        got: dict[str, np.ndarray] = {}
+        for i in range(0, len(texts), chunk):
+            if self.ctx.cancelled:
+                raise RuntimeError("cancelled")
+            part = texts[i:i + chunk]
+            vecs = model.encode(part, batch_size=self.config.batch_size, convert_to_numpy=True,
+                                normalize_embeddings=True, show_progress_bar=False)
+            fresh = dict(zip(part, np.ascontiguousarray(vecs, dtype=np.float32), strict=True))
+            if self.ctx.cache is not None:
+                self.ctx.cache.put_many(self.namespace, {text_key(t): v.tobytes() for t, v in fresh.items()})
+            self.stats["texts_embedded"] += len(part)
+            got.update(fresh)
+        return got
 
     def _embed_blocking(self, texts: list[str]) -> dict[str, np.ndarray]:
         """Disk cache, then the model, for texts not in memory. Runs on the embedding thread."""
@@ -155,12 +173,7 @@ class EmbeddingSimilarity(Scorer):
         self.stats["cache_hits"] += len(got)
         missing = [t for t in texts if t not in got]
         if missing:
-            vecs = self._encode(self._load(), missing)
-            self.stats["texts_embedded"] += len(missing)
-            fresh = dict(zip(missing, vecs, strict=True))
-            got.update(fresh)
-            if self.ctx.cache is not None:
-                self.ctx.cache.put_many(self.namespace, {text_key(t): v.tobytes() for t, v in fresh.items()})
+            got.update(self._encode(missing))
         return got
 
     def _set_dim(self, model: Any) -> None:
