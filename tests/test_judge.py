@@ -474,3 +474,34 @@ def test_parser_reads(text, shape, verdict, reason):
 def test_parser_rejects(text, shape, why):
     with pytest.raises(MalformedVerdict, match=why):
         parse_verdict(text, shape)
+
+
+def test_retry_after_forms():
+    import email.utils
+    import time
+
+    import httpx
+
+    from evalrun.scoring.judge.client import retry_after
+
+    assert retry_after(httpx.Response(429, headers={"Retry-After": "2"})) == 2.0
+    assert retry_after(httpx.Response(429, headers={"retry-after-ms": "250", "Retry-After": "1"})) == 0.25
+    later = email.utils.formatdate(time.time() + 30, usegmt=True)
+    assert 28 <= retry_after(httpx.Response(503, headers={"Retry-After": later})) <= 31
+    assert retry_after(httpx.Response(429)) is None
+    assert retry_after(httpx.Response(429, headers={"Retry-After": "soon"})) is None
+
+
+def test_rubric_pairwise_prompt_of_its_own(server, tmp_path):
+    _rubric(tmp_path, "choices: {good: 1, bad: 0}\nprompt: '{{ output }}'\npairwise_prompt: |\n"
+                      "  Which is shorter?\n  A: {{ output_a }}\n  B: {{ output_b }}\n  (baseline: {{ baseline_output }})\n")
+    j = make_judge(server.url, tmp_path, rubric="my_rubric.yaml", mode="pairwise",
+                   baseline={("a", 0): "long [[judge:1]]"})
+    [s] = score(j, [rec("a", "short [[judge:2]]")])
+    assert s.extra["verdict"] == "win"
+    assert server.state.prompts[0].startswith("Which is shorter?\nA: short")
+    assert "(baseline: long [[judge:1]])" in server.state.prompts[1]
+    # pairwise variables are not available to the pointwise prompt
+    _rubric(tmp_path, "choices: {good: 1, bad: 0}\nprompt: |\n  {{ output_a }}\n")
+    with pytest.raises(UsageError, match=r"my_rubric.yaml:3: unknown variable 'output_a' in 'prompt'"):
+        load_rubric("my_rubric.yaml", tmp_path)
