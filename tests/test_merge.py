@@ -343,3 +343,28 @@ def test_merge_checks_gates_and_baseline_before_writing(tmp_path):
     r = merge(tmp_path, *ids, extra=("--report", "pdf"))
     assert r.returncode == 2 and "unknown format 'pdf'" in r.stderr
     assert set(runs(tmp_path)) == before
+
+
+def test_error_budget_is_judged_on_the_merged_run(tmp_path):
+    # six failing items, all in shard 1/3: that shard alone is over a 20% budget, the whole is not
+    doomed = [i["id"] for i in ITEMS if shard_of(i["id"], 3) == 1][:6]
+    write_suite(tmp_path)
+    (tmp_path / "tgt.py").write_text(TARGET + f"\n_DOOMED = {[d.split('-')[1] for d in doomed]!r}\n"
+                                     "_ok = answer\n\ndef answer(q):\n    if q[1:] in _DOOMED:\n"
+                                     "        raise RuntimeError('backend down')\n    return _ok(q)\n")
+    (tmp_path / "eval.yaml").write_text((tmp_path / "eval.yaml").read_text() + "error_budget: 0.2\n")
+    statuses, ids = [], []
+    for i in (1, 2, 3):
+        r = run(tmp_path, "--shard", f"{i}/3")
+        statuses.append(r.returncode)
+        ids.append(last_run(tmp_path).name)
+    assert statuses == [3, 0, 0]
+    r = merge(tmp_path, *ids, extra=("--json",))
+    assert r.returncode == 0, r.stderr
+    merged = json.loads(r.stdout)
+    assert merged["status"] == "finished" and merged["errors"] == 6 and merged["error_types"] == {"RuntimeError": 6}
+    whole = json.loads(run(tmp_path, "--json").stdout)
+    assert whole["status"] == "finished" and whole["scorers"] == merged["scorers"]
+    statuses = [m["status"] for m in json.loads((run_dir(tmp_path, merged["run_id"]) / "manifest.json")
+                                                .read_text())["merged_from"]]
+    assert statuses == ["failed", "finished", "finished"]
