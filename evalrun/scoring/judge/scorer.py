@@ -132,6 +132,8 @@ class LLMJudge(Scorer):
             return Score.failed(f"judge: {self._scrub(str(e))}")
         except _TemplateFailure as e:
             return Score.failed(str(e))
+        except Exception as e:  # anything else stays on this record; the batch goes on
+            return Score.failed(self._scrub(f"judge: {type(e).__name__}: {e}")[:2000])
 
     def _render(self, template: Any, variables: dict[str, Any]) -> list[dict[str, str]]:
         from jinja2 import TemplateError
