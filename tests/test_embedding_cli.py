@@ -59,6 +59,7 @@ def test_embedding_scorer_through_the_cli_and_its_cache(tmp_path):
     # refund and weather (2 texts each), capital (output + 2 expected); the JSON item is an exact
     # match once canonical; the second trial's identical texts are not embedded again
     assert similar["texts_embedded"] == 7 and similar["cache_hits"] == 0
+    assert summary["scorer_usage"]["embedding"]["texts_embedded"] == 7  # run-wide, summed over scorers
     assert similar["n"] == 10  # 5 items with expected output x 2 trials; no-expected has no value
     first = scores_by_item(run_dirs(home)[0])
     assert first[("refund", 0)]["passed"] is True and first[("refund", 0)]["value"] > 0.6

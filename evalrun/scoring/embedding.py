@@ -139,7 +139,7 @@ class EmbeddingSimilarity(Scorer):
         for k, blob in found.items():
             vec = self._valid(blob)
             if vec is None:
-                self.stats["corrupt_entries"] += 1
+                self._count("corrupt_entries", 1)
             else:
                 out[keys[k]] = vec
         return out
@@ -161,7 +161,7 @@ class EmbeddingSimilarity(Scorer):
             fresh = dict(zip(part, np.ascontiguousarray(vecs, dtype=np.float32), strict=True))
             if self.ctx.cache is not None:
                 self.ctx.cache.put_many(self.namespace, {text_key(t): v.tobytes() for t, v in fresh.items()})
-            self.stats["texts_embedded"] += len(part)
+            self._count("texts_embedded", len(part))
             got.update(fresh)
         return got
 
@@ -170,7 +170,7 @@ class EmbeddingSimilarity(Scorer):
         if self.dim is None and self.ctx.cache is not None:
             self._load()  # an unknown size means nothing on disk can be checked yet
         got = self._from_disk(texts)
-        self.stats["cache_hits"] += len(got)
+        self._count("cache_hits", len(got))
         missing = [t for t in texts if t not in got]
         if missing:
             got.update(self._encode(missing))
@@ -183,6 +183,13 @@ class EmbeddingSimilarity(Scorer):
         self.dim = int(get_dim())
         if self.ctx.cache is not None:
             self.ctx.cache.put(_META_NS, self.fingerprint, str(self.dim).encode())
+
+    def _count(self, key: str, n: int) -> None:
+        """This scorer's counter (summary_extra) and the run's, shared by every embedding scorer
+        (``scorer_usage.embedding`` in summary.json; sums correctly when shards are merged)."""
+        self.stats[key] += n
+        run = self.ctx.usage.setdefault("embedding", dict.fromkeys(self.stats, 0))
+        run[key] = run.get(key, 0) + n
 
     def _remember(self, text: str, vec: np.ndarray) -> None:
         self._memory[text] = vec
@@ -200,7 +207,7 @@ class EmbeddingSimilarity(Scorer):
             else:
                 self._memory.move_to_end(t)
                 result[t] = vec
-        self.stats["memory_hits"] += len(result)
+        self._count("memory_hits", len(result))
         if todo:
             fresh = await asyncio.get_running_loop().run_in_executor(_worker, self._embed_blocking, todo)
             for t, v in fresh.items():
@@ -229,7 +236,7 @@ class EmbeddingSimilarity(Scorer):
             out = _json.as_text(r.output).strip()
             exp = [_json.as_text(e).strip() for e in expected]
             if out in exp:
-                self.stats["exact_matches"] += 1
+                self._count("exact_matches", 1)
                 scores.append(Score(1.0, 1.0 >= threshold, None if out else "output and an expected output are empty"))
                 continue
             if not out:
