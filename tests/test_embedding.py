@@ -83,7 +83,8 @@ def test_threshold_decides_passed(tmp_path, cache):
 
 def test_threshold_and_fields_are_validated():
     for bad in ({"threshold": 1.5}, {"threshold": -1.01}, {"threshold": "high"}, {"batch_size": 0},
-                {"device": "gpu"}, {"model": ""}, {"modle": "x"}):
+                {"device": "gpu"}, {"model": ""}, {"modle": "x"}, {"threshold": True}, {"batch_size": True},
+                {"threshold": float("nan")}):
         with pytest.raises(ValidationError):
             EmbeddingConfig(type="embedding_similarity", **bad)
     assert EmbeddingConfig(type="embedding_similarity", threshold=-1).threshold == -1

@@ -45,6 +45,14 @@ class EmbeddingConfig(ScorerConfig):
     batch_size: int = Field(64, ge=1, le=4096)
     device: str = "auto"
 
+    @field_validator("threshold", "batch_size", mode="before")
+    @classmethod
+    def _not_bool(cls, v: Any) -> Any:
+        # YAML's true/false would otherwise pass as 1/0
+        if isinstance(v, bool):
+            raise ValueError("must be a number, not true/false")
+        return v
+
     @field_validator("device")
     @classmethod
     def _known_device(cls, v: str) -> str:
