@@ -319,3 +319,18 @@ def test_cancel_stops_between_chunks_and_keeps_what_was_done(tmp_path, cache, mo
     asyncio.run(again.setup())
     asyncio.run(again.embed(texts))
     assert again.stats["cache_hits"] == 8 and again.stats["texts_embedded"] == 12
+
+
+def test_batches_in_flight_together_embed_shared_texts_once(tmp_path, cache):
+    # the engine scores up to four batches at once; the second finds the first one's texts
+    s = make(tmp_path, cache)
+
+    async def go() -> list[list[Score]]:
+        await s.setup()
+        batches = [[rec(f"output {i} of batch", "the shared expected answer", item_id=f"{b}-{i}") for i in range(3)]
+                   for b in range(3)]
+        return await asyncio.gather(*(s.score_batch(b) for b in batches))
+
+    results = asyncio.run(go())
+    assert s.stats["texts_embedded"] == 4 and s.stats["memory_hits"] == 8
+    assert [x.value for x in results[0]] == [x.value for x in results[2]]
