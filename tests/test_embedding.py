@@ -5,7 +5,10 @@ model resolution."""
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -334,3 +337,24 @@ def test_batches_in_flight_together_embed_shared_texts_once(tmp_path, cache):
     results = asyncio.run(go())
     assert s.stats["texts_embedded"] == 4 and s.stats["memory_hits"] == 8
     assert [x.value for x in results[0]] == [x.value for x in results[2]]
+
+
+def test_hub_name_resolves_from_the_local_hf_cache_only(tmp_path):
+    # a hub cache laid out as huggingface_hub writes it, holding a copy of the bundled model
+    hub = tmp_path / "hub"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = hub / "models--sentence-transformers--mini-copy"
+    _copy_model(repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    code = ("import sys; from pathlib import Path; from evalrun.scoring import _embed_model as em\n"
+            "print(em.resolve_model(sys.argv[1], Path('.')))")
+    env = {**os.environ, "HF_HUB_CACHE": str(hub), "HF_HUB_OFFLINE": "1"}
+    for name in ("mini-copy", "sentence-transformers/mini-copy"):
+        r = subprocess.run([sys.executable, "-c", code, name], cwd=tmp_path, env=env, capture_output=True,
+                           text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        assert Path(r.stdout.strip()) == repo / "snapshots" / commit
+    r = subprocess.run([sys.executable, "-c", code, "someone/not-cached"], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert "not in the Hugging Face cache" in r.stderr
