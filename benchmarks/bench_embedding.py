@@ -169,7 +169,7 @@ def phase(name: str, args: argparse.Namespace, cache_path: Path) -> dict:
     result.update(seconds=elapsed, pairs_per_s=len(pairs) / elapsed, peak_rss_mb=_rss_mb(),
                   rss_at_start_mb=rss_start, rss_before_scoring_mb=rss_before,
                   python_alloc_peak_mb=py_peak / 2**20, torch_imported="torch" in sys.modules,
-                  values=[round(v, 4) for v in values])
+                  values=[round(v, 6) for v in values])
     return result
 
 

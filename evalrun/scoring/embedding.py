@@ -152,24 +152,44 @@ class EmbeddingSimilarity(Scorer):
                 out[keys[k]] = vec
         return out
 
+    @staticmethod
+    def _token_counts(model: Any, texts: list[str]) -> list[int]:
+        """Tokens per text as the model will see them (truncated), for grouping by length.
+
+        Grouping by characters, as a plain encode call does, pads ~13% more tokens on
+        answer-like texts; the tokenizer is fast next to the forward pass."""
+        tokenizer = getattr(model, "tokenizer", None)
+        try:
+            ids = tokenizer(texts, add_special_tokens=True, truncation=True,
+                            max_length=getattr(model, "max_seq_length", None) or 512)["input_ids"]
+            return [len(x) for x in ids]
+        except Exception:  # a model whose tokenizer takes other arguments: characters will do
+            return [len(t) for t in texts]
+
     def _encode(self, texts: list[str]) -> dict[str, np.ndarray]:
-        """Embed ``texts`` (distinct) and store them. Sorted by length so each forward pass pads
-        its texts to similar lengths; in chunks of a few passes, each stored as it finishes,
-        so Ctrl-C stops within a chunk and a resumed run keeps what was done."""
+        """Embed ``texts`` (distinct) and store them.
+
+        Texts are sorted by token count and cut into forward passes of ``batch_size``, so each
+        pass pads to nearly its own length. Each pass is one encode call, since the library
+        would otherwise regroup them by characters. Results are stored every few passes, so
+        Ctrl-C stops soon and a resumed run keeps what was done."""
         model = self._load()
-        texts = sorted(texts, key=len)
-        chunk = self.config.batch_size * 8
+        counts = self._token_counts(model, texts)
+        order = sorted(range(len(texts)), key=lambda i: (counts[i], len(texts[i])))
+        size = self.config.batch_size
+        passes = [[texts[i] for i in order[j:j + size]] for j in range(0, len(order), size)]
         got: dict[str, np.ndarray] = {}
-        for i in range(0, len(texts), chunk):
+        for k in range(0, len(passes), 8):
             if self.ctx.cancelled:
                 raise RuntimeError("cancelled")
-            part = texts[i:i + chunk]
-            vecs = model.encode(part, batch_size=self.config.batch_size, convert_to_numpy=True,
-                                normalize_embeddings=True, show_progress_bar=False)
-            fresh = dict(zip(part, np.ascontiguousarray(vecs, dtype=np.float32), strict=True))
+            fresh: dict[str, np.ndarray] = {}
+            for part in passes[k:k + 8]:
+                vecs = model.encode(part, batch_size=len(part), convert_to_numpy=True,
+                                    normalize_embeddings=True, show_progress_bar=False)
+                fresh.update(zip(part, np.ascontiguousarray(vecs, dtype=np.float32), strict=True))
             if self.ctx.cache is not None:
                 self.ctx.cache.put_many(self.namespace, {text_key(t): v.tobytes() for t, v in fresh.items()})
-            self._count("texts_embedded", len(part))
+            self._count("texts_embedded", len(fresh))
             got.update(fresh)
         return got
 
