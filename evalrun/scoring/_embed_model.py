@@ -156,14 +156,14 @@ def load_model(path: Path, device: str) -> tuple[SentenceTransformer, str]:
         key = (str(path), device)
         if key in _models:
             return _models[key]
-        # transformers prints a weight-loading progress bar and info logs to stderr; a CLI run
-        # keeps stderr for its own progress and errors
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        # No HF_HUB_OFFLINE here: it would take the hub away from the user's own pipeline in
+        # this process; a local folder with local_files_only makes no network call anyway.
+        # Tokenizer threads before a fork (exec targets) make the library warn on stderr.
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         import transformers
         from sentence_transformers import SentenceTransformer
 
+        # a weight-loading progress bar and info logs would mix into the CLI's own stderr
         transformers.utils.logging.disable_progress_bar()
         transformers.utils.logging.set_verbosity_error()
         resolved = pick_device(device)
