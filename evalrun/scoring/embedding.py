@@ -11,9 +11,10 @@ for non-strings), stripped of surrounding whitespace. Rules for the edges:
 
 Owns the work per batch: identical texts are embedded once, embeddings come from an
 in-process LRU, then the disk cache (namespace per model fingerprint, float32 bytes,
-checked for size and norm), and only the rest is encoded, in one length-sorted call off the
-event loop. The model is loaded on the first text that needs encoding, in a worker thread,
-so a fully cached run never imports torch and targets keep running while it loads.
+checked for size and norm), and only the rest is encoded, in forward passes grouped by
+token count, on one worker thread off the event loop. The model is loaded on the first text
+that needs encoding, on that thread, so a fully cached run never imports torch and targets
+keep running while it loads.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from pydantic import Field, field_validator
 from evalrun import _json
 from evalrun.records import Record, Score
 from evalrun.scoring import _embed_model as em
-from evalrun.scoring.base import Scorer, ScorerConfig
+from evalrun.scoring.base import Scorer, ScorerConfig, ScorerContext
 from evalrun.scoring.match import NO_EXPECTED
 
 
@@ -83,7 +84,7 @@ class EmbeddingSimilarity(Scorer):
 
     config: EmbeddingConfig
 
-    def __init__(self, config: EmbeddingConfig, ctx: Any) -> None:
+    def __init__(self, config: EmbeddingConfig, ctx: ScorerContext) -> None:
         super().__init__(config, ctx)
         self._memory: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock: asyncio.Lock | None = None
