@@ -164,7 +164,9 @@ class ScorerComparison:
             return self._paired[stat]
         result = None
         if self.base_items is not None:
-            ids = [i for i, s in self.cand_items.items()
+            # sorted ids: the bootstrap resamples by position, so the same records in any
+            # order (a merged sharded run, a resumed one) must give the same interval
+            ids = [i for i, s in sorted(self.cand_items.items())
                    if i in self.base_items and s.stat(stat) is not None and self.base_items[i].stat(stat) is not None]
             c = np.array([self.cand_items[i].stat(stat) for i in ids], dtype=float)
             b = np.array([self.base_items[i].stat(stat) for i in ids], dtype=float)

@@ -142,7 +142,9 @@ def test_repeat_limit_filter_sample(tmp_path):
     a = json.loads(run_in(tmp_path, "--json", "--sample", "4", "--seed", "7").stdout)
     b = json.loads(run_in(tmp_path, "--json", "--sample", "4", "--seed", "7").stdout)
     assert a["items"] == b["items"] == 4
-    runs = sorted((tmp_path / ".evalrun" / "runs").iterdir())
+    from evalrun.store import list_runs
+
+    runs = [r.path for r in list_runs(tmp_path / ".evalrun")]  # oldest first, exact start times
     ids = [sorted({r["item_id"] for r in records(d)}) for d in runs[-2:]]
     assert ids[0] == ids[1]
     trials = sorted({(r["item_id"], r["trial"]) for r in records(runs[0])})
@@ -203,8 +205,9 @@ def test_rate_limit_spaces_call_starts(tmp_path):
     write_suite(tmp_path, items, "python: targets_mod:echo", extra="concurrency: 10\nrate: 20\n", scorers="[]")
     assert run_in(tmp_path, "--quiet").returncode == 0
     starts = sorted(x["started_at"] for x in records(only_run(tmp_path)))
-    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
-    assert min(gaps) >= 0.04  # 20/s: one start every 50 ms (small scheduler slack allowed)
+    # 20/s: the k-th call may not start before k * 50 ms, however late the sleeps wake up
+    # (a late wake-up can shrink one gap, never the span)
+    assert starts[-1] - starts[0] >= 9 * 0.05 - 0.01
 
 
 def test_exec_target(tmp_path):
