@@ -22,6 +22,7 @@ class Progress:
         self._t0 = 0.0
         self._start_done = 0
         self._last_line = 0.0
+        self._last_done = -1
 
     @staticmethod
     def auto(quiet: bool, stream: Any = None) -> str:
@@ -69,6 +70,7 @@ class Progress:
                 self._line()
 
     def _line(self) -> None:
+        self._last_done = self.done
         rate = self._rate()
         left = self.total - self.done
         eta = f"{left / rate:.0f}s" if rate > 0 else "?"
@@ -79,5 +81,5 @@ class Progress:
     def stop(self) -> None:
         if self.mode == "bar" and self._bar is not None:
             self._bar.stop()
-        elif self.mode == "lines":
+        elif self.mode == "lines" and self._last_done != self.done:
             self._line()

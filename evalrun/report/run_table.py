@@ -43,6 +43,11 @@ def footer_lines(summary: dict[str, Any]) -> list[str]:
     usage = summary.get("usage") or {}
     if usage:
         lines.append("usage: " + " · ".join(f"{k} {v:g}" for k, v in usage.items()))
+    # what the scorers themselves spent (judge calls and cost, embeddings computed vs cached)
+    for kind, counts in (summary.get("scorer_usage") or {}).items():
+        shown = {k: v for k, v in counts.items() if isinstance(v, int | float) and not isinstance(v, bool) and v}
+        if shown:
+            lines.append(f"{kind}: " + " · ".join(f"{k.replace('_', ' ')} {v:g}" for k, v in shown.items()))
     return lines
 
 
