@@ -19,7 +19,10 @@ def canonical(value: Any) -> str:
 def dumps_line(value: Any) -> bytes:
     """One JSON line (with the newline) for an append-only .jsonl file."""
     if _orjson is not None:
-        return _orjson.dumps(value, default=str, option=_orjson.OPT_NON_STR_KEYS) + b"\n"
+        try:
+            return _orjson.dumps(value, default=str, option=_orjson.OPT_NON_STR_KEYS) + b"\n"
+        except TypeError:
+            pass  # integers beyond 64 bits and the like: the standard module writes them
     return (json.dumps(value, ensure_ascii=False, default=str) + "\n").encode()
 
 
@@ -45,5 +48,9 @@ def json_pretty(value: Any) -> str:
 def dumps_strict(value: Any) -> bytes:
     """JSON bytes, raising TypeError for values JSON cannot hold (no silent str())."""
     if _orjson is not None:
-        return _orjson.dumps(value, option=_orjson.OPT_NON_STR_KEYS)
+        try:
+            return _orjson.dumps(value, option=_orjson.OPT_NON_STR_KEYS)
+        except TypeError as e:
+            if "Integer exceeds 64-bit range" not in str(e):
+                raise
     return json.dumps(value).encode()

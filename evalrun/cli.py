@@ -73,6 +73,13 @@ def run(
                       resume=resume, progress=Progress.auto(quiet))
     if resume and config:
         raise UsageError("--resume takes the eval file from the run's manifest; don't pass one")
+    if resume:
+        # the plan (items x trials) is fixed when a run starts; changing it mid-way would mix
+        # records of two plans in one run
+        given = [n for n, v in (("--repeat", repeat), ("--limit", limit), ("--filter", filter),
+                                ("--sample", sample), ("--seed", seed), ("--shard", shard)) if v]
+        if given:
+            raise UsageError(f"--resume keeps the run's own plan; drop {', '.join(given)}")
     from evalrun.verdict import prepare_for_run
 
     # gates, baseline and --report are checked before the run starts: bad input costs no calls
@@ -383,7 +390,7 @@ def _exit(code: int) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     # a sync target stuck past its timeout keeps a thread alive that Python would wait for
-    if any(t.name.startswith("evalrun-target") for t in threading.enumerate()):
+    if any(t.name.startswith("evalrun-target") and t.is_alive() for t in threading.enumerate()):
         os._exit(code)
     sys.exit(code)
 

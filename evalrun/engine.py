@@ -22,10 +22,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from evalrun import __version__, _json
+from evalrun import __version__
 from evalrun.config import LoadedConfig, config_json, load_config
 from evalrun.datasets import Dataset, load_dataset, parse_filters, select_items
-from evalrun.errors import RetryableError, UsageError
+from evalrun.errors import RetryableError, RunFailed, UsageError
 from evalrun.progress import Progress
 from evalrun.records import Item, Record, Score
 from evalrun.scoring.base import Scorer, ScorerContext, scorer_class
@@ -219,7 +219,8 @@ class Engine:
         self.retries = cfg.target.retries
         self.backoff = cfg.target.backoff
         self.limiter = RateLimiter(cfg.rate)
-        self.cache_ns = "target:" + content_key(plan.target.describe()) if cfg.target.cache else None
+        # everything in the target section can change an output (url, paths, headers, env...)
+        self.cache_ns = "target:" + content_key(cfg.target.model_dump(mode="json")) if cfg.target.cache else None
         self.interrupted = False
 
     def _work(self) -> Iterator[tuple[Item, int]]:
@@ -237,7 +238,11 @@ class Engine:
         if cache is not None:
             hit = cache.get_json(self.cache_ns, key)
             if hit is not None:
-                rec.output, rec.usage, rec.latency_ms, rec.attempts = hit["output"], hit.get("usage"), 0.0, 0
+                # no call was made: no latency to count, and the usage is marked as not spent again
+                usage = {**(hit.get("usage") or {}), "cached": True} if hit.get("usage") else None
+                if usage:
+                    usage.pop("cost_usd", None)
+                rec.output, rec.usage, rec.latency_ms, rec.attempts = hit["output"], usage, None, 0
                 return rec
         attempt = 0
         while True:
@@ -297,28 +302,43 @@ class Engine:
         max_batch = max([s.batch_size for s in self.plan.scorers] or [256])
         sem = asyncio.Semaphore(SCORING_PARALLELISM)
         tasks: set[asyncio.Task[None]] = set()
+
+        def done(t: asyncio.Task[None]) -> None:
+            sem.release()
+            # a failed batch stays in the set so the gather below raises its error
+            if t.cancelled() or t.exception() is None:
+                tasks.discard(t)
+
         finished = False
-        while not finished:
-            rec = await queue.get()
-            if rec is None:
-                break
-            batch = [rec]
-            while len(batch) < max_batch:
-                try:
-                    nxt = queue.get_nowait()
-                except asyncio.QueueEmpty:
+        try:
+            while not finished:
+                rec = await queue.get()
+                if rec is None:
                     break
-                if nxt is None:
-                    finished = True
-                    break
-                batch.append(nxt)
-            await sem.acquire()
-            t = asyncio.create_task(self._score(batch))
-            t.add_done_callback(lambda _t: sem.release())
-            tasks.add(t)
-            t.add_done_callback(tasks.discard)
-        if tasks:
-            await asyncio.gather(*tasks)
+                batch = [rec]
+                while len(batch) < max_batch:
+                    try:
+                        nxt = queue.get_nowait()
+                    except asyncio.QueueEmpty:
+                        break
+                    if nxt is None:
+                        finished = True
+                        break
+                    batch.append(nxt)
+                await sem.acquire()
+                failed = [t for t in tasks if t.done()]
+                if failed:
+                    await failed[0]  # raises: records could not be scored or saved
+                t = asyncio.create_task(self._score(batch))
+                tasks.add(t)
+                t.add_done_callback(done)
+            if tasks:
+                await asyncio.gather(*tasks)
+        finally:
+            # on Ctrl-C or a failure, no batch may go on using the writer after it closes
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def run(self) -> str:
         plan = self.plan
@@ -336,7 +356,8 @@ class Engine:
                 print("\nevalrun: interrupted again, exiting now", file=sys.stderr, flush=True)
                 os._exit(130)
             self.interrupted = True
-            plan.ctx.cancelled = True
+            for s in plan.scorers:  # each scorer has its own context; all must see the stop
+                s.ctx.cancelled = True
             print("\nevalrun: interrupted; saving partial results (Ctrl-C again to exit at once)",
                   file=sys.stderr, flush=True)
             if main is not None:
@@ -353,6 +374,15 @@ class Engine:
         try:
             scoring = asyncio.create_task(self._scoring_loop(queue))
             workers = [asyncio.create_task(self._worker(work, queue)) for _ in range(plan.concurrency)]
+
+            def scoring_done(t: asyncio.Task[None]) -> None:
+                # scoring died (records could not be saved): stop the workers, or they would
+                # block forever on a full queue
+                if not t.cancelled() and t.exception() is not None:
+                    for w in workers:
+                        w.cancel()
+
+            scoring.add_done_callback(scoring_done)
             try:
                 await asyncio.gather(*workers)
                 await queue.put(None)
@@ -361,8 +391,16 @@ class Engine:
                 for t in [*workers, scoring]:
                     t.cancel()
                 await asyncio.gather(*workers, scoring, return_exceptions=True)
+                if scoring.done() and not scoring.cancelled() and scoring.exception() is not None:
+                    exc = scoring.exception()
+                    raise RunFailed(f"records could not be scored or saved: {type(exc).__name__}: {exc}") from exc
                 if not self.interrupted:
                     raise
+            except Exception as exc:
+                for t in workers:
+                    t.cancel()
+                await asyncio.gather(*workers, return_exceptions=True)
+                raise RunFailed(f"records could not be scored or saved: {type(exc).__name__}: {exc}") from exc
         finally:
             for sig in installed:
                 loop.remove_signal_handler(sig)
@@ -465,8 +503,11 @@ async def run_eval(opts: RunOptions) -> RunOutcome:
     progress.start(plan.total, len(done))
     progress.errors = builder.errors
     engine = Engine(plan, run_dir, done, builder, progress)
+    failure: RunFailed | None = None
     try:
         status = await engine.run()
+    except RunFailed as e:
+        status, failure = "failed", e
     finally:
         progress.stop()
         if plan.cache is not None:
@@ -474,8 +515,7 @@ async def run_eval(opts: RunOptions) -> RunOutcome:
     if status == "finished" and _over_budget(plan, builder):
         status = "failed"
     summary = write_summary(run_dir, plan, builder, status, manifest)
+    if failure is not None:
+        # what was saved stays saved and counted; the run can be resumed once the cause is fixed
+        raise failure
     return RunOutcome(run_dir, summary, status)
-
-
-def dumps_summary(summary: dict[str, Any]) -> str:
-    return _json.json_pretty(summary)

@@ -119,3 +119,10 @@ def test_second_ctrl_c_exits_at_once(tmp_path):
     p.send_signal(signal.SIGINT)
     p.communicate(timeout=15)
     assert p.returncode == 130
+
+
+def test_resume_keeps_the_runs_own_plan(tmp_path):
+    write_suite(tmp_path, ITEMS[:3], "python: targets_mod:echo")
+    r = run_cli("run", "--resume", "--limit", "2", "--filter", "a=b", "--output-dir", str(tmp_path / ".evalrun"),
+                cwd=tmp_path)
+    assert r.returncode == 2 and "drop --limit, --filter" in r.stderr and len(r.stderr.strip().splitlines()) == 1

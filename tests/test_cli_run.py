@@ -314,3 +314,17 @@ def test_plain_run_imports_nothing_heavy(tmp_path):
 
     r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert r.stdout.strip().splitlines()[-1] == "[]", r.stdout + r.stderr
+
+
+def test_integers_beyond_64_bits_are_saved(tmp_path):
+    (tmp_path / "targets_mod.py").write_text(TARGETS)
+    (tmp_path / "data.yaml").write_text("- id: big\n  input: 123456789012345678901234567890\n"
+                                        "  expected_output: 123456789012345678901234567890\n- id: small\n  input: 1\n")
+    (tmp_path / "eval.yaml").write_text("name: t\ndataset: data.yaml\ntarget:\n  python: targets_mod:echo\n"
+                                        "scorers: [exact_match]\n")
+    r = run_in(tmp_path, "--json")
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr and "never retrieved" not in r.stderr
+    recs = {x["item_id"]: x for x in records(only_run(tmp_path))}
+    assert recs["big"]["output"] == 123456789012345678901234567890
+    assert recs["big"]["scores"]["exact_match"]["passed"] is True and len(recs) == 2

@@ -99,8 +99,12 @@ class Client:
                  attempts: int = 5, connect_attempts: int | None = None, backoff: float = 0.5,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         import httpx
-        from langfuse._version import __version__ as sdk_version
-        from langfuse.api import LangfuseAPI
+
+        try:
+            from langfuse._version import __version__ as sdk_version
+            from langfuse.api import LangfuseAPI
+        except ModuleNotFoundError:
+            raise UsageError('Langfuse support is not installed: pip install "evalrun[langfuse]"') from None
 
         self.creds = creds
         self.deadline = time.monotonic() + budget if budget is not None else None

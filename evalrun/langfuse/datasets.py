@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from evalrun import _json
 from evalrun.datasets import Dataset
-from evalrun.errors import UsageError
+from evalrun.errors import RunFailed, UsageError
 from evalrun.langfuse.client import Client, Refused, Unreachable, credentials
 from evalrun.records import Item
 
@@ -59,8 +59,8 @@ def _open(budget: float | None = 120.0) -> Client:
 def _call(client: Client, what: str, fn: Any) -> Any:
     try:
         return client.call(what, fn)
-    except Unreachable as e:
-        raise UsageError(f"Langfuse at {client.creds.base_url}: {e}") from None
+    except Unreachable as e:  # Langfuse down is infrastructure (exit 3), not bad input
+        raise RunFailed(f"Langfuse at {client.creds.base_url}: {e}") from None
 
 
 def get_dataset(client: Client, name: str) -> Any | None:
@@ -71,8 +71,8 @@ def get_dataset(client: Client, name: str) -> Any | None:
         if e.status == 404:
             return None
         raise UsageError(f"{SCHEME}{name}: Langfuse refused: {e}") from None
-    except Unreachable as e:
-        raise UsageError(f"Langfuse at {client.creds.base_url}: {e}") from None
+    except Unreachable as e:  # Langfuse down is infrastructure (exit 3), not bad input
+        raise RunFailed(f"Langfuse at {client.creds.base_url}: {e}") from None
 
 
 def fetch_items(client: Client, name: str, version: datetime | None = None) -> tuple[Any, list[Any]]:

@@ -97,6 +97,13 @@ class EmbeddingSimilarity(Scorer):
                       "exact_matches": 0}
 
     async def setup(self) -> None:
+        import importlib.util
+
+        # found now (cheaply, without importing torch) rather than as an error on every record
+        missing = [m for m in ("sentence_transformers", "huggingface_hub") if importlib.util.find_spec(m) is None]
+        if missing:
+            raise self.ctx.error(f"embedding_similarity needs {', '.join(missing)}: "
+                                 'pip install torch==2.13.0 "evalrun[embeddings]"', "type", "__value__")
         try:
             self.model_path = em.resolve_model(self.config.model, self.ctx.base_dir)
         except em.ModelNotFound as e:
