@@ -226,11 +226,3 @@ def set_baseline(run_ref: str, home: Path | None = None, dest: Path | None = Non
     dest.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(dest, doc)
     return dest, doc
-
-
-def baseline_outputs(ref: str, *, eval_name: str | None = None, home: Path | None = None,
-                     configured: str | Path | None = None, base_dir: Path | None = None
-                     ) -> dict[tuple[str, int], Any]:
-    """Baseline outputs by (item_id, trial), for scorers that compare with them (pairwise judges)."""
-    return resolve_baseline(ref, eval_name=eval_name, home=home, configured=configured, base_dir=base_dir).outputs()
-

@@ -150,14 +150,6 @@ class ScorerComparison:
         vals = [v for v in (s.stat(stat) for s in self.cand_items.values()) if v is not None]
         return float(np.mean(vals)) if vals else None
 
-    def baseline_value(self, stat: str) -> float | None:
-        if self.baseline is None or self.base_items is None:
-            return None
-        if stat in ITEM_STATS:
-            return self.baseline.get(stat)
-        vals = [v for v in (s.stat(stat) for s in self.base_items.values()) if v is not None]
-        return float(np.mean(vals)) if vals else None
-
     def paired(self, stat: str) -> Paired | None:
         """Candidate minus baseline on the items both runs have a value for (None without a baseline)."""
         if stat in self._paired:

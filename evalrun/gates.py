@@ -60,9 +60,6 @@ class Gate:
     percent: bool = False
     tag: str | None = None  # no_regressions only
 
-    def describe(self) -> str:
-        return self.text
-
 
 @dataclass
 class GateResult:

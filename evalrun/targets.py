@@ -92,8 +92,6 @@ class Target:
     async def close(self) -> None:
         pass
 
-    def describe(self) -> str:
-        return type(self).__name__
 
 
 class PythonTarget(Target):
@@ -141,8 +139,6 @@ class PythonTarget(Target):
             # don't wait for threads stuck past their timeout: they cannot be killed
             self._pool.shutdown(wait=False, cancel_futures=True)
 
-    def describe(self) -> str:
-        return f"python:{self.spec}"
 
 
 class ExecTarget(Target):
@@ -188,8 +184,6 @@ class ExecTarget(Target):
             raise TargetError("stdout is not JSON (output_path is set)") from None
         return _from_json(data, self.output_path, self.usage_path)
 
-    def describe(self) -> str:
-        return f"exec:{self.command}"
 
 
 def _from_json(data: Any, output_path: str, usage_path: str | None) -> Call:
@@ -246,8 +240,6 @@ class HttpTarget(Target):
         if self.client is not None:
             await self.client.aclose()
 
-    def describe(self) -> str:
-        return f"http:{self.cfg.url}"
 
 
 def build_target(loaded: Any, concurrency: int) -> Target:

@@ -12,7 +12,6 @@ run gets exactly the verdict of an unsharded run of the same records.
 
 from __future__ import annotations
 
-import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -302,15 +301,3 @@ def _manifest_locator(config_path: str | None, raw_gates: list[Any]) -> Any:
         return UsageError(msg, config_path)
 
     return locate
-
-
-def fmt_num(x: float | None, digits: int = 3) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "–"
-    return f"{x:.{digits}f}"
-
-
-def fmt_signed(x: float | None, digits: int = 3) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "–"
-    return f"{x:+.{digits}f}"

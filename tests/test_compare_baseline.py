@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from evalrun.baseline import baseline_outputs, load_accepted, resolve_baseline, set_baseline
+from evalrun.baseline import load_accepted, resolve_baseline, set_baseline
 from evalrun.errors import UsageError
 from tests.test_compare_cli import cli, project, runs
 
@@ -49,7 +49,7 @@ def test_accepted_file_round_trip_and_outputs(finished, tmp_path):
     bl = load_accepted(dest)
     assert bl.kind == "accepted" and bl.eval == "doubler" and bl.run_id == run.name
     assert bl.metrics["records"] == 40 and bl.metrics["errors"] == 0
-    outs = baseline_outputs(str(dest), eval_name="doubler")
+    outs = resolve_baseline(str(dest), eval_name="doubler").outputs()
     assert outs[("q03", 0)] == "6" and len(outs) == 40
     assert {r.item_id for r in bl.records} == {f"q{n:02d}" for n in range(1, 41)}
     assert bl.records[0].scores["exact_match"].passed is True
