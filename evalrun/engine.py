@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import platform
-import random
 import signal
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from evalrun import __version__
+from evalrun._retry import backoff
 from evalrun.config import LoadedConfig, config_json, load_config
 from evalrun.datasets import Dataset, load_dataset, parse_filters, select_items
 from evalrun.errors import RetryableError, RunFailed, UsageError
@@ -258,8 +258,9 @@ class Engine:
                 rec.latency_ms = round((time.perf_counter() - t0) * 1000, 3)
                 err, retryable = classify(exc, self.timeout)
                 if retryable and attempt <= self.retries:
-                    cap = min(30.0, self.backoff * (2 ** (attempt - 1)))
-                    await asyncio.sleep(random.uniform(cap / 2, cap))
+                    asked = getattr(exc, "retry_after", None)
+                    # the server's Retry-After wins (bounded so one answer cannot stall the run)
+                    await asyncio.sleep(min(asked, 60.0) if asked is not None else backoff(attempt, self.backoff))
                     continue
                 rec.error, rec.attempts = err, attempt
                 return rec

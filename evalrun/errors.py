@@ -42,4 +42,9 @@ class RunFailed(EvalrunError):
 
 
 class RetryableError(Exception):
-    """Raise from a target to ask evalrun to retry the call (with backoff)."""
+    """Raise from a target to ask evalrun to retry the call (with backoff, or after
+    ``retry_after`` seconds when the service said how long to wait)."""
+
+    def __init__(self, message: str = "", retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from evalrun import _json
+from evalrun._retry import retry_after
 from evalrun.errors import RetryableError, UsageError
 
 
@@ -227,7 +228,7 @@ class HttpTarget(Target):
         except httpx.TransportError as e:
             raise RetryableError(f"HTTP connection error: {type(e).__name__}: {e}") from None
         if resp.status_code == 429 or resp.status_code >= 500:
-            raise RetryableError(f"HTTP {resp.status_code}", ) from None
+            raise RetryableError(f"HTTP {resp.status_code}", retry_after(resp.headers))
         if resp.status_code >= 400:
             raise TargetError(f"HTTP {resp.status_code}: {resp.text[:200]}")
         try:

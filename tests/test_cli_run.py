@@ -237,6 +237,12 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_response(503)
             self.end_headers()
             return
+        if q == "limited" and n == 1:
+            self.send_response(429)
+            self.send_header("Retry-After", "1")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if q == "missing":
             payload = {"nothing": True}
         else:
@@ -264,7 +270,7 @@ def http_server():
 
 def test_http_target(tmp_path, http_server):
     items = [{"id": "a", "input": "abc", "expected_output": "cba"}, {"id": "b", "input": "busy"},
-             {"id": "c", "input": "missing"}]
+             {"id": "c", "input": "missing"}, {"id": "d", "input": "limited"}]
     target = (f"http:\n    url: {http_server}/ask\n    input_key: question\n    output_path: data.answer\n"
               f"    usage_path: usage\n    headers: {{Authorization: 'Bearer ${{HTTP_TOKEN_FOR_TEST}}'}}\n"
               f"  backoff: 0.01")
@@ -275,6 +281,9 @@ def test_http_target(tmp_path, http_server):
     assert recs["a"]["output"] == "cba" and recs["a"]["usage"] == {"total_tokens": 7}
     assert recs["b"]["output"] == "ysub" and recs["b"]["attempts"] == 2  # 503 then retried
     assert recs["c"]["error"]["message"] == "response has no 'data.answer'"
+    # 429 with Retry-After: 1 waits the second the server asked for (backoff alone is 10 ms)
+    assert recs["d"]["output"] == "detimil" and recs["d"]["attempts"] == 2
+    assert recs["d"]["started_at"] - recs["a"]["started_at"] >= 0.95
     # the secret came from the environment and is nowhere in the run directory
     for f in only_run(tmp_path).iterdir():
         assert "s3cret-token" not in f.read_text()

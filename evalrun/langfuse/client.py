@@ -9,14 +9,13 @@ in the caller's thread and either returns what Langfuse answered, raises :class:
 
 from __future__ import annotations
 
-import email.utils
 import os
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from evalrun._retry import backoff, retry_after
 from evalrun.errors import UsageError
 
 ENV_PUBLIC_KEY = "LANGFUSE_PUBLIC_KEY"
@@ -61,27 +60,6 @@ class Refused(Exception):
         super().__init__(f"HTTP {status}: {message}")
         self.status = status
         self.message = message
-
-
-def retry_after_seconds(headers: Any) -> float | None:
-    """Seconds to wait from ``Retry-After`` (seconds or an HTTP date), or None."""
-    if not headers:
-        return None
-    value = None
-    for k, v in dict(headers).items():
-        if k.lower() == "retry-after":
-            value = str(v).strip()
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 def _body_message(body: Any) -> str:
@@ -155,7 +133,7 @@ class Client:
                                      f"check {ENV_PUBLIC_KEY} and {ENV_SECRET_KEY}") from None
                 if status and status != 429 and status < 500:
                     raise Refused(status, _body_message(e.body)) from None
-                wait = retry_after_seconds(e.headers)
+                wait = retry_after(e.headers)
                 if wait is not None and wait > MAX_RETRY_AFTER:
                     raise Unreachable(f"{what}: HTTP {status}, Retry-After {wait:g}s") from None
                 problem = f"HTTP {status}"
@@ -169,8 +147,7 @@ class Client:
             if attempt >= self.attempts:
                 raise Unreachable(f"{what}: {problem} (gave up after {attempt} attempts)")
             if wait is None:
-                cap = self.backoff * 2 ** (attempt - 1)
-                wait = random.uniform(cap / 2, cap)
+                wait = backoff(attempt, self.backoff, cap=float("inf"))
             left = self.remaining()
             if left is not None and wait >= left:
                 raise Unreachable(f"{what}: {problem}; retrying after {wait:.1f}s would pass the time budget")

@@ -11,7 +11,6 @@ model, unreachable server). The API key lives only in the request headers.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import random
 import time
 from collections import deque
@@ -20,6 +19,8 @@ from typing import Any
 
 import httpx
 
+from evalrun._retry import backoff
+from evalrun._retry import retry_after as shared_retry_after
 from evalrun.scoring.judge.verdict import MalformedVerdict, Shape
 
 # After this many transport failures in a row with no HTTP answer in between, the server is
@@ -118,32 +119,8 @@ class AdaptiveLimiter:
 
 
 def retry_after(resp: httpx.Response) -> float | None:
-    """Seconds the server asks us to wait (``retry-after-ms``, ``Retry-After`` in seconds or
-    as an HTTP date), or None."""
-    ms = resp.headers.get("retry-after-ms")
-    if ms:
-        try:
-            return max(0.0, float(ms) / 1000)
-        except ValueError:
-            pass
-    ra = resp.headers.get("retry-after")
-    if not ra:
-        return None
-    try:
-        return max(0.0, float(ra))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(ra)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def backoff(attempt: int, base: float = 0.5, cap: float = 20.0) -> float:
-    """Exponential backoff with jitter: somewhere in the upper half of base * 2^(attempt-1)."""
-    top = min(cap, base * 2 ** (attempt - 1))
-    return random.uniform(top / 2, top)
+    """Seconds the server asks us to wait, or None."""
+    return shared_retry_after(resp.headers)
 
 
 def _error_text(resp: httpx.Response) -> str:
@@ -277,7 +254,7 @@ class JudgeClient:
             if wait is not None:
                 delay = min(wait, MAX_WAIT) * random.uniform(1.0, 1.1)
             else:
-                delay = backoff(attempt)
+                delay = backoff(attempt, cap=20.0)
             await asyncio.sleep(delay)
 
 
