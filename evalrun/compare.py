@@ -27,6 +27,7 @@ import numpy as np
 
 from evalrun import stats
 from evalrun.records import Record
+from evalrun.summary import SummaryBuilder
 
 #: per-item statistics a gate or a report can ask for; pass@k / pass^k take k from the name
 ITEM_STATS = ("mean", "pass_rate")
@@ -289,30 +290,14 @@ def _num(x: float | None) -> float | None:
     return None if math.isnan(x) else round(x, 6)
 
 
-def scorer_numbers(records: list[Record], scorer: str) -> dict[str, Any]:
-    """n, mean, pass_rate, passed, failed, errors over records, as summary.json counts them."""
-    values: list[float] = []
-    passed = failed = errors = 0
+def scorer_numbers(records: list[Record], names: list[str]) -> dict[str, dict[str, Any]]:
+    """Per scorer n, mean, ci95, pass_rate, passed, failed, errors: exactly as summary.json
+    counts them (the same builder), so a report never disagrees with the run's summary."""
+    builder = SummaryBuilder(names)
     for r in records:
-        if r.error:
-            continue
-        s = r.scores.get(scorer)
-        if s is None:
-            continue
-        if s.error is not None:
-            errors += 1
-            continue
-        if s.value is not None:
-            values.append(float(s.value))
-        if s.passed is True:
-            passed += 1
-        elif s.passed is False:
-            failed += 1
-    mean, lo, hi = stats.mean_ci(values)
-    judged = passed + failed
-    return {"n": len(values), "mean": _num(mean) if values else None, "ci95": [_num(lo), _num(hi)],
-            "pass_rate": _num(passed / judged) if judged else None, "passed": passed, "failed": failed,
-            "errors": errors}
+        builder.add(r)
+    keys = ("n", "mean", "ci95", "pass_rate", "passed", "failed", "errors")
+    return {name: {k: s[k] for k in keys} for name, s in builder.build()["scorers"].items()}
 
 
 def run_metrics(records: list[Record], summary: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -378,11 +363,11 @@ def compare(candidate: list[Record], baseline: list[Record] | None, *, run: dict
     cand_by, base_by = _by_item(candidate), _by_item(base)
     comps: dict[str, ScorerComparison] = {}
     cand_sides, base_sides = _collect(candidate, names), _collect(base, names)
-    base_names = {n for r in base for n in r.scores}
+    cand_numbers, base_numbers = scorer_numbers(candidate, names), scorer_numbers(base, [])
     for name in names:
-        base_has = has_base and name in base_names
-        sc = ScorerComparison(name, scorer_numbers(candidate, name),
-                              scorer_numbers(base, name) if base_has else None,
+        base_has = has_base and name in base_numbers
+        sc = ScorerComparison(name, cand_numbers[name],
+                              base_numbers[name] if base_has else None,
                               cand_sides[name], base_sides[name] if base_has else None)
         for iid, side in sc.cand_items.items():
             if side.state == "flaky":
