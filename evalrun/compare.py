@@ -23,8 +23,6 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from evalrun import stats
 from evalrun.records import Record
 from evalrun.summary import SummaryBuilder
@@ -149,7 +147,7 @@ class ScorerComparison:
         if stat in ITEM_STATS:
             return self.candidate.get(stat)
         vals = [v for v in (s.stat(stat) for s in self.cand_items.values()) if v is not None]
-        return float(np.mean(vals)) if vals else None
+        return math.fsum(vals) / len(vals) if vals else None
 
     def paired(self, stat: str) -> Paired | None:
         """Candidate minus baseline on the items both runs have a value for (None without a baseline)."""
@@ -157,6 +155,8 @@ class ScorerComparison:
             return self._paired[stat]
         result = None
         if self.base_items is not None:
+            import numpy as np  # only a comparison with a baseline needs it
+
             # sorted ids: the bootstrap resamples by position, so the same records in any
             # order (a merged sharded run, a resumed one) must give the same interval
             ids = [i for i, s in sorted(self.cand_items.items())
@@ -321,7 +321,7 @@ def run_metrics(records: list[Record], summary: dict[str, Any] | None = None) ->
         "records": n,
         "errors": errors,
         "error_rate": _num(errors / n) if n else 0.0,
-        "latency_mean_ms": _num(float(np.mean(lat))) if lat else None,
+        "latency_mean_ms": _num(math.fsum(lat) / len(lat)) if lat else None,
         "latency_p50_ms": _num(stats.percentile(lat, 50)),
         "latency_p95_ms": _num(stats.percentile(lat, 95)),
         "latency_p99_ms": _num(stats.percentile(lat, 99)),

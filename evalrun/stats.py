@@ -14,10 +14,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
-ArrayLike = Sequence[float] | np.ndarray
+    ArrayLike = Sequence[float] | np.ndarray
+
+# numpy is imported by the paired functions only: a run's summary (mean_ci, percentile) is
+# plain Python, so a run without a baseline does not pay for importing numpy
 
 
 # --- Student's t distribution -------------------------------------------------------------
@@ -112,21 +117,27 @@ def t_quantile_975(df: int) -> float:
 
 def mean_ci(values: ArrayLike) -> tuple[float, float, float]:
     """Mean and a 95% t interval. With fewer than two values the interval is the mean itself."""
-    a = np.asarray(values, dtype=float)
-    n = a.size
+    a = [float(v) for v in values]
+    n = len(a)
     if n == 0:
         return (math.nan, math.nan, math.nan)
-    m = float(a.mean())
+    m = math.fsum(a) / n
     if n < 2:
         return (m, m, m)
-    se = float(a.std(ddof=1)) / math.sqrt(n)
+    se = math.sqrt(math.fsum((x - m) ** 2 for x in a) / (n - 1)) / math.sqrt(n)
     h = t_quantile_975(n - 1) * se
     return (m, m - h, m + h)
 
 
 def percentile(values: ArrayLike, q: float) -> float | None:
-    a = np.asarray(values, dtype=float)
-    return float(np.percentile(a, q)) if a.size else None
+    """The q-th percentile with linear interpolation between closest ranks (numpy's default)."""
+    a = sorted(float(v) for v in values)
+    if not a:
+        return None
+    pos = (len(a) - 1) * q / 100.0
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(a) - 1)
+    return a[lo] + (a[hi] - a[lo]) * (pos - lo)
 
 
 # --- paired comparison --------------------------------------------------------------------
@@ -156,6 +167,8 @@ def paired_difference(candidate: ArrayLike, baseline: ArrayLike) -> PairedDiffer
     item's mean over its trials: trials of one item are correlated, so treating them as
     independent units would make the interval too narrow.
     """
+    import numpy as np
+
     c = np.asarray(candidate, dtype=float)
     b = np.asarray(baseline, dtype=float)
     if c.shape != b.shape:
@@ -186,6 +199,8 @@ def paired_bootstrap_ci(candidate: ArrayLike, baseline: ArrayLike, *, n_boot: in
 
     The seed is fixed so the same two runs always give the same interval.
     """
+    import numpy as np
+
     d = np.asarray(candidate, dtype=float) - np.asarray(baseline, dtype=float)
     n = d.size
     if n < 2:

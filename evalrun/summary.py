@@ -7,10 +7,8 @@ import math
 from collections import Counter
 from typing import Any
 
-import numpy as np
-
 from evalrun.records import Record
-from evalrun.stats import mean_ci
+from evalrun.stats import mean_ci, percentile
 
 
 class _ScorerAcc:
@@ -87,7 +85,7 @@ class SummaryBuilder:
                 "errors": acc.errors,
                 "skipped": acc.skipped,
             }
-        lat = np.sort(np.asarray(self.latencies)) if self.latencies else None
+        lat = sorted(self.latencies)  # sorted: the mean must not depend on completion order
         return {
             **head,
             "records": self.records,
@@ -96,8 +94,8 @@ class SummaryBuilder:
             "error_rate": _num(self.errors / self.records) if self.records else 0.0,
             "error_types": dict(self.error_types.most_common()),
             "scorers": scorers,
-            "latency_ms": None if lat is None else {
-                "mean": _num(lat.mean()), "p50": _num(np.percentile(lat, 50)),
-                "p95": _num(np.percentile(lat, 95)), "max": _num(lat.max())},
+            "latency_ms": None if not lat else {
+                "mean": _num(math.fsum(lat) / len(lat)), "p50": _num(percentile(lat, 50)),
+                "p95": _num(percentile(lat, 95)), "max": _num(lat[-1])},
             "usage": {k: _num(v) for k, v in sorted(self.usage.items())},
         }
