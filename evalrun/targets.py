@@ -230,12 +230,21 @@ class HttpTarget(Target):
         if resp.status_code == 429 or resp.status_code >= 500:
             raise RetryableError(f"HTTP {resp.status_code}", retry_after(resp.headers))
         if resp.status_code >= 400:
-            raise TargetError(f"HTTP {resp.status_code}: {resp.text[:200]}")
+            raise TargetError(f"HTTP {resp.status_code}: {self._scrub(resp.text[:200])}")
         try:
             data = resp.json()
         except ValueError:
             raise TargetError("response is not JSON") from None
         return _from_json(data, self.cfg.output_path, self.cfg.usage_path)
+
+    def _scrub(self, text: str) -> str:
+        """The error text with header values (tokens from the environment) masked: a server
+        that echoes the request must not put a secret into results.jsonl."""
+        for value in self.cfg.headers.values():
+            for secret in sorted({value, value.split(" ", 1)[-1]}, key=len, reverse=True):
+                if len(secret) >= 4:
+                    text = text.replace(secret, "***")
+        return text
 
     async def close(self) -> None:
         if self.client is not None:

@@ -243,6 +243,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
+        if q == "echo-auth":
+            raw = f"bad request from {self.headers.get('Authorization')}".encode()
+            self.send_response(400)
+            self.send_header("Content-Length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw)
+            return
         if q == "missing":
             payload = {"nothing": True}
         else:
@@ -270,7 +277,7 @@ def http_server():
 
 def test_http_target(tmp_path, http_server):
     items = [{"id": "a", "input": "abc", "expected_output": "cba"}, {"id": "b", "input": "busy"},
-             {"id": "c", "input": "missing"}, {"id": "d", "input": "limited"}]
+             {"id": "c", "input": "missing"}, {"id": "d", "input": "limited"}, {"id": "e", "input": "echo-auth"}]
     target = (f"http:\n    url: {http_server}/ask\n    input_key: question\n    output_path: data.answer\n"
               f"    usage_path: usage\n    headers: {{Authorization: 'Bearer ${{HTTP_TOKEN_FOR_TEST}}'}}\n"
               f"  backoff: 0.01")
@@ -284,6 +291,7 @@ def test_http_target(tmp_path, http_server):
     # 429 with Retry-After: 1 waits the second the server asked for (backoff alone is 10 ms)
     assert recs["d"]["output"] == "detimil" and recs["d"]["attempts"] == 2
     assert recs["d"]["started_at"] - recs["a"]["started_at"] >= 0.95
+    assert recs["e"]["error"]["message"] == "HTTP 400: bad request from ***"
     # the secret came from the environment and is nowhere in the run directory
     for f in only_run(tmp_path).iterdir():
         assert "s3cret-token" not in f.read_text()
