@@ -236,7 +236,8 @@ class Engine:
         cache = self.plan.cache if self.cache_ns else None
         key = content_key(item.input, trial) if cache else ""
         if cache is not None:
-            hit = cache.get_json(self.cache_ns, key)
+            # SQLite may wait on another process's lock: never on the event loop
+            hit = await asyncio.to_thread(cache.get_json, self.cache_ns, key)
             if hit is not None:
                 # no call was made: no latency to count, and the usage is marked as not spent again
                 usage = {**(hit.get("usage") or {}), "cached": True} if hit.get("usage") else None
@@ -267,7 +268,7 @@ class Engine:
             rec.latency_ms = round((time.perf_counter() - t0) * 1000, 3)
             rec.output, rec.usage, rec.attempts = call.output, call.usage, attempt
             if cache is not None:
-                cache.put_json(self.cache_ns, key, {"output": call.output, "usage": call.usage})
+                await asyncio.to_thread(cache.put_json, self.cache_ns, key, {"output": call.output, "usage": call.usage})
             return rec
 
     async def _worker(self, work: Iterator[tuple[Item, int]], queue: asyncio.Queue[Record | None]) -> None:

@@ -244,10 +244,12 @@ class LLMJudge(Scorer):
     async def _verdict(self, messages: list[dict[str, str]], sample: int) -> tuple[Any, str | None]:
         cfg = self.config
         params = self._params()
-        key = content_key("llm_judge/v1", cfg.model, messages, params, sample)
+        # the server is part of what determines the answer: one model name on two servers
+        # (OpenAI and a local vLLM, say) must not share cached verdicts
+        key = content_key("llm_judge/v2", cfg.base_url, cfg.model, messages, params, sample)
         cache = self.ctx.cache
         if cache is not None:
-            hit = cache.get_json(CACHE_NS, key)
+            hit = await asyncio.to_thread(cache.get_json, CACHE_NS, key)  # SQLite may wait on a lock
             if hit is not None:
                 try:
                     verdict = parse_verdict(hit["content"], self.shape)
@@ -273,7 +275,7 @@ class LLMJudge(Scorer):
                 last = e
                 continue
             if cache is not None:
-                cache.put_json(CACHE_NS, key, {"content": content, "usage": usage})
+                await asyncio.to_thread(cache.put_json, CACHE_NS, key, {"content": content, "usage": usage})
             return verdict
         raise JudgeCallError(f"no valid verdict after {cfg.retries + 1} answers: {last}")
 
