@@ -30,10 +30,12 @@ def pct(x: float | None) -> str:
     return "–" if x is None else f"{100 * x:.1f}%"
 
 
-def interval(lo: float | None, hi: float | None, digits: int = 3) -> str:
+def interval(lo: float | None, hi: float | None, digits: int = 3, signed: bool = True) -> str:
+    """``[lo, hi]``; signed for differences, plain for a mean's own interval."""
     if lo is None or hi is None or math.isnan(lo) or math.isnan(hi):
         return "–"
-    return f"[{lo:+.{digits}f}, {hi:+.{digits}f}]"
+    sign = "+" if signed else ""
+    return f"[{lo:{sign}.{digits}f}, {hi:{sign}.{digits}f}]"
 
 
 def clip(text: str, limit: int) -> str:
@@ -153,7 +155,7 @@ def _scorer_row(name: str, sc: ScorerComparison) -> ScorerRow:
         mcnemar=num(sc.mcnemar_p, 3) if sc.mcnemar_p is not None else "",
         mde=num(mde_src.mde) if mde_src is not None and mde_src.diff.n else "",
         flaky=len(sc.flaky),
-        ci_own=interval(lo, hi) if lo is not None else "–",
+        ci_own=interval(lo, hi, signed=False) if lo is not None else "–",
     )
 
 
