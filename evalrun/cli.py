@@ -40,6 +40,15 @@ BaselineOpt = Annotated[str | None, typer.Option(
 ReportOpt = Annotated[list[str] | None, typer.Option(
     "--report", metavar="FORMAT[:PATH]",
     help="console, md, junit, html or json; PATH '-' is stdout, default a file in the run directory. Repeatable.")]
+PushOpt = Annotated[str | None, typer.Option("--push", metavar="langfuse",
+                                             help="Send the run to Langfuse when it ends (keys from LANGFUSE_* env).")]
+
+
+def _check_push(push: str | None) -> None:
+    if push is not None and push != "langfuse":
+        raise UsageError(f"--push takes 'langfuse' (got {push!r})")
+
+
 HomeOpt = Annotated[Path | None, typer.Option("--output-dir", help="Where runs and the cache live (default .evalrun).")]
 
 
@@ -57,14 +66,12 @@ def run(
     resume: Annotated[str | None, typer.Option(help="Continue an interrupted run (latest if no id).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress, no table.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
-    push: Annotated[str | None, typer.Option("--push", metavar="langfuse",
-                                             help="Send the run to Langfuse when it ends (keys from LANGFUSE_* env).")] = None,
+    push: PushOpt = None,
     baseline: BaselineOpt = None,
     report: ReportOpt = None,
 ) -> None:
     """Run an eval: every item through the target, scored, saved in a run directory."""
-    if push is not None and push != "langfuse":
-        raise UsageError(f"--push takes 'langfuse' (got {push!r})")
+    _check_push(push)
     from evalrun.engine import RunOptions, run_eval
     from evalrun.progress import Progress
 
@@ -156,14 +163,12 @@ def merge(
     output_dir: HomeOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No table.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
-    push: Annotated[str | None, typer.Option("--push", metavar="langfuse",
-                                             help="Send the merged run to Langfuse (keys from LANGFUSE_* env).")] = None,
+    push: PushOpt = None,
     baseline: BaselineOpt = None,
     report: ReportOpt = None,
 ) -> None:
     """Merge shard runs (evalrun run --shard i/n) into one run, compared, gated and reported like evalrun run."""
-    if push is not None and push != "langfuse":
-        raise UsageError(f"--push takes 'langfuse' (got {push!r})")
+    _check_push(push)
     from evalrun.engine import RunOutcome
     from evalrun.merge import load_shards, write_merged
     from evalrun.verdict import prepare_from_manifest

@@ -435,15 +435,6 @@ def write_summary(run_dir: RunDir, plan: Plan, builder: SummaryBuilder, status: 
     return summary
 
 
-def _over_budget(plan: Plan, builder: SummaryBuilder) -> bool:
-    if builder.records == 0:
-        return False
-    budget = plan.loaded.config.error_budget
-    if budget is None:
-        return builder.errors == builder.records
-    return builder.errors / builder.records > budget
-
-
 async def run_eval(opts: RunOptions) -> RunOutcome:
     """Prepare, create or reopen the run directory, run, and write the summary."""
     manifest: dict[str, Any]
@@ -514,7 +505,7 @@ async def run_eval(opts: RunOptions) -> RunOutcome:
         progress.stop()
         if plan.cache is not None:
             plan.cache.close()
-    if status == "finished" and _over_budget(plan, builder):
+    if status == "finished" and builder.over_budget(plan.loaded.config.error_budget):
         status = "failed"
     summary = write_summary(run_dir, plan, builder, status, manifest)
     if failure is not None:

@@ -124,16 +124,6 @@ def _merged_summary_extras(summaries: list[dict[str, Any]], built: dict[str, Any
         built["scorer_usage"] = usage
 
 
-def _over_budget(manifest: dict[str, Any], builder: SummaryBuilder) -> bool:
-    # the budget is the eval file's, judged on the whole run (a shard may exceed it alone)
-    if builder.records == 0:
-        return False
-    budget = (manifest.get("config") or {}).get("error_budget")
-    if not isinstance(budget, int | float):
-        return builder.errors == builder.records
-    return builder.errors / builder.records > budget
-
-
 def load_shards(refs: Sequence[str], home: Path | None = None) -> list[Shard]:
     """The shards that ``refs`` name, checked to make one run, in shard order."""
     if not refs:
@@ -181,7 +171,9 @@ def write_merged(shards: list[Shard], home: Path | None = None) -> tuple[RunDir,
         raise
     writer.close()
 
-    status = "failed" if _over_budget(first, builder) else "finished"
+    # the budget is the eval file's, judged on the whole run (a shard may exceed it alone)
+    budget = (first.get("config") or {}).get("error_budget")
+    status = "failed" if builder.over_budget(budget if isinstance(budget, int | float) else None) else "finished"
     planned = {
         "items": sum((s.manifest.get("planned") or {}).get("items", 0) for s in shards),
         "repeat": (first.get("planned") or {}).get("repeat"),

@@ -65,6 +65,15 @@ class SummaryBuilder:
             elif score.passed is False:
                 acc.failed += 1
 
+    def over_budget(self, budget: float | None) -> bool:
+        """Whether failed target calls exceed ``error_budget`` (a fraction); with no budget,
+        only a run where every call failed does. The rule for runs and merged runs alike."""
+        if self.records == 0:
+            return False
+        if budget is None:
+            return self.errors == self.records
+        return self.errors / self.records > budget
+
     def build(self, **head: Any) -> dict[str, Any]:
         scorers: dict[str, Any] = {}
         for name, acc in self.scorers.items():
