@@ -9,6 +9,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -304,15 +305,15 @@ def test_unavailable_device_is_a_usage_error(tmp_path, cache):
 def test_cancel_stops_between_chunks_and_keeps_what_was_done(tmp_path, cache, monkeypatch):
     s = make(tmp_path, cache, batch_size=1)  # chunks of 8 texts
     asyncio.run(s.setup())
-    model = s._load()
-    real_encode = model.encode
+    s._load()
+    real_passes = s.encoder.passes
 
-    def encode_then_ctrl_c(*a, **k):
-        out = real_encode(*a, **k)
-        s.ctx.cancelled = True  # as the engine's Ctrl-C handler does
-        return out
+    def passes_then_ctrl_c(*a, **k):
+        for part in real_passes(*a, **k):
+            s.ctx.cancelled = True  # as the engine's Ctrl-C handler does, during the first pass
+            yield part
 
-    monkeypatch.setattr(model, "encode", encode_then_ctrl_c)
+    monkeypatch.setattr(s.encoder, "passes", passes_then_ctrl_c)
     texts = [f"sentence number {i} about something" for i in range(20)]
     with pytest.raises(RuntimeError, match="cancelled"):
         asyncio.run(s.embed(texts))
@@ -324,19 +325,119 @@ def test_cancel_stops_between_chunks_and_keeps_what_was_done(tmp_path, cache, mo
     assert again.stats["cache_hits"] == 8 and again.stats["texts_embedded"] == 12
 
 
-def test_batches_in_flight_together_embed_shared_texts_once(tmp_path, cache):
-    # the engine scores up to four batches at once; the second finds the first one's texts
+def _count_groups(s: EmbeddingSimilarity, monkeypatch) -> list[list[str]]:
+    groups: list[list[str]] = []
+    real = s._embed_blocking
+
+    def spy(texts: list[str]):
+        groups.append(list(texts))
+        return real(texts)
+
+    monkeypatch.setattr(s, "_embed_blocking", spy)
+    return groups
+
+
+def test_batches_in_flight_together_are_embedded_as_one_group(tmp_path, cache, monkeypatch):
+    # the engine scores up to four batches at once; those waiting together are embedded together
     s = make(tmp_path, cache)
+    groups = _count_groups(s, monkeypatch)
 
     async def go() -> list[list[Score]]:
         await s.setup()
-        batches = [[rec(f"output {i} of batch", "the shared expected answer", item_id=f"{b}-{i}") for i in range(3)]
-                   for b in range(3)]
+        batches = [[rec(f"output {i} of batch {b}", "the shared expected answer", item_id=f"{b}-{i}")
+                    for i in range(3)] for b in range(3)]
         return await asyncio.gather(*(s.score_batch(b) for b in batches))
 
     results = asyncio.run(go())
-    assert s.stats["texts_embedded"] == 4 and s.stats["memory_hits"] == 8
-    assert [x.value for x in results[0]] == [x.value for x in results[2]]
+    assert len(groups) == 1 and len(groups[0]) == 10  # nine outputs and the expected answer once
+    assert s.stats["texts_embedded"] == 10
+    alone = make(tmp_path, None)  # no disk cache: computed again, batch by batch
+    assert [x.value for x in score(alone, [rec("output 1 of batch 2", "the shared expected answer")])] == \
+        [results[2][1].value]
+
+
+def test_a_batch_arriving_while_the_model_is_busy_joins_the_next_group(tmp_path, cache, monkeypatch):
+    s = make(tmp_path, cache)
+    groups = _count_groups(s, monkeypatch)
+
+    async def go() -> None:
+        await s.setup()
+        first = asyncio.ensure_future(s.embed(["alpha text", "shared text"]))
+        await asyncio.sleep(0)  # the first group is on the embedding thread now
+        second = s.embed(["shared text", "beta text"])
+        third = s.embed(["gamma text", "alpha text"])
+        got = await asyncio.gather(first, second, third)
+        assert set(got[1]) == {"shared text", "beta text"} and set(got[2]) == {"gamma text", "alpha text"}
+
+    asyncio.run(go())
+    # the second and third came while the first group ran: one group for both, without what
+    # the first one had just embedded
+    assert groups == [["alpha text", "shared text"], ["beta text", "gamma text"]]
+    assert s.stats["texts_embedded"] == 4 and s.stats["memory_hits"] == 2
+
+
+def test_direct_forward_path_is_used_and_matches_the_library(tmp_path):
+    s = make(tmp_path, None)
+    texts = [a for a, _ in PARAPHRASES] + ["word " * 400]  # one longer than the model's 256 tokens
+    got = asyncio.run(_embed(s, texts))
+    assert s.encoder.direct is True
+    fresh = _fresh_vectors(texts)
+    for i, t in enumerate(texts):
+        np.testing.assert_allclose(got[t], fresh[i], atol=1e-6)
+
+
+def test_side_by_side_streams_use_one_core_each_and_change_no_other_thread():
+    import threading
+
+    import torch
+
+    before = torch.get_num_threads()
+    pool = ThreadPoolExecutor(2, initializer=em._one_intra_op_thread)
+    try:
+        assert {f.result() for f in [pool.submit(torch.get_num_threads) for _ in range(6)]} == {1}
+        assert torch.get_num_threads() == before
+        seen: list[int] = []
+        t = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))  # started afterwards
+        t.start()
+        t.join()
+        assert seen == [before]
+    finally:
+        pool.shutdown()
+
+
+def test_streams_give_what_one_stream_gives(tmp_path):
+    texts = [f"{a} (variant {i})" for i in range(12) for a, _ in PARAPHRASES]  # 48 texts, passes of 4
+    one = make(tmp_path, None, batch_size=4)
+    asyncio.run(one.setup())
+    one._load()
+    one.encoder.streams = 1
+    many = make(tmp_path, None, batch_size=4)
+    asyncio.run(many.setup())
+    many._load()
+    many.encoder.streams = 3
+    a = asyncio.run(one.embed(texts))
+    b = asyncio.run(many.embed(texts))
+    assert many.encoder._pool is not None and one.encoder._pool is None
+    for t in texts:
+        np.testing.assert_allclose(a[t], b[t], atol=1e-6)
+
+
+def test_model_the_direct_path_would_get_wrong_is_encoded_by_the_library(tmp_path):
+    # a default prompt is prepended by encode(); the direct path would leave it out, so the
+    # check on first use must send every text through encode() instead
+    folder = _copy_model(tmp_path / "prompted")
+    (folder / "config_sentence_transformers.json").write_text(
+        '{"prompts": {"query": "query: "}, "default_prompt_name": "query"}')
+    s = make(tmp_path, None, model=str(folder))
+    texts = [a for a, _ in PARAPHRASES]
+    got = asyncio.run(_embed(s, texts))
+    assert s.encoder.direct is False
+    model, _ = em.load_model(folder, "cpu")
+    expected = model.encode(texts, convert_to_numpy=True, normalize_embeddings=True)
+    plain = _fresh_vectors(texts)
+    for i, t in enumerate(texts):
+        np.testing.assert_allclose(got[t], expected[i], atol=1e-6)
+        assert np.abs(got[t] - plain[i]).max() > 1e-3  # the prompt did change the embedding
 
 
 def test_hub_name_resolves_from_the_local_hf_cache_only(tmp_path):

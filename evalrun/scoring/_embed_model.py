@@ -1,9 +1,10 @@
 """Finding, fingerprinting and loading sentence-transformers models for the embedding scorer.
 
-Owns three things: turning a configured model name into a local folder (never a download),
-the fingerprint of that folder's files that embedding cache keys are built on, and the
-process-wide cache of loaded models. torch and sentence_transformers are imported only by
-:func:`load_model`, so importing this module stays cheap.
+Owns four things: turning a configured model name into a local folder (never a download),
+the fingerprint of that folder's files that embedding cache keys are built on, the
+process-wide cache of loaded models, and the :class:`Encoder` that runs a loaded model over
+many texts. torch and sentence_transformers are imported only once a model is loaded, so
+importing this module stays cheap.
 """
 
 from __future__ import annotations
@@ -11,8 +12,14 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from evalrun.store import Cache, content_key
 
@@ -172,3 +179,175 @@ def load_model(path: Path, device: str) -> tuple[SentenceTransformer, str]:
         model.eval()
         _models[key] = (model, resolved)
         return _models[key]
+
+
+class Encoder:
+    """Embeds texts with a loaded model in forward passes grouped by token count.
+
+    Each text is tokenized once: the counts order the texts, and the same token ids are
+    padded per pass and run through the model directly (the library's ``encode`` would
+    tokenize every text a second time and regroup a pass by characters). That shortcut is
+    checked on first use against ``encode`` itself, on the caller's texts and on one longer
+    than the model's limit; a model for which the two disagree (a prompt, another tokenizer
+    contract, ...) is encoded through ``encode``, so what a text gets never depends on it.
+
+    On a CPU, direct passes run side by side on :func:`cpu_streams` threads of one core each
+    and come back in order.
+    """
+
+    #: largest difference from ``encode`` the direct path may show (float32 rounding only)
+    TOLERANCE = 1e-5
+
+    def __init__(self, model: SentenceTransformer, device: str = "cpu") -> None:
+        self.model = model
+        self.direct: bool | None = None  # decided on first use
+        self.streams = cpu_streams(device)
+        self._pool: ThreadPoolExecutor | None = None
+        self._extra: dict[str, Any] = {}
+
+    def _max_length(self) -> int:
+        return int(getattr(self.model, "max_seq_length", None) or 512)
+
+    def _tokenize(self, texts: list[str]) -> dict[str, list[list[int]]] | None:
+        tokenizer = getattr(self.model, "tokenizer", None)
+        try:
+            enc = tokenizer(texts, add_special_tokens=True, truncation=True, max_length=self._max_length())
+            return {k: list(v) for k, v in enc.items()}
+        except Exception:  # a model whose tokenizer takes other arguments
+            return None
+
+    def _library(self, texts: list[str]) -> np.ndarray:
+        vecs = self.model.encode(texts, batch_size=len(texts), convert_to_numpy=True,
+                                 normalize_embeddings=True, show_progress_bar=False)
+        return np.ascontiguousarray(vecs, dtype=np.float32)
+
+    def _pad(self, features: dict[str, list[list[int]]]) -> dict[str, Any]:
+        """One pass's token lists as padded tensors: what ``tokenizer.pad`` makes, in numpy
+        (the tokenizer's own padding is a Python loop per row and key)."""
+        import torch
+
+        tok = self.model.tokenizer
+        fill = {"input_ids": tok.pad_token_id, "attention_mask": 0,
+                "token_type_ids": getattr(tok, "pad_token_type_id", 0)}
+        if fill["input_ids"] is None or not set(features) <= set(fill):
+            padded = tok.pad(features, padding=True, return_tensors="pt")
+            return {k: v for k, v in padded.items()}
+        rows = features["input_ids"]
+        width = max(len(r) for r in rows)
+        left = getattr(tok, "padding_side", "right") == "left"
+        out = {}
+        for key, lists in features.items():
+            arr = np.full((len(rows), width), fill[key], dtype=np.int64)
+            for i, r in enumerate(lists):
+                if left:
+                    arr[i, width - len(r):] = r
+                else:
+                    arr[i, :len(r)] = r
+            out[key] = torch.from_numpy(arr)
+        return out
+
+    def _forward(self, features: dict[str, list[list[int]]]) -> np.ndarray:
+        import torch
+
+        batch: dict[str, Any] = {k: v.to(self.model.device) for k, v in self._pad(features).items()}
+        batch.update(self._extra)
+        with torch.inference_mode():
+            out = self.model(batch)["sentence_embedding"]
+            out = torch.nn.functional.normalize(out.float(), p=2, dim=1)
+        return np.ascontiguousarray(out.cpu().numpy(), dtype=np.float32)
+
+    def _check_direct(self, sample: list[str]) -> bool:
+        """Whether the direct path gives what ``encode`` gives on two of ``sample`` and on a text
+        longer than the model takes (truncation); each way runs twice, short and long apart
+        so that the short ones are not padded to the model's limit."""
+        import torch
+
+        probes = [sample[:2], ["word " * (self._max_length() + 40)]]
+        try:
+            prepare = getattr(self.model, "preprocess", None) or self.model.tokenize
+            lib_features = prepare(probes[0])
+            tensors = {k for k, v in lib_features.items() if isinstance(v, torch.Tensor)}
+            self._extra = {k: v for k, v in lib_features.items() if k not in tensors}
+            for texts in probes:
+                enc = self._tokenize(texts)
+                # the library must feed the model just what we would
+                if enc is None or tensors != set(enc):
+                    return False
+                if float(np.abs(self._forward(enc) - self._library(texts)).max()) > self.TOLERANCE:
+                    return False
+        except Exception:
+            return False
+        return True
+
+    def passes(self, texts: list[str], size: int) -> Iterator[tuple[list[str], np.ndarray]]:
+        """(texts, unit-length float32 embeddings) per forward pass of at most ``size`` texts,
+        shortest first; the caller may stop between passes."""
+        enc = self._tokenize(texts)
+        counts = [len(ids) for ids in enc["input_ids"]] if enc else [len(t) for t in texts]
+        order = sorted(range(len(texts)), key=lambda i: (counts[i], len(texts[i])))
+        if self.direct is None and enc is not None:
+            self.direct = self._check_direct([texts[i] for i in order])
+        chunks = [order[j:j + size] for j in range(0, len(order), size)]
+
+        def run(idx: list[int]) -> tuple[list[str], np.ndarray]:
+            part = [texts[i] for i in idx]
+            if self.direct and enc is not None:
+                return part, self._forward({k: [v[i] for i in idx] for k, v in enc.items()})
+            return part, self._library(part)
+
+        # side by side only on the direct path: the library's encode() drives the tokenizer,
+        # which must not be used from two threads at once
+        if self.streams == 1 or len(chunks) == 1 or not (self.direct and enc is not None):
+            for idx in chunks:
+                yield run(idx)
+            return
+        pool = self._stream_pool()
+        ahead = iter(chunks)
+        # two passes queued per stream, so no stream idles while the oldest pass is awaited
+        pending = deque(pool.submit(run, idx) for idx in islice(ahead, 2 * self.streams))
+        try:
+            while pending:
+                done = pending.popleft().result()
+                nxt = next(ahead, None)
+                if nxt is not None:
+                    pending.append(pool.submit(run, nxt))
+                yield done
+        finally:  # the caller stopped (Ctrl-C): passes not started are dropped
+            for f in pending:
+                f.cancel()
+
+    def _stream_pool(self) -> ThreadPoolExecutor:
+        with _load_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.streams, thread_name_prefix="evalrun-embed-stream",
+                                                initializer=_one_intra_op_thread)
+            return self._pool
+
+
+def cpu_streams(device: str) -> int:
+    """Forward passes run side by side on a CPU: one per intra-op thread torch would use.
+
+    A model this small keeps one core busier than several cores working on each operation
+    together (those meet at a barrier after every small operation); measured on 2 cores,
+    two single-threaded streams took 7-10% less time than one two-threaded one
+    (``benchmarks/bench_embedding.py``). A GPU takes one stream."""
+    if device != "cpu":
+        return 1
+    import torch
+
+    return max(1, torch.get_num_threads())
+
+
+def _one_intra_op_thread() -> None:
+    """Thread-pool initializer: torch operations on this thread use one core.
+
+    torch keeps the count per thread, and also remembers the last one set for threads that
+    start later; a short-lived thread sets that back, so no other thread of the process (a
+    user's Python target running its own model, say) is changed."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    restore = threading.Thread(target=torch.set_num_threads, args=(before,), name="evalrun-torch-threads")
+    restore.start()
+    restore.join()

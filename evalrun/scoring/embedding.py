@@ -11,10 +11,11 @@ for non-strings), stripped of surrounding whitespace. Rules for the edges:
 
 Owns the work per batch: identical texts are embedded once, embeddings come from an
 in-process LRU, then the disk cache (namespace per model fingerprint, float32 bytes,
-checked for size and norm), and only the rest is encoded, in forward passes grouped by
-token count, on one worker thread off the event loop. The model is loaded on the first text
-that needs encoding, on that thread, so a fully cached run never imports torch and targets
-keep running while it loads.
+checked for size and norm), and only the rest is encoded, on one worker thread off the
+event loop. Batches that wait for that thread together are embedded as one group, in
+forward passes grouped by token count (see :class:`evalrun.scoring._embed_model.Encoder`).
+The model is loaded on the first text that needs encoding, on that thread, so a fully
+cached run never imports torch and targets keep running while it loads.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import asyncio
 import hashlib
 import re
 from collections import OrderedDict
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -87,8 +89,9 @@ class EmbeddingSimilarity(Scorer):
     def __init__(self, config: EmbeddingConfig, ctx: ScorerContext) -> None:
         super().__init__(config, ctx)
         self._memory: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._lock: asyncio.Lock | None = None
-        self._lock_loop: asyncio.AbstractEventLoop | None = None
+        self._pending: list[tuple[list[str], asyncio.Future[dict[str, np.ndarray]]]] = []
+        self._pending_loop: asyncio.AbstractEventLoop | None = None
+        self._drainer: asyncio.Task[None] | None = None
         self.model: Any = None
         self._load_error: Exception | None = None
         self.device: str | None = None
@@ -129,6 +132,7 @@ class EmbeddingSimilarity(Scorer):
         if self.model is None:
             try:
                 self.model, self.device = em.load_model(self.model_path, self.config.device)
+                self.encoder = em.Encoder(self.model, self.device)
             except Exception as e:
                 self._load_error = RuntimeError(f"cannot load embedding model {self.config.model!r}: "
                                                 f"{type(e).__name__}: {e}")
@@ -160,45 +164,32 @@ class EmbeddingSimilarity(Scorer):
                 out[keys[k]] = vec
         return out
 
-    @staticmethod
-    def _token_counts(model: Any, texts: list[str]) -> list[int]:
-        """Tokens per text as the model will see them (truncated), for grouping by length.
-
-        Grouping by characters, as a plain encode call does, pads ~13% more tokens on
-        answer-like texts; the tokenizer is fast next to the forward pass."""
-        tokenizer = getattr(model, "tokenizer", None)
-        try:
-            ids = tokenizer(texts, add_special_tokens=True, truncation=True,
-                            max_length=getattr(model, "max_seq_length", None) or 512)["input_ids"]
-            return [len(x) for x in ids]
-        except Exception:  # a model whose tokenizer takes other arguments: characters will do
-            return [len(t) for t in texts]
-
     def _encode(self, texts: list[str]) -> dict[str, np.ndarray]:
         """Embed ``texts`` (distinct) and store them.
 
-        Texts are sorted by token count and cut into forward passes of ``batch_size``, so each
-        pass pads to nearly its own length. Each pass is one encode call, since the library
-        would otherwise regroup them by characters. Results are stored every few passes, so
-        Ctrl-C stops soon and a resumed run keeps what was done."""
-        model = self._load()
-        counts = self._token_counts(model, texts)
-        order = sorted(range(len(texts)), key=lambda i: (counts[i], len(texts[i])))
-        size = self.config.batch_size
-        passes = [[texts[i] for i in order[j:j + size]] for j in range(0, len(order), size)]
+        The encoder runs forward passes of ``batch_size`` texts grouped by token count, so each
+        pass pads to nearly its own length. Results are stored every few passes, so Ctrl-C
+        stops soon and a resumed run keeps what was done."""
+        self._load()
+        if self.ctx.cancelled:
+            raise RuntimeError("cancelled")
         got: dict[str, np.ndarray] = {}
-        for k in range(0, len(passes), 8):
-            if self.ctx.cancelled:
-                raise RuntimeError("cancelled")
-            fresh: dict[str, np.ndarray] = {}
-            for part in passes[k:k + 8]:
-                vecs = model.encode(part, batch_size=len(part), convert_to_numpy=True,
-                                    normalize_embeddings=True, show_progress_bar=False)
-                fresh.update(zip(part, np.ascontiguousarray(vecs, dtype=np.float32), strict=True))
+        fresh: dict[str, np.ndarray] = {}
+
+        def store() -> None:
             if self.ctx.cache is not None:
                 self.ctx.cache.put_many(self.namespace, {text_key(t): v.tobytes() for t, v in fresh.items()})
             self._count("texts_embedded", len(fresh))
             got.update(fresh)
+            fresh.clear()
+
+        for n, (part, vecs) in enumerate(self.encoder.passes(texts, self.config.batch_size), 1):
+            fresh.update(zip(part, vecs, strict=True))
+            if n % 8 == 0:
+                store()
+                if self.ctx.cancelled:
+                    raise RuntimeError("cancelled")
+        store()
         return got
 
     def _embed_blocking(self, texts: list[str]) -> dict[str, np.ndarray]:
@@ -232,9 +223,9 @@ class EmbeddingSimilarity(Scorer):
         if len(self._memory) > _MEMORY_ENTRIES:
             self._memory.popitem(last=False)
 
-    async def embed(self, texts: list[str]) -> dict[str, np.ndarray]:
-        """Unit-length float32 embeddings of ``texts`` (duplicates are embedded once)."""
-        result: dict[str, np.ndarray] = {}
+    def _lookup(self, texts: Iterable[str]) -> tuple[dict[str, np.ndarray], list[str]]:
+        """The distinct ``texts`` found in memory, and the rest in first-seen order."""
+        found: dict[str, np.ndarray] = {}
         todo = []
         for t in dict.fromkeys(texts):
             vec = self._memory.get(t)
@@ -242,22 +233,61 @@ class EmbeddingSimilarity(Scorer):
                 todo.append(t)
             else:
                 self._memory.move_to_end(t)
-                result[t] = vec
-        self._count("memory_hits", len(result))
+                found[t] = vec
+        self._count("memory_hits", len(found))
+        return found, todo
+
+    async def embed(self, texts: list[str]) -> dict[str, np.ndarray]:
+        """Unit-length float32 embeddings of ``texts`` (duplicates are embedded once).
+
+        Texts not in memory join the next group the embedding thread takes. Batches that
+        arrive while it is busy (the engine scores several at once) wait and are embedded
+        together: texts they share are embedded once, and forward passes are grouped by
+        length across all of them, so a backlog costs less per text than batch after batch."""
+        result, todo = self._lookup(texts)
         if todo:
-            fresh = await asyncio.get_running_loop().run_in_executor(_worker, self._embed_blocking, todo)
-            for t, v in fresh.items():
-                self._remember(t, v)
-            result.update(fresh)
+            loop = asyncio.get_running_loop()
+            if self._pending_loop is not loop:  # a scorer used again under a new event loop
+                self._pending, self._pending_loop, self._drainer = [], loop, None
+            fut: asyncio.Future[dict[str, np.ndarray]] = loop.create_future()
+            self._pending.append((todo, fut))
+            if self._drainer is None or self._drainer.done():
+                self._drainer = loop.create_task(self._drain())
+            result.update(await fut)
         return result
 
-    # -- scoring -------------------------------------------------------------------------
-
-    def _get_lock(self) -> asyncio.Lock:
+    async def _drain(self) -> None:
+        """Embed the waiting requests, all of them at a time, until none is left."""
         loop = asyncio.get_running_loop()
-        if self._lock is None or self._lock_loop is not loop:
-            self._lock, self._lock_loop = asyncio.Lock(), loop
-        return self._lock
+        group: list[tuple[list[str], asyncio.Future[dict[str, np.ndarray]]]] = []
+        try:
+            while self._pending:
+                group, self._pending = [(ts, f) for ts, f in self._pending if not f.done()], []
+                # a group before this one may have embedded some of these texts already
+                known, todo = self._lookup(t for ts, _ in group for t in ts)
+                try:
+                    fresh = await loop.run_in_executor(_worker, self._embed_blocking, todo) if todo else {}
+                except Exception as exc:  # each batch waiting on it fails (and is marked so), not the run
+                    for _, f in group:
+                        if not f.done():
+                            f.set_exception(exc)
+                    continue
+                for t, v in fresh.items():
+                    self._remember(t, v)
+                known.update(fresh)
+                for ts, f in group:
+                    if not f.done():
+                        f.set_result({t: known[t] for t in ts})
+        finally:  # cancelled: no batch may wait forever
+            for _, f in [*group, *self._pending]:
+                f.cancel()
+
+    async def close(self) -> None:
+        if self._drainer is not None and not self._drainer.done():
+            self._drainer.cancel()
+            await asyncio.gather(self._drainer, return_exceptions=True)
+
+    # -- scoring -------------------------------------------------------------------------
 
     async def score_batch(self, records: list[Record]) -> list[Score]:
         threshold = self.config.threshold
@@ -286,9 +316,7 @@ class EmbeddingSimilarity(Scorer):
             needed.append(out)
             needed.extend(e for e in exp if e)
         if pairs:
-            # one batch embeds at a time, so a batch in flight behind it finds its texts in memory
-            async with self._get_lock():
-                vecs = await self.embed(needed)
+            vecs = await self.embed(needed)
             for i, out, exp in pairs:
                 # an empty alternative has no meaning to embed: it scores 0 against a non-empty output
                 sims = np.array([float(vecs[e] @ vecs[out]) if e else 0.0 for e in exp])
