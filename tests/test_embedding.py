@@ -386,13 +386,22 @@ def test_direct_forward_path_is_used_and_matches_the_library(tmp_path):
         np.testing.assert_allclose(got[t], fresh[i], atol=1e-6)
 
 
+def test_streams_share_out_the_cores(monkeypatch):
+    import torch
+
+    assert em.cpu_streams("cuda") == (1, 0)
+    for cores, expected in [(1, (1, 1)), (2, (2, 1)), (4, (4, 1)), (6, (4, 1)), (16, (4, 4))]:
+        monkeypatch.setattr(torch, "get_num_threads", lambda cores=cores: cores)
+        assert em.cpu_streams("cpu") == expected
+
+
 def test_side_by_side_streams_use_one_core_each_and_change_no_other_thread():
     import threading
 
     import torch
 
     before = torch.get_num_threads()
-    pool = ThreadPoolExecutor(2, initializer=em._one_intra_op_thread)
+    pool = ThreadPoolExecutor(2, initializer=em._set_stream_threads, initargs=(1,))
     try:
         assert {f.result() for f in [pool.submit(torch.get_num_threads) for _ in range(6)]} == {1}
         assert torch.get_num_threads() == before

@@ -101,3 +101,39 @@ def test_python_scorer(tmp_path):
         scorer("python", tmp_path, function="my_scorers:no_params")
     with pytest.raises(UsageError, match="not found"):
         scorer("python", tmp_path, function="my_scorers:missing")
+
+
+def test_sync_python_scorer_runs_off_the_event_loop_one_call_at_a_time(tmp_path):
+    (tmp_path / "slow_scorers.py").write_text(
+        "import threading, time\n"
+        "running = []\n"
+        "def slow(output):\n"
+        "    running.append(1)\n"
+        "    overlap = len(running) > 1\n"
+        "    time.sleep(0.05)\n"
+        "    running.pop()\n"
+        "    return {'value': 0.0 if overlap else 1.0, 'reason': threading.current_thread().name}\n")
+    s = scorer("python", tmp_path, function="slow_scorers:slow")
+    records = [Record(item_id=str(i), trial=0, input="q", expected_output=None, output="o") for i in range(6)]
+
+    async def go():
+        ticks = 0
+
+        async def ticker():
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        t = asyncio.create_task(ticker())
+        # two batches in flight, as the engine scores them
+        scores = await asyncio.gather(s.score_batch(records[:3]), s.score_batch(records[3:]))
+        t.cancel()
+        await s.close()
+        return [x for batch in scores for x in batch], ticks
+
+    scores, ticks = asyncio.run(go())
+    assert {x.reason for x in scores} == {"evalrun-scorer-python_0"}  # the scorer's own thread
+    assert [x.value for x in scores] == [1.0] * 6  # never two calls at once
+    # 0.3 s of scoring: a blocked loop would tick at most once
+    assert ticks >= 5

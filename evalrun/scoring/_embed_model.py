@@ -191,8 +191,8 @@ class Encoder:
     than the model's limit; a model for which the two disagree (a prompt, another tokenizer
     contract, ...) is encoded through ``encode``, so what a text gets never depends on it.
 
-    On a CPU, direct passes run side by side on :func:`cpu_streams` threads of one core each
-    and come back in order.
+    On a CPU, direct passes run side by side on the threads :func:`cpu_streams` gives (one
+    core each on a small machine) and come back in order.
     """
 
     #: largest difference from ``encode`` the direct path may show (float32 rounding only)
@@ -201,7 +201,7 @@ class Encoder:
     def __init__(self, model: SentenceTransformer, device: str = "cpu") -> None:
         self.model = model
         self.direct: bool | None = None  # decided on first use
-        self.streams = cpu_streams(device)
+        self.streams, self._stream_threads = cpu_streams(device)
         self._pool: ThreadPoolExecutor | None = None
         self._extra: dict[str, Any] = {}
 
@@ -320,26 +320,33 @@ class Encoder:
         with _load_lock:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self.streams, thread_name_prefix="evalrun-embed-stream",
-                                                initializer=_one_intra_op_thread)
+                                                initializer=_set_stream_threads, initargs=(self._stream_threads,))
             return self._pool
 
 
-def cpu_streams(device: str) -> int:
-    """Forward passes run side by side on a CPU: one per intra-op thread torch would use.
+#: most passes side by side: each stream keeps its own activations and math-library buffers
+MAX_STREAMS = 4
+
+
+def cpu_streams(device: str) -> tuple[int, int]:
+    """(streams, torch threads per stream) for forward passes run side by side on a CPU.
 
     A model this small keeps one core busier than several cores working on each operation
     together (those meet at a barrier after every small operation); measured on 2 cores,
     two single-threaded streams took 7-10% less time than one two-threaded one
-    (``benchmarks/bench_embedding.py``). A GPU takes one stream."""
+    (``benchmarks/bench_embedding.py``). Past :data:`MAX_STREAMS`, the cores are shared out
+    among that many streams. A GPU takes one stream."""
     if device != "cpu":
-        return 1
+        return 1, 0
     import torch
 
-    return max(1, torch.get_num_threads())
+    cores = max(1, torch.get_num_threads())
+    streams = min(cores, MAX_STREAMS)
+    return streams, cores // streams
 
 
-def _one_intra_op_thread() -> None:
-    """Thread-pool initializer: torch operations on this thread use one core.
+def _set_stream_threads(n: int) -> None:
+    """Thread-pool initializer: torch operations on this thread use ``n`` cores.
 
     torch keeps the count per thread, and also remembers the last one set for threads that
     start later; a short-lived thread sets that back, so no other thread of the process (a
@@ -347,7 +354,7 @@ def _one_intra_op_thread() -> None:
     import torch
 
     before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(n)
     restore = threading.Thread(target=torch.set_num_threads, args=(before,), name="evalrun-torch-threads")
     restore.start()
     restore.join()

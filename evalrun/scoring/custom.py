@@ -11,6 +11,7 @@ import asyncio
 import importlib
 import inspect
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from evalrun.records import Record, Score
@@ -46,6 +47,7 @@ class PythonScorer(Scorer):
     type = "python"
     Config = PythonScorerConfig
     batch_size = 512
+    _thread: ThreadPoolExecutor | None = None
 
     async def setup(self) -> None:
         spec = self.config.function
@@ -78,15 +80,27 @@ class PythonScorer(Scorer):
 
     async def _one(self, r: Record) -> Score:
         try:
-            if self.is_async:
-                value = await self.fn(**self._kwargs(r))
-            else:
-                value = self.fn(**self._kwargs(r))
-            return to_score(value, self.config.threshold)
+            return to_score(await self.fn(**self._kwargs(r)), self.config.threshold)
         except Exception as e:  # one record's scorer failure stays on that record
+            return Score.failed(f"{type(e).__name__}: {e}")
+
+    def _one_sync(self, r: Record) -> Score:
+        try:
+            return to_score(self.fn(**self._kwargs(r)), self.config.threshold)
+        except Exception as e:
             return Score.failed(f"{type(e).__name__}: {e}")
 
     async def score_batch(self, records: list[Record]) -> list[Score]:
         if self.is_async:
             return list(await asyncio.gather(*(self._one(r) for r in records)))
-        return [await self._one(r) for r in records]
+        # a plain function runs on this scorer's own thread: a slow one does not hold up the
+        # event loop (targets, progress, Ctrl-C), and it is never called from two threads at once
+        if self._thread is None:
+            self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"evalrun-scorer-{self.name}")
+        return await asyncio.get_running_loop().run_in_executor(
+            self._thread, lambda: [self._one_sync(r) for r in records])
+
+    async def close(self) -> None:
+        if self._thread is not None:
+            self._thread.shutdown(wait=False)
+            self._thread = None
