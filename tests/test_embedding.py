@@ -376,6 +376,49 @@ def test_a_batch_arriving_while_the_model_is_busy_joins_the_next_group(tmp_path,
     assert s.stats["texts_embedded"] == 4 and s.stats["memory_hits"] == 2
 
 
+def test_a_failing_text_fails_only_its_own_batch(tmp_path, monkeypatch):
+    s = make(tmp_path, None)
+    real = s._embed_blocking
+
+    def picky(texts: list[str]):
+        if "poison" in texts:
+            raise ValueError("cannot embed poison")
+        return real(texts)
+
+    monkeypatch.setattr(s, "_embed_blocking", picky)
+
+    async def go():
+        await s.setup()
+        # both wait together, so they start as one group
+        return await asyncio.gather(s.embed(["good one", "poison"]), s.embed(["good two"]), s.embed(["poison"]),
+                                    return_exceptions=True)
+
+    bad, good, bad_alone = asyncio.run(go())
+    assert isinstance(bad, ValueError) and isinstance(bad_alone, ValueError)
+    assert set(good) == {"good two"}
+
+
+def test_a_fault_in_the_group_reaches_the_waiting_batch_as_an_error(tmp_path, monkeypatch):
+    s = make(tmp_path, None)
+    real = s._embed_blocking
+    monkeypatch.setattr(s, "_embed_blocking", lambda texts: dict(list(real(texts).items())[1:]))  # one short
+
+    async def go():
+        await s.setup()
+        return await asyncio.gather(s.embed(["one text", "another text"]), return_exceptions=True)
+
+    (got,) = asyncio.run(go())
+    assert isinstance(got, KeyError)  # an error on the batch, never a silent cancellation
+
+
+def test_lone_surrogates_are_embedded_not_failed(tmp_path):
+    s = make(tmp_path, None)
+    (out,) = score(s, [rec("broken \ud800 output", "a broken output")])
+    assert out.error is None and out.value is not None
+    got = asyncio.run(s.embed(["broken \ud800 output"]))["broken \ud800 output"]
+    np.testing.assert_allclose(got, _fresh_vectors(["broken ? output"])[0], atol=1e-6)
+
+
 def test_direct_forward_path_is_used_and_matches_the_library(tmp_path):
     s = make(tmp_path, None)
     texts = [a for a, _ in PARAPHRASES] + ["word " * 400]  # one longer than the model's 256 tokens
@@ -390,7 +433,8 @@ def test_streams_share_out_the_cores(monkeypatch):
     import torch
 
     assert em.cpu_streams("cuda") == (1, 0)
-    for cores, expected in [(1, (1, 1)), (2, (2, 1)), (4, (4, 1)), (6, (4, 1)), (16, (4, 4))]:
+    for cores, expected in [(1, (1, 1)), (2, (2, 1)), (3, (3, 1)), (4, (4, 1)), (5, (1, 5)), (6, (3, 2)),
+                             (8, (4, 2)), (16, (4, 4))]:
         monkeypatch.setattr(torch, "get_num_threads", lambda cores=cores: cores)
         assert em.cpu_streams("cpu") == expected
 

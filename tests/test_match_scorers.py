@@ -137,3 +137,21 @@ def test_sync_python_scorer_runs_off_the_event_loop_one_call_at_a_time(tmp_path)
     assert [x.value for x in scores] == [1.0] * 6  # never two calls at once
     # 0.3 s of scoring: a blocked loop would tick at most once
     assert ticks >= 5
+
+
+def test_sync_python_scorer_stops_between_records_on_ctrl_c(tmp_path):
+    (tmp_path / "counting_scorers.py").write_text(
+        "calls = []\n"
+        "def count(output, record):\n"
+        "    calls.append(output)\n"
+        "    if len(calls) == 2:\n"
+        "        record.metadata['ctx'].cancelled = True  # as the engine's Ctrl-C handler does\n"
+        "    return True\n")
+    s = scorer("python", tmp_path, function="counting_scorers:count")
+    records = [Record(item_id=str(i), trial=0, input="q", expected_output=None, output=str(i),
+                      metadata={"ctx": s.ctx}) for i in range(5)]
+    with pytest.raises(RuntimeError, match="cancelled"):
+        asyncio.run(s.score_batch(records))
+    import counting_scorers
+
+    assert counting_scorers.calls == ["0", "1"]

@@ -257,12 +257,12 @@ class Encoder:
         return np.ascontiguousarray(out.cpu().numpy(), dtype=np.float32)
 
     def _check_direct(self, sample: list[str]) -> bool:
-        """Whether the direct path gives what ``encode`` gives, on two of ``sample`` and on a text
-        longer than the model takes (truncation). The long one runs apart, so that the short
-        ones are not padded to the model's limit."""
+        """Whether the direct path gives what ``encode`` gives, on the shortest and the longest
+        of ``sample`` (sorted by length) in one pass, so padding is compared too, and on a text
+        longer than the model takes (truncation), apart so the others are not padded to it."""
         import torch
 
-        probes = [sample[:2], ["word " * (self._max_length() + 40)]]
+        probes = [list(dict.fromkeys([sample[0], sample[-1]])), ["word " * (self._max_length() + 40)]]
         try:
             prepare = getattr(self.model, "preprocess", None) or self.model.tokenize
             lib_features = prepare(probes[0])
@@ -282,18 +282,19 @@ class Encoder:
     def passes(self, texts: list[str], size: int) -> Iterator[tuple[list[str], np.ndarray]]:
         """(texts, unit-length float32 embeddings) per forward pass of at most ``size`` texts,
         shortest first; the caller may stop between passes."""
-        enc = self._tokenize(texts)
+        model_texts = [_encodable(t) for t in texts]
+        enc = self._tokenize(model_texts)
         counts = [len(ids) for ids in enc["input_ids"]] if enc else [len(t) for t in texts]
         order = sorted(range(len(texts)), key=lambda i: (counts[i], len(texts[i])))
         if self.direct is None and enc is not None:
-            self.direct = self._check_direct([texts[i] for i in order])
+            self.direct = self._check_direct([model_texts[i] for i in order])
         chunks = [order[j:j + size] for j in range(0, len(order), size)]
 
         def run(idx: list[int]) -> tuple[list[str], np.ndarray]:
             part = [texts[i] for i in idx]
             if self.direct and enc is not None:
                 return part, self._forward({k: [v[i] for i in idx] for k, v in enc.items()})
-            return part, self._library(part)
+            return part, self._library([model_texts[i] for i in idx])
 
         # side by side only on the direct path: the library's encode() drives the tokenizer,
         # which must not be used from two threads at once
@@ -324,6 +325,15 @@ class Encoder:
             return self._pool
 
 
+def _encodable(text: str) -> str:
+    """``text`` with lone surrogates (which JSON can carry but no tokenizer takes) replaced."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+
+
 #: most passes side by side: each stream keeps its own activations and math-library buffers
 MAX_STREAMS = 4
 
@@ -335,15 +345,19 @@ def cpu_streams(device: str) -> tuple[int, int]:
     together (those meet at a barrier after every small operation): on a 2-core machine,
     the forward passes of the embedding benchmark's 2,634 texts took 7-10% less time (and
     less CPU time) as two single-threaded streams than as one two-threaded one, in three
-    alternating runs. Past :data:`MAX_STREAMS`, the cores are shared out among that many
-    streams. A GPU takes one stream."""
+    alternating runs. Past :data:`MAX_STREAMS` cores, they are shared out among at most
+    that many streams, leaving as few idle as can be. A GPU takes one stream."""
     if device != "cpu":
         return 1, 0
     import torch
 
     cores = max(1, torch.get_num_threads())
-    streams = min(cores, MAX_STREAMS)
+    # as many cores busy as can be, then as many streams as can be: 6 cores -> 3 x 2
+    streams = max(range(1, min(cores, MAX_STREAMS) + 1), key=lambda k: (k * (cores // k), k))
     return streams, cores // streams
+
+
+_threads_lock = threading.Lock()
 
 
 def _set_stream_threads(n: int) -> None:
@@ -351,11 +365,15 @@ def _set_stream_threads(n: int) -> None:
 
     torch keeps the count per thread, and also remembers the last one set for threads that
     start later; a short-lived thread sets that back, so no other thread of the process (a
-    user's Python target running its own model, say) is changed."""
+    user's Python target running its own model, say) is changed. The pool's threads start
+    together: one at a time goes through this, or one could take another's ``n`` for the
+    value to set back. (A thread elsewhere that first uses torch within those microseconds
+    would still get ``n``.)"""
     import torch
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    restore = threading.Thread(target=torch.set_num_threads, args=(before,), name="evalrun-torch-threads")
-    restore.start()
-    restore.join()
+    with _threads_lock:
+        before = torch.get_num_threads()
+        torch.set_num_threads(n)
+        restore = threading.Thread(target=torch.set_num_threads, args=(before,), name="evalrun-torch-threads")
+        restore.start()
+        restore.join()

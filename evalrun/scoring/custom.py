@@ -97,8 +97,16 @@ class PythonScorer(Scorer):
         # event loop (targets, progress, Ctrl-C), and it is never called from two threads at once
         if self._thread is None:
             self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"evalrun-scorer-{self.name}")
-        return await asyncio.get_running_loop().run_in_executor(
-            self._thread, lambda: [self._one_sync(r) for r in records])
+
+        def score_all() -> list[Score]:
+            out = []
+            for r in records:
+                if self.ctx.cancelled:  # Ctrl-C: the run is saving what it has, stop here
+                    raise RuntimeError("cancelled")
+                out.append(self._one_sync(r))
+            return out
+
+        return await asyncio.get_running_loop().run_in_executor(self._thread, score_all)
 
     async def close(self) -> None:
         if self._thread is not None:

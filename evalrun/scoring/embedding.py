@@ -72,6 +72,11 @@ _MEMORY_ENTRIES = 20_000  # ~30 MB of 384-d vectors: enough for the repeats of a
 _worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evalrun-embed")
 
 
+def _fail(fut: asyncio.Future[Any], exc: BaseException) -> None:
+    if not fut.done():
+        fut.set_exception(exc)
+
+
 def text_key(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
@@ -258,29 +263,42 @@ class EmbeddingSimilarity(Scorer):
 
     async def _drain(self) -> None:
         """Embed the waiting requests, all of them at a time, until none is left."""
-        loop = asyncio.get_running_loop()
         group: list[tuple[list[str], asyncio.Future[dict[str, np.ndarray]]]] = []
         try:
             while self._pending:
                 group, self._pending = [(ts, f) for ts, f in self._pending if not f.done()], []
-                # a group before this one may have embedded some of these texts already
-                known, todo = self._lookup(t for ts, _ in group for t in ts)
                 try:
-                    fresh = await loop.run_in_executor(_worker, self._embed_blocking, todo) if todo else {}
-                except Exception as exc:  # each batch waiting on it fails (and is marked so), not the run
-                    for _, f in group:
-                        if not f.done():
-                            f.set_exception(exc)
-                    continue
-                for t, v in fresh.items():
-                    self._remember(t, v)
-                known.update(fresh)
-                for ts, f in group:
-                    if not f.done():
-                        f.set_result({t: known[t] for t in ts})
-        finally:  # cancelled: no batch may wait forever
+                    await self._embed_group(group)
+                except Exception as exc:
+                    # one batch's bad text must not fail the batches that happened to wait with
+                    # it: each is tried alone (what the group stored is found on disk)
+                    for one in group if len(group) > 1 else []:
+                        try:
+                            await self._embed_group([one])
+                        except Exception as one_exc:
+                            _fail(one[1], one_exc)
+                    if len(group) == 1:
+                        _fail(group[0][1], exc)
+        except asyncio.CancelledError:  # no batch may wait forever
             for _, f in [*group, *self._pending]:
                 f.cancel()
+            raise
+        except Exception as exc:  # the batches waiting fail (and are marked so), not the run
+            for _, f in [*group, *self._pending]:
+                _fail(f, exc)
+            self._pending = []
+
+    async def _embed_group(self, group: list[tuple[list[str], asyncio.Future[dict[str, np.ndarray]]]]) -> None:
+        # a group before this one may have embedded some of these texts already
+        known, todo = self._lookup(t for ts, _ in group for t in ts)
+        if todo:
+            fresh = await asyncio.get_running_loop().run_in_executor(_worker, self._embed_blocking, todo)
+            for t, v in fresh.items():
+                self._remember(t, v)
+            known.update(fresh)
+        for ts, f in group:
+            if not f.done():
+                f.set_result({t: known[t] for t in ts})
 
     async def close(self) -> None:
         if self._drainer is not None and not self._drainer.done():
