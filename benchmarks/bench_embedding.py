@@ -37,6 +37,7 @@ import asyncio
 import json
 import random
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -237,7 +238,7 @@ def main() -> None:
         # the phases of one round ran back to back, so their ratio is the least disturbed by the
         # machine's load drifting over minutes; the median of those is the headline
         paired = sorted(x["seconds"] / y["seconds"] for x, y in zip(rounds[a], rounds[b], strict=True))
-        return (f"{paired[(len(paired) - 1) // 2]:.2f}x (median of per-round ratios; range {paired[0]:.2f}-"
+        return (f"{statistics.median_low(paired):.2f}x (median of per-round ratios; range {paired[0]:.2f}-"
                 f"{paired[-1]:.2f}); {med[a]['seconds'] / med[b]['seconds']:.2f}x of medians, "
                 f"{best[a] / best[b]:.2f}x of best rounds")
 

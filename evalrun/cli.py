@@ -50,6 +50,8 @@ def _check_push(push: str | None) -> None:
 
 
 HomeOpt = Annotated[Path | None, typer.Option("--output-dir", help="Where runs and the cache live (default .evalrun).")]
+#: run and merge print the same summary
+SummaryJsonOpt = Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")]
 
 
 @app.command()
@@ -65,7 +67,7 @@ def run(
     output_dir: HomeOpt = None,
     resume: Annotated[str | None, typer.Option(help="Continue an interrupted run (latest if no id).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress, no table.")] = False,
-    json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
+    json_out: SummaryJsonOpt = False,
     push: PushOpt = None,
     baseline: BaselineOpt = None,
     report: ReportOpt = None,
@@ -162,7 +164,7 @@ def merge(
     runs: Annotated[list[str], typer.Argument(metavar="RUN", help="The shard runs: run ids or run directories.")],
     output_dir: HomeOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No table.")] = False,
-    json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
+    json_out: SummaryJsonOpt = False,
     push: PushOpt = None,
     baseline: BaselineOpt = None,
     report: ReportOpt = None,

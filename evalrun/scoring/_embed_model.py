@@ -212,7 +212,7 @@ class Encoder:
         tokenizer = getattr(self.model, "tokenizer", None)
         try:
             enc = tokenizer(texts, add_special_tokens=True, truncation=True, max_length=self._max_length())
-            return {k: list(v) for k, v in enc.items()}
+            return dict(enc)
         except Exception:  # a model whose tokenizer takes other arguments
             return None
 
@@ -289,16 +289,17 @@ class Encoder:
         if self.direct is None and enc is not None:
             self.direct = self._check_direct([model_texts[i] for i in order])
         chunks = [order[j:j + size] for j in range(0, len(order), size)]
+        direct = bool(self.direct) and enc is not None
 
         def run(idx: list[int]) -> tuple[list[str], np.ndarray]:
             part = [texts[i] for i in idx]
-            if self.direct and enc is not None:
+            if direct:
                 return part, self._forward({k: [v[i] for i in idx] for k, v in enc.items()})
             return part, self._library([model_texts[i] for i in idx])
 
         # side by side only on the direct path: the library's encode() drives the tokenizer,
         # which must not be used from two threads at once
-        if self.streams == 1 or len(chunks) == 1 or not (self.direct and enc is not None):
+        if self.streams == 1 or len(chunks) == 1 or not direct:
             for idx in chunks:
                 yield run(idx)
             return

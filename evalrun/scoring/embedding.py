@@ -270,15 +270,16 @@ class EmbeddingSimilarity(Scorer):
                 try:
                     await self._embed_group(group)
                 except Exception as exc:
+                    if len(group) == 1:
+                        _fail(group[0][1], exc)
+                        continue
                     # one batch's bad text must not fail the batches that happened to wait with
                     # it: each is tried alone (what the group stored is found on disk)
-                    for one in group if len(group) > 1 else []:
+                    for one in group:
                         try:
                             await self._embed_group([one])
                         except Exception as one_exc:
                             _fail(one[1], one_exc)
-                    if len(group) == 1:
-                        _fail(group[0][1], exc)
         except asyncio.CancelledError:  # no batch may wait forever
             for _, f in [*group, *self._pending]:
                 f.cancel()
