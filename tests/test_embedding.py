@@ -9,7 +9,6 @@ import os
 import sqlite3
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -445,7 +444,7 @@ def test_side_by_side_streams_use_one_core_each_and_change_no_other_thread():
     import torch
 
     before = torch.get_num_threads()
-    pool = ThreadPoolExecutor(2, initializer=em._set_stream_threads, initargs=(1,))
+    pool = em.start_stream_pool(2, 1)
     try:
         assert {f.result() for f in [pool.submit(torch.get_num_threads) for _ in range(6)]} == {1}
         assert torch.get_num_threads() == before

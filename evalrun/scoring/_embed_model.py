@@ -321,8 +321,7 @@ class Encoder:
     def _stream_pool(self) -> ThreadPoolExecutor:
         with _load_lock:
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.streams, thread_name_prefix="evalrun-embed-stream",
-                                                initializer=_set_stream_threads, initargs=(self._stream_threads,))
+                self._pool = start_stream_pool(self.streams, self._stream_threads)
             return self._pool
 
 
@@ -359,6 +358,18 @@ def cpu_streams(device: str) -> tuple[int, int]:
 
 
 _threads_lock = threading.Lock()
+
+
+def start_stream_pool(streams: int, threads: int) -> ThreadPoolExecutor:
+    """A pool of ``streams`` threads using ``threads`` torch cores each, returned only once
+    every thread has started: no thread setup is left running (see _set_stream_threads)
+    while other code goes on."""
+    pool = ThreadPoolExecutor(streams, thread_name_prefix="evalrun-embed-stream",
+                              initializer=_set_stream_threads, initargs=(threads,))
+    started = threading.Barrier(streams, timeout=60)  # each task holds a thread until all are up
+    for f in [pool.submit(started.wait) for _ in range(streams)]:
+        f.result()
+    return pool
 
 
 def _set_stream_threads(n: int) -> None:
