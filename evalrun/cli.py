@@ -71,17 +71,24 @@ def run(
     push: PushOpt = None,
     baseline: BaselineOpt = None,
     report: ReportOpt = None,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", metavar="KEY=VALUE",
+        help="Override an eval-file key (dotted: target.chat.prompt=langfuse://qa@4); repeatable.")] = None,
 ) -> None:
     """Run an eval: every item through the target, scored, saved in a run directory."""
     _check_push(push)
     from evalrun.engine import RunOptions, run_eval
+    from evalrun.overrides import parse_set_options
     from evalrun.progress import Progress
 
+    overrides = parse_set_options(set_ or [])
     opts = RunOptions(config_path=config, concurrency=concurrency, repeat=repeat, limit=limit,
                       filters=filter or [], sample=sample, seed=seed, shard=shard, home=output_dir,
-                      resume=resume, progress=Progress.auto(quiet))
+                      resume=resume, progress=Progress.auto(quiet), overrides=overrides)
     if resume and config:
         raise UsageError("--resume takes the eval file from the run's manifest; don't pass one")
+    if resume and overrides:
+        raise UsageError("--resume keeps the run's own --set values; drop --set")
     if resume:
         # the plan (items x trials) is fixed when a run starts; changing it mid-way would mix
         # records of two plans in one run
@@ -93,7 +100,7 @@ def run(
 
     # gates, baseline and --report are checked before the run starts: bad input costs no calls
     post = prepare_for_run(config, resume=resume, home=output_dir, baseline_ref=baseline, reports=report,
-                           repeat=repeat)
+                           repeat=repeat, overrides=overrides)
     if post is not None and post.baseline is not None:
         opts.baseline_outputs = post.baseline.outputs()
     if shard and post is not None and post.gates:
@@ -355,6 +362,40 @@ def datasets_pull(
 
     n = pull_dataset(name, output, version, include_archived=archived)
     typer.echo(f"pulled {n} items of langfuse://{name} into {output}", err=True)
+
+
+prompts_app = typer.Typer(help="Langfuse prompts: push a local prompt file as a new version, pull one back.",
+                          no_args_is_help=True)
+app.add_typer(prompts_app, name="prompts")
+
+
+@prompts_app.command("push")
+def prompts_push(
+    file: Annotated[str, typer.Argument(help="Local prompt file (messages:, params:, model:).")],
+    name: Annotated[str | None, typer.Option("--name", help="Langfuse prompt name (default: the file's "
+                                                            "name: or its stem).")] = None,
+    label: Annotated[list[str] | None, typer.Option("--label", help="Label the new version; repeatable.")] = None,
+    message: Annotated[str | None, typer.Option("--message", "-m", help="Commit message.")] = None,
+) -> None:
+    """Create a new version of a Langfuse prompt from a local prompt file."""
+    from evalrun.langfuse.prompts import push_prompt
+
+    got = push_prompt(file, name, label or [], message)
+    labels = f" ({', '.join(got['labels'])})" if got.get("labels") else ""
+    typer.echo(f"langfuse://{got['name']}@{got['version']}{labels}: created from {file}", err=True)
+
+
+@prompts_app.command("pull")
+def prompts_pull(
+    ref: Annotated[str, typer.Argument(help="langfuse://name@label or langfuse://name@version (or just name).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Prompt file to write (YAML).")],
+) -> None:
+    """Write a Langfuse prompt version into a local prompt file."""
+    from evalrun.langfuse.prompts import SCHEME, pull_prompt
+    from evalrun.prompts import describe
+
+    p = pull_prompt(ref if ref.startswith(SCHEME) else SCHEME + ref, output)
+    typer.echo(f"pulled prompt {describe(p.info)} into {output}", err=True)
 
 
 scorers_app = typer.Typer(help="Scorer types and the built-in LLM-judge rubrics.", no_args_is_help=True)

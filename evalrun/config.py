@@ -10,15 +10,18 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from evalrun import _json
 from evalrun._yaml import Located, load_located, read_text
 from evalrun.errors import UsageError
+from evalrun.overrides import apply_overrides, override_for
+from evalrun.prices import Price
 from evalrun.scoring.base import SCORER_TYPES, ScorerConfig, scorer_class
 from evalrun.store import content_key
 
@@ -41,10 +44,72 @@ class HttpTarget(_Strict):
     usage_path: str | None = None
 
 
+def check_http_url(v: str) -> str:
+    """A base URL must be http(s) with a host (shared by the judge and the chat target)."""
+    if urlparse(v).scheme not in ("http", "https") or not urlparse(v).netloc:
+        raise ValueError("base_url must be an http(s) URL like https://api.openai.com/v1")
+    return v
+
+
+def check_env_name(v: str) -> str:
+    """``api_key_env`` names a variable; a key pasted there would land in the manifest."""
+    if not v.replace("_", "").isalnum() or v[0].isdigit():
+        raise ValueError("api_key_env names an environment variable (like OPENAI_API_KEY), not a key")
+    return v
+
+
+class ChatMessage(_Strict):
+    role: str = Field(min_length=1)
+    #: a Jinja2 template (sandboxed) that sees ``input``, ``metadata`` and ``item_id``
+    content: str
+
+
+class ChatTarget(_Strict):
+    """A model called through an OpenAI-compatible ``POST {base_url}/chat/completions``."""
+
+    #: optional when the prompt's config names one
+    model: str | None = Field(None, min_length=1)
+    base_url: str = "https://api.openai.com/v1"
+    api_key_env: str = "OPENAI_API_KEY"
+    messages: list[ChatMessage] | None = None
+    #: ``langfuse://name@label`` / ``langfuse://name@3`` or a local file (``prompts/x.yaml``)
+    prompt: str | None = None
+    #: request parameters (temperature, max_tokens, ...), over the prompt's own
+    params: dict[str, Any] = Field(default_factory=dict)
+    #: parse the answer as JSON and take this dotted path as the output
+    output_path: str | None = None
+    #: USD per million tokens, added to / overriding the built-in table
+    prices: dict[str, Price] = Field(default_factory=dict)
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, v: str) -> str:
+        return check_http_url(v)
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_name(cls, v: str) -> str:
+        return check_env_name(v)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ChatTarget:
+        if (self.messages is None) == (self.prompt is None):
+            raise ValueError("chat target needs exactly one of: messages, prompt")
+        if self.messages is not None and not self.messages:
+            raise ValueError("messages is empty")
+        if "messages" in self.params or "model" in self.params:
+            raise ValueError("params may not set messages or model (use the chat keys)")
+        return self
+
+
+TARGET_KINDS = ("python", "exec", "http", "chat")
+
+
 class TargetConfig(_Strict):
     python: str | None = None
     exec: str | list[str] | None = None
     http: HttpTarget | None = None
+    chat: ChatTarget | None = None
     timeout: float = Field(30.0, gt=0)
     retries: int = Field(2, ge=0, le=20)
     #: first retry delay in seconds; doubles each attempt, with full jitter, capped at 30 s
@@ -59,9 +124,9 @@ class TargetConfig(_Strict):
 
     @model_validator(mode="after")
     def _exactly_one(self) -> TargetConfig:
-        kinds = [k for k in ("python", "exec", "http") if getattr(self, k) is not None]
+        kinds = [k for k in TARGET_KINDS if getattr(self, k) is not None]
         if len(kinds) != 1:
-            raise ValueError("target needs exactly one of: python, exec, http"
+            raise ValueError("target needs exactly one of: " + ", ".join(TARGET_KINDS)
                              + (f" (got {', '.join(kinds)})" if kinds else ""))
         if self.python is not None and ":" not in self.python:
             raise ValueError("python target must look like 'module:function'")
@@ -69,7 +134,7 @@ class TargetConfig(_Strict):
 
     @property
     def kind(self) -> str:
-        return next(k for k in ("python", "exec", "http") if getattr(self, k) is not None)
+        return next(k for k in TARGET_KINDS if getattr(self, k) is not None)
 
 
 class LangfuseSettings(_Strict):
@@ -112,6 +177,8 @@ class LoadedConfig:
     path: Path
     located: Located
     text: str
+    #: ``--set`` values applied over the file, as given (recorded in the manifest)
+    overrides: dict[str, Any] = field(default_factory=dict)
 
     @property
     def base_dir(self) -> Path:
@@ -222,8 +289,11 @@ def _scorer_section(entry: Any, i: int, located: Located) -> ScorerConfig:
         raise validation_to_usage(e, cls.Config, located, where) from None
 
 
-def load_config(path: str | Path | None = None) -> LoadedConfig:
-    """Read, expand and validate an eval file; every problem is a UsageError with file:line."""
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> LoadedConfig:
+    """Read, expand and validate an eval file; every problem is a UsageError with file:line.
+
+    ``overrides`` (``--set``: dotted key -> value) replace values after expansion and before
+    validation; a problem with an overridden value names the ``--set`` instead of a line."""
     p = Path(path or DEFAULT_FILE)
     if path is None and not p.exists():
         raise UsageError(f"no {DEFAULT_FILE} here; pass an eval file: evalrun run path/to/eval.yaml")
@@ -235,15 +305,24 @@ def load_config(path: str | Path | None = None) -> LoadedConfig:
     if not isinstance(data, dict):
         raise located.error("eval file must be a mapping (name:, dataset:, target:, scorers:)")
     data = _expand_tree(data, located)
+    overrides = dict(overrides or {})
+    if overrides:
+        data = apply_overrides(data, overrides)
     raw_scorers = data.get("scorers") or []
     if not isinstance(raw_scorers, list):
-        raise located.error("scorers must be a list", ("scorers", "__value__"))
+        raise _blame(located.error("scorers must be a list", ("scorers", "__value__")), ("scorers",), overrides)
     body = {k: v for k, v in data.items() if k != "scorers"}
     try:
         config = EvalConfig.model_validate(body)
     except ValidationError as e:
-        raise validation_to_usage(e, EvalConfig, located) from None
-    scorers = [_scorer_section(entry, i, located) for i, entry in enumerate(raw_scorers)]
+        first = tuple(x for x in e.errors()[0]["loc"] if not (isinstance(x, str) and "[" in x))
+        raise _blame(validation_to_usage(e, EvalConfig, located), first, overrides) from None
+    scorers = []
+    for i, entry in enumerate(raw_scorers):
+        try:
+            scorers.append(_scorer_section(entry, i, located))
+        except UsageError as e:
+            raise _blame(e, ("scorers", i), overrides) from None
     seen: dict[str, int] = {}
     for i, sc in enumerate(scorers):
         name = sc.name or sc.type
@@ -251,7 +330,15 @@ def load_config(path: str | Path | None = None) -> LoadedConfig:
             raise located.error(f"two scorers are named '{name}' (give one a distinct 'name')", ("scorers", i))
         seen[name] = i
     config.scorers = scorers
-    return LoadedConfig(config=config, path=p, located=located, text=text)
+    return LoadedConfig(config=config, path=p, located=located, text=text, overrides=overrides)
+
+
+def _blame(err: UsageError, path: tuple[Any, ...], overrides: dict[str, Any]) -> UsageError:
+    """``err`` said of the ``--set`` that put the bad value there, when one did."""
+    key = override_for(path, overrides)
+    if key is None:
+        return err
+    return UsageError(f"--set {key}={_json.canonical(overrides[key])}: {err.message}")
 
 
 def config_json(loaded: LoadedConfig) -> dict[str, Any]:

@@ -63,6 +63,8 @@ class RunOptions:
     resume: str | None = None  # run id / dir / "latest"
     progress: str = "lines"  # bar | lines | off
     baseline_outputs: dict[tuple[str, int], Any] | None = None
+    #: ``--set`` overrides of eval-file keys (dotted key -> value)
+    overrides: dict[str, Any] = field(default_factory=dict)
 
     def to_manifest(self) -> dict[str, Any]:
         return {"concurrency": self.concurrency, "repeat": self.repeat, "limit": self.limit,
@@ -128,7 +130,7 @@ def build_scorers(loaded: LoadedConfig, ctx_base: ScorerContext) -> list[Scorer]
 
 
 async def prepare(opts: RunOptions, loaded: LoadedConfig | None = None) -> Plan:
-    loaded = loaded or load_config(opts.config_path)
+    loaded = loaded or load_config(opts.config_path, opts.overrides)
     cfg = loaded.config
     home = opts.home or default_home()
     dataset = load_dataset(cfg.dataset, loaded.base_dir) if not isinstance(cfg.dataset, Dataset) else cfg.dataset
@@ -149,6 +151,7 @@ async def prepare(opts: RunOptions, loaded: LoadedConfig | None = None) -> Plan:
     ctx = ScorerContext(base_dir=loaded.base_dir, cache=cache, baseline_outputs=opts.baseline_outputs)
     scorers = build_scorers(loaded, ctx)
     target = build_target(loaded, concurrency)
+    target.check(items)  # a template an item cannot fill fails now, before any call
     for s in scorers:
         await s.setup()
     return Plan(loaded, dataset, items, repeat, concurrency, target, scorers, ctx, cache, home)
@@ -221,6 +224,7 @@ class Engine:
         self.limiter = RateLimiter(cfg.rate)
         # everything in the target section can change an output (url, paths, headers, env...)
         self.cache_ns = "target:" + content_key(cfg.target.model_dump(mode="json")) if cfg.target.cache else None
+        self.target_key = plan.target.cache_key
         self.interrupted = False
 
     def _work(self) -> Iterator[tuple[Item, int]]:
@@ -234,16 +238,18 @@ class Engine:
         rec = Record(item_id=item.id, trial=trial, input=item.input, expected_output=item.expected_output,
                      metadata=item.metadata)
         cache = self.plan.cache if self.cache_ns else None
-        key = content_key(item.input, trial) if cache else ""
+        key = content_key(self.target_key(item), trial) if cache else ""
         if cache is not None:
             # SQLite may wait on another process's lock: never on the event loop
             hit = await asyncio.to_thread(cache.get_json, self.cache_ns, key)
             if hit is not None:
                 # no call was made: no latency to count, and the usage is marked as not spent again
+                # (a priced call costs 0 this time, so a cost gate sees a known, free re-run)
                 usage = {**(hit.get("usage") or {}), "cached": True} if hit.get("usage") else None
-                if usage:
-                    usage.pop("cost_usd", None)
+                if usage and "cost_usd" in usage:
+                    usage["cost_usd"] = 0.0
                 rec.output, rec.usage, rec.latency_ms, rec.attempts = hit["output"], usage, None, 0
+                rec.target_metadata = hit.get("metadata")
                 return rec
         attempt = 0
         while True:
@@ -252,7 +258,7 @@ class Engine:
             rec.started_at = time.time()
             t0 = time.perf_counter()
             try:
-                call = await asyncio.wait_for(self.plan.target.call(item.input), self.timeout)
+                call = await asyncio.wait_for(self.plan.target.call_item(item), self.timeout)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the target's failure is this record's, never the run's
@@ -267,8 +273,12 @@ class Engine:
                 return rec
             rec.latency_ms = round((time.perf_counter() - t0) * 1000, 3)
             rec.output, rec.usage, rec.attempts = call.output, call.usage, attempt
+            rec.target_metadata = call.metadata
             if cache is not None:
-                await asyncio.to_thread(cache.put_json, self.cache_ns, key, {"output": call.output, "usage": call.usage})
+                entry = {"output": call.output, "usage": call.usage}
+                if call.metadata:
+                    entry["metadata"] = call.metadata
+                await asyncio.to_thread(cache.put_json, self.cache_ns, key, entry)
             return rec
 
     async def _worker(self, work: Iterator[tuple[Item, int]], queue: asyncio.Queue[Record | None]) -> None:
@@ -429,6 +439,8 @@ def write_summary(run_dir: RunDir, plan: Plan, builder: SummaryBuilder, status: 
             summary["scorers"][name].update(extra)
     if plan.ctx.usage:
         summary["scorer_usage"] = plan.ctx.usage
+    if manifest.get("prompt"):
+        summary["prompt"] = manifest["prompt"]
     run_dir.write_summary(summary)
     manifest.update(status=status, finished_at=summary["finished_at"])
     run_dir.write_manifest(manifest)
@@ -445,6 +457,7 @@ async def run_eval(opts: RunOptions) -> RunOutcome:
             raise UsageError(f"run {run_dir.id} already finished; nothing to resume")
         saved = manifest.get("options") or {}
         opts.config_path = manifest["config_path"]
+        opts.overrides = manifest.get("overrides") or {}
         for k in ("concurrency", "repeat", "limit", "sample", "seed", "shard"):
             if getattr(opts, k) is None:
                 setattr(opts, k, saved.get(k))
@@ -454,6 +467,9 @@ async def run_eval(opts: RunOptions) -> RunOutcome:
             raise UsageError(f"{plan.loaded.path} changed since run {run_dir.id} started; start a new run")
         if plan.dataset.fingerprint and plan.dataset.fingerprint != manifest["dataset"].get("fingerprint"):
             raise UsageError(f"dataset {plan.dataset.source} changed since run {run_dir.id} started; start a new run")
+        if plan.target.info().get("prompt") != manifest.get("prompt"):
+            raise UsageError(f"the prompt changed since run {run_dir.id} started (now "
+                             f"{(plan.target.info().get('prompt') or {}).get('label')}); start a new run")
     else:
         plan = await prepare(opts)
         run_dir = RunDir(plan.home / "runs" / new_run_id())
@@ -470,6 +486,8 @@ async def run_eval(opts: RunOptions) -> RunOutcome:
             "planned": {"items": len(plan.items), "repeat": plan.repeat, "records": plan.total},
             "scorers": [s.name for s in plan.scorers],
             "target": plan.loaded.config.target.kind,
+            **({"overrides": plan.loaded.overrides} if plan.loaded.overrides else {}),
+            **plan.target.info(),
             "git": git_state(),
             "evalrun_version": __version__,
             "python": platform.python_version(),

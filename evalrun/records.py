@@ -87,6 +87,8 @@ class Record:
     metadata: dict[str, Any] = field(default_factory=dict)
     attempts: int = 1
     started_at: float | None = None
+    #: what the target reported beside the output (chat: model, finish_reason, prompt)
+    target_metadata: dict[str, Any] | None = None
 
     @property
     def key(self) -> tuple[str, int]:
@@ -116,6 +118,8 @@ class Record:
         }
         if self.metadata:
             d["metadata"] = self.metadata
+        if self.target_metadata:
+            d["target_metadata"] = self.target_metadata
         return d
 
     @classmethod
@@ -133,4 +137,5 @@ class Record:
             metadata=d.get("metadata") or {},
             attempts=d.get("attempts", 1),
             started_at=d.get("started_at"),
+            target_metadata=d.get("target_metadata"),
         )

@@ -1,4 +1,5 @@
-"""What is evaluated: a Python callable, a shell command, or an HTTP endpoint.
+"""What is evaluated: a Python callable, a shell command, an HTTP endpoint, or a chat model
+(:mod:`evalrun.chat`).
 
 Every target turns an item's input into a :class:`Call` (output and usage) or raises.
 Errors that are worth another try (timeouts, 429, 5xx, dropped connections) are raised
@@ -22,6 +23,7 @@ from typing import Any
 from evalrun import _json
 from evalrun._retry import retry_after
 from evalrun.errors import RetryableError, UsageError
+from evalrun.records import Item
 
 
 @dataclass(slots=True)
@@ -29,18 +31,21 @@ class Output:
     """Return this from a Python target to report usage with the output.
 
     ``usage`` is free-form token counts (``{"input_tokens": 12, "output_tokens": 40}``);
-    ``cost_usd`` adds to the run's cost.
+    ``cost_usd`` adds to the run's cost; ``metadata`` (model, finish reason, prompt...) is
+    saved with the record as ``target_metadata``.
     """
 
     value: Any
     usage: dict[str, Any] | None = None
     cost_usd: float | None = None
+    metadata: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
 class Call:
     output: Any
     usage: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
 
 
 class TargetError(Exception):
@@ -60,7 +65,9 @@ def _unwrap(value: Any) -> Call:
         if value.cost_usd is not None:
             usage["cost_usd"] = value.cost_usd
         _check_json(value.value)
-        return Call(value.value, usage or None)
+        if value.metadata is not None:
+            _check_json(value.metadata)
+        return Call(value.value, usage or None, dict(value.metadata) if value.metadata else None)
     _check_json(value)
     return Call(value)
 
@@ -89,6 +96,21 @@ class Target:
 
     async def call(self, input: Any) -> Call:
         raise NotImplementedError
+
+    async def call_item(self, item: Item) -> Call:
+        """One call for ``item``; targets that see more than the input (chat) override this."""
+        return await self.call(item.input)
+
+    def check(self, items: list[Item]) -> None:
+        """Raise UsageError if some item cannot be called (before any call is made)."""
+
+    def cache_key(self, item: Item) -> Any:
+        """What, besides the target section, determines this item's answer."""
+        return item.input
+
+    def info(self) -> dict[str, Any]:
+        """What the manifest records about the target beyond its config (a resolved prompt)."""
+        return {}
 
     async def close(self) -> None:
         pass
@@ -260,6 +282,10 @@ def build_target(loaded: Any, concurrency: int) -> Target:
             return loaded.error(msg, "target", "python", "__value__")
 
         return PythonTarget(t.python, loaded.base_dir, concurrency, error)
+    if t.chat is not None:
+        from evalrun.chat import ChatTarget
+
+        return ChatTarget(loaded, concurrency)
     if t.exec is not None:
         return ExecTarget(t.exec, loaded.base_dir, t.env, t.output_path, t.usage_path)
     return HttpTarget(t.http, t.timeout, concurrency)

@@ -126,7 +126,8 @@ class PostRun:
         cmp = compare(
             records, bl.records if bl is not None else None,
             run={"run_id": run_dir.id, "eval": manifest.get("eval"), "path": str(run_dir.path),
-                 "started_at": manifest.get("started_at"), "git": manifest.get("git")},
+                 "started_at": manifest.get("started_at"), "git": manifest.get("git"),
+                 **({"prompt": manifest["prompt"]} if manifest.get("prompt") else {})},
             baseline_info=bl.info() if bl is not None else None,
             scorers=self.scorers, summary=summary,
             baseline_metrics=(bl.metrics or run_metrics(bl.records, bl.summary)) if bl is not None else None,
@@ -227,7 +228,7 @@ def _note_skipped(gates: list[Gate], bl: Baseline | None, notes: list[str]) -> N
 
 def prepare_for_run(config_path: str | None, *, resume: str | None = None, home: Path | None = None,
                     baseline_ref: str | None = None, reports: list[str] | None = None,
-                    repeat: int | None = None) -> PostRun | None:
+                    repeat: int | None = None, overrides: dict[str, Any] | None = None) -> PostRun | None:
     """``evalrun run``: the post-run work for this eval file (or the resumed run's), or None when
     there is nothing to judge or report (no gates, no baseline, no --report)."""
     from evalrun.config import load_config
@@ -235,8 +236,9 @@ def prepare_for_run(config_path: str | None, *, resume: str | None = None, home:
     if resume:
         from evalrun.store import resolve_run
 
-        config_path = resolve_run(resume, home).read_manifest().get("config_path")
-    post = prepare(load_config(config_path), baseline_ref=baseline_ref, reports=reports, home=home, repeat=repeat)
+        saved = resolve_run(resume, home).read_manifest()
+        config_path, overrides = saved.get("config_path"), saved.get("overrides")
+    post = prepare(load_config(config_path, overrides), baseline_ref=baseline_ref, reports=reports, home=home, repeat=repeat)
     if not (post.gates or post.baseline or post.reports or post.notes):
         return None
     return post

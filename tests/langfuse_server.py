@@ -737,6 +737,8 @@ class _Handler(BaseHTTPRequestHandler):
             its = [{k: v for k, v in i.items() if k not in drop} for i in its]
             chunk, meta = _cursor_page(its, query, fake)
             return 200, {"data": chunk, "meta": meta}, ""
+        if op_id in PROMPT_OPERATIONS:  # versioned prompts: the block at the end of this file
+            return 200, prompt_operation(fake, op_id, params, query, body), ""
         fake.errors.append(f"{op_id}: not implemented by the fake server")
         raise HTTPError(501, f"{op_id} is not implemented by the fake server")
 
@@ -793,3 +795,75 @@ class _Handler(BaseHTTPRequestHandler):
         if isinstance(answer, bytes):
             return 200, answer, "application/x-protobuf"
         return 200, answer, ""
+
+
+# --- prompts (versioned, labelled) ------------------------------------------------------------
+# Self-contained: a per-fake store of prompt versions behind the spec's prompts_get /
+# prompts_create / prompts_list operations, with Langfuse's rules: a new version gets the next
+# number and the "latest" label; a label moves to the version that is given it; a get without
+# version or label means label "production"; no match is 404.
+
+PROMPT_OPERATIONS = ("prompts_get", "prompts_create", "prompts_list")
+
+
+class PromptStore:
+    def __init__(self) -> None:
+        self.versions: dict[str, list[dict[str, Any]]] = {}  # name -> versions, oldest first
+        self.lock = threading.Lock()
+
+    def add(self, name: str, prompt: Any, *, labels: list[str] | None = None, config: Any = None,
+            type: str | None = None, tags: list[str] | None = None, commit_message: str | None = None
+            ) -> dict[str, Any]:
+        """Create the next version of ``name`` (what POST /api/public/v2/prompts does)."""
+        kind = type or ("text" if isinstance(prompt, str) else "chat")
+        with self.lock:
+            versions = self.versions.setdefault(name, [])
+            new_labels = list(dict.fromkeys([*(labels or []), "latest"]))
+            for v in versions:  # a label (and "latest") lives on one version only
+                v["labels"] = [lb for lb in v["labels"] if lb not in new_labels]
+            messages = prompt if kind == "text" else [
+                {k: m[k] for k in ("role", "content", "type", "name") if k in m} for m in prompt]
+            version = {"type": kind, "name": name, "version": len(versions) + 1, "prompt": messages,
+                       "config": config if config is not None else {}, "labels": new_labels,
+                       "tags": list(tags or (versions[-1]["tags"] if versions else [])),
+                       "commitMessage": commit_message}
+            versions.append(version)
+            return json.loads(json.dumps(version))
+
+    def get(self, name: str, version: int | None, label: str | None) -> dict[str, Any]:
+        with self.lock:
+            versions = self.versions.get(name) or []
+            if version is not None:
+                hit = [v for v in versions if v["version"] == version]
+            else:
+                hit = [v for v in versions if (label or "production") in v["labels"]]
+            if not hit:
+                raise HTTPError(404, f"Prompt not found: '{name}'")
+            return json.loads(json.dumps(hit[-1]))
+
+
+def prompts_of(fake: FakeLangfuse) -> PromptStore:
+    """The fake's prompt store (made on first use)."""
+    with fake.lock:
+        store = fake.__dict__.get("_prompt_store")
+        if store is None:
+            store = fake.__dict__["_prompt_store"] = PromptStore()
+        return store
+
+
+def prompt_operation(fake: FakeLangfuse, op_id: str, params: dict[str, str], query: dict[str, str],
+                     body: Any) -> Any:
+    store = prompts_of(fake)
+    if op_id == "prompts_get":
+        version = int(query["version"]) if query.get("version") else None
+        return store.get(params["promptName"], version, query.get("label") or None)
+    if op_id == "prompts_create":
+        return store.add(body["name"], body["prompt"], labels=body.get("labels"), config=body.get("config"),
+                         type=body.get("type"), tags=body.get("tags"), commit_message=body.get("commitMessage"))
+    with store.lock:  # prompts_list: one row per prompt name
+        rows = [{"name": n, "type": vs[-1]["type"], "versions": [v["version"] for v in vs],
+                 "labels": sorted({lb for v in vs for lb in v["labels"]}), "tags": vs[-1]["tags"],
+                 "lastUpdatedAt": now_iso(), "lastConfig": vs[-1]["config"]}
+                for n, vs in sorted(store.versions.items())]
+    chunk, meta = _page(rows, query, fake)
+    return {"data": chunk, "meta": meta}

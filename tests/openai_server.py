@@ -18,6 +18,11 @@ structured output), ``require_key``. Per prompt: ``[[malformed]]`` / ``[[malform
 ``[[bias:A]]`` (always answer A: a position-biased judge), ``[[badjson]]`` (a body that is
 not JSON).
 
+As a chat model (the ``chat`` target): a prompt with ``[[say:TEXT]]`` and no verdict format is
+answered with TEXT (the last such marker, so a user message can override a system one) and
+``finish_reason`` "stop", or "length" with ``[[finish:length]]``; one without markers or a
+format gets an echo of its last message. ``state.bodies`` keeps every request body.
+
 Run in a thread (``with OpenAIServer(...) as srv``) or as a process:
 ``python -m tests.openai_server --port 0 --latency 0.2 --rate-429 0.1`` prints ``PORT <n>``.
 ``GET /stats`` returns the counters as JSON.
@@ -38,6 +43,7 @@ from typing import Any
 
 _MARK = re.compile(r"\[\[judge:([^\]]+)\]\]")
 _FORMAT_LINE = re.compile(r'"(score|choice|winner)": <one of ([^>]*)>')
+_SAY = re.compile(r"\[\[say:(.*?)\]\]", re.S)
 
 
 def _h(text: str) -> int:
@@ -67,6 +73,7 @@ class ServerState:
         self.response_formats: Counter[str] = Counter()
         self.models: Counter[str] = Counter()
         self.prompts: list[str] = []  # every prompt received, in arrival order
+        self.bodies: list[dict[str, Any]] = []  # every chat-completions body, in arrival order
 
     def stats(self) -> dict[str, Any]:
         with self.lock:
@@ -190,6 +197,7 @@ class _Handler(BaseHTTPRequestHandler):
             st.response_formats[rf_type] += 1
             st.models[str(body.get("model"))] += 1
             st.prompts.append(prompt)
+            st.bodies.append(body)
         if st.reject_schema and rf_type == "json_schema":
             self._send(400, {"error": {"message": "response_format of type json_schema is not supported by this model",
                                        "type": "invalid_request_error", "param": "response_format"}})
@@ -209,6 +217,9 @@ class _Handler(BaseHTTPRequestHandler):
         if "[[badjson]]" in prompt:
             self._send(200, None, raw=b'{"id": "x", "choices": [')
             return
+        if not body.get("response_format") and not _FORMAT_LINE.search(prompt):
+            self._reply(n, body, prompt)
+            return
         key, options = _shape(body, prompt)
         verdict, reason = grade(prompt, key, options, nth)
         malformed = re.search(r"\[\[malformed(?::(\d+))?\]\]", prompt)
@@ -222,6 +233,20 @@ class _Handler(BaseHTTPRequestHandler):
             "id": f"chatcmpl-{n}", "object": "chat.completion", "created": int(time.time()),
             "model": body.get("model"),
             "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+            "usage": usage,
+        })
+
+    def _reply(self, n: int, body: dict[str, Any], prompt: str) -> None:
+        """Answer as a chat model: the last ``[[say:...]]`` marker, else an echo of the last message."""
+        said = _SAY.findall(prompt)
+        content = said[-1] if said else f"echo: {body['messages'][-1].get('content', '')}"
+        finish = "length" if "[[finish:length]]" in prompt else "stop"
+        usage = {"prompt_tokens": len(prompt) // 4 + 1, "completion_tokens": len(content) // 4 + 1}
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        self._send(200, {
+            "id": f"chatcmpl-{n}", "object": "chat.completion", "created": int(time.time()),
+            "model": f"{body.get('model')}-2026-01-01",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": finish}],
             "usage": usage,
         })
 

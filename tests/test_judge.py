@@ -482,7 +482,7 @@ def test_retry_after_forms():
 
     import httpx
 
-    from evalrun.scoring.judge.client import retry_after
+    from evalrun.openai_client import retry_after
 
     assert retry_after(httpx.Response(429, headers={"Retry-After": "2"})) == 2.0
     assert retry_after(httpx.Response(429, headers={"retry-after-ms": "250", "Retry-After": "1"})) == 0.25

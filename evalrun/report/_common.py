@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from evalrun._json import as_text
+from evalrun.prompts import describe
 
 if TYPE_CHECKING:
     from evalrun.compare import ItemDiff, ScorerComparison
@@ -163,9 +164,13 @@ def headline(verdict: Verdict) -> str:
     cmp = verdict.comparison
     run = cmp.run
     head = f"{run.get('eval')} · run {run.get('run_id')}"
+    if run.get("prompt"):
+        head += f" · prompt {describe(run['prompt'])}"
     if cmp.baseline_info:
         bi = cmp.baseline_info
         head += f" vs baseline {bi.get('run_id') or bi.get('source')}"
+        if bi.get("prompt"):
+            head += f" (prompt {describe(bi['prompt'])})"
     return head
 
 

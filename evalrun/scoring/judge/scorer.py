@@ -12,10 +12,11 @@ from urllib.parse import urlparse
 
 from pydantic import Field, field_validator
 
+from evalrun.config import check_env_name, check_http_url
+from evalrun.openai_client import CallStats, ChatCallError, ChatClient, MalformedResponse
+from evalrun.prices import Price, cost_usd, price_for
 from evalrun.records import Record, Score
 from evalrun.scoring.base import Scorer, ScorerConfig
-from evalrun.scoring.judge.client import CallStats, JudgeCallError, JudgeClient
-from evalrun.scoring.judge.prices import Price, cost_usd, price_for
 from evalrun.scoring.judge.rubric import Rubric, load_rubric
 from evalrun.scoring.judge.verdict import Aggregate, MalformedVerdict, Shape, majority, parse_verdict
 from evalrun.store import content_key
@@ -46,16 +47,12 @@ class JudgeConfig(ScorerConfig):
     @field_validator("base_url")
     @classmethod
     def _http_url(cls, v: str) -> str:
-        if urlparse(v).scheme not in ("http", "https") or not urlparse(v).netloc:
-            raise ValueError("base_url must be an http(s) URL like https://api.openai.com/v1")
-        return v
+        return check_http_url(v)
 
     @field_validator("api_key_env")
     @classmethod
     def _env_name(cls, v: str) -> str:
-        if not v.replace("_", "").isalnum() or v[0].isdigit():
-            raise ValueError("api_key_env names an environment variable (like OPENAI_API_KEY), not a key")
-        return v
+        return check_env_name(v)
 
 
 class LLMJudge(Scorer):
@@ -91,14 +88,14 @@ class LLMJudge(Scorer):
         self.outcomes = {"win": 0, "tie": 0, "loss": 0}
         self.order_checks = [0, 0]  # [consistent, total] pairs of swapped-order answers
         self._api_key = api_key
-        self._client: JudgeClient | None = None
-        self._used_client: JudgeClient | None = None  # kept after close, for the summary
+        self._client: ChatClient | None = None
+        self._used_client: ChatClient | None = None  # kept after close, for the summary
 
     @property
-    def client(self) -> JudgeClient:
+    def client(self) -> ChatClient:
         if self._client is None:  # made on first use, inside the loop that will use it
             cfg = self.config
-            self._client = JudgeClient(cfg.base_url, self._api_key, timeout=cfg.timeout, retries=cfg.retries,
+            self._client = ChatClient(cfg.base_url, self._api_key, timeout=cfg.timeout, retries=cfg.retries,
                                        concurrency=cfg.concurrency, response_format=cfg.response_format,
                                        stats=self.stats)
             self._used_client = self._client
@@ -128,7 +125,7 @@ class LLMJudge(Scorer):
             if self.config.mode == "pairwise":
                 return await self._pairwise(r, variables)
             return await self._pointwise(variables)
-        except JudgeCallError as e:
+        except ChatCallError as e:
             return Score.failed(f"judge: {self._scrub(str(e))}")
         except _TemplateFailure as e:
             return Score.failed(str(e))
@@ -154,14 +151,14 @@ class LLMJudge(Scorer):
         ok: list[tuple[Any, str | None]] = []
         errors: list[str] = []
         for res in results:
-            if isinstance(res, JudgeCallError):
+            if isinstance(res, ChatCallError):
                 errors.append(str(res))
             elif isinstance(res, BaseException):
                 raise res
             else:
                 ok.append(res)
         if not ok:
-            raise JudgeCallError(errors[0])
+            raise ChatCallError(errors[0])
         return ok, errors
 
     async def _pointwise(self, variables: dict[str, Any]) -> Score:
@@ -213,7 +210,7 @@ class LLMJudge(Scorer):
             orders.append([w1, w2])
             pairs.append((outcome, why1 or why2))
         if not outcomes:
-            raise JudgeCallError((err1 or err2)[0])
+            raise ChatCallError((err1 or err2)[0])
         agg = majority(outcomes, OUTCOME_VALUE)
         self.outcomes[agg.verdict] += 1
         # orders: the judge's answers with this run's output as A, then as B
@@ -262,22 +259,23 @@ class LLMJudge(Scorer):
         payload: dict[str, Any] = {"model": cfg.model, "messages": messages, "temperature": self.temperature}
         if cfg.max_tokens is not None:
             payload["max_tokens"] = cfg.max_tokens
-        last: MalformedVerdict | None = None
+        last: MalformedResponse | None = None
         for _ in range(cfg.retries + 1):
             if self.ctx.cancelled:
-                raise JudgeCallError("cancelled")
+                raise ChatCallError("cancelled")
             try:
-                content, usage = await self.client.chat(payload, self.shape)
+                done = await self.client.chat(payload, self.shape.response_format)
+                content, usage = done.content, done.usage
                 self._account(usage=usage)
                 verdict = parse_verdict(content, self.shape)
-            except MalformedVerdict as e:
+            except MalformedResponse as e:
                 self.stats.malformed += 1
                 last = e
                 continue
             if cache is not None:
                 await asyncio.to_thread(cache.put_json, CACHE_NS, key, {"content": content, "usage": usage})
             return verdict
-        raise JudgeCallError(f"no valid verdict after {cfg.retries + 1} answers: {last}")
+        raise ChatCallError(f"no valid verdict after {cfg.retries + 1} answers: {last}")
 
     def _account(self, usage: dict[str, int] | None = None, cache_hit: bool = False) -> None:
         """Add to this run's judge usage (ctx.usage['judge'], shared by all judge scorers)."""

@@ -15,12 +15,13 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from evalrun.openai_client import MalformedResponse
 from evalrun.scoring.judge.rubric import Rubric
 
 PAIRWISE_OPTIONS = ["A", "B", "tie"]
 
 
-class MalformedVerdict(ValueError):
+class MalformedVerdict(MalformedResponse):
     """The judge's answer holds no valid verdict."""
 
 

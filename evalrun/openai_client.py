@@ -1,6 +1,7 @@
-"""Calls to an OpenAI-compatible chat-completions endpoint, robust under rate limits.
+"""Calls to an OpenAI-compatible chat-completions endpoint, robust under rate limits; shared
+by the LLM judge (one client per judge scorer) and the ``chat`` target.
 
-One :class:`JudgeClient` per judge scorer. It bounds calls in flight with an adaptive limit
+A :class:`ChatClient` bounds calls in flight with an adaptive limit
 (AIMD: halve it when most recent answers are 429s, add one back per window of successes),
 retries 429/5xx/timeouts/dropped connections honouring ``Retry-After`` with jittered
 exponential backoff otherwise, falls back from ``json_schema`` structured output when a
@@ -14,6 +15,7 @@ import asyncio
 import random
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -21,7 +23,6 @@ import httpx
 
 from evalrun._retry import backoff
 from evalrun._retry import retry_after as shared_retry_after
-from evalrun.scoring.judge.verdict import MalformedVerdict, Shape
 
 # After this many transport failures in a row with no HTTP answer in between, the server is
 # taken as unreachable and the remaining calls fail at once instead of each backing off.
@@ -29,13 +30,37 @@ UNREACHABLE_AFTER = 12
 MAX_WAIT = 60.0  # longest Retry-After honoured as given; beyond it we wait this long
 
 
-class JudgeCallError(Exception):
-    """A judge call that failed for good (after retries, or with an error retrying cannot fix)."""
+class ChatCallError(Exception):
+    """A call that failed for good (after retries, or with an error retrying cannot fix).
+
+    ``retryable`` says whether another try later might succeed (429, 5xx, timeout, dropped
+    connection) and ``retry_after`` what the server asked to wait; a caller that owns its own
+    retries (the chat target: the engine retries) builds a client with ``retries=0`` and reads them.
+    """
+
+    def __init__(self, message: str, retryable: bool = False, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+class MalformedResponse(ValueError):
+    """A 200 answer that holds no usable message (not JSON, no choices, a refusal)."""
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One answer: the first choice's text, token usage, why it stopped, and which model answered."""
+
+    content: str
+    usage: dict[str, int]
+    finish_reason: str | None = None
+    model: str | None = None
 
 
 @dataclass
 class CallStats:
-    """Counters of one judge's HTTP traffic, reported in summary.json."""
+    """Counters of one client's HTTP traffic, reported in summary.json."""
 
     calls: int = 0  # HTTP requests sent
     retries: int = 0
@@ -136,34 +161,45 @@ def _error_text(resp: httpx.Response) -> str:
     return str(data)[:200]
 
 
-def message_content(data: Any) -> tuple[str, dict[str, int]]:
-    """The first choice's text and the token usage of a chat-completions response."""
+def message_content(data: Any) -> Completion:
+    """The first choice's text, token usage, finish reason and model of a chat-completions response."""
     try:
-        message = data["choices"][0]["message"]
+        choice = data["choices"][0]
+        message = choice["message"]
     except (KeyError, IndexError, TypeError):
-        raise MalformedVerdict("response has no choices[0].message") from None
+        raise MalformedResponse("response has no choices[0].message") from None
     content = message.get("content") if isinstance(message, dict) else None
     if isinstance(content, list):  # content parts
         content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
     if not content and isinstance(message, dict) and message.get("refusal"):
-        raise MalformedVerdict(f"the judge refused: {str(message['refusal'])[:200]}")
+        raise MalformedResponse(f"the model refused: {str(message['refusal'])[:200]}")
     usage = data.get("usage") or {}
     prompt = usage.get("prompt_tokens", usage.get("input_tokens", 0)) or 0
     completion = usage.get("completion_tokens", usage.get("output_tokens", 0)) or 0
-    return str(content or ""), {"prompt_tokens": int(prompt), "completion_tokens": int(completion)}
+    reason = choice.get("finish_reason") if isinstance(choice, dict) else None
+    model = data.get("model")
+    return Completion(str(content or ""), {"prompt_tokens": int(prompt), "completion_tokens": int(completion)},
+                      str(reason) if reason is not None else None, str(model) if model is not None else None)
 
 
 _DOWNGRADE = {"json_schema": "json_object", "json_object": "none"}
 
 
-class JudgeClient:
+#: ``response_format`` for a mode ("json_schema", "json_object", "none"), or None to send none
+FormatFor = Callable[[str], dict[str, Any] | None]
+
+
+class ChatClient:
+    """``label`` names the endpoint in error messages ("judge endpoint answered HTTP 401 ...")."""
+
     def __init__(self, base_url: str, api_key: str | None, *, timeout: float, retries: int, concurrency: int,
-                 response_format: str, stats: CallStats) -> None:
+                 response_format: str = "none", stats: CallStats | None = None, label: str = "judge") -> None:
+        self.label = label
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.retries = retries
         self.format_mode = response_format
-        self.stats = stats
+        self.stats = stats if stats is not None else CallStats()
         self.limiter = AdaptiveLimiter(concurrency)
         self._secret = api_key or None
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
@@ -180,21 +216,21 @@ class JudgeClient:
     async def close(self) -> None:
         await self._http.aclose()
 
-    async def chat(self, payload: dict[str, Any], shape: Shape) -> tuple[str, dict[str, int]]:
-        """Send one chat completion and return (message text, token usage)."""
+    async def chat(self, payload: dict[str, Any], format_for: FormatFor | None = None) -> Completion:
+        """Send one chat completion (asking for ``format_for(mode)`` as ``response_format``)."""
         await self.limiter.acquire()
         try:
-            return await self._chat(payload, shape)
+            return await self._chat(payload, format_for)
         finally:
             self.limiter.release()
 
-    async def _chat(self, payload: dict[str, Any], shape: Shape) -> tuple[str, dict[str, int]]:
+    async def _chat(self, payload: dict[str, Any], format_for: FormatFor | None) -> Completion:
         attempt = 0
         while True:
             if self._fatal:
-                raise JudgeCallError(self._fatal)
+                raise ChatCallError(self._fatal)
             body = dict(payload)
-            rf = shape.response_format(self.format_mode)
+            rf = format_for(self.format_mode) if format_for is not None else None
             if rf is not None:
                 body["response_format"] = rf
             self.stats.calls += 1
@@ -218,12 +254,12 @@ class JudgeClient:
                     try:
                         data = resp.json()
                     except ValueError:
-                        raise MalformedVerdict(f"response is not JSON: {resp.text[:120]!r}") from None
+                        raise MalformedResponse(f"response is not JSON: {resp.text[:120]!r}") from None
                     self.limiter.on_success()
-                    content, usage = message_content(data)
-                    self.stats.prompt_tokens += usage["prompt_tokens"]
-                    self.stats.completion_tokens += usage["completion_tokens"]
-                    return content, usage
+                    done = message_content(data)
+                    self.stats.prompt_tokens += done.usage["prompt_tokens"]
+                    self.stats.completion_tokens += done.usage["completion_tokens"]
+                    return done
                 detail = self.scrub(_error_text(resp))
                 problem = f"HTTP {status}: {detail}"
                 if status == 429:
@@ -243,13 +279,16 @@ class JudgeClient:
                 elif status in (401, 403, 404):
                     hint = {401: "check the API key variable", 403: "check the API key's access",
                             404: "check base_url and model"}[status]
-                    self._fatal = f"judge endpoint answered {problem} ({hint})"
-                    raise JudgeCallError(self._fatal)
+                    self._fatal = f"{self.label} endpoint answered {problem} ({hint})"
+                    raise ChatCallError(self._fatal)
                 else:
-                    raise JudgeCallError(f"judge endpoint answered {problem}")
+                    raise ChatCallError(f"{self.label} endpoint answered {problem}")
             attempt += 1
             if attempt > self.retries or self._fatal:
-                raise JudgeCallError(self._fatal or f"{problem} (gave up after {attempt} attempts)")
+                if self._fatal:
+                    raise ChatCallError(self._fatal)
+                raise ChatCallError(f"{problem} (gave up after {attempt} attempts)", retryable=True,
+                                    retry_after=wait)
             self.stats.retries += 1
             if wait is not None:
                 delay = min(wait, MAX_WAIT) * random.uniform(1.0, 1.1)

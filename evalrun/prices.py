@@ -1,4 +1,4 @@
-"""Judge call prices in USD per million tokens, and the cost of one call.
+"""Model prices in USD per million tokens, and the cost of one call (judge and chat target).
 
 The table covers common hosted judge models; an eval file extends or overrides it with
 ``prices: {model: {input: 0.15, output: 0.6}}``. A model with no price (a local server)

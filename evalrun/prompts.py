@@ -1,0 +1,206 @@
+"""Prompts for the chat target: the messages (templates) and request settings one call is made
+from, where they came from, and rendering them for an item.
+
+A prompt comes from the eval file (``messages:``), from a local file (``prompts/x.yaml``:
+``messages`` + ``params`` + optional ``model``, versioned in git) or from Langfuse
+(``langfuse://name@label`` / ``@version``, see :mod:`evalrun.langfuse.prompts`).
+
+Two template syntaxes: eval-file and local-file messages are Jinja2 in a sandbox; Langfuse
+prompts use Langfuse's own ``{{variable}}`` (a dotted name, nothing else). Both see the item's
+``input``, ``metadata`` and ``item_id``, and the input's fields by name when the input is a
+mapping (so ``{{question}}`` means ``input.question``). A variable an item lacks is an error,
+found for every item before any call.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from evalrun._yaml import Located, load_located, read_text
+from evalrun.errors import UsageError
+from evalrun.records import Item
+
+#: request parameters a prompt's config may supply (Langfuse configs hold other things too)
+CONFIG_PARAMS = ("temperature", "top_p", "max_tokens", "max_completion_tokens", "presence_penalty",
+                 "frequency_penalty", "stop", "seed", "response_format", "reasoning_effort", "logit_bias")
+_LANGFUSE_VAR = re.compile(r"\{\{\s*([A-Za-z_][\w.]*)\s*\}\}")
+
+
+@dataclass
+class Prompt:
+    """Messages to render plus settings. ``where(i)`` locates message ``i`` for errors."""
+
+    messages: list[dict[str, str]]
+    syntax: str  # "jinja" | "langfuse"
+    model: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    #: name, version, labels and source, as the manifest, summary and reports show them
+    info: dict[str, Any] | None = None
+    locate: Any = None  # (message index, template line or None) -> (file, line)
+
+    def label(self) -> str:
+        return describe(self.info)
+
+    def compile(self) -> list[Any]:
+        """Parse every template now, so a syntax error stops the run before any call."""
+        if self.syntax == "langfuse":
+            return [m["content"] for m in self.messages]
+        from jinja2 import TemplateSyntaxError
+
+        env = _jinja_env()
+        out = []
+        for i, m in enumerate(self.messages):
+            try:
+                out.append(env.from_string(m["content"]))
+            except TemplateSyntaxError as e:
+                raise self._error(i, f"template error: {e.message}", e.lineno) from None
+        return out
+
+    def render(self, compiled: list[Any], item: Item) -> list[dict[str, str]]:
+        """The messages for ``item``; a variable it lacks is a UsageError naming the item."""
+        ctx = variables(item)
+        out = []
+        for i, (m, tpl) in enumerate(zip(self.messages, compiled, strict=True)):
+            if self.syntax == "langfuse":
+                text = _compile_langfuse(tpl, ctx, lambda name, i=i: self._error(
+                    i, f"variable '{name}' is not in item {item.id}'s input"))
+            else:
+                from jinja2 import TemplateError
+
+                try:
+                    text = tpl.render(ctx)
+                except TemplateError as e:
+                    raise self._error(i, f"template error for item {item.id}: {e}", _template_line(e)) from None
+            out.append({"role": m["role"], "content": text})
+        return out
+
+    def _error(self, i: int, message: str, line: int | None = None) -> UsageError:
+        if self.locate is None:
+            return UsageError(message)
+        return self.locate(i, line, message)
+
+
+def describe(info: dict[str, Any] | None) -> str:
+    """``qa v4 (production, latest)`` / ``prompts/x.yaml`` for headers; '' without a prompt."""
+    if not info:
+        return ""
+    text = str(info.get("name"))
+    if info.get("version") is not None:
+        text += f" v{info['version']}"
+    if info.get("labels"):
+        text += f" ({', '.join(map(str, info['labels']))})"
+    if info.get("file"):
+        text += f" ({info['file']} {info.get('sha256') or ''})".replace(" )", ")")
+    return text
+
+
+def variables(item: Item) -> dict[str, Any]:
+    base = dict(item.input) if isinstance(item.input, dict) else {}
+    return {**base, "input": item.input, "metadata": item.metadata or {}, "item_id": item.id}
+
+
+def _compile_langfuse(text: str, ctx: dict[str, Any], missing: Any) -> str:
+    def sub(m: re.Match[str]) -> str:
+        cur: Any = ctx
+        for part in m.group(1).split("."):
+            if isinstance(cur, dict) and part in cur:
+                cur = cur[part]
+            else:
+                raise missing(m.group(1))
+        return cur if isinstance(cur, str) else _as_text(cur)
+
+    return _LANGFUSE_VAR.sub(sub, text)
+
+
+def _as_text(v: Any) -> str:
+    from evalrun._json import as_text
+
+    return as_text(v)
+
+
+def _jinja_env() -> Any:
+    from jinja2 import StrictUndefined
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    # StrictUndefined: a missing field is an error, not an empty string sent to a paid model
+    return ImmutableSandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False)
+
+
+def _template_line(e: Exception) -> int | None:
+    tb = e.__traceback__
+    line = None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<template>":
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+def located_messages(located: Located, path: tuple[Any, ...]) -> Any:
+    """A ``locate`` for messages at ``path`` in ``located``: message i's content line, plus the
+    template line inside it (block scalars start on the line after their key)."""
+    def locate(i: int, line: int | None, message: str) -> UsageError:
+        at, col = located.where(path + (i, "content", "__value__"))
+        if at is not None and line:
+            at += line - 1
+            col = None
+        return UsageError(message, located.file, at, col)
+
+    return locate
+
+
+def load_prompt_file(path: Path, shown: str) -> Prompt:
+    """A local prompt file: ``messages`` (Jinja2), optional ``params`` and ``model``."""
+    text = read_text(path, "prompt file")
+    located = load_located(text, shown)
+    data = located.data
+    if not isinstance(data, dict):
+        raise located.error("a prompt file is a mapping with messages: (and optional params:, model:)")
+    unknown = set(data) - {"messages", "params", "model", "name", "description"}
+    if unknown:
+        key = sorted(unknown)[0]
+        raise located.error(f"unknown key '{key}'; allowed: description, messages, model, name, params", (key,))
+    messages = data.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise located.error("messages: needs a list of {role, content}", ("messages",))
+    for i, m in enumerate(messages):
+        if not (isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
+                and set(m) <= {"role", "content"}):
+            raise located.error("each message is {role: ..., content: ...} with text values", ("messages", i))
+    params = data.get("params") or {}
+    if not isinstance(params, dict):
+        raise located.error("params: must be a mapping", ("params",))
+    model = data.get("model")
+    if model is not None and not isinstance(model, str):
+        raise located.error("model: must be a string", ("model", "__value__"))
+    from evalrun.store import content_key
+
+    info = {"name": str(data.get("name") or path.stem), "version": None, "labels": [], "source": "file",
+            "file": shown, "sha256": content_key(data)[:12]}
+    return Prompt([dict(m) for m in messages], "jinja", model, dict(params), info,
+                  located_messages(located, ("messages",)))
+
+
+def prompt_file_data(messages: list[dict[str, str]], model: str | None, params: dict[str, Any],
+                     name: str | None = None) -> dict[str, Any]:
+    """The YAML document of a local prompt file (what ``evalrun prompts pull`` writes)."""
+    doc: dict[str, Any] = {}
+    if name:
+        doc["name"] = name
+    if model:
+        doc["model"] = model
+    doc["messages"] = messages
+    if params:
+        doc["params"] = params
+    return doc
+
+
+def split_config(config: Any) -> tuple[str | None, dict[str, Any]]:
+    """(model, request params) from a Langfuse prompt config; other keys are not request settings."""
+    if not isinstance(config, dict):
+        return None, {}
+    model = config.get("model")
+    return (str(model) if model else None), {k: config[k] for k in CONFIG_PARAMS if k in config}
