@@ -40,6 +40,12 @@ def footer_lines(summary: dict[str, Any]) -> list[str]:
     lat = summary.get("latency_ms")
     if lat:
         lines.append(f"latency: p50 {lat['p50']:.0f} ms · p95 {lat['p95']:.0f} ms")
+    if summary.get("prompt"):
+        from rich.markup import escape
+
+        from evalrun.prompts import describe
+
+        lines.append("prompt: " + escape(describe(summary["prompt"])))  # a name from Langfuse is not markup
     usage = summary.get("usage") or {}
     if usage:
         lines.append("usage: " + " · ".join(f"{k} {v:g}" for k, v in usage.items()))
