@@ -333,3 +333,39 @@ def test_apply_overrides_sets_nested_keys_and_leaves_the_input_alone():
         apply_overrides(raw, {"scorers.name": 1})
     with pytest.raises(UsageError, match="empty part"):
         parse_set_options(["target..model=x"])
+
+
+def test_hostile_prompt_name_is_inert_in_reports(tmp_path, server):
+    (tmp_path / "prompts").mkdir(parents=True)
+    name = "<script>alert(1)</script> [red]x[/red] **b** @team"
+    (tmp_path / "prompts" / "p.yaml").write_text(json.dumps({
+        "name": name, "model": "gpt-4o-mini",
+        "messages": [{"role": "user", "content": "[[say:{{ input.capital }}]]"}]}))
+    write_suite(tmp_path, chat(server, prompt="prompts/p.yaml"), gates=["errors <= 0"])
+    r = cli("run", "eval.yaml", "--report", "md", "--report", "html", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    run = newest_run(tmp_path / ".evalrun")
+    assert "[red]x[/red]" in r.stdout  # printed as text, not as console markup
+    html = (run / "report.html").read_text()
+    assert "<script>alert" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    md_head = (run / "report.md").read_text().splitlines()[0]
+    assert "<script>" not in md_head and "&lt;script&gt;" in md_head and "\\*\\*b\\*\\*" in md_head
+    assert json.loads((run / "manifest.json").read_text())["prompt"]["name"] == name
+
+
+def test_resume_keeps_the_runs_overrides(tmp_path, server):
+    write_suite(tmp_path, chat(server, model="gpt-4o-mini", messages=[
+        {"role": "user", "content": "[[say:{{ input.capital }}]]"}]))
+    first = cli("run", "eval.yaml", "--set", "target.chat.params.seed=7", "--limit", "2", "-q", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    run = newest_run(tmp_path / ".evalrun")
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["overrides"] == {"target.chat.params.seed": 7}
+    # pretend it was interrupted: resuming re-applies --set, so the config fingerprint matches
+    manifest["status"] = "interrupted"
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    again = cli("run", "--resume", run.name, "-q", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert all(b.get("seed") == 7 for b in server.state.bodies) and len(server.state.bodies) == 2
+    refused = cli("run", "--resume", run.name, "--set", "target.chat.params.seed=8", cwd=tmp_path)
+    _one_line_exit_2(refused, "drop --set")
