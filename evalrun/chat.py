@@ -28,7 +28,7 @@ def resolve_prompt(loaded: Any) -> Prompt:
     where = ("target", "chat")
     if cfg.messages is not None:
         messages = [m.model_dump() for m in cfg.messages]
-        return Prompt(messages, "jinja", locate=located_messages(loaded.located, where + ("messages",)))
+        return Prompt(messages, "jinja", locate=located_messages(loaded.located, where + ("messages",), loaded.text))
     ref = cfg.prompt.strip()
 
     def blame(e: UsageError) -> UsageError:

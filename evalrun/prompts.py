@@ -139,14 +139,22 @@ def _template_line(e: Exception) -> int | None:
     return line
 
 
-def located_messages(located: Located, path: tuple[Any, ...]) -> Any:
-    """A ``locate`` for messages at ``path`` in ``located``: message i's content line, plus the
-    template line inside it (block scalars start on the line after their key)."""
+_BLOCK_START = re.compile(r"[|>][+-]?\d*[+-]?\s*(#.*)?$")
+
+
+def located_messages(located: Located, path: tuple[Any, ...], text: str) -> Any:
+    """A ``locate`` for messages at ``path`` in ``located`` (parsed from ``text``): the file line
+    of the template line at fault in a block scalar (its text starts on the line after its ``|``
+    or ``>``), else message i's content line and the template line."""
+    lines = text.splitlines()
+
     def locate(i: int, line: int | None, message: str) -> UsageError:
         at, col = located.where(path + (i, "content", "__value__"))
         if at is not None and line:
-            at += line - 1
-            col = None
+            if 0 < at <= len(lines) and _BLOCK_START.search(lines[at - 1]):
+                at, col = at + line, None
+            elif line > 1:  # a quoted scalar's lines need not be the file's (escapes, folding)
+                message += f" (line {line} of the template)"
         return UsageError(message, located.file, at, col)
 
     return locate
@@ -181,7 +189,7 @@ def load_prompt_file(path: Path, shown: str) -> Prompt:
     info = {"name": str(data.get("name") or path.stem), "version": None, "labels": [], "source": "file",
             "file": shown, "sha256": content_key(data)[:12]}
     return Prompt([dict(m) for m in messages], "jinja", model, dict(params), info,
-                  located_messages(located, ("messages",)))
+                  located_messages(located, ("messages",), text))
 
 
 def prompt_file_data(messages: list[dict[str, str]], model: str | None, params: dict[str, Any],

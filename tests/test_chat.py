@@ -228,7 +228,7 @@ def test_template_error_in_a_local_prompt_file_points_into_it(tmp_path, server):
         "      Line one\n      Capital of {{ input.country }\n")
     write_suite(tmp_path, chat(server, model="m", prompt="prompts/p.yaml"))
     r = cli("run", "eval.yaml", cwd=tmp_path)
-    _one_line_exit_2(r, "prompts/p.yaml:", "template error")
+    _one_line_exit_2(r, "prompts/p.yaml:7: template error", "unexpected '}'")  # the block's 2nd line
     assert server.state.requests == 0
 
 
