@@ -76,8 +76,9 @@ def test_prompt_versions_from_langfuse_compare_and_cache(tmp_path, server, fake)
     suite = write_suite(tmp_path, chat(server, prompt="langfuse://qa@3"), gates=["cost_usd <= 0.01"])
     env = fake.env()
 
-    a = cli("run", "eval.yaml", "--report", "md", "--report", "html", cwd=tmp_path, env=env)
+    a = cli("run", "eval.yaml", "--report", "md", "--report", "html", "--report", "junit", cwd=tmp_path, env=env)
     assert a.returncode == 0, a.stderr
+    assert "prompt qa v3 (production)" in " ".join(a.stdout.split())  # the console report's (wrapped) header
     run_a = newest_run(tmp_path / ".evalrun")
     b = cli("run", "eval.yaml", "--set", "target.chat.prompt=langfuse://qa@4", "--report", "md",
             "--report", "html", cwd=tmp_path, env=env)
@@ -115,6 +116,7 @@ def test_prompt_versions_from_langfuse_compare_and_cache(tmp_path, server, fake)
         assert head in (run / "report.md").read_text().splitlines()[0]
         html = (run / "report.html").read_text()
         assert head in html[html.index("<h1"):html.index("</h1>")]
+    assert '<property name="prompt" value="qa v3 (production)"' in (run_a / "junit.xml").read_text()
     assert json.loads((run_b / "manifest.json").read_text())["overrides"] == {
         "target.chat.prompt": "langfuse://qa@4"}
     assert "overrides" not in json.loads((run_a / "manifest.json").read_text())

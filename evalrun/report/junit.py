@@ -15,6 +15,7 @@ import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from evalrun.prompts import describe
 from evalrun.report._common import expected_text, item_scorer_pairs, output_text, reasons
 
 if TYPE_CHECKING:
@@ -87,7 +88,8 @@ def render_junit(verdict: Verdict) -> str:
     items = _suite(root, f"{eval_name} items", 0, "evalrun", ts)
     props = ET.SubElement(items, "properties")
     for k, v in (("run_id", cmp.run.get("run_id")), ("baseline", (cmp.baseline_info or {}).get("source")),
-                 ("gate_policy", verdict.policy), ("verdict", verdict.word)):
+                 ("gate_policy", verdict.policy), ("verdict", verdict.word),
+                 ("prompt", describe(cmp.run.get("prompt")) or None)):
         if v is not None:
             ET.SubElement(props, "property", {"name": k, "value": _x(str(v))})
     scorers = list(cmp.scorers)
