@@ -60,6 +60,8 @@ def _differs(a: Shard, b: Shard) -> str | None:
         return "ran with a different eval config (config fingerprints differ)"
     if (ma.get("dataset") or {}).get("fingerprint") != (mb.get("dataset") or {}).get("fingerprint"):
         return "ran on a different version of the dataset (dataset fingerprints differ)"
+    if ma.get("prompt") != mb.get("prompt"):  # a Langfuse label can move between shard jobs
+        return "ran a different prompt version (the label moved between the shards' runs?)"
     oa, ob = ma.get("options") or {}, mb.get("options") or {}
     for key in _SELECTION_OPTIONS:
         if oa.get(key) != ob.get(key):
@@ -197,6 +199,8 @@ def write_merged(shards: list[Shard], home: Path | None = None) -> tuple[RunDir,
     summary = builder.build(run_id=out.id, eval=first.get("eval"), status=status, planned=planned["records"],
                             started_at=started, finished_at=manifest["finished_at"])
     _merged_summary_extras(summaries, summary)
+    if first.get("prompt"):
+        summary["prompt"] = first["prompt"]
     out.write_summary(summary)
     out.write_manifest(manifest)
     return out, summary

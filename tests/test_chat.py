@@ -371,3 +371,23 @@ def test_resume_keeps_the_runs_overrides(tmp_path, server):
     assert all(b.get("seed") == 7 for b in server.state.bodies) and len(server.state.bodies) == 2
     refused = cli("run", "--resume", run.name, "--set", "target.chat.params.seed=8", cwd=tmp_path)
     _one_line_exit_2(refused, "drop --set")
+
+
+def test_merge_keeps_the_prompt_and_refuses_shards_of_two_versions(tmp_path, server, fake):
+    write_suite(tmp_path, chat(server, prompt="langfuse://qa@production"))
+    env = fake.env()
+    for shard in ("1/2", "2/2"):
+        r = cli("run", "eval.yaml", "--shard", shard, "-q", cwd=tmp_path, env=env)
+        assert r.returncode == 0, r.stderr
+    s1, s2 = sorted((tmp_path / ".evalrun" / "runs").iterdir())
+    merged = cli("merge", s1.name, s2.name, "--json", cwd=tmp_path)
+    assert merged.returncode == 0, merged.stderr
+    assert json.loads(merged.stdout)["prompt"]["version"] == 3
+    # the label moves before the second shard job runs: its records came from another prompt
+    prompts_of(fake).add("qa", [{"role": "user", "content": "[[say:{{country}}]]"}], labels=["production"],
+                         config={"model": "gpt-4o-mini"})
+    r = cli("run", "eval.yaml", "--shard", "2/2", "-q", cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stderr
+    s3 = newest_run(tmp_path / ".evalrun")
+    bad = cli("merge", s1.name, s3.name, cwd=tmp_path)
+    _one_line_exit_2(bad, "different prompt version")
