@@ -213,6 +213,8 @@ def _one_line_exit_2(r, *needles: str) -> None:
     ({"prompt": "langfuse://qa@3"}, ("--set", "concurrency=many"), ["--set concurrency=", "concurrency"]),
     ({"prompt": "langfuse://qa@3"}, ("--set", "scorers.3.threshold=1"), ["--set scorers.3.threshold", "no index 3"]),
     ({"prompt": "langfuse://qa@3"}, ("--set", "novalue"), ["--set novalue: expected KEY=VALUE"]),
+    ({"prompt": "langfuse://qa@3", "messages": [{"role": "user", "content": "x"}]}, (),
+     ["eval.yaml:", "exactly one of: messages, prompt"]),
 ])
 def test_bad_prompt_template_or_set_is_one_line_before_any_call(tmp_path, server, fake, target_kw, args, needles):
     prompts_of(fake).add("qa", "{{country}} has {{population}} people", labels=["x"])  # version 5
@@ -391,3 +393,17 @@ def test_merge_keeps_the_prompt_and_refuses_shards_of_two_versions(tmp_path, ser
     s3 = newest_run(tmp_path / ".evalrun")
     bad = cli("merge", s1.name, s3.name, cwd=tmp_path)
     _one_line_exit_2(bad, "different prompt version")
+
+
+def test_python_target_metadata_is_saved_with_the_record(tmp_path):
+    (tmp_path / "pipe.py").write_text(
+        "from evalrun import Output\n"
+        "def answer(x):\n"
+        "    return Output(x['capital'], metadata={'model': 'rules-v2', 'prompt': {'name': 'qa', 'version': 7,"
+        " 'labels': ['production']}})\n")
+    write_suite(tmp_path, {"python": "pipe:answer"})
+    r = cli("run", "eval.yaml", "-q", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    for rec in records(newest_run(tmp_path / ".evalrun")):
+        assert rec["target_metadata"] == {"model": "rules-v2", "prompt": {"name": "qa", "version": 7,
+                                                                          "labels": ["production"]}}
