@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from evalrun._json import as_text
 from evalrun._yaml import Located, load_located, read_text
 from evalrun.errors import UsageError
 from evalrun.records import Item
@@ -31,7 +32,8 @@ _LANGFUSE_VAR = re.compile(r"\{\{\s*([A-Za-z_][\w.]*)\s*\}\}")
 
 @dataclass
 class Prompt:
-    """Messages to render plus settings. ``where(i)`` locates message ``i`` for errors."""
+    """Messages to render plus settings; ``locate`` turns a problem in message ``i`` into a
+    UsageError that points at where the message was written."""
 
     messages: list[dict[str, str]]
     syntax: str  # "jinja" | "langfuse"
@@ -40,9 +42,6 @@ class Prompt:
     #: name, version, labels and source, as the manifest, summary and reports show them
     info: dict[str, Any] | None = None
     locate: Any = None  # (message index, template line or None) -> (file, line)
-
-    def label(self) -> str:
-        return describe(self.info)
 
     def compile(self) -> list[Any]:
         """Parse every template now, so a syntax error stops the run before any call."""
@@ -68,11 +67,9 @@ class Prompt:
                 text = _compile_langfuse(tpl, ctx, lambda name, i=i: self._error(
                     i, f"variable '{name}' is not in item {item.id}'s input"))
             else:
-                from jinja2 import TemplateError
-
                 try:
                     text = tpl.render(ctx)
-                except TemplateError as e:
+                except Exception as e:  # undefined, sandbox refusal, a type error in an expression...
                     raise self._error(i, f"template error for item {item.id}: {e}", _template_line(e)) from None
             out.append({"role": m["role"], "content": text})
         return out
@@ -93,7 +90,7 @@ def describe(info: dict[str, Any] | None) -> str:
     if info.get("labels"):
         text += f" ({', '.join(map(str, info['labels']))})"
     if info.get("file"):
-        text += f" ({info['file']} {info.get('sha256') or ''})".replace(" )", ")")
+        text += f" ({' '.join(str(x) for x in (info['file'], info.get('sha256')) if x)})"
     return text
 
 
@@ -110,15 +107,9 @@ def _compile_langfuse(text: str, ctx: dict[str, Any], missing: Any) -> str:
                 cur = cur[part]
             else:
                 raise missing(m.group(1))
-        return cur if isinstance(cur, str) else _as_text(cur)
+        return cur if isinstance(cur, str) else as_text(cur)
 
     return _LANGFUSE_VAR.sub(sub, text)
-
-
-def _as_text(v: Any) -> str:
-    from evalrun._json import as_text
-
-    return as_text(v)
 
 
 def _jinja_env() -> Any:

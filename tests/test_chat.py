@@ -206,6 +206,8 @@ def _one_line_exit_2(r, *needles: str) -> None:
     ({"messages": [{"role": "user", "content": "Capital of {{ input.contry }}"}]}, (),
      ["eval.yaml:", "template error for item france", "contry"]),
     ({"prompt": "langfuse://qa@5"}, (), ["langfuse://qa@5 message 1", "'population' is not in item france"]),
+    ({"messages": [{"role": "user", "content": "{{ input.__class__.__mro__ }}"}]}, (),
+     ["eval.yaml:", "template error for item france", "unsafe"]),  # the sandbox holds
     ({"prompt": "prompts/missing.yaml"}, (), ["eval.yaml:", "prompt file prompts/missing.yaml not found"]),
     ({"prompt": "langfuse://qa@3"}, ("--set", "target.chat.promt=langfuse://qa@4"),
      ["--set target.chat.promt=", "unknown key 'promt'", "did you mean 'prompt'"]),
