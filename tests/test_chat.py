@@ -162,6 +162,7 @@ def test_prompt_versions_from_langfuse_compare_and_cache(tmp_path, server, fake)
     assert json.loads(moved.stdout)["prompt"]["version"] == 5
     assert server.state.requests == 3 * len(COUNTRIES)
     assert suite.exists()
+    assert not fake.errors  # every prompt request and answer matched Langfuse's OpenAPI spec
 
 
 def test_cost_gate_fails_an_expensive_run(tmp_path, server):
@@ -409,3 +410,20 @@ def test_python_target_metadata_is_saved_with_the_record(tmp_path):
     for rec in records(newest_run(tmp_path / ".evalrun")):
         assert rec["target_metadata"] == {"model": "rules-v2", "prompt": {"name": "qa", "version": 7,
                                                                           "labels": ["production"]}}
+
+
+def test_fetch_prompt_in_a_folder_and_the_default_label(fake, monkeypatch):
+    from evalrun.langfuse.prompts import fetch_prompt, parse_prompt_ref
+
+    for k, v in fake.env().items():
+        monkeypatch.setenv(k, v)
+    prompts_of(fake).add("team/qa", [{"role": "user", "content": "{{x}}"}], labels=["production"],
+                         config={"model": "m", "max_tokens": 5})
+    p = fetch_prompt("langfuse://team/qa")  # no @: the production label, as in Langfuse
+    assert p.info == {"name": "team/qa", "version": 1, "labels": ["production", "latest"], "source": "langfuse",
+                      "type": "chat"}
+    assert (p.model, p.params, p.syntax) == ("m", {"max_tokens": 5}, "langfuse")
+    assert parse_prompt_ref("langfuse://a@b@7") == ("a@b", 7, None)
+    with pytest.raises(UsageError, match="expected langfuse://<name>@<label>"):
+        parse_prompt_ref("langfuse://qa@")
+    assert not fake.errors

@@ -49,8 +49,9 @@ def fetch_prompt(ref: str) -> Prompt:
     name, version, label = parse_prompt_ref(ref)
     with Client(credentials(), budget=60.0) as client:
         try:
+            # a name in a folder ("team/qa") travels as one path segment, as the SDK sends it
             got = _call(client, f"get prompt {name!r}", lambda o: client.api.prompts.get(
-                name, version=version, label=label, request_options=o))
+                quote(name, safe=""), version=version, label=label, request_options=o))
         except Refused as e:
             if e.status == 404:
                 which = f"version {version}" if version is not None else f"a version labelled '{label}'"
