@@ -54,8 +54,12 @@ class Baseline:
     path: Path | None = None
 
     def info(self) -> dict[str, Any]:
-        return {"source": self.source, "kind": self.kind, "run_id": self.run_id, "eval": self.eval,
+        info = {"source": self.source, "kind": self.kind, "run_id": self.run_id, "eval": self.eval,
                 "records": len(self.records)}
+        prompt = (self.summary or {}).get("prompt")
+        if prompt:  # a chat target's resolved prompt: reports name both versions
+            info["prompt"] = prompt
+        return info
 
     def outputs(self) -> dict[tuple[str, int], Any]:
         return {r.key: r.output for r in self.records}

@@ -142,6 +142,7 @@ def test_prompt_versions_from_langfuse_compare_and_cache(tmp_path, server, fake)
     for item in REGRESSED:
         assert item in regressed_part
     assert "prompt qa v4" in md.stdout.splitlines()[0]
+    assert "(prompt qa v3 (production))" in md.stdout.splitlines()[0]  # the baseline's version too
 
     # the cache: the unchanged re-run makes no call and costs nothing
     again = cli("run", "eval.yaml", "--json", cwd=tmp_path, env=env)
