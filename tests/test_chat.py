@@ -265,6 +265,10 @@ def test_demo_chat_example_runs_offline_and_reruns_free(tmp_path, server):
     assert second.returncode == 0, second.stderr
     assert server.state.requests == n
     assert json.loads(second.stdout)["usage"]["cost_usd"] == 0
+    # pointed at OpenAI itself without a key: one line, before any call
+    no_key = run_cli("run", "examples/chat/capitals-chat.yaml", cwd=work,
+                     env={"OPENAI_API_KEY": "", "OPENAI_BASE_URL": ""})
+    _one_line_exit_2(no_key, "capitals-chat.yaml:", "OPENAI_API_KEY is not set")
 
 
 def test_retries_with_retry_after_and_output_path(tmp_path, server):
