@@ -51,6 +51,9 @@ def _check_push(push: str | None) -> None:
 
 HomeOpt = Annotated[Path | None, typer.Option("--output-dir", help="Where runs and the cache live (default .evalrun).")]
 #: run and merge print the same summary
+SliceOpt = Annotated[list[str] | None, typer.Option(
+    "--slice", metavar="KEY", help="Per-slice results by this key (tags, metadata.KEY); repeatable, adds to the "
+    "eval file's slices.")]
 SummaryJsonOpt = Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")]
 
 
@@ -74,6 +77,7 @@ def run(
     set_: Annotated[list[str] | None, typer.Option(
         "--set", metavar="KEY=VALUE",
         help="Override an eval-file key (dotted: target.chat.prompt=langfuse://qa@4); repeatable.")] = None,
+    slice: SliceOpt = None,
 ) -> None:
     """Run an eval: every item through the target, scored, saved in a run directory."""
     _check_push(push)
@@ -100,7 +104,7 @@ def run(
 
     # gates, baseline and --report are checked before the run starts: bad input costs no calls
     post = prepare_for_run(config, resume=resume, home=output_dir, baseline_ref=baseline, reports=report,
-                           repeat=repeat, overrides=overrides)
+                           repeat=repeat, overrides=overrides, slices=slice)
     if post is not None and post.baseline is not None:
         opts.baseline_outputs = post.baseline.outputs()
     if shard and post is not None and post.gates:
@@ -250,6 +254,7 @@ def compare_cmd(
     report: ReportOpt = None,
     output_dir: HomeOpt = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the verdict as JSON on stdout.")] = False,
+    slice: SliceOpt = None,
 ) -> None:
     """Compare a run with a baseline and judge its gates (exit 1 when a gate fails)."""
     from evalrun.store import resolve_run
@@ -258,7 +263,7 @@ def compare_cmd(
     rd = resolve_run(run_ref, output_dir)
     manifest = rd.read_manifest()
     post = prepare_from_manifest(manifest, baseline_ref=baseline_ref, reports=report, home=output_dir,
-                                 default_latest_before=rd.id)
+                                 default_latest_before=rd.id, slices=slice)
     if post.baseline is None:
         raise UsageError(f"no baseline to compare run {rd.id} with: pass one (a run id, 'latest', a baseline "
                          "file) or accept a run with  evalrun baseline set RUN")
@@ -273,6 +278,40 @@ def compare_cmd(
         for fmt, path in verdict.written:
             typer.echo(f"{fmt} report: {path}", err=True)
     raise typer.Exit(verdict.exit_code if verdict.run_status == "finished" else (0 if verdict.passed else 1))
+
+
+@app.command("history")
+def history_cmd(
+    config: Annotated[str | None, typer.Argument(help="Eval file (default: evalrun.yaml).")] = None,
+    last: Annotated[int, typer.Option("--last", help="Show the newest N runs.", min=1)] = 20,
+    baseline: Annotated[list[Path] | None, typer.Option(
+        "--baseline", metavar="DIR", help="Also read the history.jsonl in this folder (a downloaded baseline "
+        "artifact); repeatable.")] = None,
+    output_dir: HomeOpt = None,
+    json_out: Annotated[bool, typer.Option("--json", help="As JSON.")] = False,
+) -> None:
+    """The eval's finished runs, oldest first: per scorer the mean and its 95% interval."""
+    from evalrun.baseline import accepted_path
+    from evalrun.config import load_config
+    from evalrun.history import collect
+    from evalrun.report.history import print_history
+
+    loaded = load_config(config)
+    cfg = loaded.config
+    for p in baseline or []:
+        if not p.exists():
+            raise UsageError(f"--baseline {p}: no such file or folder")
+    accepted = accepted_path(cfg.name, output_dir, cfg.baseline, loaded.base_dir)
+    entries = collect(cfg.name, output_dir, accepted=accepted, extra=list(baseline or []))[-last:]
+    if json_out:
+        from evalrun._json import json_pretty
+
+        sys.stdout.write(json_pretty({"eval": cfg.name, "runs": entries}))
+        return
+    if not entries:
+        typer.echo(f"no finished runs of eval '{cfg.name}' yet", err=True)
+        return
+    print_history(cfg.name, entries)
 
 
 baseline_app = typer.Typer(help="The accepted baseline a run is compared with by default.", no_args_is_help=True)

@@ -158,8 +158,20 @@ class EvalConfig(_Strict):
     error_budget: float | None = Field(None, ge=0, le=1)
     gates: list[Any] = Field(default_factory=list)
     gate_policy: Literal["significant", "point"] = "significant"
+    #: slice keys (tags, metadata.KEY): per-slice results in every report
+    slices: list[str] = Field(default_factory=list)
     baseline: str | None = None
     langfuse: LangfuseSettings | None = None
+
+    @field_validator("slices")
+    @classmethod
+    def _slice_keys(cls, v: list[str]) -> list[str]:
+        from evalrun.slices import key_error, normalize_key
+
+        for key in v:
+            if normalize_key(key) is None:
+                raise ValueError(key_error(key))
+        return v
 
     @field_validator("name")
     @classmethod

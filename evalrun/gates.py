@@ -4,7 +4,8 @@ and judged on a :class:`~evalrun.compare.Comparison`.
 Grammar of a gate string::
 
     gate    := metric OP rhs
-    metric  := SCORER "." STAT | RUN_METRIC
+    metric  := SCORER "." STAT [slice] | RUN_METRIC
+    slice   := "[" ("tag" | "metadata." KEY) "=" VALUE "]"
     STAT    := mean | pass_rate | pass@K | pass^K
     OP      := >= | <= | > | <
     rhs     := NUMBER ["%"] | "baseline" [("+" | "-") NUMBER ["%"]]
@@ -18,6 +19,11 @@ Numbers with ``%`` are percentage points for rates (``errors <= 2%``, ``x.mean >
 A relative gate on a scorer stat is judged on the *paired* difference. Under ``gate_policy:
 significant`` it fails only when the whole 95% interval lies beyond the allowed margin, so
 noise alone does not fail a pull request; under ``point`` the point estimate decides.
+
+A slice selector (``exact_match.mean[tag=math] >= baseline - 0.05``) judges the same
+statistic on the items of that slice only (see :mod:`evalrun.slices`). Which keys and values
+exist is known only from the records, so an unknown one is reported, at the gate's line, when
+the gate is judged.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from evalrun.compare import ITEM_STATS, Comparison, parse_k_stat
@@ -59,6 +65,20 @@ class Gate:
     relative: bool = False
     percent: bool = False
     tag: str | None = None  # no_regressions only
+    slice_key: str | None = None  # "tags" | "metadata.KEY": judged on that slice's items only
+    slice_value: str | None = None
+    where: tuple[str | None, int | None, int | None] | None = field(default=None, compare=False)
+
+    @property
+    def selector(self) -> str:
+        if self.slice_key is None:
+            return ""
+        return f"[{'tag' if self.slice_key == 'tags' else self.slice_key}={self.slice_value}]"
+
+    def error(self, message: str) -> UsageError:
+        """A UsageError at this gate's line in the eval file."""
+        file, line, col = self.where or (None, None, None)
+        return UsageError(message, file, line, col)
 
 
 @dataclass
@@ -150,9 +170,45 @@ def _suggest(word: str, choices: list[str]) -> str:
     return suggest(word, choices)
 
 
+_SELECTOR = re.compile(r"^(\s*[^\s\[\]<>=!]+)\[([^\]]*)\]")
+
+
+def _selector(text: str, err: Callable[[str], UsageError]) -> tuple[str, str | None, str | None]:
+    """``x.mean[tag=math] >= 1`` -> (``x.mean >= 1``, ``tags``, ``math``); no selector -> (text, None, None)."""
+    m = _SELECTOR.match(text)
+    if m is None:
+        if "[" in text or "]" in text:
+            raise err(f"gate '{text}': a slice selector goes right after the statistic, as in "
+                      "'exact_match.mean[tag=math] >= 0.8'")
+        return text, None, None
+    from evalrun.slices import key_error, normalize_key
+
+    key, sep, value = m.group(2).partition("=")
+    if not sep or not key.strip() or not value.strip():
+        raise err(f"gate '{text}': a slice selector is [KEY=VALUE], e.g. [tag=math] or [metadata.language=de]")
+    norm = normalize_key(key)
+    if norm is None:
+        raise err(f"gate '{text}': {key_error(key.strip())}")
+    return m.group(1) + text[m.end():], norm, value.strip()
+
+
 def parse_gate(text: str, index: int, scorers: list[str], repeat: int | None,
                err: Callable[[str], UsageError]) -> Gate:
-    toks = _tokens(text, err)
+    bare, slice_key, slice_value = _selector(text, err)
+    gate = _parse_bare(text, bare, index, scorers, repeat, err)
+    if slice_key is None:
+        return gate
+    if gate.scorer is None:
+        raise err(f"gate '{text}': a slice selector needs a scorer statistic (e.g. exact_match.mean[tag=math]); "
+                  f"{gate.metric} is run-wide")
+    loc = err("")
+    return replace(gate, slice_key=slice_key, slice_value=slice_value, where=(loc.file, loc.line, loc.col))
+
+
+def _parse_bare(text: str, bare: str, index: int, scorers: list[str], repeat: int | None,
+                err: Callable[[str], UsageError]) -> Gate:
+    """A gate without a slice selector (``bare``); messages quote the gate as written (``text``)."""
+    toks = _tokens(bare, err)
     if not toks:
         raise err("empty gate; write e.g. 'exact_match.mean >= 0.85'")
     if toks[0][0] != "word":
@@ -298,6 +354,8 @@ def evaluate_gate(gate: Gate, cmp: Comparison, policy: str = "significant") -> G
     if gate.scorer is None:
         return _judge_run_metric(gate, cmp)
     sc = cmp.scorers.get(gate.scorer)
+    if sc is not None and gate.slice_key is not None:
+        sc = _slice_of(gate, cmp)
     assert gate.stat is not None
     value = sc.value(gate.stat) if sc is not None else None
     if not gate.relative:
@@ -344,6 +402,17 @@ def _mde_note(res: GateResult, margin: float) -> GateResult:
                  "than that can pass unnoticed")
         res.note = f"{res.note}; {extra}" if res.note else extra
     return res
+
+
+def _slice_of(gate: Gate, cmp: Comparison) -> Any:
+    """The gate's scorer restricted to its slice; an unknown key or value is the user's error."""
+    from evalrun.slices import check_selector, members, restrict
+
+    assert gate.scorer is not None and gate.slice_key is not None and gate.slice_value is not None
+    why = check_selector(cmp, gate.slice_key, gate.slice_value)
+    if why is not None:
+        raise gate.error(f"gate '{gate.text}': {why}")
+    return restrict(cmp, gate.scorer, members(cmp, gate.slice_key)[gate.slice_value])
 
 
 def _judge_run_metric(gate: Gate, cmp: Comparison) -> GateResult:

@@ -24,6 +24,7 @@ from evalrun.gates import Gate, GateResult, check_policy, evaluate, parse_gates
 
 if TYPE_CHECKING:
     from evalrun.config import LoadedConfig
+    from evalrun.slices import SliceReport
     from evalrun.store import RunDir
 
 FORMATS = ("console", "md", "junit", "html", "json")
@@ -65,6 +66,8 @@ class Verdict:
     run_status: str = "finished"
     written: list[tuple[str, str]] = field(default_factory=list)  # (format, path) of reports written
     notes: list[str] = field(default_factory=list)
+    slices: SliceReport | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)  # earlier runs and this one, oldest first
 
     @property
     def failed_gates(self) -> list[GateResult]:
@@ -91,7 +94,8 @@ class Verdict:
     def to_dict(self) -> dict[str, Any]:
         return {"verdict": "pass" if self.passed else "fail", "run_status": self.run_status,
                 "gate_policy": self.policy, "gates": [g.to_dict() for g in self.gates], "notes": self.notes,
-                "comparison": self.comparison.to_dict()}
+                "slices": self.slices.to_dict() if self.slices is not None else None,
+                "history": self.history, "comparison": self.comparison.to_dict()}
 
     def brief(self) -> dict[str, Any]:
         """The verdict without the per-item data (for ``--json`` next to the summary)."""
@@ -116,6 +120,7 @@ class PostRun:
     reports: list[ReportSpec]
     scorers: list[str]
     notes: list[str] = field(default_factory=list)
+    slices: list[str] = field(default_factory=list)  # slice keys: the eval file's and --slice
 
     def judge(self, run_dir: RunDir, summary: dict[str, Any] | None = None, status: str | None = None) -> Verdict:
         """Compare the run with the baseline and judge the gates (no output)."""
@@ -132,14 +137,27 @@ class PostRun:
             scorers=self.scorers, summary=summary,
             baseline_metrics=(bl.metrics or run_metrics(bl.records, bl.summary)) if bl is not None else None,
         )
+        from evalrun import history
+        from evalrun.slices import slice_report
+
+        home = run_dir.path.parent.parent if run_dir.path.parent.name == "runs" else None
         return Verdict(cmp, evaluate(self.gates, cmp, self.policy), self.policy,
                        status or (summary or {}).get("status") or manifest.get("status") or "finished",
-                       notes=list(self.notes))
+                       notes=list(self.notes), slices=slice_report(cmp, self.slices),
+                       history=history.collect(manifest.get("eval"), home, current=run_dir, baseline=bl)
+                       if home is not None else history.chain(run_dir, bl))
 
     def finish(self, run_dir: RunDir, summary: dict[str, Any] | None = None, *, status: str | None = None,
                console: bool = True, out: TextIO | None = None) -> Verdict:
-        """Judge the run and write every report asked for (the console one on ``out``)."""
+        """Judge the run, keep its history beside it, and write every report asked for (the
+        console one on ``out``)."""
         verdict = self.judge(run_dir, summary, status)
+        from evalrun import history
+
+        try:
+            history.write_history(run_dir, history.chain(run_dir, self.baseline))
+        except OSError as e:
+            verdict.notes.append(f"could not write {history.HISTORY}: {e.strerror}")
         write_reports(verdict, self.reports, run_dir, console=console, out=out)
         return verdict
 
@@ -203,8 +221,20 @@ def _implicit_baseline(eval_name: str, home: Path | None, configured: str | None
     return None
 
 
+def slice_keys(configured: Any, extra: list[str] | None) -> list[str]:
+    """The eval file's ``slices`` plus ``--slice`` keys (a bad --slice key is a UsageError)."""
+    from evalrun.slices import key_error, normalize_key
+
+    keys = [k for k in (configured if isinstance(configured, list) else []) if isinstance(k, str)]
+    for k in extra or []:
+        if normalize_key(k) is None:
+            raise UsageError(f"--slice {k}: {key_error(k)}")
+        keys.append(k)
+    return keys
+
+
 def prepare(loaded: LoadedConfig, *, baseline_ref: str | None = None, reports: list[str] | None = None,
-            home: Path | None = None, repeat: int | None = None) -> PostRun:
+            home: Path | None = None, repeat: int | None = None, slices: list[str] | None = None) -> PostRun:
     """Everything that can be wrong with gates, baseline and reports, checked before a run starts."""
     cfg = loaded.config
     scorers = [s.name or s.type for s in cfg.scorers]
@@ -217,7 +247,7 @@ def prepare(loaded: LoadedConfig, *, baseline_ref: str | None = None, reports: l
     bl = resolve_baseline(ref, eval_name=cfg.name, home=home, configured=configured,
                           base_dir=loaded.base_dir) if ref else None
     _note_skipped(gates, bl, notes)
-    return PostRun(gates, cfg.gate_policy, bl, specs, scorers, notes)
+    return PostRun(gates, cfg.gate_policy, bl, specs, scorers, notes, slice_keys(cfg.slices, slices))
 
 
 def _note_skipped(gates: list[Gate], bl: Baseline | None, notes: list[str]) -> None:
@@ -228,7 +258,8 @@ def _note_skipped(gates: list[Gate], bl: Baseline | None, notes: list[str]) -> N
 
 def prepare_for_run(config_path: str | None, *, resume: str | None = None, home: Path | None = None,
                     baseline_ref: str | None = None, reports: list[str] | None = None,
-                    repeat: int | None = None, overrides: dict[str, Any] | None = None) -> PostRun | None:
+                    repeat: int | None = None, overrides: dict[str, Any] | None = None,
+                    slices: list[str] | None = None) -> PostRun | None:
     """``evalrun run``: the post-run work for this eval file (or the resumed run's), or None when
     there is nothing to judge or report (no gates, no baseline, no --report)."""
     from evalrun.config import load_config
@@ -238,15 +269,16 @@ def prepare_for_run(config_path: str | None, *, resume: str | None = None, home:
 
         saved = resolve_run(resume, home).read_manifest()
         config_path, overrides = saved.get("config_path"), saved.get("overrides")
-    post = prepare(load_config(config_path, overrides), baseline_ref=baseline_ref, reports=reports, home=home, repeat=repeat)
-    if not (post.gates or post.baseline or post.reports or post.notes):
+    post = prepare(load_config(config_path, overrides), baseline_ref=baseline_ref, reports=reports, home=home,
+                   repeat=repeat, slices=slices)
+    if not (post.gates or post.baseline or post.reports or post.notes or post.slices):
         return None
     return post
 
 
 def prepare_from_manifest(manifest: dict[str, Any], *, baseline_ref: str | None = None,
                           reports: list[str] | None = None, home: Path | None = None,
-                          default_latest_before: str | None = None) -> PostRun:
+                          default_latest_before: str | None = None, slices: list[str] | None = None) -> PostRun:
     """Like :func:`prepare`, for a run that already exists (``compare``, ``merge``): the gates are
     the ones the run was configured with. With neither a baseline REF nor an accepted baseline,
     ``default_latest_before`` (a run id) picks the newest finished earlier run of the same eval."""
@@ -268,7 +300,7 @@ def prepare_from_manifest(manifest: dict[str, Any], *, baseline_ref: str | None 
         ref = _previous_run(eval_name, home, default_latest_before)
     bl = resolve_baseline(ref, eval_name=eval_name, home=home, configured=configured, base_dir=base_dir) if ref else None
     _note_skipped(gates, bl, notes)
-    return PostRun(gates, policy, bl, specs, scorers, notes)
+    return PostRun(gates, policy, bl, specs, scorers, notes, slice_keys(cfg.get("slices"), slices))
 
 
 def _previous_run(eval_name: str | None, home: Path | None, run_id: str) -> str | None:

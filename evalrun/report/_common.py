@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from evalrun._json import as_text
 from evalrun.prompts import describe
@@ -219,3 +219,37 @@ def metrics_line(m: dict, base: dict | None = None) -> str:
     if m.get("cost_usd") is not None:
         parts.append(with_base("cost_usd", f"cost ${m['cost_usd']:.4f}", "${:.4f}"))
     return " · ".join(parts)
+
+
+@dataclass
+class SliceCells:
+    """One slice row as the text every report shows."""
+
+    slice: str
+    scorer: str
+    n: str
+    mean: str  # the candidate's mean and its interval
+    baseline: str
+    diff: str  # paired difference and its interval
+    regressed: str
+    improved: str
+    flag: str  # "significant drop", "significant gain", "tiny (n<10)", combined
+
+
+def slice_cells(row: Any, has_baseline: bool) -> SliceCells:
+    from evalrun.slices import TINY
+
+    d = row.diff
+    flags = []
+    if row.change:
+        flags.append(f"significant {row.change}")
+    if row.tiny:
+        flags.append(f"tiny (n<{TINY})")
+    return SliceCells(
+        slice=row.label, scorer=row.scorer, n=str(row.n),
+        mean=f"{num(row.mean)} {interval(row.lo, row.hi, signed=False)}",
+        baseline=num(d.baseline_mean) if has_baseline and d is not None else "",
+        diff=f"{signed(d.diff)} {interval(d.lo, d.hi)}" if has_baseline and d is not None else "",
+        regressed="" if row.regressions is None else str(row.regressions),
+        improved="" if row.improvements is None else str(row.improvements),
+        flag=", ".join(flags))

@@ -18,12 +18,14 @@ from evalrun.report._common import (
     metrics_line,
     output_text,
     scorer_rows,
+    slice_cells,
 )
 
 if TYPE_CHECKING:
     from evalrun.verdict import Verdict
 
 TOP_ITEMS = 10
+TOP_SLICES = 12
 TEXT_LIMIT = 300
 
 
@@ -50,6 +52,29 @@ def _scorer_table(verdict: Verdict) -> Table:
         if "flaky" in cols:
             cells.append(str(r.flaky) if r.flaky else "")
         t.add_row(*(Text(c) for c in cells))
+    return t
+
+
+def _slice_table(verdict: Verdict) -> Table | None:
+    rep = verdict.slices
+    if rep is None or not rep.rows:
+        return None
+    shown = rep.rows[:TOP_SLICES]
+    more = f", worst {len(shown)} of {len(rep.rows)}" if len(rep.rows) > len(shown) else ""
+    t = Table(title=Text(f"slices by {', '.join(rep.keys)} (worst first{more})"), title_justify="left")
+    cols = ["slice", "scorer", "n", "mean [95% CI]"]
+    if rep.has_baseline:
+        cols += ["baseline", "diff [95% CI]", "regressed", "improved"]
+    cols.append("")
+    for i, c in enumerate(cols):
+        t.add_column(c, justify="right" if 1 < i < len(cols) - 1 else "left")
+    for row in shown:
+        c = slice_cells(row, rep.has_baseline)
+        cells = [c.slice, c.scorer, c.n, c.mean]
+        if rep.has_baseline:
+            cells += [c.baseline, c.diff, c.regressed, c.improved]
+        style = "bold red" if row.change == "drop" else "green" if row.change == "gain" else ""
+        t.add_row(*(Text(x) for x in cells), Text(c.flag, style=style))
     return t
 
 
@@ -90,6 +115,9 @@ def print_console(verdict: Verdict, out: TextIO | None = None, console: Console 
     console.print(_scorer_table(verdict))
     console.print(Text(counts_line(verdict)))
     console.print(Text(metrics_line(cmp.metrics, cmp.baseline_metrics)))
+    slices = _slice_table(verdict)
+    if slices is not None:
+        console.print(slices)
     if cmp.has_baseline:
         _item_block(console, verdict, "regressed items", cmp.regressed, TOP_ITEMS)
         flaky = cmp.by_status("flaky")

@@ -1,8 +1,10 @@
 """The HTML report: one self-contained file (inline CSS and script, no network) with the
-summary, the gates and every item, baseline next to candidate, filterable by status.
+summary, the gates, inline SVG charts (see :mod:`evalrun.report.charts`), the slice table
+(sortable) and every item, baseline next to candidate, filterable by status.
 
 Everything a model or a dataset wrote reaches the page only through Jinja2 autoescaping, so
-an output ``<script>alert(1)</script>`` shows as text; the template marks nothing ``safe``.
+an output ``<script>alert(1)</script>`` shows as text; the template marks nothing ``safe``
+(the charts arrive as Markup built from numbers, their text escaped where it is built).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from evalrun.report._common import (
     output_text,
     reasons,
     scorer_rows,
+    slice_cells,
 )
 
 if TYPE_CHECKING:
@@ -36,6 +39,38 @@ def _outputs(records: list[Record]) -> list[str]:
     if len(records) <= 1:
         return [output_text(records, TEXT_LIMIT)] if records else []
     return [f"[trial {r.trial}] " + output_text([r], TEXT_LIMIT) for r in records]
+
+
+def _charts(verdict: Verdict) -> list[Any]:
+    """The report's SVG charts: trends, score differences, slices (forest plot), latency."""
+    from evalrun import stats
+    from evalrun.report import charts
+
+    cmp = verdict.comparison
+    out: list[Any] = []
+    if len(verdict.history) >= 2:
+        for name in cmp.scorers:
+            out.append(charts.trend_chart(name, verdict.history, cmp.run.get("run_id")))
+    if cmp.has_baseline:
+        for name, sc in cmp.scorers.items():
+            if sc.base_items is None:
+                continue
+            diffs = [c.mean - b.mean for i, c in sc.cand_items.items()
+                     if (b := sc.base_items.get(i)) is not None and c.mean is not None and b.mean is not None]
+            bounded = all(-1.0 <= d <= 1.0 for d in diffs)
+            out.append(charts.histogram(f"{name}: per-item score difference vs baseline ({len(diffs)} items)",
+                                        "candidate − baseline (item mean)", diffs, bins=40 if bounded else 30,
+                                        lim=(-1.0, 1.0) if bounded else None, chart_id=f"diff-{name}",
+                                        mark_zero=True))
+    if verdict.slices is not None:
+        out.append(charts.forest_plot(verdict.slices.rows, verdict.slices.has_baseline))
+    lat = [r.latency_ms for it in cmp.items for r in it.candidate if r.latency_ms is not None]
+    if lat:
+        top = stats.percentile(lat, 99) or max(lat)
+        out.append(charts.histogram(f"latency per record ({len(lat)} records; the last bar holds all above p99)",
+                                    "latency (ms)", [min(v, top) for v in lat], lim=(0.0, top * 1.0001 or 1.0),
+                                    chart_id="latency"))
+    return [c for c in out if c is not None]
 
 
 def _env() -> SandboxedEnvironment:
@@ -69,6 +104,8 @@ def render_html(verdict: Verdict) -> str:
         title=headline(verdict), verdict_word=verdict.word, baseline=cmp.baseline_info,
         counts=counts_line(verdict), metrics=metrics_line(cmp.metrics, cmp.baseline_metrics),
         notes=verdict.notes, scorer_rows=scorer_rows(verdict), gates=verdict.gates, policy=verdict.policy,
-        items=items, filters=filters, version=__version__,
+        items=items, filters=filters, version=__version__, charts=_charts(verdict),
+        slices=verdict.slices, slice_rows=[(r, slice_cells(r, verdict.slices.has_baseline))
+                                           for r in verdict.slices.rows] if verdict.slices is not None else [],
         generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
     )

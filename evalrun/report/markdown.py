@@ -21,6 +21,7 @@ from evalrun.report._common import (
     metrics_line,
     output_text,
     scorer_rows,
+    slice_cells,
 )
 
 if TYPE_CHECKING:
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
     from evalrun.verdict import Verdict
 
 LIMIT = 65_000
+TOP_SLICES = 10
+TREND_RUNS = 20
 CELL_LIMIT = 200
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]{}#+!~|])")
 
@@ -61,6 +64,48 @@ def _scorers(verdict: Verdict) -> list[str]:
         out = ["| scorer | n | mean | 95% CI | pass rate |", "|---|--:|--:|--:|--:|"]
         for r in rows:
             out.append(f"| {cell(r.name)} | {r.n} | {r.mean} | {r.ci_own} | {r.pass_rate} |")
+    return out
+
+
+def _trend(verdict: Verdict) -> list[str]:
+    """One unicode trend per scorer over the run history (this run last)."""
+    from evalrun.report.history import means, sparkline
+
+    entries = verdict.history[-TREND_RUNS:]
+    if len(entries) < 2:
+        return []
+    out = ["", f"**Trend** (mean over the last {len(entries)} runs, oldest → newest):", ""]
+    for name in verdict.comparison.scorers:
+        vals = means(entries, name)
+        known = [v for v in vals if v is not None]
+        if len(known) < 2:
+            continue
+        out.append(f"- {cell(name, 80)} {sparkline(vals)} {known[0]:.3f} → {known[-1]:.3f}")
+    return out if len(out) > 3 else []
+
+
+def _slices(verdict: Verdict) -> list[str]:
+    rep = verdict.slices
+    if rep is None or not rep.rows:
+        return []
+    shown = rep.rows[:TOP_SLICES]
+    more = f", worst {len(shown)} of {len(rep.rows)}" if len(rep.rows) > len(shown) else ""
+    out = ["", f"### Slices by {cell(', '.join(rep.keys), 200)} (worst first{more})", ""]
+    if rep.has_baseline:
+        out += ["| slice | scorer | n | mean (95% CI) | baseline | diff (95% CI) | regressed | improved | |",
+                "|---|---|--:|--:|--:|--:|--:|--:|---|"]
+    else:
+        out += ["| slice | scorer | n | mean (95% CI) | |", "|---|---|--:|--:|---|"]
+    for row in shown:
+        c = slice_cells(row, rep.has_baseline)
+        flag = f"**{c.flag}**" if row.change == "drop" else c.flag
+        if rep.has_baseline:
+            out.append(f"| {cell(c.slice, 80)} | {cell(c.scorer, 60)} | {c.n} | {c.mean} | {c.baseline} | {c.diff} | "
+                       f"{c.regressed} | {c.improved} | {flag} |")
+        else:
+            out.append(f"| {cell(c.slice, 80)} | {cell(c.scorer, 60)} | {c.n} | {c.mean} | {flag} |")
+    if len(rep.rows) > len(shown):
+        out += ["", f"*… {len(rep.rows) - len(shown)} more slice rows in the HTML and JSON reports.*"]
     return out
 
 
@@ -139,6 +184,8 @@ def render_markdown(verdict: Verdict, limit: int = LIMIT) -> str:
         head.append(f"No baseline · {cell(counts_line(verdict))}")
     head += ["", cell(metrics_line(cmp.metrics, cmp.baseline_metrics), 500), ""]
     head += _scorers(verdict)
+    head += _trend(verdict)
+    head += _slices(verdict)
     head += _gates(verdict)
     for note in verdict.notes:
         head += ["", f"> {cell(note, 500)}"]

@@ -1,0 +1,215 @@
+"""Run history: the finished runs of one eval, oldest first, with per-scorer means and intervals.
+
+Sources, merged by run id (the fullest entry wins):
+
+- local run directories (``<home>/runs/*``: manifest.json + summary.json);
+- the accepted-baseline file (its records give the numbers);
+- ``history.jsonl`` files: every judged run writes one into its run directory, holding the
+  history it knew (its baseline's ``history.jsonl``, the baseline itself) plus itself. In CI
+  the run directory is the baseline artifact, so a pull request on an ephemeral runner that
+  downloads it still sees the earlier runs of main.
+
+An entry is compact (no records): run id, eval, started/finished, git commit, record count
+and per scorer n, mean with its 95% interval, pass rate with its interval.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from evalrun.errors import UsageError
+
+if TYPE_CHECKING:
+    from evalrun.baseline import Baseline
+    from evalrun.store import RunDir
+
+HISTORY = "history.jsonl"
+#: entries a history.jsonl keeps (the newest): a year of daily runs, a few hundred kB
+KEEP = 400
+
+
+def _r(x: Any) -> float | None:
+    if x is None:
+        return None
+    x = float(x)
+    return None if math.isnan(x) else round(x, 6)
+
+
+def _scorers_from_summary(summary: dict[str, Any]) -> dict[str, Any]:
+    from evalrun.slices import proportion_interval
+
+    out = {}
+    for name, s in (summary.get("scorers") or {}).items():
+        if not isinstance(s, dict):
+            continue
+        passed, failed = int(s.get("passed") or 0), int(s.get("failed") or 0)
+        lo, hi = proportion_interval(passed, passed + failed)
+        out[name] = {"n": s.get("n"), "mean": s.get("mean"), "ci95": s.get("ci95"),
+                     "pass_rate": s.get("pass_rate"), "pass_ci95": [_r(lo), _r(hi)] if passed + failed else None}
+    return out
+
+
+def entry(*, run_id: str | None, eval_name: str | None, started_at: str | None, git: dict[str, Any] | None,
+          summary: dict[str, Any] | None, source: str, finished_at: str | None = None) -> dict[str, Any]:
+    s = summary or {}
+    return {"run_id": run_id, "eval": eval_name, "started_at": started_at,
+            "finished_at": finished_at or s.get("finished_at"),
+            "commit": (git or {}).get("commit"), "branch": (git or {}).get("branch"),
+            "records": s.get("records"), "errors": s.get("errors"), "scorers": _scorers_from_summary(s),
+            "source": source}
+
+
+def run_entry(rd: RunDir, source: str = "run") -> dict[str, Any] | None:
+    """The entry of a finished run directory (None for one without a summary or not finished)."""
+    try:
+        m = rd.read_manifest()
+        summary = rd.read_summary()
+    except UsageError:
+        return None
+    if summary is None or m.get("status") != "finished":
+        return None
+    return entry(run_id=rd.id, eval_name=m.get("eval"), started_at=m.get("started_at"), git=m.get("git"),
+                 summary=summary, source=source, finished_at=m.get("finished_at"))
+
+
+def baseline_entry(bl: Baseline) -> dict[str, Any] | None:
+    """The entry of a baseline (run directory, results file or accepted file)."""
+    from evalrun.store import RunDir
+
+    if bl.kind == "run" and bl.path is not None:
+        return run_entry(RunDir(bl.path), "baseline")
+    if bl.kind == "accepted" and bl.path is not None:
+        return accepted_entry(bl.path)
+    if bl.summary is not None and bl.run_id:
+        return entry(run_id=bl.run_id, eval_name=bl.eval, started_at=None, git=None, summary=bl.summary,
+                     source="baseline")
+    return None
+
+
+def accepted_entry(path: Path) -> dict[str, Any] | None:
+    """The entry of an accepted-baseline file (numbers recomputed from its records)."""
+    from evalrun.baseline import load_accepted
+    from evalrun.summary import SummaryBuilder
+
+    try:
+        bl = load_accepted(path)
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UsageError, OSError, ValueError):
+        return None
+    names: list[str] = []
+    for r in bl.records:
+        names += [n for n in r.scores if n not in names]
+    b = SummaryBuilder(names)
+    for r in bl.records:
+        b.add(r)
+    return entry(run_id=bl.run_id, eval_name=bl.eval, started_at=data.get("started_at"), git=data.get("git"),
+                 summary=b.build(), source="accepted")
+
+
+def read_history_file(path: Path) -> list[dict[str, Any]]:
+    """Entries of a history.jsonl; a torn or foreign line is skipped (history is a convenience,
+    never a reason to fail a run)."""
+    out = []
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return []
+    for line in text.splitlines():
+        try:
+            e = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(e, dict) and isinstance(e.get("run_id"), str) and isinstance(e.get("scorers"), dict):
+            out.append(e)
+    return out
+
+
+def _history_near(path: Path | None) -> list[dict[str, Any]]:
+    """The history.jsonl in a run directory / artifact folder, or beside a baseline file."""
+    if path is None:
+        return []
+    folder = path if path.is_dir() else path.parent
+    f = folder / HISTORY
+    return read_history_file(f) if f.is_file() else []
+
+
+def merge(entries: list[dict[str, Any]], eval_name: str | None = None) -> list[dict[str, Any]]:
+    """One entry per run id (a local run's own entry beats a carried copy), oldest first."""
+    rank = {"run": 0, "current": 0, "baseline": 1, "accepted": 2}
+    best: dict[str, dict[str, Any]] = {}
+    for e in entries:
+        if eval_name and e.get("eval") and e.get("eval") != eval_name:
+            continue
+        rid = e.get("run_id")
+        if not rid:
+            continue
+        old = best.get(rid)
+        if old is None or rank.get(e.get("source", ""), 3) < rank.get(old.get("source", ""), 3):
+            best[rid] = e
+    return sorted(best.values(), key=lambda e: (e.get("started_at") or "", e.get("run_id") or ""))
+
+
+def chain(run_dir: RunDir, baseline: Baseline | None) -> list[dict[str, Any]]:
+    """What this run's history.jsonl holds: the baseline's history, the baseline, this run."""
+    entries: list[dict[str, Any]] = []
+    if baseline is not None:
+        entries += [{**e, "source": "history"} for e in _history_near(baseline.path)]
+        be = baseline_entry(baseline)
+        if be is not None:
+            entries.append(be)
+    own = run_entry(run_dir, "current")
+    if own is not None:
+        entries.append(own)
+    eval_name = own.get("eval") if own else None
+    return merge(entries, eval_name)[-KEEP:]
+
+
+def write_history(run_dir: RunDir, entries: list[dict[str, Any]]) -> None:
+    """Write ``history.jsonl`` into the run directory (atomically: a reader never sees half)."""
+    path = run_dir.path / HISTORY
+    tmp = path.with_suffix(".jsonl.tmp")
+    lines = [json.dumps({k: v for k, v in e.items() if k != "source"}, sort_keys=True, ensure_ascii=False)
+             for e in entries]
+    tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    tmp.replace(path)
+
+
+def collect(eval_name: str | None, home: Path | None = None, *, accepted: Path | None = None,
+            extra: list[Path] | None = None, current: RunDir | None = None,
+            baseline: Baseline | None = None) -> list[dict[str, Any]]:
+    """Every finished run of ``eval_name`` this machine can see, oldest first."""
+    from evalrun.store import list_runs
+
+    entries: list[dict[str, Any]] = []
+    for p in extra or []:
+        entries += [{**e, "source": "history"} for e in _history_near(p)]
+    if baseline is not None:
+        entries += [{**e, "source": "history"} for e in _history_near(baseline.path)]
+        be = baseline_entry(baseline)
+        if be is not None:
+            entries.append(be)
+    if accepted is not None and accepted.is_file():
+        e = accepted_entry(accepted)
+        if e is not None:
+            entries.append(e)
+    for rd in list_runs(home):
+        if current is not None and rd.path == current.path:
+            continue
+        try:
+            m = rd.read_manifest()
+        except UsageError:
+            continue
+        if eval_name and m.get("eval") != eval_name:
+            continue
+        e = run_entry(rd)
+        if e is not None:
+            entries.append(e)
+        entries += [{**x, "source": "history"} for x in _history_near(rd.path)]
+    if current is not None:
+        e = run_entry(current, "current")
+        if e is not None:
+            entries.append(e)
+    return merge(entries, eval_name)

@@ -1,0 +1,259 @@
+"""Slices: a comparison cut by item metadata (``tags``, ``metadata.category``, ...).
+
+A slice is the items sharing one value of one key; an item with several tags sits in each of
+their slices. Per slice and scorer this module gives n (items), the item-level mean and pass
+rate with their intervals, and against a baseline the paired difference with its interval,
+the regressions and the improvements.
+
+Units are items, as in :mod:`evalrun.compare`: with repeats an item's trials are averaged
+first. Slice membership comes from the candidate's records (the baseline's for an item the
+candidate lacks), so a baseline file that kept only tags still pairs by item id.
+
+The interval math lives in :mod:`evalrun.stats`; :func:`mean_interval` and
+:func:`rate_interval` below are the only places this module calls it for one-sample
+intervals, so a change of the statistics API is a change here alone.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from evalrun import stats
+from evalrun.compare import ScorerComparison, scorer_numbers
+
+if TYPE_CHECKING:
+    from evalrun.compare import Comparison, ItemDiff
+
+#: a slice with fewer items than this is shown, but marked: its interval is wide or missing
+TINY = 10
+TAGS = "tags"
+METADATA = "metadata."
+
+
+# --- the statistics adapter (one place to follow evalrun.stats) ----------------------------
+
+def mean_interval(values: list[float]) -> tuple[float, float, float]:
+    """Mean of per-item values and its 95% interval (nan bounds when n < 2)."""
+    m, lo, hi = stats.mean_ci(values)
+    if len(values) < 2:
+        return m, math.nan, math.nan
+    if values and 0.0 <= min(values) and max(values) <= 1.0:
+        lo, hi = max(lo, 0.0), min(hi, 1.0)  # scores live in [0, 1], as summary.json clips them
+    return m, lo, hi
+
+
+def rate_interval(rates: list[float]) -> tuple[float, float, float]:
+    """Mean of per-item pass rates and its 95% interval."""
+    return mean_interval(rates)
+
+
+def proportion_interval(passed: int, judged: int) -> tuple[float, float]:
+    """95% interval of a pass rate from its counts (nan bounds when judged < 2)."""
+    _m, lo, hi = mean_interval([1.0] * passed + [0.0] * (judged - passed))
+    return lo, hi
+
+
+# --- keys and membership --------------------------------------------------------------------
+
+def normalize_key(key: str) -> str | None:
+    """``tags`` / ``tag`` -> ``tags``; ``metadata.X`` -> itself; anything else -> None."""
+    key = key.strip()
+    if key in ("tag", "tags"):
+        return TAGS
+    if key.startswith(METADATA) and len(key) > len(METADATA):
+        return key
+    return None
+
+
+def key_error(key: str) -> str:
+    """Why ``key`` is not a slice key, with a suggestion."""
+    from evalrun.config import suggest
+
+    hint = suggest(key, [TAGS, "tag"])
+    if not hint and key and "." not in key:
+        hint = f" (did you mean 'metadata.{key}'?)"
+    return f"unknown slice key '{key}'{hint}; use tags or metadata.KEY"
+
+
+def values_of(metadata: dict[str, Any] | None, key: str) -> list[str]:
+    """The slice values of one item under ``key`` (several for a list, none when absent)."""
+    meta = metadata or {}
+    v = meta.get(TAGS) if key == TAGS else meta.get(key[len(METADATA):])
+    if v is None or v == "":
+        return []
+    if isinstance(v, list):
+        return list(dict.fromkeys(str(x) for x in v))
+    return [str(v)]
+
+
+def _item_metadata(it: ItemDiff) -> dict[str, Any]:
+    return (it.candidate[0].metadata if it.candidate else it.baseline[0].metadata) or {}
+
+
+def members(cmp: Comparison, key: str) -> dict[str, set[str]]:
+    """slice value -> the ids of its items (candidate items; removed ones are not in a slice)."""
+    out: dict[str, set[str]] = {}
+    for it in cmp.items:
+        if not it.candidate:
+            continue
+        for v in values_of(_item_metadata(it), key):
+            out.setdefault(v, set()).add(it.item_id)
+    return out
+
+
+def restrict(cmp: Comparison, scorer: str, ids: set[str]) -> ScorerComparison:
+    """The comparison of one scorer on the items ``ids`` only: what a slice gate is judged on."""
+    sc = cmp.scorers[scorer]
+    cand = [r for it in cmp.items if it.item_id in ids for r in it.candidate]
+    numbers = scorer_numbers(cand, [scorer])[scorer]
+    base_numbers = None
+    base_items = None
+    if sc.base_items is not None:
+        base = [r for it in cmp.items if it.item_id in ids for r in it.baseline]
+        base_numbers = scorer_numbers(base, [scorer]).get(scorer) if base else None
+        base_items = {i: s for i, s in sc.base_items.items() if i in ids}
+    out = ScorerComparison(scorer, numbers, base_numbers if sc.baseline is not None else None,
+                           {i: s for i, s in sc.cand_items.items() if i in ids}, base_items)
+    out.regressions = [i for i in sc.regressions if i in ids]
+    out.improvements = [i for i in sc.improvements if i in ids]
+    out.flaky = [i for i in sc.flaky if i in ids]
+    if base_items is not None:
+        out.mcnemar_p = stats.mcnemar_exact(len(out.regressions), len(out.improvements))
+    return out
+
+
+# --- the slice table ------------------------------------------------------------------------
+
+@dataclass
+class SliceRow:
+    key: str
+    value: str
+    scorer: str
+    n: int  # items with a value for this scorer
+    mean: float
+    lo: float
+    hi: float
+    pass_rate: float | None
+    pass_lo: float | None
+    pass_hi: float | None
+    diff: stats.PairedDifference | None  # paired, of the item means (None without a baseline)
+    pass_diff: stats.PairedDifference | None
+    regressions: int | None
+    improvements: int | None
+
+    @property
+    def label(self) -> str:
+        return f"tag={self.value}" if self.key == TAGS else f"{self.key}={self.value}"
+
+    @property
+    def tiny(self) -> bool:
+        return self.n < TINY
+
+    @property
+    def change(self) -> str:
+        """``drop`` / ``gain`` when the paired 95% interval excludes zero, else ``''``."""
+        d = self.diff
+        if d is None or not d.has_interval:
+            return ""
+        if d.hi < 0:
+            return "drop"
+        if d.lo > 0:
+            return "gain"
+        return ""
+
+    def sort_key(self) -> tuple[float, float, str, str, str]:
+        # worst first: the slice whose interval says it is surely lowest (upper bound), so a
+        # tiny slice with a wide interval does not crowd out a clear, well-measured drop
+        if self.diff is not None and self.diff.n:
+            top = self.diff.hi if self.diff.has_interval else self.diff.diff
+            point = self.diff.diff
+        else:
+            top = self.hi if not math.isnan(self.hi) else self.mean
+            point = self.mean
+        return (_nan_last(top), _nan_last(point), self.key, self.value, self.scorer)
+
+    def to_dict(self) -> dict[str, Any]:
+        def pd(d: stats.PairedDifference | None) -> dict[str, Any] | None:
+            if d is None or not d.n:
+                return None
+            return {"n": d.n, "candidate": _r(d.candidate_mean), "baseline": _r(d.baseline_mean), "diff": _r(d.diff),
+                    "ci95": [_r(d.lo), _r(d.hi)], "p_value": _r(d.p_value)}
+
+        return {"key": self.key, "value": self.value, "selector": self.label, "scorer": self.scorer, "n": self.n,
+                "tiny": self.tiny, "mean": _r(self.mean), "ci95": [_r(self.lo), _r(self.hi)],
+                "pass_rate": _r(self.pass_rate), "pass_rate_ci95": [_r(self.pass_lo), _r(self.pass_hi)],
+                "paired_mean": pd(self.diff), "paired_pass_rate": pd(self.pass_diff),
+                "regressions": self.regressions, "improvements": self.improvements, "change": self.change}
+
+
+def _nan_last(x: float) -> float:
+    return math.inf if x is None or math.isnan(x) else x
+
+
+def _r(x: float | None) -> float | None:
+    return None if x is None or math.isnan(x) else round(float(x), 6)
+
+
+@dataclass
+class SliceReport:
+    keys: list[str]
+    rows: list[SliceRow]  # worst first
+    has_baseline: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"keys": self.keys, "tiny_below": TINY, "rows": [r.to_dict() for r in self.rows]}
+
+
+def _row(cmp: Comparison, key: str, value: str, scorer: str, ids: set[str]) -> SliceRow | None:
+    sc = restrict(cmp, scorer, ids)
+    means = [m for s in sc.cand_items.values() if (m := s.mean) is not None]
+    rates = [p for s in sc.cand_items.values() if (p := s.pass_rate) is not None]
+    if not means and not rates:
+        return None
+    mean, lo, hi = mean_interval(means) if means else (math.nan, math.nan, math.nan)
+    pr = rate_interval(rates) if rates else None
+    pm = sc.paired("mean") if sc.base_items is not None else None
+    pp = sc.paired("pass_rate") if sc.base_items is not None and rates else None
+    return SliceRow(key, value, scorer, len(means) or len(rates), mean, lo, hi,
+                    pr[0] if pr else None, pr[1] if pr else None, pr[2] if pr else None,
+                    pm.diff if pm is not None and pm.diff.n else None,
+                    pp.diff if pp is not None and pp.diff.n else None,
+                    len(sc.regressions) if sc.base_items is not None else None,
+                    len(sc.improvements) if sc.base_items is not None else None)
+
+
+def slice_report(cmp: Comparison, keys: Iterable[str]) -> SliceReport | None:
+    """Every slice of every key, per scorer, worst first (None when no key is asked for)."""
+    keys = list(dict.fromkeys(k for k in (normalize_key(k) for k in keys) if k))
+    if not keys:
+        return None
+    rows: list[SliceRow] = []
+    for key in keys:
+        for value, ids in sorted(members(cmp, key).items()):
+            for scorer in cmp.scorers:
+                row = _row(cmp, key, value, scorer, ids)
+                if row is not None:
+                    rows.append(row)
+    rows.sort(key=SliceRow.sort_key)
+    return SliceReport(keys, rows, cmp.has_baseline)
+
+
+def check_selector(cmp: Comparison, key: str, value: str) -> str | None:
+    """Why a gate's ``[key=value]`` selects nothing in this comparison (None when it selects items)."""
+    from evalrun.config import suggest
+
+    found = members(cmp, key)
+    if value in found:
+        return None
+    if not found:
+        other = sorted({k for it in cmp.items for k in _item_metadata(it)} - {TAGS})
+        keys = [TAGS] + [METADATA + k for k in other]
+        name = "tag" if key == TAGS else key
+        return f"no item has {name}{suggest(key, keys)}; slice keys here: {', '.join(keys)}"
+    name = "tag" if key == TAGS else key
+    shown = sorted(found)
+    listing = ", ".join(shown[:20]) + (f" (+{len(shown) - 20} more)" if len(shown) > 20 else "")
+    return f"no item has {name}={value}{suggest(value, shown)}; values: {listing}"
