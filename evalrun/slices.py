@@ -165,13 +165,14 @@ class SliceRow:
         return ""
 
     def sort_key(self) -> tuple[float, float, str, str, str]:
-        # worst first: the slice whose interval says it is surely lowest (upper bound), so a
-        # tiny slice with a wide interval does not crowd out a clear, well-measured drop
+        # worst first: by the upper bound of the interval, the slice that is surely lowest, so
+        # a tiny slice with a wide interval does not crowd out a clear, well-measured drop; a
+        # slice with no interval (one item) has no known bound and comes after those that have
         if self.diff is not None and self.diff.n:
-            top = self.diff.hi if self.diff.has_interval else self.diff.diff
+            top = self.diff.hi if self.diff.has_interval else math.inf
             point = self.diff.diff
         else:
-            top = self.hi if not math.isnan(self.hi) else self.mean
+            top = self.hi
             point = self.mean
         return (_nan_last(top), _nan_last(point), self.key, self.value, self.scorer)
 
