@@ -415,6 +415,18 @@ def _slice_of(gate: Gate, cmp: Comparison) -> Any:
     return restrict(cmp, gate.scorer, members(cmp, gate.slice_key)[gate.slice_value])
 
 
+def check_slices(gates: list[Gate], metadatas: list[dict[str, Any]]) -> None:
+    """Before a run: every slice selector must name a key and value some item has (UsageError
+    at the gate's line otherwise), so a typo costs no target calls."""
+    from evalrun.slices import check_in
+
+    for g in gates:
+        if g.slice_key is not None and g.slice_value is not None:
+            why = check_in(metadatas, g.slice_key, g.slice_value)
+            if why is not None:
+                raise g.error(f"gate '{g.text}': {why}")
+
+
 def _judge_run_metric(gate: Gate, cmp: Comparison) -> GateResult:
     value = _run_metric(cmp.metrics, gate)
     if value is None:

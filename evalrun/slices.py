@@ -244,17 +244,26 @@ def slice_report(cmp: Comparison, keys: Iterable[str]) -> SliceReport | None:
 
 def check_selector(cmp: Comparison, key: str, value: str) -> str | None:
     """Why a gate's ``[key=value]`` selects nothing in this comparison (None when it selects items)."""
+    return check_in((_item_metadata(it) for it in cmp.items if it.candidate), key, value)
+
+
+def check_in(metadatas: Iterable[dict[str, Any] | None], key: str, value: str) -> str | None:
+    """Why ``[key=value]`` selects none of the items with these metadata (None when it selects some),
+    with a "did you mean" among the keys or values that exist."""
     from evalrun.config import suggest
 
-    found = members(cmp, key)
+    found: set[str] = set()
+    keys: set[str] = set()
+    for meta in metadatas:
+        found.update(values_of(meta, key))
+        keys.update(k for k, v in (meta or {}).items() if v not in (None, ""))
     if value in found:
         return None
-    if not found:
-        other = sorted({k for it in cmp.items for k in _item_metadata(it)} - {TAGS})
-        keys = [TAGS] + [METADATA + k for k in other]
-        name = "tag" if key == TAGS else key
-        return f"no item has {name}{suggest(key, keys)}; slice keys here: {', '.join(keys)}"
     name = "tag" if key == TAGS else key
+    if not found:
+        known = ([TAGS] if TAGS in keys else []) + [METADATA + k for k in sorted(keys - {TAGS})]
+        return (f"no item has {name}{suggest(key, known)}; slice keys here: "
+                f"{', '.join(known) if known else '(the items have no metadata)'}")
     shown = sorted(found)
     listing = ", ".join(shown[:20]) + (f" (+{len(shown) - 20} more)" if len(shown) > 20 else "")
     return f"no item has {name}={value}{suggest(value, shown)}; values: {listing}"

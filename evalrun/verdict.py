@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from evalrun.baseline import Baseline, accepted_path, configured_path_of_run, resolve_baseline
 from evalrun.compare import Comparison, compare, run_metrics
 from evalrun.errors import UsageError
-from evalrun.gates import Gate, GateResult, check_policy, evaluate, parse_gates
+from evalrun.gates import Gate, GateResult, check_policy, check_slices, evaluate, parse_gates
 
 if TYPE_CHECKING:
     from evalrun.config import LoadedConfig
@@ -241,6 +241,11 @@ def prepare(loaded: LoadedConfig, *, baseline_ref: str | None = None, reports: l
     specs = parse_report_specs(reports)
     gates = parse_gates(cfg.gates, scorers=scorers, repeat=repeat or cfg.repeat,
                         locate=lambda msg, i: loaded.error(msg, "gates", i))
+    if any(g.slice_key for g in gates) and not cfg.dataset.startswith("langfuse://"):
+        from evalrun.datasets import load_dataset
+
+        # a local dataset is cheap to read twice; a remote one is checked when the gates are judged
+        check_slices(gates, [it.metadata for it in load_dataset(cfg.dataset, loaded.base_dir).items])
     notes: list[str] = []
     configured = cfg.baseline
     ref = baseline_ref or _implicit_baseline(cfg.name, home, configured, loaded.base_dir, notes)

@@ -214,7 +214,7 @@ def test_one_regressed_tag_through_the_cli(tmp_path):
     assert again.returncode == 1 and "metadata.language=de" in again.stdout
 
 
-def test_unknown_slice_value_in_a_gate_is_exit_2_at_its_line(tmp_path):
+def test_unknown_slice_value_in_a_gate_is_exit_2_at_its_line_before_the_run(tmp_path):
     root = project(tmp_path / "p", ["exact_match.mean >= 0.5", "exact_match.mean[tag=maths] >= 0.5"])
     res = run_cli("run", "eval.yaml", cwd=root, env={"VARIANT": "good"})
     assert res.returncode == 2, res.stdout + res.stderr
@@ -223,7 +223,15 @@ def test_unknown_slice_value_in_a_gate_is_exit_2_at_its_line(tmp_path):
     line_no = next(i + 1 for i, ln in enumerate(lines) if "maths" in ln)
     assert err.startswith(f"evalrun: error: eval.yaml:{line_no}:") and "did you mean 'math'?" in err
     assert "Traceback" not in res.stderr
-    # the run itself was kept: fix the gate and judge it without running again
+    assert not (root / ".evalrun" / "runs").exists()  # checked against the dataset: no call was made
+
+
+def test_a_slice_the_run_filtered_out_is_exit_2_when_judged_and_the_run_is_kept(tmp_path):
+    root = project(tmp_path / "p", ["exact_match.mean[tag=math] >= 0.5"])
+    res = run_cli("run", "eval.yaml", "--filter", "tag=geo", cwd=root, env={"VARIANT": "good"})
+    assert res.returncode == 2, res.stdout + res.stderr
+    err = res.stderr.strip().splitlines()[-1]
+    assert "eval.yaml:" in err and "no item has tag=math; values: geo" in err and "Traceback" not in res.stderr
     runs = list((root / ".evalrun" / "runs").iterdir())
     assert len(runs) == 1 and (runs[0] / "summary.json").is_file()
 
