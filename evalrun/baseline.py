@@ -204,7 +204,15 @@ def baseline_document(rd: RunDir) -> dict[str, Any]:
         "started_at": m.get("started_at"),
         "metrics": run_metrics(records, rd.read_summary()),
         "records": [_baseline_record(r) for r in records],
+        # the run's compact history (evalrun.history), so a baseline file carries earlier runs too
+        "history": _run_history(rd),
     }
+
+
+def _run_history(rd: RunDir) -> list[dict[str, Any]]:
+    from evalrun.history import HISTORY, read_history_file
+
+    return read_history_file(rd.path / HISTORY)
 
 
 def configured_path_of_run(manifest: dict[str, Any]) -> tuple[str | None, Path | None]:

@@ -5,9 +5,10 @@ Sources, merged by run id (the fullest entry wins):
 - local run directories (``<home>/runs/*``: manifest.json + summary.json);
 - the accepted-baseline file (its records give the numbers);
 - ``history.jsonl`` files: every judged run writes one into its run directory, holding the
-  history it knew (its baseline's ``history.jsonl``, the baseline itself) plus itself. In CI
-  the run directory is the baseline artifact, so a pull request on an ephemeral runner that
-  downloads it still sees the earlier runs of main.
+  history it knew (local runs, its baseline's ``history.jsonl``, the baseline itself) plus
+  itself. In CI the run directory is the baseline artifact, so a pull request on an ephemeral
+  runner that downloads it still sees the earlier runs of main; an accepted-baseline file
+  carries the same list under ``history``.
 
 An entry is compact (no records): run id, eval, started/finished, git commit, record count
 and per scorer n, mean with its 95% interval, pass rate with its interval.
@@ -53,9 +54,10 @@ def _scorers_from_summary(summary: dict[str, Any]) -> dict[str, Any]:
 
 
 def entry(*, run_id: str | None, eval_name: str | None, started_at: str | None, git: dict[str, Any] | None,
-          summary: dict[str, Any] | None, source: str, finished_at: str | None = None) -> dict[str, Any]:
+          summary: dict[str, Any] | None, source: str, finished_at: str | None = None,
+          started_ts: float | None = None) -> dict[str, Any]:
     s = summary or {}
-    return {"run_id": run_id, "eval": eval_name, "started_at": started_at,
+    return {"run_id": run_id, "eval": eval_name, "started_at": started_at, "started_ts": started_ts,
             "finished_at": finished_at or s.get("finished_at"),
             "commit": (git or {}).get("commit"), "branch": (git or {}).get("branch"),
             "records": s.get("records"), "errors": s.get("errors"), "scorers": _scorers_from_summary(s),
@@ -71,8 +73,9 @@ def run_entry(rd: RunDir, source: str = "run") -> dict[str, Any] | None:
         return None
     if summary is None or m.get("status") != "finished":
         return None
-    return entry(run_id=rd.id, eval_name=m.get("eval"), started_at=m.get("started_at"), git=m.get("git"),
-                 summary=summary, source=source, finished_at=m.get("finished_at"))
+    # the manifest's id: a downloaded artifact's folder is named after the artifact, not the run
+    return entry(run_id=str(m.get("run_id") or rd.id), eval_name=m.get("eval"), started_at=m.get("started_at"), git=m.get("git"),
+                 summary=summary, source=source, finished_at=m.get("finished_at"), started_ts=m.get("started_ts"))
 
 
 def baseline_entry(bl: Baseline) -> dict[str, Any] | None:
@@ -122,18 +125,30 @@ def read_history_file(path: Path) -> list[dict[str, Any]]:
             e = json.loads(line)
         except ValueError:
             continue
-        if isinstance(e, dict) and isinstance(e.get("run_id"), str) and isinstance(e.get("scorers"), dict):
+        if _valid(e):
             out.append(e)
     return out
 
 
 def _history_near(path: Path | None) -> list[dict[str, Any]]:
-    """The history.jsonl in a run directory / artifact folder, or beside a baseline file."""
+    """The history a run directory / artifact folder holds (its history.jsonl), or the one an
+    accepted-baseline file carries (its ``history`` key), or a results file's run directory's."""
     if path is None:
         return []
+    if path.is_file() and path.suffix == ".json":
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, UnicodeDecodeError):
+            return []
+        raw = data.get("history") if isinstance(data, dict) else None
+        return [e for e in raw if _valid(e)] if isinstance(raw, list) else []
     folder = path if path.is_dir() else path.parent
     f = folder / HISTORY
     return read_history_file(f) if f.is_file() else []
+
+
+def _valid(e: Any) -> bool:
+    return isinstance(e, dict) and isinstance(e.get("run_id"), str) and isinstance(e.get("scorers"), dict)
 
 
 def merge(entries: list[dict[str, Any]], eval_name: str | None = None) -> list[dict[str, Any]]:
@@ -149,11 +164,17 @@ def merge(entries: list[dict[str, Any]], eval_name: str | None = None) -> list[d
         old = best.get(rid)
         if old is None or rank.get(e.get("source", ""), 3) < rank.get(old.get("source", ""), 3):
             best[rid] = e
-    return sorted(best.values(), key=lambda e: (e.get("started_at") or "", e.get("run_id") or ""))
+    return sorted(best.values(), key=_order)
+
+
+def _order(e: dict[str, Any]) -> tuple[str, float, str]:
+    # the ISO time has whole seconds; started_ts orders runs started within one second
+    ts = e.get("started_ts")
+    return (str(e.get("started_at") or "")[:19], ts if isinstance(ts, int | float) else 0.0, str(e.get("run_id")))
 
 
 def chain(run_dir: RunDir, baseline: Baseline | None) -> list[dict[str, Any]]:
-    """What this run's history.jsonl holds: the baseline's history, the baseline, this run."""
+    """The history of a run outside a runs/ folder: its baseline's history, the baseline, this run."""
     entries: list[dict[str, Any]] = []
     if baseline is not None:
         entries += [{**e, "source": "history"} for e in _history_near(baseline.path)]
@@ -195,6 +216,7 @@ def collect(eval_name: str | None, home: Path | None = None, *, accepted: Path |
         e = accepted_entry(accepted)
         if e is not None:
             entries.append(e)
+        entries += [{**x, "source": "history"} for x in _history_near(accepted)]
     for rd in list_runs(home):
         if current is not None and rd.path == current.path:
             continue

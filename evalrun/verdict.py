@@ -155,7 +155,9 @@ class PostRun:
         from evalrun import history
 
         try:
-            history.write_history(run_dir, history.chain(run_dir, self.baseline))
+            # everything this machine knows of the eval's runs, so the run directory (in CI: the
+            # next baseline artifact) carries the history on to a runner that has none
+            history.write_history(run_dir, verdict.history[-history.KEEP:])
         except OSError as e:
             verdict.notes.append(f"could not write {history.HISTORY}: {e.strerror}")
         write_reports(verdict, self.reports, run_dir, console=console, out=out)

@@ -51,13 +51,17 @@ def _cell(e: dict[str, Any], scorer: str) -> str:
 
 
 def print_history(eval_name: str, entries: list[dict[str, Any]], console: Console | None = None) -> None:
-    console = console or Console(highlight=False, soft_wrap=False)
+    if console is None:
+        console = Console(highlight=False, soft_wrap=False)
+        if not console.is_terminal:
+            console = Console(highlight=False, soft_wrap=False, width=200)  # piped: whole rows, not 80 columns
     names = scorer_names(entries)
     t = Table(title=Text(f"{eval_name}: {len(entries)} runs, oldest first (mean [95% CI])"), title_justify="left")
-    for c in ("run", "started", "commit", "source", *names):
-        t.add_column(c, justify="right" if c in names else "left")
+    for c in ("run", "started (UTC)", "commit", "source", *names):
+        t.add_column(c, justify="right" if c in names else "left", no_wrap=True)
     for e in entries:
-        t.add_row(Text(str(e.get("run_id") or "")), Text(str(e.get("started_at") or "")),
+        started = str(e.get("started_at") or "")[:16].replace("T", " ")
+        t.add_row(Text(str(e.get("run_id") or "")), Text(started),
                   Text(str(e.get("commit") or "")[:10]), Text(str(e.get("source") or "")),
                   *(Text(_cell(e, n)) for n in names))
     console.print(t)
