@@ -175,3 +175,13 @@ def test_html_in_headless_chromium(tmp_path):
     assert {k for k, v in flaky.items() if v} == {"wobbly"}
     failed = _rows(_dump_dom(path, "#filter=failed"))
     assert {k for k, v in failed.items() if v} == {"reg0", "reg1", "reg2", "hostile", "err", "fresh"}
+
+    # the charts: laid out at sane sizes with marks and labels, in a screenshot, no console message
+    from tests.test_slices_browser import assert_charts_rendered, probe, screenshot
+
+    found, console = probe(path)
+    assert console == []
+    assert_charts_rendered(found, {"diff-em", "latency"})
+    width, height, console = screenshot(path, tmp_path / "report.png")
+    assert (width, height) == (1280, 2400) and console == []
+    assert all(c["top"] + c["height"] < height for c in found["charts"])

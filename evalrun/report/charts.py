@@ -96,9 +96,10 @@ class _Frame:
                 f'<text x="{W / 2}" y="18" text-anchor="middle" font-size="13" font-weight="600">'
                 f'{escape(self.title)}</text>'
                 f'<text x="{(self.pl + W - PAD_R) / 2}" y="{self.h - 8}" text-anchor="middle">'
-                f'{escape(self.x_label)}</text>'
-                f'<text transform="translate(13 {_f(mid_y)}) rotate(-90)" text-anchor="middle">'
-                f'{escape(self.y_label)}</text>')
+                f'{escape(self.x_label)}</text>')
+        if self.y_label:  # the forest plot labels its rows instead
+            head += (f'<text transform="translate(13 {_f(mid_y)}) rotate(-90)" text-anchor="middle">'
+                     f'{escape(self.y_label)}</text>')
         return Markup(head + "".join(self.parts) + "</svg>")
 
 
