@@ -37,13 +37,13 @@ PROBE = """<script>(function () {
       texts: texts.length, shown_texts: texts.filter(function (t) { return t.getBBox().width > 0; }).length,
       title: (s.querySelector("title") || {}).textContent || ""});
   });
+  out.ms = performance.now();  // parsed and laid out (the loop above forced layout)
   var th = document.querySelector("#slices thead th");
   if (th) {
     th.click(); th.click();  // slice column, descending
     out.clicks = Array.prototype.map.call(document.querySelectorAll("#slices tbody tr"),
                                           function (tr) { return tr.cells[0].textContent; });
   }
-  out.ms = performance.now();
   var pre = document.createElement("pre"); pre.id = "probe"; pre.textContent = JSON.stringify(out);
   document.body.appendChild(pre);
 })();</script>"""
