@@ -44,7 +44,10 @@ def _nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
 
 
 def _tick(v: float) -> str:
-    return f"{v + 0.0:.3g}"  # + 0.0: no "-0" label
+    v += 0.0  # no "-0" label
+    if abs(v) >= 1000:
+        return f"{v / 1000:.4g}k"  # counts: 12.5k, not 1.25e+04
+    return f"{v:.3g}"
 
 
 class _Frame:
