@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from evalrun import stats
@@ -104,25 +104,28 @@ def members(cmp: Comparison, key: str) -> dict[str, set[str]]:
     return out
 
 
-def restrict(cmp: Comparison, scorer: str, ids: set[str]) -> ScorerComparison:
-    """The comparison of one scorer on the items ``ids`` only: what a slice gate is judged on."""
+def restrict(cmp: Comparison, scorer: str, ids: set[str], *, numbers: bool = True) -> ScorerComparison:
+    """The comparison of one scorer on the items ``ids`` only: what a slice gate is judged on.
+    ``numbers=False`` skips the record-level numbers (summary.json's way) the table does not show."""
     sc = cmp.scorers[scorer]
-    cand = [r for it in cmp.items if it.item_id in ids for r in it.candidate]
-    numbers = scorer_numbers(cand, [scorer])[scorer]
+    cand_numbers: dict[str, Any] = {}
     base_numbers = None
-    base_items = None
-    if sc.base_items is not None:
+    if numbers:
+        cand = [r for it in cmp.items if it.item_id in ids for r in it.candidate]
+        cand_numbers = scorer_numbers(cand, [scorer])[scorer]
         base = [r for it in cmp.items if it.item_id in ids for r in it.baseline]
         base_numbers = scorer_numbers(base, [scorer]).get(scorer) if base else None
+    base_items = None
+    if sc.base_items is not None:
         base_items = {i: s for i, s in sc.base_items.items() if i in ids}
-    out = ScorerComparison(scorer, numbers, base_numbers if sc.baseline is not None else None,
-                           {i: s for i, s in sc.cand_items.items() if i in ids}, base_items)
-    out.regressions = [i for i in sc.regressions if i in ids]
-    out.improvements = [i for i in sc.improvements if i in ids]
-    out.flaky = [i for i in sc.flaky if i in ids]
-    if base_items is not None:
-        out.mcnemar_p = stats.mcnemar_exact(len(out.regressions), len(out.improvements))
-    return out
+    regressions = [i for i in sc.regressions if i in ids]
+    improvements = [i for i in sc.improvements if i in ids]
+    # replace(): whatever else the scorer's comparison carries (how it computes intervals) is kept
+    return replace(sc, candidate=cand_numbers, baseline=base_numbers if sc.baseline is not None else None,
+                   cand_items={i: s for i, s in sc.cand_items.items() if i in ids}, base_items=base_items,
+                   regressions=regressions, improvements=improvements, flaky=[i for i in sc.flaky if i in ids],
+                   mcnemar_p=stats.mcnemar_exact(len(regressions), len(improvements))
+                   if base_items is not None else None, _paired={})
 
 
 # --- the slice table ------------------------------------------------------------------------
@@ -209,7 +212,7 @@ class SliceReport:
 
 
 def _row(cmp: Comparison, key: str, value: str, scorer: str, ids: set[str]) -> SliceRow | None:
-    sc = restrict(cmp, scorer, ids)
+    sc = restrict(cmp, scorer, ids, numbers=False)
     means = [m for s in sc.cand_items.values() if (m := s.mean) is not None]
     rates = [p for s in sc.cand_items.values() if (p := s.pass_rate) is not None]
     if not means and not rates:
