@@ -21,9 +21,9 @@ significant`` it fails only when the whole 95% interval lies beyond the allowed 
 noise alone does not fail a pull request; under ``point`` the point estimate decides.
 
 A slice selector (``exact_match.mean[tag=math] >= baseline - 0.05``) judges the same
-statistic on the items of that slice only (see :mod:`evalrun.slices`). Which keys and values
-exist is known only from the records, so an unknown one is reported, at the gate's line, when
-the gate is judged.
+statistic on the items of that slice only (see :mod:`evalrun.slices`). An unknown key or value
+is a UsageError at the gate's line: checked against a local dataset before a run
+(:func:`check_slices`), and against the run's items when the gate is judged.
 """
 
 from __future__ import annotations
@@ -190,6 +190,29 @@ def _selector(text: str, err: Callable[[str], UsageError]) -> tuple[str, str | N
     if norm is None:
         raise err(f"gate '{text}': {key_error(key.strip())}")
     return m.group(1) + text[m.end():], norm, value.strip()
+
+
+def _slice_of(gate: Gate, cmp: Comparison) -> Any:
+    """The gate's scorer restricted to its slice; an unknown key or value is the user's error."""
+    from evalrun.slices import check_selector, members, restrict
+
+    assert gate.scorer is not None and gate.slice_key is not None and gate.slice_value is not None
+    why = check_selector(cmp, gate.slice_key, gate.slice_value)
+    if why is not None:
+        raise gate.error(f"gate '{gate.text}': {why}")
+    return restrict(cmp, gate.scorer, members(cmp, gate.slice_key)[gate.slice_value])
+
+
+def check_slices(gates: list[Gate], metadatas: list[dict[str, Any]]) -> None:
+    """Before a run: every slice selector must name a key and value some item has (UsageError
+    at the gate's line otherwise), so a typo costs no target calls."""
+    from evalrun.slices import check_in
+
+    for g in gates:
+        if g.slice_key is not None and g.slice_value is not None:
+            why = check_in(metadatas, g.slice_key, g.slice_value)
+            if why is not None:
+                raise g.error(f"gate '{g.text}': {why}")
 
 
 def parse_gate(text: str, index: int, scorers: list[str], repeat: int | None,
@@ -402,29 +425,6 @@ def _mde_note(res: GateResult, margin: float) -> GateResult:
                  "than that can pass unnoticed")
         res.note = f"{res.note}; {extra}" if res.note else extra
     return res
-
-
-def _slice_of(gate: Gate, cmp: Comparison) -> Any:
-    """The gate's scorer restricted to its slice; an unknown key or value is the user's error."""
-    from evalrun.slices import check_selector, members, restrict
-
-    assert gate.scorer is not None and gate.slice_key is not None and gate.slice_value is not None
-    why = check_selector(cmp, gate.slice_key, gate.slice_value)
-    if why is not None:
-        raise gate.error(f"gate '{gate.text}': {why}")
-    return restrict(cmp, gate.scorer, members(cmp, gate.slice_key)[gate.slice_value])
-
-
-def check_slices(gates: list[Gate], metadatas: list[dict[str, Any]]) -> None:
-    """Before a run: every slice selector must name a key and value some item has (UsageError
-    at the gate's line otherwise), so a typo costs no target calls."""
-    from evalrun.slices import check_in
-
-    for g in gates:
-        if g.slice_key is not None and g.slice_value is not None:
-            why = check_in(metadatas, g.slice_key, g.slice_value)
-            if why is not None:
-                raise g.error(f"gate '{g.text}': {why}")
 
 
 def _judge_run_metric(gate: Gate, cmp: Comparison) -> GateResult:
