@@ -201,7 +201,8 @@ def write_history(run_dir: RunDir, entries: list[dict[str, Any]]) -> None:
 def collect(eval_name: str | None, home: Path | None = None, *, accepted: Path | None = None,
             extra: list[Path] | None = None, current: RunDir | None = None,
             baseline: Baseline | None = None) -> list[dict[str, Any]]:
-    """Every finished run of ``eval_name`` this machine can see, oldest first."""
+    """Every finished run of ``eval_name`` this machine can see, oldest first (with ``current``:
+    up to and including it)."""
     from evalrun.store import list_runs
 
     entries: list[dict[str, Any]] = []
@@ -230,8 +231,11 @@ def collect(eval_name: str | None, home: Path | None = None, *, accepted: Path |
         if e is not None:
             entries.append(e)
         entries += [{**x, "source": "history"} for x in _history_near(rd.path)]
-    if current is not None:
-        e = run_entry(current, "current")
-        if e is not None:
-            entries.append(e)
-    return merge(entries, eval_name)
+    own = run_entry(current, "current") if current is not None else None
+    if own is not None:
+        entries.append(own)
+    merged = merge(entries, eval_name)
+    if own is not None:
+        # a run compared again later sees its history as it was: nothing after it
+        merged = [e for e in merged if _order(e) <= _order(own)]
+    return merged

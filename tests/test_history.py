@@ -142,6 +142,15 @@ def test_history_survives_ephemeral_runners_through_the_action_step(tmp_path):
             shutil.copytree(out["run_dir"], artifact)
     md = Path(out["report_path"]).read_text()
     assert "**Trend** (mean over the last 6 runs, oldest → newest):" in md
-    points = trend_points(Path(out["html_report"]).read_text().replace('id="trend-exact_match"',
-                                                                       'id="trend-exact_match"'))
+    points = trend_points(Path(out["html_report"]).read_text())
     assert [t.split(":")[0] for _, t in points] == ids and points[-1][0] == "current"
+
+
+def test_comparing_an_earlier_run_again_shows_only_the_runs_before_it(tmp_path):
+    root = project(tmp_path / "p", ["exact_match.mean >= 0.5"])
+    runs = five_runs(root)
+    res = run_cli("compare", runs[2].name, runs[0].name, "--report", "md", cwd=root)
+    assert res.returncode == 0, res.stdout + res.stderr
+    md = (runs[2] / "report.md").read_text()
+    assert "**Trend** (mean over the last 3 runs, oldest → newest):" in md
+    assert [e["run_id"] for e in read_history_file(runs[2] / HISTORY)] == [p.name for p in runs[:3]]
