@@ -162,8 +162,12 @@ def merge(entries: list[dict[str, Any]], eval_name: str | None = None) -> list[d
         if not rid:
             continue
         old = best.get(rid)
-        if old is None or rank.get(e.get("source", ""), 3) < rank.get(old.get("source", ""), 3):
+        if old is None:
             best[rid] = e
+            continue
+        hi, lo = (e, old) if rank.get(e.get("source", ""), 3) < rank.get(old.get("source", ""), 3) else (old, e)
+        # the better source wins; what it lacks (an accepted file has no started_ts) the other fills in
+        best[rid] = {**lo, **{k: v for k, v in hi.items() if v is not None}}
     return sorted(best.values(), key=_order)
 
 

@@ -154,3 +154,15 @@ def test_comparing_an_earlier_run_again_shows_only_the_runs_before_it(tmp_path):
     md = (runs[2] / "report.md").read_text()
     assert "**Trend** (mean over the last 3 runs, oldest → newest):" in md
     assert [e["run_id"] for e in read_history_file(runs[2] / HISTORY)] == [p.name for p in runs[:3]]
+
+
+def test_the_better_source_wins_and_borrows_what_it_lacks():
+    same_second = "2026-01-01T00:00:00+00:00"
+    carried = [{"run_id": r, "eval": "x", "started_at": same_second, "started_ts": ts, "scorers": {},
+                "source": "history"} for r, ts in (("r1", 5.0), ("r2", 6.0))]
+    accepted = {"run_id": "r2", "eval": "x", "started_at": same_second, "started_ts": None,
+                "scorers": {"s": {"mean": 1.0}}, "source": "accepted"}
+    merged = merge([accepted, *carried], "x")
+    assert [(e["run_id"], e["source"], e["started_ts"]) for e in merged] == [("r1", "history", 5.0),
+                                                                            ("r2", "accepted", 6.0)]
+    assert merged[1]["scorers"] == {"s": {"mean": 1.0}}
