@@ -346,7 +346,7 @@ def evaluate_gate(gate: Gate, cmp: Comparison, policy: str = "significant") -> G
         res.verdict = "pass" if point_ok else "fail"
         res.note = f"{d.note}; judged on the point estimate"
         return res
-    fails = stats.gate_fails(diff, lo, hi, margin, policy)
+    fails = stats.gate_fails(diff, lo, hi, margin, policy, d.p_value)
     res.verdict = "fail" if fails else "pass"
     if policy == "strict":
         res.note = ("the interval does not show the change is within the margin" if fails

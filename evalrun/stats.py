@@ -5,8 +5,9 @@ first, so trials of one item are never counted as independent observations.
 Public functions (what reports, gates and history call):
 
 - ``item_interval(values, binary=..., clusters=...)``: a 95% interval for a run's mean over
-  items. Pass/fail data get a Wilson score interval (design-adjusted with repeats or clusters),
-  which never collapses at 0% or 100%; other scores a t interval on item means. With
+  items. Pass/fail data get a Clopper-Pearson interval (Korn-Graubard's effective-n version
+  with repeats or clusters), which never collapses at 0% or 100%; other scores a t interval on
+  item means. With
   ``clusters`` (one label per item) the standard error is cluster-robust with G - 1 df.
 - ``paired_difference(candidate, baseline, binary=..., clusters=...)``: candidate minus
   baseline per item. Pass/fail data get an Agresti-Min interval (a half pseudo-count in each
@@ -14,7 +15,7 @@ Public functions (what reports, gates and history call):
   t interval (cluster-robust with clusters).
 - ``gate_fail_probability`` / ``detectable_drop``: how often a relative gate under a policy
   fails at a given true drop, and the drop it catches with 80% power on this set.
-- ``wilson_interval``, ``mcnemar_exact``, ``pass_at_k`` / ``pass_hat_k``, ``mean_ci``,
+- ``clopper_pearson_interval``, ``wilson_interval``, ``mcnemar_exact``, ``pass_at_k`` / ``pass_hat_k``, ``mean_ci``,
   ``min_detectable_difference``, ``paired_bootstrap_ci``: the building blocks.
 - ``t_cdf`` / ``t_sf`` / ``t_ppf``, ``norm_cdf`` / ``norm_sf`` / ``norm_ppf``: distributions,
   tails computed directly so small p-values never underflow to 0 through ``1 - cdf``.
@@ -199,13 +200,40 @@ def wilson_interval(successes: float, n: float, z: float = Z975) -> tuple[float,
     return (0.0 if p == 0.0 else max(0.0, lo), 1.0 if p == 1.0 else min(1.0, hi))
 
 
+def beta_ppf(q: float, a: float, b: float) -> float:
+    """The q-quantile of Beta(a, b), by bisection on the regularized incomplete beta."""
+    lo, hi = 0.0, 1.0
+    for _ in range(100):
+        mid = 0.5 * (lo + hi)
+        if _betainc(a, b, mid) < q:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo < 1e-14:
+            break
+    return 0.5 * (lo + hi)
+
+
+def clopper_pearson_interval(successes: float, n: float, level: float = 0.95) -> tuple[float, float]:
+    """Clopper-Pearson ("exact") interval for a proportion: covers at least ``level`` for every
+    true rate and n, never zero width (10/10 gives [0.69, 1]). ``successes`` and ``n`` may be
+    fractional (an effective count, as Korn and Graubard use it for clustered data)."""
+    if n <= 0:
+        return (math.nan, math.nan)
+    x = min(max(successes, 0.0), n)
+    alpha = 1.0 - level
+    lo = 0.0 if x <= 0 else beta_ppf(alpha / 2, x, n - x + 1)
+    hi = 1.0 if x >= n else beta_ppf(1 - alpha / 2, x + 1, n - x)
+    return (lo, hi)
+
+
 @dataclass(frozen=True, slots=True)
 class Interval:
     """A run's number over items with its 95% interval.
 
     ``n`` items; ``clusters`` the number of clusters when the interval is cluster-robust (else
-    None); ``method`` one of ``wilson``, ``wilson-adjusted`` (repeats or clusters: Wilson with the
-    design's effective n and t quantile), ``t``, ``cluster-t``; ``note`` says plainly when the
+    None); ``method`` one of ``clopper-pearson``, ``clopper-pearson-adjusted`` (repeats or
+    clusters: the design's effective n), ``t``, ``cluster-t``; ``note`` says plainly when the
     interval is a point (constant data) or missing (too few items or clusters).
     """
 
@@ -236,15 +264,17 @@ def _cluster_se(dev: Sequence[float], labels: Sequence[object], weights: Sequenc
     return math.sqrt(g_count / (g_count - 1) * ss) / total_w, g_count
 
 
-def item_interval(values: ArrayLike, *, binary: bool = False, clusters: Sequence[object] | None = None
-                  ) -> Interval:
+def item_interval(values: ArrayLike, *, binary: bool = False, clusters: Sequence[object] | None = None,
+                  trials: int | None = None) -> Interval:
     """A 95% interval for the mean over items; ``values`` holds one number per item (its trials
-    averaged), ``clusters`` one label per item (items sharing a document, conversation...).
+    averaged), ``clusters`` one label per item (items sharing a document, conversation...),
+    ``trials`` how many trials are behind the values (default: one per item).
 
-    ``binary`` (every trial is 0 or 1, so item values are pass rates): Wilson score interval.
-    With single trials and no clusters that is the textbook Wilson on passes / items; with
-    repeats or clusters the effective n is n * p(1 - p) / (n * SE^2) (capped at n, SE from the
-    item means, cluster-robust with clusters) and the quantile is t with n - 1 (G - 1) df.
+    ``binary`` (every trial is 0 or 1, so item values are pass rates): Clopper-Pearson. With
+    single trials and no clusters, the exact interval on passes / items; with repeats or
+    clusters Korn and Graubard's version: the effective n is p(1 - p) / SE^2 (SE from the item
+    means, cluster-robust with clusters; at most the number of trials; the number of items, or of
+    clusters, when every item has the same value), scaled by (z / t_df)^2 for the df of the design.
     Otherwise: t interval on item means (cluster-robust with G - 1 df when clustered).
     """
     a = [float(v) for v in values]
@@ -262,23 +292,25 @@ def item_interval(values: ArrayLike, *, binary: bool = False, clusters: Sequence
     else:
         se = math.sqrt(math.fsum(d * d for d in dev) / (n - 1) / n) if n > 1 else math.nan
         df = float(n - 1)
+    few = f"too few {'clusters' if clusters is not None else 'items'} for an interval"
     if binary:
         plain = clusters is None and all(x in (0.0, 1.0) for x in a)
         if plain:
-            lo, hi = wilson_interval(mean * n, n)
-            return Interval(mean, lo, hi, n, None, "wilson", se, math.inf)
+            lo, hi = clopper_pearson_interval(mean * n, n)
+            return Interval(mean, lo, hi, n, None, "clopper-pearson", se, math.inf)
         if not df >= 1:
-            return Interval(mean, math.nan, math.nan, n, g_count, "wilson-adjusted", se, df,
-                            note=f"too few {'clusters' if clusters is not None else 'items'} for an interval")
-        var_srs = mean * (1.0 - mean) / n
-        n_eff = float(n) if not (se > 0) else min(float(n), n * var_srs / (se * se)) if var_srs > 0 else float(n)
-        n_eff = max(n_eff, 1.0)
-        lo, hi = wilson_interval(mean * n_eff, n_eff, t_quantile_975(int(df)) if df < 1e6 else Z975)
-        return Interval(mean, lo, hi, n, g_count, "wilson-adjusted", se, df)
+            return Interval(mean, math.nan, math.nan, n, g_count, "clopper-pearson-adjusted", se, df, note=few)
+        var_srs = mean * (1.0 - mean)
+        if se > 0 and var_srs > 0:
+            n_eff = min(float(trials or n), var_srs / (se * se))
+        else:
+            n_eff = float(g_count or n)  # every item the same: only the units (items, clusters) count
+        n_eff *= (Z975 / t_quantile_975(int(df))) ** 2 if df < 1e6 else 1.0
+        lo, hi = clopper_pearson_interval(mean * n_eff, n_eff)
+        return Interval(mean, lo, hi, n, g_count, "clopper-pearson-adjusted", se, df)
     method = "cluster-t" if clusters is not None else "t"
     if not df >= 1 or math.isnan(se):
-        return Interval(mean, math.nan, math.nan, n, g_count, method, se, df,
-                        note=f"too few {'clusters' if clusters is not None else 'items'} for an interval")
+        return Interval(mean, math.nan, math.nan, n, g_count, method, se, df, note=few)
     if se == 0.0:
         return Interval(mean, mean, mean, n, g_count, method, 0.0, df,
                         note="every item has the same value: no spread, so the interval is that value")
@@ -304,7 +336,7 @@ class PairedDifference:
     sd: float  # SD of the per-unit differences
     lo: float  # 95% interval of the mean difference (nan when it cannot be computed)
     hi: float
-    p_value: float  # two-sided, from the same statistic as the interval (nan when undefined)
+    p_value: float  # two-sided: McNemar's exact for agresti-min, else from the interval's statistic
     se: float = math.nan  # standard error behind the interval
     df: float = math.nan  # its degrees of freedom (inf: normal quantile)
     method: str = "t"
@@ -376,6 +408,17 @@ def paired_difference(candidate: ArrayLike, baseline: ArrayLike, *, binary: bool
 _PSEUDO = ((1.0, 0.5), (-1.0, 0.5), (0.0, 1.0))
 
 
+def agresti_min(worse: int, better: int, n: int) -> tuple[float, float, float, float]:
+    """Agresti & Min (2005) interval for a paired difference of proportions from the 2x2 table:
+    ``worse`` items went pass -> fail, ``better`` fail -> pass, of ``n``. Half a count is added
+    to each cell, then the Wald interval. Returns (centre, se, lo, hi)."""
+    big_n = n + 2.0
+    centre = (better - worse) / big_n
+    second = (better + worse + 1.0) / big_n
+    se = math.sqrt(max(0.0, second - centre * centre) / big_n)
+    return centre, se, max(-1.0, centre - Z975 * se), min(1.0, centre + Z975 * se)
+
+
 def _paired_binary(d: Any, n: int, cm: float, bm: float, mean_d: float, sd: float, disc: float,
                    clusters: Sequence[object] | None) -> PairedDifference:
     dl = d.tolist()
@@ -383,17 +426,15 @@ def _paired_binary(d: Any, n: int, cm: float, bm: float, mean_d: float, sd: floa
     big_n = n + 2.0
     centre = math.fsum(sorted(dl)) / big_n  # the pseudo-counts add +0.5 - 0.5 + 0 = 0
     if plain:
-        # Agresti & Min (2005): Wald interval on the 2x2 table with 0.5 added to each cell
-        second = (math.fsum(x * x for x in dl) + 1.0) / big_n
-        se = math.sqrt(max(0.0, second - centre * centre) / big_n)
+        worse, better = dl.count(-1.0), dl.count(1.0)
+        centre, se, lo, hi = agresti_min(worse, better, n)
         df, method, g = math.inf, "agresti-min", None
-        q = Z975
     else:
         vals = dl + [v for v, _ in _PSEUDO]
         wts = [1.0] * n + [w for _, w in _PSEUDO]
         if clusters is not None:
             labels: list[object] = [("c", x) for x in clusters] + [("pseudo", i) for i in range(len(_PSEUDO))]
-            _, g = _cluster_se([0.0] * n, list(clusters))
+            g = len(set(clusters))
             method = "agresti-min-cluster-t"
         else:
             labels, g = list(range(n + len(_PSEUDO))), None
@@ -404,9 +445,12 @@ def _paired_binary(d: Any, n: int, cm: float, bm: float, mean_d: float, sd: floa
             return PairedDifference(n, cm, bm, mean_d, sd, math.nan, math.nan, math.nan, se, df, method, g, disc,
                                     note=f"too few {'clusters' if clusters is not None else 'items'} for an interval")
         q = t_quantile_975(int(df))
-    lo, hi = max(-1.0, centre - q * se), min(1.0, centre + q * se)
-    stat = centre / se if se > 0 else 0.0
-    p = min(1.0, 2.0 * (norm_sf(abs(stat)) if math.isinf(df) else t_sf(abs(stat), df)))
+        lo, hi = max(-1.0, centre - q * se), min(1.0, centre + q * se)
+    if plain:
+        p = mcnemar_exact(worse, better)
+    else:
+        stat = centre / se if se > 0 else 0.0
+        p = min(1.0, 2.0 * t_sf(abs(stat), df))
     note = "no item changed" if disc == 0 else ""
     return PairedDifference(n, cm, bm, mean_d, sd, lo, hi, p, se, df, method, g, disc, note)
 
@@ -497,15 +541,17 @@ def min_detectable_difference(sd: float, n: int, *, alpha: float = 0.05, power: 
 POLICIES = ("significant", "point", "strict")
 
 
-def gate_fails(diff: float, lo: float, hi: float, margin: float, policy: str) -> bool:
-    """Whether a ``>= baseline + margin`` gate fails on a paired difference with interval [lo, hi]."""
+def gate_fails(diff: float, lo: float, hi: float, margin: float, policy: str, p_value: float = math.nan) -> bool:
+    """Whether a ``>= baseline + margin`` gate fails on a paired difference with interval [lo, hi].
+    Under ``significant``, a ``p_value`` (two-sided; McNemar's exact one for single-trial
+    pass/fail data) must also be below 0.05, so at most 2.5% of unchanged runs fail."""
     eps = 1e-12
     misses = diff < margin - eps
     if policy == "point":
         return misses
     if policy == "strict":
         return not lo >= margin - eps
-    return misses and hi < max(0.0, margin) - eps
+    return misses and hi < max(0.0, margin) - eps and not p_value >= 0.05
 
 
 def _chi_nodes(df: float, points: int = 161) -> list[tuple[float, float]]:
@@ -543,14 +589,13 @@ def _fail_probability_t(drop: float, se: float, df: float, margin: float, policy
     return min(1.0, total)
 
 
-def _fail_probability_binary(drop: float, n: int, discordant: float, margin: float, policy: str) -> float:
-    """Exact P(gate fails) for n single-trial pass/fail items: a share ``discordant`` of items
-    changes state (at least ``drop``), pass->fail exceeding fail->pass by ``drop``."""
-    q = max(discordant, drop)
+def _fail_probability_binary(drop: float, n: int, churn: float, margin: float, policy: str) -> float:
+    """Exact P(gate fails) for n single-trial pass/fail items: a share ``churn`` of items changes
+    state with no real change (half each way) and a share ``drop`` more goes pass -> fail."""
+    q = min(1.0, churn + drop)
     if q <= 0:
         return 1.0 if gate_fails(0.0, 0.0, 0.0, margin, policy) else 0.0
-    p_b = (q + drop) / 2.0
-    theta = min(1.0, max(0.0, p_b / q))
+    theta = min(1.0, (churn / 2.0 + drop) / q)  # share of the changed items that regressed
     mu, sd = n * q, math.sqrt(n * q * (1 - q)) if q < 1 else 0.0
     m_lo, m_hi = max(0, int(mu - 9 * sd - 2)), min(n, int(mu + 9 * sd + 3))
     total = 0.0
@@ -573,15 +618,15 @@ def _first_failing_b(n: int, m: int, margin: float, policy: str) -> int | None:
     monotone in it (more regressions, fewer improvements: lower difference and interval)."""
     key = (n, m, margin, policy)
     if key not in _B_STAR:
-        import numpy as np
-
         found = None
         for b in range(m + 1):
-            d = np.array([-1.0] * b + [1.0] * (m - b) + [0.0] * (n - m))
-            pd = paired_difference(d, np.zeros(n), binary=True)
-            if gate_fails(pd.diff, pd.lo, pd.hi, margin, policy):
+            _, _, lo, hi = agresti_min(b, m - b, n)
+            p = mcnemar_exact(b, m - b) if policy == "significant" else math.nan
+            if gate_fails((m - 2 * b) / n, lo, hi, margin, policy, p):
                 found = b
                 break
+        if len(_B_STAR) > 200_000:
+            _B_STAR.clear()
         _B_STAR[key] = found
     return _B_STAR[key]
 
@@ -598,16 +643,20 @@ def gate_fail_probability(drop: float, paired: PairedDifference, margin: float, 
 
 
 def _churn(paired: PairedDifference) -> float:
-    """The discordance a set shows apart from the drop itself: both directions of change."""
-    return max(0.0, paired.discordant - abs(paired.diff)) if not math.isnan(paired.discordant) else 0.0
+    """The share of items that change with no real change: all the discordance the set shows,
+    less the difference when that is significant (a real change explains part of it)."""
+    if math.isnan(paired.discordant):
+        return 0.0
+    if paired.p_value < 0.05:
+        return max(0.0, paired.discordant - abs(paired.diff))
+    return paired.discordant
 
 
 def _alt_se(drop: float, paired: PairedDifference) -> float:
     if paired.method.startswith("agresti-min"):
-        # pass/fail with repeats or clusters: the observed SE, but at least what the drop itself
-        # brings (a drop of d moves d of the items), so a set without changes still has an answer
-        floor = math.sqrt(max(drop * (1 - drop), 0.0) / paired.units)
-        return max(paired.se, floor)
+        # pass/fail with repeats or clusters: the observed SE plus what the drop itself brings
+        # (a drop of d moves d more of the items), so a set without changes still has an answer
+        return math.sqrt(paired.se ** 2 + max(drop * (1 - drop), 0.0) / paired.units)
     return paired.se
 
 

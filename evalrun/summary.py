@@ -2,8 +2,8 @@
 records stream in so a 100,000-record run never holds its records in memory.
 
 Per scorer: ``n`` items (each item's trials averaged first), ``trials`` values behind them, the
-mean over items with a 95% ``ci95`` (Wilson for pass/fail values, t on item means otherwise;
-cluster-robust with ``cluster:``), and the pass rate over items with its Wilson ``pass_ci95``."""
+mean over items with a 95% ``ci95`` (Clopper-Pearson for pass/fail values, t on item means otherwise;
+cluster-robust with ``cluster:``), and the pass rate over items with its Clopper-Pearson ``pass_ci95``."""
 
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ def item_stats(items: dict[str, list[float]], binary: bool, clusters: dict[str, 
     ids = sorted(items)
     means = [math.fsum(sorted(items[i])) / len(items[i]) for i in ids]
     labels = [clusters[i] for i in ids] if clusters is not None else None
-    return stats.item_interval(means, binary=binary, clusters=labels)
+    return stats.item_interval(means, binary=binary, clusters=labels, trials=sum(len(items[i]) for i in ids))
 
 
 def interval_fields(iv: stats.Interval, prefix: str = "") -> dict[str, Any]:
