@@ -110,9 +110,9 @@ def paired_runs(rng: np.random.Generator, n: int, p: float, *, churn: float, dro
     f_up = min(1.0, (churn / 2) / max(1 - p, 1e-9))
     f_down = min(1.0, (churn / 2 + drop) / max(p, 1e-9))
     if cluster_size:
-        # documents differ in how fragile they are: half are twice as likely to flip, half never
+        # documents differ in how fragile they are: half flip three times as often as the other half
         g = int(labels.max()) + 1
-        w = rng.choice([0.0, 2.0], g)[labels]
+        w = rng.choice([0.5, 1.5], g)[labels]
     else:
         w = np.ones(n)
     up, down = np.minimum(1.0, f_up * w), np.minimum(1.0, f_down * w)

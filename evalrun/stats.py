@@ -264,6 +264,12 @@ def _cluster_se(dev: Sequence[float], labels: Sequence[object], weights: Sequenc
     return math.sqrt(g_count / (g_count - 1) * ss) / total_w, g_count
 
 
+def _noise(values: Sequence[float]) -> float:
+    """A standard error this small is rounding error of constant data (0.4 + 0.01 - 0.51 is not
+    exactly -0.1), not spread: treat it as zero."""
+    return 1e-12 * max(1.0, max((abs(v) for v in values), default=0.0))
+
+
 def item_interval(values: ArrayLike, *, binary: bool = False, clusters: Sequence[object] | None = None,
                   trials: int | None = None) -> Interval:
     """A 95% interval for the mean over items; ``values`` holds one number per item (its trials
@@ -311,7 +317,7 @@ def item_interval(values: ArrayLike, *, binary: bool = False, clusters: Sequence
     method = "cluster-t" if clusters is not None else "t"
     if not df >= 1 or math.isnan(se):
         return Interval(mean, math.nan, math.nan, n, g_count, method, se, df, note=few)
-    if se == 0.0:
+    if se <= _noise(a):
         return Interval(mean, mean, mean, n, g_count, method, 0.0, df,
                         note="every item has the same value: no spread, so the interval is that value")
     h = t_quantile_975(int(df)) * se
@@ -394,10 +400,12 @@ def paired_difference(candidate: ArrayLike, baseline: ArrayLike, *, binary: bool
     if not df >= 1 or math.isnan(se):
         return PairedDifference(n, cm, bm, mean_d, sd, nan, nan, nan, **base,
                                 note=f"too few {'clusters' if clusters is not None else 'items'} for an interval")
-    if se == 0.0:
-        note = ("no item changed" if mean_d == 0 else
-                "every item changed by exactly the same amount: no spread, so no test")
-        return PairedDifference(n, cm, bm, mean_d, sd, mean_d, mean_d, 1.0 if mean_d == 0 else nan, **base, note=note)
+    noise = _noise(c.tolist() + b.tolist())
+    if se <= noise:
+        base["se"] = 0.0
+        same = abs(mean_d) <= noise
+        note = "no item changed" if same else "every item changed by exactly the same amount: no spread, so no test"
+        return PairedDifference(n, cm, bm, mean_d, sd, mean_d, mean_d, 1.0 if same else nan, **base, note=note)
     h = t_quantile_975(int(df)) * se
     p = min(1.0, 2.0 * t_sf(abs(mean_d) / se, df))
     return PairedDifference(n, cm, bm, mean_d, sd, mean_d - h, mean_d + h, p, **base)
@@ -606,7 +614,8 @@ def _fail_probability_binary(drop: float, n: int, churn: float, margin: float, p
         b_star = _first_failing_b(n, m, margin, policy)
         if b_star is None:
             continue
-        total += pm * math.fsum(math.exp(_log_binom_pmf(b, m, theta)) for b in range(b_star, m + 1))
+        # P(Binomial(m, theta) >= b_star) = I_theta(b_star, m - b_star + 1)
+        total += pm * (1.0 if b_star == 0 else _betainc(b_star, m - b_star + 1, theta))
     return min(1.0, total)
 
 
@@ -614,17 +623,26 @@ _B_STAR: dict[tuple[int, int, float, str], int | None] = {}
 
 
 def _first_failing_b(n: int, m: int, margin: float, policy: str) -> int | None:
-    """The smallest number of regressions (of m discordant items) that fails the gate; failing is
-    monotone in it (more regressions, fewer improvements: lower difference and interval)."""
+    """The smallest number of regressions (of m discordant items) that fails the gate, by
+    bisection: failing is monotone in it (more regressions, fewer improvements: a lower
+    difference, a lower interval and a smaller McNemar p on the worse side)."""
     key = (n, m, margin, policy)
     if key not in _B_STAR:
-        found = None
-        for b in range(m + 1):
+        def fails(b: int) -> bool:
             _, _, lo, hi = agresti_min(b, m - b, n)
             p = mcnemar_exact(b, m - b) if policy == "significant" else math.nan
-            if gate_fails((m - 2 * b) / n, lo, hi, margin, policy, p):
-                found = b
-                break
+            return gate_fails((m - 2 * b) / n, lo, hi, margin, policy, p)
+
+        found = None
+        if fails(m):
+            lo_b, hi_b = -1, m  # fails(hi_b) holds; fails(lo_b) does not (or lo_b = -1)
+            while hi_b - lo_b > 1:
+                mid = (lo_b + hi_b) // 2
+                if fails(mid):
+                    hi_b = mid
+                else:
+                    lo_b = mid
+            found = hi_b
         if len(_B_STAR) > 200_000:
             _B_STAR.clear()
         _B_STAR[key] = found
@@ -673,10 +691,13 @@ def detectable_drop(paired: PairedDifference, margin: float, policy: str, power:
 
     if prob(0.0) >= power:
         return 0.0
-    hi = 1.0 if paired.method.startswith("agresti-min") else max(1e-9, abs(margin)) * 2 + 10 * paired.se
-    if not prob(hi) >= power:
-        return math.nan
-    lo = 0.0
+    # bracket the answer from below (large drops are costly to evaluate on pass/fail data)
+    limit = 1.0 if paired.method.startswith("agresti-min") else abs(margin) * 4 + 40 * paired.se + 1e-6
+    lo, hi = 0.0, min(limit, max(abs(margin), 2.0 / max(paired.n, 1), paired.se if paired.se > 0 else 0.0, 1e-6))
+    while not prob(hi) >= power:
+        if hi >= limit:
+            return math.nan
+        lo, hi = hi, min(limit, 2.0 * hi)
     for _ in range(40):
         mid = 0.5 * (lo + hi)
         if prob(mid) >= power:
