@@ -390,3 +390,35 @@ def test_printed_detectable_drop_predicts_power():
     rng = np.random.default_rng(31)
     drop, power = bench.detectable_drop_check(rng, 300, policy="significant", margin=0.02, churn=0.04, reps=500)
     assert 0.02 < drop < 0.1 and abs(power - 0.8) <= 0.1, (drop, power)
+
+
+# --- through the real CLI -----------------------------------------------------------------
+
+def test_cluster_key_end_to_end(tmp_path):
+    """`cluster: doc` in the eval file: summary.json and the run table show the clusters next to
+    n; a compare gives cluster-robust paired intervals; an unknown policy is exit 2."""
+    import json
+
+    import yaml
+
+    from tests.conftest import run_cli
+
+    (tmp_path / "tgt.py").write_text("import os\n\ndef answer(x):\n"
+                                     "    n = int(x)\n"
+                                     "    return str(n + 1 if os.environ.get('BAD') and n % 10 == 3 else n)\n")
+    items = [{"id": f"q{n:02d}", "input": str(n), "expected_output": str(n) if n % 7 else "x",
+              "metadata": {"doc": f"doc{n // 10}"}} for n in range(60)]
+    (tmp_path / "data.yaml").write_text(yaml.safe_dump({"items": items}))
+    (tmp_path / "eval.yaml").write_text("name: clustered\ndataset: data.yaml\ntarget:\n  python: tgt:answer\n"
+                                        "scorers:\n  - exact_match\ncluster: doc\n"
+                                        "gates:\n  - exact_match.pass_rate >= baseline - 2%\n")
+    r = run_cli("run", "eval.yaml", "--json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    s = json.loads(r.stdout)["scorers"]["exact_match"]
+    assert s["n"] == 60 and s["clusters"] == 6 and s["ci_method"] == "clopper-pearson-adjusted"
+    shown = run_cli("run", "eval.yaml", "--baseline", "latest", cwd=tmp_path, env={"BAD": "1"})
+    assert "60 (6 clusters)" in shown.stdout, shown.stdout
+    assert "6 clusters" in shown.stdout and "detectable drop" in shown.stdout
+    (tmp_path / "eval.yaml").write_text((tmp_path / "eval.yaml").read_text() + "gate_policy: lenient\n")
+    bad = run_cli("run", "eval.yaml", cwd=tmp_path)
+    assert bad.returncode == 2 and "gate_policy" in bad.stderr and "Traceback" not in bad.stderr
