@@ -184,6 +184,12 @@ def detectable_drop_check(rng: np.random.Generator, n: int, *, policy: str, marg
     return drop, gate_fail_rate(rng, n, policy=policy, margin=margin, drop=drop, churn=churn, reps=reps)
 
 
+def no_regressions_fail_rate(n: int, churn: float, most: int = 0) -> float:
+    """P(more than ``most`` of n items go pass -> fail) when a share ``churn`` flips, half each
+    way, with no real change: the regressions are Binomial(n, churn / 2)."""
+    return 1.0 - math.fsum(math.exp(stats._log_binom_pmf(k, n, churn / 2)) for k in range(min(most, n) + 1))
+
+
 # --- report -------------------------------------------------------------------------------
 
 def _table(title: str, rows: list[str], cols: list[str], cell: Callable[[str, str], float]) -> float:
@@ -257,6 +263,13 @@ def main() -> None:
                 vals = [gate_fail_rate(rng, n, policy=policy, margin=0.02, drop=drop, churn=churn, reps=reps)
                         for n in SIZES]
                 print(f"  {policy:<11} {label:<17}" + "".join(f"{v:9.3f}" for v in vals))
+
+    print("\n`no_regressions` on unchanged single-trial runs: share that fails (exact binomial), by churn")
+    print("  " + " " * 20 + "".join(f"{f'n={n}':>9}" for n in SIZES))
+    for churn in (0.01, 0.02, 0.04):
+        for most in (0, 2):
+            vals = [no_regressions_fail_rate(n, churn, most) for n in SIZES]
+            print(f"  churn {churn:<5} max {most:<6}" + "".join(f"{v:9.3f}" for v in vals))
 
     print("\nDetectable drop printed on unchanged runs vs the fail rate measured at that drop (target 0.80)")
     for policy in ("significant", "point"):
