@@ -31,6 +31,7 @@ import numpy as np
 from evalrun import stats
 
 SIZES = (10, 20, 50, 100, 500)
+GATE_SIZES = (10, 20, 50, 100, 300, 500)
 RATES = (0.05, 0.2, 0.5, 0.8, 0.95)
 POLICIES = stats.POLICIES
 
@@ -193,13 +194,15 @@ def no_regressions_fail_rate(n: int, churn: float, most: int = 0) -> float:
 # --- report -------------------------------------------------------------------------------
 
 def _table(title: str, rows: list[str], cols: list[str], cell: Callable[[str, str], float]) -> float:
+    """Print a table; return its worst cell for n >= 20."""
     print(f"\n{title}")
-    print("  " + " " * 14 + "".join(f"{c:>9}" for c in cols))
+    print("  " + " " * 14 + "".join(f"{c:>10}" for c in cols))
     worst = 1.0
     for r in rows:
         vals = [cell(r, c) for c in cols]
-        worst = min(worst, *vals)
-        print(f"  {r:<14}" + "".join(f"{v:9.3f}" for v in vals))
+        if int(r.split("=")[1]) >= 20:
+            worst = min(worst, *(v for v in vals if not math.isnan(v)))
+        print(f"  {r:<14}" + "".join(f"{v:10.3f}" for v in vals))
     return worst
 
 
@@ -257,15 +260,15 @@ def main() -> None:
     print("\nGate `pass_rate >= baseline - 2%` (pass rate 0.8, 1 trial): share of runs that fail")
     for churn in (0.02, 0.04, 0.08):
         print(f"\n  churn {churn} (share of items that flip with no real change)")
-        print("  " + " " * 20 + "".join(f"{f'n={n}':>9}" for n in SIZES))
+        print("  " + " " * 29 + "".join(f"{f'n={n}':>9}" for n in GATE_SIZES))
         for policy in POLICIES:
             for label, drop in (("no change", 0.0), ("drop 2.5x margin", 0.05)):
                 vals = [gate_fail_rate(rng, n, policy=policy, margin=0.02, drop=drop, churn=churn, reps=reps)
-                        for n in SIZES]
+                        for n in GATE_SIZES]
                 print(f"  {policy:<11} {label:<17}" + "".join(f"{v:9.3f}" for v in vals))
 
     print("\n`no_regressions` on unchanged single-trial runs: share that fails (exact binomial), by churn")
-    print("  " + " " * 20 + "".join(f"{f'n={n}':>9}" for n in SIZES))
+    print("  " + " " * 21 + "".join(f"{f'n={n}':>9}" for n in SIZES))
     for churn in (0.01, 0.02, 0.04):
         for most in (0, 2):
             vals = [no_regressions_fail_rate(n, churn, most) for n in SIZES]

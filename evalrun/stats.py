@@ -248,10 +248,11 @@ class Interval:
     note: str = ""
 
 
-def _cluster_se(dev: Sequence[float], labels: Sequence[object], weights: Sequence[float] | None = None
-                ) -> tuple[float, int]:
+def _cluster_se(dev: Sequence[float], labels: Sequence[object], weights: Sequence[float] | None = None,
+                g_correction: int | None = None) -> tuple[float, int]:
     """Cluster-robust (CR1) standard error of a mean from per-unit deviations from the mean:
-    sqrt(G / (G - 1) * sum over clusters of (sum of deviations)^2) / total weight."""
+    sqrt(G / (G - 1) * sum over clusters of (sum of deviations)^2) / total weight.
+    ``g_correction``: the G of the small-sample factor when some "clusters" are pseudo-counts."""
     totals: dict[object, float] = {}
     w = weights if weights is not None else [1.0] * len(dev)
     for d, g, wi in zip(dev, labels, w, strict=True):
@@ -261,7 +262,8 @@ def _cluster_se(dev: Sequence[float], labels: Sequence[object], weights: Sequenc
         return math.nan, g_count
     total_w = math.fsum(w)
     ss = math.fsum(t * t for t in sorted(totals.values()))
-    return math.sqrt(g_count / (g_count - 1) * ss) / total_w, g_count
+    g_fix = g_correction or g_count
+    return math.sqrt(g_fix / (g_fix - 1) * ss) / total_w, g_count
 
 
 def _noise(values: Sequence[float]) -> float:
@@ -447,11 +449,13 @@ def _paired_binary(d: Any, n: int, cm: float, bm: float, mean_d: float, sd: floa
         else:
             labels, g = list(range(n + len(_PSEUDO))), None
             method = "agresti-min-t"
-        se, _ = _cluster_se([v - centre for v in vals], labels, wts)
-        df = float((g if g is not None else n) - 1)
+        units = g if g is not None else n
+        df = float(units - 1)
         if not df >= 1:
             return PairedDifference(n, cm, bm, mean_d, sd, math.nan, math.nan, math.nan, se, df, method, g, disc,
                                     note=f"too few {'clusters' if clusters is not None else 'items'} for an interval")
+        # the small-sample factor counts the real units, not the pseudo-counts
+        se, _ = _cluster_se([v - centre for v in vals], labels, wts, g_correction=units)
         q = t_quantile_975(int(df))
         lo, hi = max(-1.0, centre - q * se), min(1.0, centre + q * se)
     if plain:
