@@ -362,16 +362,8 @@ def test_paired_t_and_mean_coverage_with_clusters():
 
 def test_unclustered_intervals_undercover_clustered_data():
     """Why the key exists: 10 documents x 10 questions, pass rates shared within a document."""
-    rng = np.random.default_rng(9)
-    hit_plain = hit_clu = 0
-    reps = 600
-    for _ in range(reps):
-        probs, labels = bench.item_probs(rng, 100, 0.5, cluster_size=10)
-        values = (rng.random(100) < probs).astype(float).tolist()
-        hit_plain += (lambda iv: iv.lo <= 0.5 <= iv.hi)(stats.item_interval(values, binary=True))
-        hit_clu += (lambda iv: iv.lo <= 0.5 <= iv.hi)(stats.item_interval(values, binary=True,
-                                                                           clusters=labels.tolist()))
-    assert hit_plain / reps < 0.85 and hit_clu / reps >= 0.93, (hit_plain / reps, hit_clu / reps)
+    plain, clustered = bench.ignored_cluster_coverage(np.random.default_rng(9), reps=600)
+    assert plain < 0.85 and clustered >= 0.93, (plain, clustered)
 
 
 def test_default_gate_false_alarms_and_power():
