@@ -45,7 +45,10 @@ class Side:
     @property
     def mean(self) -> float | None:
         # sorted: the same trials in any order give the same number
-        return math.fsum(sorted(self.values)) / len(self.values) if self.values else None
+        v = self.values
+        if len(v) < 2:
+            return v[0] if v else None
+        return math.fsum(sorted(v)) / len(v)
 
     @property
     def pass_rate(self) -> float | None:

@@ -37,12 +37,6 @@ class _ScorerAcc:
         self.n_values = 0
         self.binary = True  # every value seen is 0 or 1
 
-    def item(self, item_id: str) -> _ItemAcc:
-        acc = self.items.get(item_id)
-        if acc is None:
-            acc = self.items[item_id] = _ItemAcc()
-        return acc
-
 
 def _num(x: float) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else round(float(x), 6)
@@ -61,13 +55,15 @@ def cluster_label(metadata: dict[str, Any] | None, key: str | None, item_id: str
     return ("value", str(value))
 
 
-def item_stats(items: dict[str, list[float]], binary: bool, clusters: dict[str, object] | None
-               ) -> stats.Interval:
-    """The interval of one statistic over items (ids sorted: any record order, same numbers)."""
+def item_stats(items: dict[str, list[float]], binary: bool, clusters: dict[str, object] | None,
+               trials: int | None = None) -> stats.Interval:
+    """The interval of one statistic over items (ids sorted: any record order, same numbers);
+    ``items`` holds each item's values (averaged), ``trials`` how many trials are behind them."""
     ids = sorted(items)
-    means = [math.fsum(sorted(items[i])) / len(items[i]) for i in ids]
+    means = [v[0] if len(v) == 1 else math.fsum(sorted(v)) / len(v) for v in (items[i] for i in ids)]
     labels = [clusters[i] for i in ids] if clusters is not None else None
-    return stats.item_interval(means, binary=binary, clusters=labels, trials=sum(len(items[i]) for i in ids))
+    return stats.item_interval(means, binary=binary, clusters=labels,
+                               trials=trials if trials is not None else sum(len(v) for v in items.values()))
 
 
 def interval_fields(iv: stats.Interval, prefix: str = "") -> dict[str, Any]:
@@ -115,16 +111,21 @@ class SummaryBuilder:
             if score.error is not None:
                 acc.errors += 1
                 continue
+            if score.value is None and score.passed is None:
+                acc.skipped += 1
+                continue
+            it = acc.items.get(rec.item_id)
+            if it is None:
+                it = acc.items[rec.item_id] = _ItemAcc()
             if score.value is None:
                 acc.skipped += 1
             else:
                 v = float(score.value)
-                acc.item(rec.item_id).values.append(v)
+                it.values.append(v)
                 acc.n_values += 1
-                if v not in (0.0, 1.0):
+                if v != 0.0 and v != 1.0:
                     acc.binary = False
             if score.passed is not None:
-                it = acc.item(rec.item_id)
                 it.judged += 1
                 it.passed += bool(score.passed)
                 if score.passed:
@@ -146,13 +147,13 @@ class SummaryBuilder:
         clusters = self.clusters if self.cluster else None
         for name, acc in self.scorers.items():
             values = {i: it.values for i, it in acc.items.items() if it.values}
-            rates = {i: [it.passed / it.judged] * it.judged for i, it in acc.items.items() if it.judged}
+            rates = {i: [it.passed / it.judged] for i, it in acc.items.items() if it.judged}
             iv = item_stats(values, acc.binary, clusters)
             entry: dict[str, Any] = {"n": iv.n, "trials": acc.n_values, "mean": _num(iv.estimate),
                                      **interval_fields(iv)}
             if iv.clusters is not None:
                 entry["clusters"] = iv.clusters
-            pr = item_stats(rates, True, clusters) if rates else None
+            pr = item_stats(rates, True, clusters, trials=acc.passed + acc.failed) if rates else None
             entry.update({
                 "pass_rate": _num(pr.estimate) if pr is not None else None,
                 "pass_ci95": [_num(pr.lo), _num(pr.hi)] if pr is not None else None,
