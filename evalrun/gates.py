@@ -352,7 +352,8 @@ def evaluate_gate(gate: Gate, cmp: Comparison, policy: str = "significant") -> G
         res.note = ("the interval does not show the change is within the margin" if fails
                     else "the interval shows the change is within the margin")
     elif fails:
-        res.note = "significant: worse than the baseline beyond doubt (95%), and beyond the margin"
+        res.note = ("significant: the 95% interval is entirely on the worse side, and the drop is beyond "
+                    "the margin")
     elif not point_ok:
         res.note = "the point estimate misses the margin, but the drop is not significant"
     if d.note:
