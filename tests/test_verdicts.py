@@ -88,6 +88,15 @@ def test_few_discordant_items_never_give_a_zero_width_interval():
         assert d.hi - d.lo > 0.05, (worse, better, d)
 
 
+def test_detectable_drop_is_not_zero_when_every_item_passes_in_both_runs():
+    recs = [rec(f"i{k}", 1.0) for k in range(50)]
+    p = compare(recs, recs).scorers["em"].paired("pass_rate")
+    assert p.diff.diff == 0 and p.diff.lo < 0 < p.diff.hi
+    assert 0.02 < p.mde < 0.5 and p.mde_basis == "drop"
+    res = evaluate_gate(one("em.pass_rate >= baseline - 5%"), compare(recs, recs), "significant")
+    assert res.verdict == "pass" and res.mde is not None and res.mde > 0.05
+
+
 def test_non_finite_score_is_a_scorer_error():
     for bad in (math.nan, math.inf, -math.inf):
         s = Score(bad, True)
