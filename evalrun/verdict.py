@@ -219,7 +219,7 @@ def prepare(loaded: LoadedConfig, *, baseline_ref: str | None = None, reports: l
     bl = resolve_baseline(ref, eval_name=cfg.name, home=home, configured=configured,
                           base_dir=loaded.base_dir) if ref else None
     _note_skipped(gates, bl, notes)
-    return PostRun(gates, cfg.gate_policy, bl, specs, scorers, notes, cfg.cluster)
+    return PostRun(gates, cfg.gate_policy, bl, specs, scorers, notes, cluster=cfg.cluster)
 
 
 def _note_skipped(gates: list[Gate], bl: Baseline | None, notes: list[str]) -> None:
@@ -270,7 +270,7 @@ def prepare_from_manifest(manifest: dict[str, Any], *, baseline_ref: str | None 
         ref = _previous_run(eval_name, home, default_latest_before)
     bl = resolve_baseline(ref, eval_name=eval_name, home=home, configured=configured, base_dir=base_dir) if ref else None
     _note_skipped(gates, bl, notes)
-    return PostRun(gates, policy, bl, specs, scorers, notes, cfg.get("cluster") or None)
+    return PostRun(gates, policy, bl, specs, scorers, notes, cluster=cfg.get("cluster") or None)
 
 
 def _previous_run(eval_name: str | None, home: Path | None, run_id: str) -> str | None:
