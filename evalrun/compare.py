@@ -7,7 +7,9 @@ directory, a results file, an accepted-baseline file or Langfuse alike.
 Units and rules:
 
 - Records pair by ``(item_id, trial)``; statistics pair by item. With repeats, each item's
-  trials are averaged first, so n is the number of items, never of trials.
+  trials are averaged first, so n is the number of items, never of trials. Pass/fail data get
+  the Agresti-Min paired interval, other scores the paired t (both cluster-robust with
+  ``cluster:``); see :mod:`evalrun.stats`.
 - For pass/fail, an item's *state* under a scorer is ``pass`` (every judged trial passed),
   ``fail`` (none did) or ``flaky`` (some did). A regression is pass -> fail, an improvement
   fail -> pass; an item flaky in the candidate is listed as flaky, not as a regression.
@@ -25,7 +27,7 @@ from typing import Any
 
 from evalrun import stats
 from evalrun.records import Record
-from evalrun.summary import SummaryBuilder
+from evalrun.summary import SummaryBuilder, cluster_label
 
 #: per-item statistics a gate or a report can ask for; pass@k / pass^k take k from the name
 ITEM_STATS = ("mean", "pass_rate")
@@ -38,10 +40,15 @@ class Side:
     values: list[float] = field(default_factory=list)
     passed: int = 0
     judged: int = 0
+    trials: int = 0  # every trial, a scorer error included (pass@k / pass^k count it as failed)
 
     @property
     def mean(self) -> float | None:
-        return sum(self.values) / len(self.values) if self.values else None
+        # sorted: the same trials in any order give the same number
+        v = self.values
+        if len(v) < 2:
+            return v[0] if v else None
+        return math.fsum(sorted(v)) / len(v)
 
     @property
     def pass_rate(self) -> float | None:
@@ -61,10 +68,13 @@ class Side:
         if name == "pass_rate":
             return self.pass_rate
         kind, k = parse_k_stat(name)
-        if not self.judged or k > self.judged:
+        # a trial whose scorer failed gave no pass: it counts as failed, so an item never
+        # drops out of pass@k / pass^k because one of its trials could not be scored
+        trials = max(self.trials, self.judged)
+        if not self.judged or k > trials:
             return None
         fn = stats.pass_at_k if kind == "pass@" else stats.pass_hat_k
-        return fn(self.judged, self.passed, k)
+        return fn(trials, self.passed, k)
 
 
 def parse_k_stat(name: str) -> tuple[str, int]:
@@ -92,6 +102,7 @@ def _collect(records: list[Record], names: list[str]) -> dict[str, dict[str, Sid
                     if side is None:
                         side = out[name][iid] = Side()
                     side.judged += 1  # no answer: a failure, but no value to average
+                    side.trials += 1
             continue
         for name, s in r.scores.items():
             per = out.get(name)
@@ -100,6 +111,7 @@ def _collect(records: list[Record], names: list[str]) -> dict[str, dict[str, Sid
             side = per.get(iid)
             if side is None:
                 side = per[iid] = Side()
+            side.trials += 1
             if s.error is not None:
                 continue
             if s.value is not None:
@@ -116,22 +128,40 @@ class Paired:
 
     stat: str
     diff: stats.PairedDifference
-    bootstrap: tuple[float, float]
-    mde: float
-    mde_basis: str  # "paired" (SD of differences) | "item" (SD of item values: nothing changed)
+    mde: float  # the drop a `>= baseline` gate (default policy) catches 80% of the time here
+    mde_basis: str  # "paired": this set's spread / discordance; "drop": nothing changed, so
+    #                 the discordance the drop itself brings; "none": no basis (n/a)
 
     def to_dict(self) -> dict[str, Any]:
         d = self.diff
-        return {"stat": self.stat, "n": d.n, "candidate": _num(d.candidate_mean), "baseline": _num(d.baseline_mean),
-                "diff": _num(d.diff), "ci95": [_num(d.lo), _num(d.hi)], "p_value": _num(d.p_value),
-                "bootstrap_ci95": [_num(self.bootstrap[0]), _num(self.bootstrap[1])],
-                "mde": _num(self.mde), "mde_basis": self.mde_basis}
+        out = {"stat": self.stat, "n": d.n, "candidate": _num(d.candidate_mean), "baseline": _num(d.baseline_mean),
+               "diff": _num(d.diff), "ci95": [_num(d.lo), _num(d.hi)], "ci_method": d.method,
+               "p_value": _num(d.p_value), "mde": _num(self.mde), "mde_basis": self.mde_basis}
+        if d.clusters is not None:
+            out["clusters"] = d.clusters
+        if d.note:
+            out["note"] = d.note
+        return out
+
+
+def paired_stat(cand: dict[str, Side], base: dict[str, Side], stat: str, *, binary: bool,
+                clusters: dict[str, object] | None = None) -> Paired | None:
+    """Candidate minus baseline of one per-item statistic on the items both sides have."""
+    ids = [i for i, s in sorted(cand.items())
+           if i in base and s.stat(stat) is not None and base[i].stat(stat) is not None]
+    c = [cand[i].stat(stat) for i in ids]
+    b = [base[i].stat(stat) for i in ids]
+    labels = [clusters.get(i, ("item", i)) for i in ids] if clusters is not None else None
+    d = stats.paired_difference(c, b, binary=binary, clusters=labels)
+    mde = stats.detectable_drop(d, 0.0, "significant")
+    basis = "none" if math.isnan(mde) else ("drop" if d.discordant == 0 else "paired")
+    return Paired(stat, d, mde, basis)
 
 
 @dataclass
 class ScorerComparison:
     name: str
-    candidate: dict[str, Any]  # n, mean, pass_rate, passed, failed, errors: over records, as summary.json
+    candidate: dict[str, Any]  # n, mean, pass_rate, passed, failed, errors: as summary.json has them
     baseline: dict[str, Any] | None
     cand_items: dict[str, Side]
     base_items: dict[str, Side] | None
@@ -139,38 +169,28 @@ class ScorerComparison:
     improvements: list[str] = field(default_factory=list)
     flaky: list[str] = field(default_factory=list)
     mcnemar_p: float | None = None
+    binary: bool = False  # every value of this scorer (both runs) is 0 or 1
+    clusters: dict[str, object] | None = None  # item -> cluster label (eval file's `cluster:`)
     _paired: dict[str, Paired | None] = field(default_factory=dict, repr=False)
 
     def value(self, stat: str) -> float | None:
-        """The candidate's number for a stat: record-level for mean / pass_rate (matching
-        summary.json), item-level for pass@k / pass^k."""
+        """The candidate's number for a stat: mean / pass_rate as summary.json has them (over
+        items), pass@k / pass^k averaged over items."""
         if stat in ITEM_STATS:
             return self.candidate.get(stat)
-        vals = [v for v in (s.stat(stat) for s in self.cand_items.values()) if v is not None]
+        vals = [v for v in (s.stat(stat) for i, s in sorted(self.cand_items.items())) if v is not None]
         return math.fsum(vals) / len(vals) if vals else None
 
     def paired(self, stat: str) -> Paired | None:
-        """Candidate minus baseline on the items both runs have a value for (None without a baseline)."""
+        """Candidate minus baseline on the items both runs have a value for (None without a baseline).
+        Pass/fail statistics (pass_rate, pass@k, pass^k, and the mean of a 0/1 scorer) get the
+        Agresti-Min interval; other means the paired t."""
         if stat in self._paired:
             return self._paired[stat]
         result = None
         if self.base_items is not None:
-            import numpy as np  # only a comparison with a baseline needs it
-
-            # sorted ids: the bootstrap resamples by position, so the same records in any
-            # order (a merged sharded run, a resumed one) must give the same interval
-            ids = [i for i, s in sorted(self.cand_items.items())
-                   if i in self.base_items and s.stat(stat) is not None and self.base_items[i].stat(stat) is not None]
-            c = np.array([self.cand_items[i].stat(stat) for i in ids], dtype=float)
-            b = np.array([self.base_items[i].stat(stat) for i in ids], dtype=float)
-            d = stats.paired_difference(c, b)
-            boot = stats.paired_bootstrap_ci(c, b)
-            sd, basis = d.sd, "paired"
-            if not (sd > 0) and len(ids) > 1:
-                # nothing changed, so the paired SD says nothing about what could be detected;
-                # fall back to the spread of the items themselves
-                sd, basis = float(np.concatenate([c, b]).std(ddof=1)), "item"
-            result = Paired(stat, d, boot, stats.min_detectable_difference(sd, len(ids)), basis)
+            result = paired_stat(self.cand_items, self.base_items, stat,
+                                 binary=stat != "mean" or self.binary, clusters=self.clusters)
         self._paired[stat] = result
         return result
 
@@ -290,14 +310,15 @@ def _num(x: float | None) -> float | None:
     return None if math.isnan(x) else round(x, 6)
 
 
-def scorer_numbers(records: list[Record], names: list[str]) -> dict[str, dict[str, Any]]:
-    """Per scorer n, mean, ci95, pass_rate, passed, failed, errors: exactly as summary.json
-    counts them (the same builder), so a report never disagrees with the run's summary."""
-    builder = SummaryBuilder(names)
+def scorer_numbers(records: list[Record], names: list[str], cluster: str | None = None) -> dict[str, dict[str, Any]]:
+    """Per scorer n, mean, ci95, pass_rate, passed, failed, errors (and clusters): exactly as
+    summary.json counts them (the same builder), so a report never disagrees with the run's summary."""
+    builder = SummaryBuilder(names, cluster=cluster)
     for r in records:
         builder.add(r)
-    keys = ("n", "mean", "ci95", "pass_rate", "passed", "failed", "errors")
-    return {name: {k: s[k] for k in keys} for name, s in builder.build()["scorers"].items()}
+    keys = ("n", "trials", "mean", "ci95", "ci_method", "ci_note", "clusters", "pass_rate", "pass_ci95", "passed",
+            "failed", "errors")
+    return {name: {k: s[k] for k in keys if k in s} for name, s in builder.build()["scorers"].items()}
 
 
 def run_metrics(records: list[Record], summary: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -350,12 +371,13 @@ def scorer_names(records: list[Record], preferred: list[str] | None = None) -> l
 
 def compare(candidate: list[Record], baseline: list[Record] | None, *, run: dict[str, Any] | None = None,
             baseline_info: dict[str, Any] | None = None, scorers: list[str] | None = None,
-            summary: dict[str, Any] | None = None, baseline_metrics: dict[str, Any] | None = None
-            ) -> Comparison:
+            summary: dict[str, Any] | None = None, baseline_metrics: dict[str, Any] | None = None,
+            cluster: str | None = None) -> Comparison:
     """Pair ``candidate`` with ``baseline`` (None: the candidate alone, for gates and reports).
 
     ``scorers`` fixes the order (the eval file's); scorers that only one run has are compared
-    as far as they can be (a scorer new in this run has no baseline numbers).
+    as far as they can be (a scorer new in this run has no baseline numbers). ``cluster`` is the
+    eval file's metadata key grouping items (cluster-robust intervals).
     """
     has_base = baseline is not None
     base = baseline or []
@@ -363,12 +385,19 @@ def compare(candidate: list[Record], baseline: list[Record] | None, *, run: dict
     cand_by, base_by = _by_item(candidate), _by_item(base)
     comps: dict[str, ScorerComparison] = {}
     cand_sides, base_sides = _collect(candidate, names), _collect(base, names)
-    cand_numbers, base_numbers = scorer_numbers(candidate, names), scorer_numbers(base, [])
+    cand_numbers, base_numbers = scorer_numbers(candidate, names, cluster), scorer_numbers(base, [], cluster)
+    labels = None
+    if cluster:
+        labels = {r.item_id: cluster_label(r.metadata, cluster, r.item_id) for r in base}
+        labels.update({r.item_id: cluster_label(r.metadata, cluster, r.item_id) for r in candidate})
     for name in names:
         base_has = has_base and name in base_numbers
+        binary = all(v in (0.0, 1.0) for sides in (cand_sides[name], base_sides.get(name) or {})
+                     for side in sides.values() for v in side.values)
         sc = ScorerComparison(name, cand_numbers[name],
                               base_numbers[name] if base_has else None,
-                              cand_sides[name], base_sides[name] if base_has else None)
+                              cand_sides[name], base_sides[name] if base_has else None,
+                              binary=binary, clusters=labels)
         for iid, side in sc.cand_items.items():
             if side.state == "flaky":
                 sc.flaky.append(iid)

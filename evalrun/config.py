@@ -157,7 +157,11 @@ class EvalConfig(_Strict):
     #: by default only a run where every call failed is
     error_budget: float | None = Field(None, ge=0, le=1)
     gates: list[Any] = Field(default_factory=list)
-    gate_policy: Literal["significant", "point"] = "significant"
+    #: how a relative gate decides (gates.py): significant (default), point or strict
+    gate_policy: Literal["significant", "point", "strict"] = "significant"
+    #: a metadata key grouping items that are not independent (same document, conversation or
+    #: template): intervals become cluster-robust over its values
+    cluster: str | None = Field(None, min_length=1)
     #: slice keys (tags, metadata.KEY): per-slice results in every report
     slices: list[str] = Field(default_factory=list)
     baseline: str | None = None

@@ -497,7 +497,7 @@ async def run_eval(opts: RunOptions) -> RunOutcome:
         }
         run_dir.write_manifest(manifest)
 
-    builder = SummaryBuilder([s.name for s in plan.scorers])
+    builder = SummaryBuilder([s.name for s in plan.scorers], cluster=plan.loaded.config.cluster)
     done: set[tuple[str, int]] = set()
     planned = {(it.id, t) for it in plan.items for t in range(plan.repeat)} if opts.resume else None
     for rec in run_dir.records():

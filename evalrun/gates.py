@@ -10,20 +10,29 @@ Grammar of a gate string::
     OP      := >= | <= | > | <
     rhs     := NUMBER ["%"] | "baseline" [("+" | "-") NUMBER ["%"]]
 
-A gate may also be the mapping ``no_regressions: {tag: T, scorer: S}`` (both optional): no
-item (tagged T) may go from passed to failed (under S, or under any scorer).
+A gate may also be the mapping ``no_regressions: {tag: T, scorer: S, max: N}`` (all optional):
+no more than N (default 0) items (tagged T) may go from passed to failed (under S, or under
+any scorer).
 
 Numbers with ``%`` are percentage points for rates (``errors <= 2%``, ``x.mean >= baseline -
 2%``) and a share of the baseline for cost and latency (``cost_usd <= baseline + 10%``).
 
-A relative gate on a scorer stat is judged on the *paired* difference. Under ``gate_policy:
-significant`` it fails only when the whole 95% interval lies beyond the allowed margin, so
-noise alone does not fail a pull request; under ``point`` the point estimate decides.
+A relative gate on a scorer stat is judged on the *paired* difference (see :mod:`evalrun.stats`)
+under ``gate_policy``:
+
+- ``significant`` (default): fails when the candidate is significantly worse than the baseline
+  (the 95% interval lies entirely on the worse side of zero) *and* the point estimate is beyond
+  the margin. Noise alone fails at most 2.5% of unchanged runs; a real drop well past the
+  margin is caught.
+- ``point``: fails when the point estimate is beyond the margin (noise alone can fail it).
+- ``strict``: passes only when the whole interval is within the margin (non-inferiority shown).
 
 A slice selector (``exact_match.mean[tag=math] >= baseline - 0.05``) judges the same
 statistic on the items of that slice only (see :mod:`evalrun.slices`). An unknown key or value
 is a UsageError at the gate's line: checked against a local dataset before a run
 (:func:`check_slices`), and against the run's items when the gate is judged.
+
+Each relative gate reports the drop it catches with 80% power on this set under its policy.
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from evalrun import stats
 from evalrun.compare import ITEM_STATS, Comparison, parse_k_stat
 from evalrun.errors import UsageError
 
@@ -42,7 +52,7 @@ RUN_METRICS = ("errors", "error_rate", "cost_usd", "latency_mean_ms", "latency_p
                "latency_p99_ms", "latency_max_ms")
 RATE_METRICS = ("errors", "error_rate")
 OPS = (">=", "<=", ">", "<")
-POLICIES = ("significant", "point")
+POLICIES = stats.POLICIES
 
 _NUMBER = r"[0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?|\.[0-9]+(?:[eE][+-]?[0-9]+)?"
 _TOKEN = re.compile(rf"\s*(?:(?P<op>>=|<=|=>|=<|>|<|==|!=|=)|(?P<num>{_NUMBER})(?P<pct>%)?|(?P<sign>[+-])"
@@ -65,6 +75,7 @@ class Gate:
     relative: bool = False
     percent: bool = False
     tag: str | None = None  # no_regressions only
+    max_regressions: int = 0  # no_regressions only: how many regressed items it tolerates
     slice_key: str | None = None  # "tags" | "metadata.KEY": judged on that slice's items only
     slice_value: str | None = None
     where: tuple[str | None, int | None, int | None] | None = field(default=None, compare=False)
@@ -89,9 +100,9 @@ class GateResult:
     baseline: float | None = None
     diff: float | None = None
     ci: tuple[float, float] | None = None
-    bootstrap: tuple[float, float] | None = None
-    mde: float | None = None
+    mde: float | None = None  # the drop this gate, under its policy, catches with 80% power here
     n: int | None = None
+    clusters: int | None = None
     note: str = ""
     items: list[str] = field(default_factory=list)  # no_regressions: the offending items
 
@@ -103,14 +114,16 @@ class GateResult:
         return {"gate": self.gate.text, "verdict": self.verdict, "value": _r(self.value),
                 "baseline": _r(self.baseline), "diff": _r(self.diff),
                 "ci95": None if self.ci is None else [_r(self.ci[0]), _r(self.ci[1])],
-                "bootstrap_ci95": None if self.bootstrap is None else [_r(self.bootstrap[0]), _r(self.bootstrap[1])],
-                "mde": _r(self.mde), "n": self.n, "note": self.note, "items": self.items}
+                "detectable_drop": _r(self.mde), "n": self.n, "clusters": self.clusters, "note": self.note,
+                "items": self.items}
 
     def numbers(self) -> str:
-        """value, baseline, difference, interval and MDE as one line of text."""
+        """value, baseline, difference, interval and detectable drop as one line of text."""
         g = self.gate
         if g.kind == "no_regressions":
-            return f"{len(self.items)} regressed" + (f": {', '.join(self.items[:10])}" if self.items else "") + (
+            allowed = f" (allowed: {g.max_regressions})" if g.max_regressions else ""
+            return f"{len(self.items)} regressed{allowed}" + (
+                f": {', '.join(self.items[:10])}" if self.items else "") + (
                 f" (+{len(self.items) - 10} more)" if len(self.items) > 10 else "")
         parts = [f"value {fmt(self.value, g)}"]
         if g.relative:
@@ -119,13 +132,10 @@ class GateResult:
                 parts.append(f"diff {fmt(self.diff, g, signed=True)}")
             if self.ci is not None:
                 parts.append(f"95% CI [{fmt(self.ci[0], g, signed=True)}, {fmt(self.ci[1], g, signed=True)}]")
-            if self.bootstrap is not None:
-                parts.append(f"bootstrap [{fmt(self.bootstrap[0], g, signed=True)}, "
-                             f"{fmt(self.bootstrap[1], g, signed=True)}]")
             if self.mde is not None:
-                parts.append(f"MDE {fmt(self.mde, g)}")
+                parts.append(f"detectable drop {fmt(self.mde, g)} (80% power)")
             if self.n is not None:
-                parts.append(f"n={self.n}")
+                parts.append(f"n={self.n}" + (f" ({self.clusters} clusters)" if self.clusters is not None else ""))
         return ", ".join(parts)
 
 
@@ -304,10 +314,13 @@ def _no_regressions(body: Any, text: str, index: int, scorers: list[str], err: C
         return Gate(text=text, index=index, kind="no_regressions")
     if not isinstance(body, dict):
         raise err("no_regressions takes a mapping like {tag: critical} (or nothing, for every item)")
-    unknown = [k for k in body if k not in ("tag", "scorer")]
+    unknown = [k for k in body if k not in ("tag", "scorer", "max")]
     if unknown:
-        raise err(f"no_regressions: unknown key '{unknown[0]}'{_suggest(str(unknown[0]), ['tag', 'scorer'])}; "
-                  "allowed: tag, scorer")
+        raise err(f"no_regressions: unknown key '{unknown[0]}'{_suggest(str(unknown[0]), ['tag', 'scorer', 'max'])}; "
+                  "allowed: tag, scorer, max")
+    most = body.get("max", 0)
+    if isinstance(most, bool) or not isinstance(most, int) or most < 0:
+        raise err(f"no_regressions: max must be a whole number >= 0 (got {most!r})")
     scorer = body.get("scorer")
     if scorer is not None and scorer not in scorers:
         raise err(f"no_regressions: no scorer named '{scorer}'{_suggest(str(scorer), scorers)}")
@@ -315,7 +328,7 @@ def _no_regressions(body: Any, text: str, index: int, scorers: list[str], err: C
     if tag is not None and not isinstance(tag, str | int):
         raise err("no_regressions: tag must be a single tag name")
     return Gate(text=text, index=index, kind="no_regressions", scorer=scorer,
-                tag=None if tag is None else str(tag))
+                tag=None if tag is None else str(tag), max_regressions=most)
 
 
 def parse_gates(raw: list[Any] | None, *, scorers: list[str], repeat: int | None = None,
@@ -350,7 +363,7 @@ def parse_gates(raw: list[Any] | None, *, scorers: list[str], repeat: int | None
 
 def check_policy(policy: str) -> str:
     if policy not in POLICIES:
-        raise UsageError(f"gate_policy must be significant or point (got {policy!r})")
+        raise UsageError(f"gate_policy must be significant, point or strict (got {policy!r})")
     return policy
 
 
@@ -372,6 +385,7 @@ def _run_metric(metrics: dict[str, Any] | None, gate: Gate) -> float | None:
 
 
 def evaluate_gate(gate: Gate, cmp: Comparison, policy: str = "significant") -> GateResult:
+    """Judge one gate; relative scorer gates under ``policy`` (significant | point | strict)."""
     if gate.kind == "no_regressions":
         return _judge_no_regressions(gate, cmp)
     if gate.scorer is None:
@@ -394,36 +408,63 @@ def evaluate_gate(gate: Gate, cmp: Comparison, policy: str = "significant") -> G
         return GateResult(gate, "skip", value=value, note="the baseline has no paired values for this scorer")
     d = paired.diff
     res = GateResult(gate, "pass", value=d.candidate_mean, baseline=d.baseline_mean, diff=d.diff,
-                     ci=(d.lo, d.hi) if d.has_interval else None, bootstrap=paired.bootstrap
-                     if not math.isnan(paired.bootstrap[0]) else None,
-                     mde=None if math.isnan(paired.mde) else paired.mde, n=d.n)
-    margin = gate.number
-    point_ok = _holds(d.diff, gate.op, margin)
+                     ci=(d.lo, d.hi) if d.has_interval else None, n=d.n, clusters=d.clusters)
+    # judge every gate as "diff >= margin": a "<=" gate (lower is better) is its mirror image
+    up = gate.op in (">=", ">")
+    margin = gate.number if up else -gate.number
+    diff = d.diff if up else -d.diff
+    lo, hi = (d.lo, d.hi) if up else (-d.hi, -d.lo)
+    point_ok = diff >= margin - 1e-12 if gate.op in (">=", "<=") else diff > margin
     if policy == "point":
         res.verdict = "pass" if point_ok else "fail"
-        return _mde_note(res, margin)
+        return _power_note(res, paired, margin, policy)
     if not d.has_interval:
         res.verdict = "pass" if point_ok else "skip"
-        res.note = "" if point_ok else "too few paired items for an interval; not judged"
+        res.note = "" if point_ok else f"{d.note or 'no interval'}; not judged"
         return res
-    # significant: fail only when the whole interval is on the wrong side of the margin
-    worst_ok = _holds(d.hi, gate.op, margin) if gate.op in (">=", ">") else _holds(d.lo, gate.op, margin)
-    if not worst_ok:
-        res.verdict = "fail"
-        res.note = "significant"
+    if d.se == 0.0 and d.diff != 0.0:
+        # every item moved by exactly the same amount: nothing to test, the data decide
+        res.verdict = "pass" if point_ok else "fail"
+        res.note = f"{d.note}; judged on the point estimate"
+        return res
+    fails = stats.gate_fails(diff, lo, hi, margin, policy, d.p_value)
+    res.verdict = "fail" if fails else "pass"
+    if policy == "strict":
+        res.note = ("the interval does not show the change is within the margin" if fails
+                    else "the interval shows the change is within the margin")
+    elif fails:
+        res.note = ("significant: the 95% interval is entirely on the worse side, and the drop is beyond "
+                    "the margin")
     elif not point_ok:
-        res.verdict = "pass"
-        res.note = "the point estimate misses the margin, but the interval includes it: not significant"
-    return _mde_note(res, margin)
+        res.note = "the point estimate misses the margin, but the drop is not significant"
+    if d.note:
+        res.note = f"{res.note}; {d.note}" if res.note else d.note
+    return _power_note(res, paired, margin, policy)
 
 
-def _mde_note(res: GateResult, margin: float) -> GateResult:
-    # only a passing gate can hide a drop: say when the set is too small to see the margin
-    if (res.verdict == "pass" and res.mde is not None and res.mde > max(abs(margin), 1e-9) and margin <= 0
-            and res.gate.op in (">=", ">")):
-        extra = (f"this set detects drops of about {res.mde:.3g} (80% power); smaller drops "
-                 "than that can pass unnoticed")
-        res.note = f"{res.note}; {extra}" if res.note else extra
+def _power_note(res: GateResult, paired: Any, margin: float, policy: str) -> GateResult:
+    """The drop this gate catches with 80% power on this set, and a warning when the set is too
+    small for the margin (or noise alone fails the gate often)."""
+    d = paired.diff
+    drop = stats.detectable_drop(d, margin, policy)
+    res.mde = None if math.isnan(drop) else drop
+    warn = ""
+    if math.isnan(drop):
+        if d.n >= 2:
+            warn = "detectable drop n/a (no spread or too few items to estimate it)"
+    else:
+        noise = stats.gate_fail_probability(0.0, d, margin, policy)
+        if policy != "significant" and noise > 0.2:
+            warn = (f"an unchanged run fails this gate {100 * noise:.0f}% of the time: the set is too small "
+                    "for this margin" if policy == "strict" else
+                    f"noise alone fails this gate {100 * noise:.0f}% of the time")
+        elif policy == "significant" and margin < 0 and drop > 2 * abs(margin):
+            warn = (f"this set catches drops of about {drop:.3g} (80% power), over twice the margin: "
+                    "it is too small for this margin")
+        elif policy == "significant" and margin >= 0 and res.verdict == "pass" and drop > 0.05:
+            warn = f"this set catches drops of about {drop:.3g} (80% power); smaller drops can pass unnoticed"
+    if warn:
+        res.note = f"{res.note}; {warn}" if res.note else warn
     return res
 
 
@@ -450,7 +491,7 @@ def _judge_no_regressions(gate: Gate, cmp: Comparison) -> GateResult:
         return GateResult(gate, "skip", note="no baseline to compare with")
     bad = [it.item_id for it in cmp.regressed
            if (gate.scorer is None or gate.scorer in it.regressed) and (gate.tag is None or gate.tag in it.tags)]
-    return GateResult(gate, "fail" if bad else "pass", value=float(len(bad)), items=bad)
+    return GateResult(gate, "fail" if len(bad) > gate.max_regressions else "pass", value=float(len(bad)), items=bad)
 
 
 def evaluate(gates: list[Gate], cmp: Comparison, policy: str = "significant") -> list[GateResult]:

@@ -40,16 +40,18 @@ def _r(x: Any) -> float | None:
 
 
 def _scorers_from_summary(summary: dict[str, Any]) -> dict[str, Any]:
-    from evalrun.slices import proportion_interval
+    from evalrun.stats import clopper_pearson_interval
 
     out = {}
     for name, s in (summary.get("scorers") or {}).items():
         if not isinstance(s, dict):
             continue
-        passed, failed = int(s.get("passed") or 0), int(s.get("failed") or 0)
-        lo, hi = proportion_interval(passed, passed + failed)
+        pass_ci = s.get("pass_ci95")
+        if pass_ci is None:  # a summary written before pass_ci95: the exact interval on its counts
+            passed, failed = int(s.get("passed") or 0), int(s.get("failed") or 0)
+            pass_ci = [_r(b) for b in clopper_pearson_interval(passed, passed + failed)] if passed + failed else None
         out[name] = {"n": s.get("n"), "mean": s.get("mean"), "ci95": s.get("ci95"),
-                     "pass_rate": s.get("pass_rate"), "pass_ci95": [_r(lo), _r(hi)] if passed + failed else None}
+                     "pass_rate": s.get("pass_rate"), "pass_ci95": pass_ci}
     return out
 
 

@@ -151,7 +151,7 @@ def write_merged(shards: list[Shard], home: Path | None = None) -> tuple[RunDir,
 
     first = shards[0].manifest
     out = RunDir((home or default_home()) / "runs" / new_run_id())
-    builder = SummaryBuilder(list(first.get("scorers") or []))
+    builder = SummaryBuilder(list(first.get("scorers") or []), cluster=(first.get("config") or {}).get("cluster"))
     owner: dict[str, str] = {}
     out.path.mkdir(parents=True, exist_ok=False)
     writer = ResultsWriter(out.results_path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +54,13 @@ class Score:
     reason: str | None = None
     error: str | None = None
     extra: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        # a NaN or infinite score is a scorer error, never a silent null or a poisoned mean
+        v = self.value
+        if isinstance(v, float | int) and not isinstance(v, bool) and not math.isfinite(v):
+            self.error = self.error or f"the scorer gave a score that is not a finite number ({v})"
+            self.value, self.passed = None, None
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"value": self.value, "passed": self.passed, "reason": self.reason}

@@ -9,9 +9,9 @@ Units are items, as in :mod:`evalrun.compare`: with repeats an item's trials are
 first. Slice membership comes from the candidate's records (the baseline's for an item the
 candidate lacks), so a baseline file that kept only tags still pairs by item id.
 
-The interval math lives in :mod:`evalrun.stats`; :func:`mean_interval` and
-:func:`rate_interval` below are the only places this module calls it for one-sample
-intervals, so a change of the statistics API is a change here alone.
+The interval math lives in :mod:`evalrun.stats`: a slice's own numbers come from the same
+item-level function summary.json uses (:func:`evalrun.summary.item_stats`), its paired
+differences from the scorer comparison restricted to the slice's items.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from evalrun import stats
-from evalrun.compare import ScorerComparison, scorer_numbers
+from evalrun.compare import ScorerComparison, Side, scorer_numbers
+from evalrun.summary import item_stats
 
 if TYPE_CHECKING:
     from evalrun.compare import Comparison, ItemDiff
@@ -35,25 +36,21 @@ METADATA = "metadata."
 
 # --- the statistics adapter (one place to follow evalrun.stats) ----------------------------
 
-def mean_interval(values: list[float]) -> tuple[float, float, float]:
-    """Mean of per-item values and its 95% interval (nan bounds when n < 2)."""
-    m, lo, hi = stats.mean_ci(values)
-    if len(values) < 2:
-        return m, math.nan, math.nan
-    if values and 0.0 <= min(values) and max(values) <= 1.0:
-        lo, hi = max(lo, 0.0), min(hi, 1.0)  # scores live in [0, 1], as summary.json clips them
-    return m, lo, hi
-
-
-def rate_interval(rates: list[float]) -> tuple[float, float, float]:
-    """Mean of per-item pass rates and its 95% interval."""
-    return mean_interval(rates)
-
-
-def proportion_interval(passed: int, judged: int) -> tuple[float, float]:
-    """95% interval of a pass rate from its counts (nan bounds when judged < 2)."""
-    _m, lo, hi = mean_interval([1.0] * passed + [0.0] * (judged - passed))
-    return lo, hi
+def _interval(sides: dict[str, Side], stat: str, binary: bool,
+              clusters: dict[str, object] | None) -> tuple[float, float, float] | None:
+    """A slice's item-level number and its 95% interval, as summary.json computes a run's (the
+    item is the unit, trials averaged; Clopper-Pearson for pass/fail, t otherwise; cluster-robust
+    with the eval file's ``cluster:``); None when no item has a value, nan bounds without one."""
+    values: dict[str, list[float]] = {}
+    for item_id, side in sides.items():
+        if stat == "mean" and side.values:
+            values[item_id] = side.values
+        elif stat == "pass_rate" and side.judged:
+            values[item_id] = [1.0] * side.passed + [0.0] * (side.judged - side.passed)
+    if not values:
+        return None
+    iv = item_stats(values, binary, clusters)
+    return iv.estimate, iv.lo, iv.hi
 
 
 # --- keys and membership --------------------------------------------------------------------
@@ -213,15 +210,15 @@ class SliceReport:
 
 def _row(cmp: Comparison, key: str, value: str, scorer: str, ids: set[str]) -> SliceRow | None:
     sc = restrict(cmp, scorer, ids, numbers=False)
-    means = [m for s in sc.cand_items.values() if (m := s.mean) is not None]
-    rates = [p for s in sc.cand_items.values() if (p := s.pass_rate) is not None]
-    if not means and not rates:
+    mi = _interval(sc.cand_items, "mean", sc.binary, sc.clusters)
+    pr = _interval(sc.cand_items, "pass_rate", True, sc.clusters)
+    if mi is None and pr is None:
         return None
-    mean, lo, hi = mean_interval(means) if means else (math.nan, math.nan, math.nan)
-    pr = rate_interval(rates) if rates else None
+    mean, lo, hi = mi or (math.nan, math.nan, math.nan)
+    n = sum(1 for s in sc.cand_items.values() if s.values) or sum(1 for s in sc.cand_items.values() if s.judged)
     pm = sc.paired("mean") if sc.base_items is not None else None
-    pp = sc.paired("pass_rate") if sc.base_items is not None and rates else None
-    return SliceRow(key, value, scorer, len(means) or len(rates), mean, lo, hi,
+    pp = sc.paired("pass_rate") if sc.base_items is not None and pr is not None else None
+    return SliceRow(key, value, scorer, n, mean, lo, hi,
                     pr[0] if pr else None, pr[1] if pr else None, pr[2] if pr else None,
                     pm.diff if pm is not None and pm.diff.n else None,
                     pp.diff if pp is not None and pp.diff.n else None,

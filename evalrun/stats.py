@@ -1,12 +1,24 @@
-"""Statistics for one run and for a run against its baseline (numpy only, no scipy at runtime).
+"""Statistics for one run and for a run against its baseline (plain Python and numpy; no scipy
+at run time). The unit is always the *item*: with repeats, callers average each item's trials
+first, so trials of one item are never counted as independent observations.
 
-- ``mean_ci``: a mean and its 95% t interval (summary.json)
-- ``paired_difference``: candidate minus baseline on paired units with a t interval; the
-  caller passes one value per *item* (trials already averaged), so repeats never inflate n
-- ``paired_bootstrap_ci``: a percentile bootstrap of the same mean difference, fixed seed
-- ``mcnemar_exact``: the exact (binomial) McNemar test on discordant pass/fail pairs
-- ``min_detectable_difference``: what a paired t test on n items can detect at 80% power
-- ``pass_at_k`` / ``pass_hat_k``: per-item estimators from n trials with c passes
+Public functions (what reports, gates and history call):
+
+- ``item_interval(values, binary=..., clusters=...)``: a 95% interval for a run's mean over
+  items. Pass/fail data get a Clopper-Pearson interval (Korn-Graubard's effective-n version
+  with repeats or clusters), which never collapses at 0% or 100%; other scores a t interval on
+  item means. With
+  ``clusters`` (one label per item) the standard error is cluster-robust with G - 1 df.
+- ``paired_difference(candidate, baseline, binary=..., clusters=...)``: candidate minus
+  baseline per item. Pass/fail data get an Agresti-Min interval (a half pseudo-count in each
+  cell of the paired 2x2 table), generalised to repeats and clusters; other scores the paired
+  t interval (cluster-robust with clusters).
+- ``gate_fail_probability`` / ``detectable_drop``: how often a relative gate under a policy
+  fails at a given true drop, and the drop it catches with 80% power on this set.
+- ``clopper_pearson_interval``, ``wilson_interval``, ``mcnemar_exact``, ``pass_at_k`` / ``pass_hat_k``, ``mean_ci``,
+  ``min_detectable_difference``, ``paired_bootstrap_ci``: the building blocks.
+- ``t_cdf`` / ``t_sf`` / ``t_ppf``, ``norm_cdf`` / ``norm_sf`` / ``norm_ppf``: distributions,
+  tails computed directly so small p-values never underflow to 0 through ``1 - cdf``.
 """
 
 from __future__ import annotations
@@ -14,7 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import numpy as np
@@ -74,6 +86,40 @@ def t_cdf(t: float, df: float) -> float:
         return math.nan
     tail = 0.5 * _betainc(df / 2.0, 0.5, df / (df + t * t))
     return 1.0 - tail if t > 0 else tail
+
+
+def t_sf(t: float, df: float) -> float:
+    """P(T > t), from the incomplete beta directly: tiny tails stay tiny instead of 1 - 1 = 0."""
+    return t_cdf(-t, df)
+
+
+def norm_cdf(x: float) -> float:
+    return 0.5 * math.erfc(-x / math.sqrt(2.0))
+
+
+def norm_sf(x: float) -> float:
+    return 0.5 * math.erfc(x / math.sqrt(2.0))
+
+
+def norm_ppf(p: float) -> float:
+    """The p-quantile of the standard normal (bisection on ``norm_cdf``; p in (0, 1))."""
+    if not 0.0 < p < 1.0:
+        return math.nan
+    if p < 0.5:
+        return -norm_ppf(1.0 - p)
+    lo, hi = 0.0, 40.0
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if norm_sf(mid) > 1.0 - p:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo < 1e-15:
+            break
+    return 0.5 * (lo + hi)
+
+
+Z975 = 1.959963984540054  # norm_ppf(0.975)
 
 
 def t_ppf(p: float, df: float) -> float:
@@ -140,32 +186,191 @@ def percentile(values: ArrayLike, q: float) -> float | None:
     return a[lo] + (a[hi] - a[lo]) * (pos - lo)
 
 
+def wilson_interval(successes: float, n: float, z: float = Z975) -> tuple[float, float]:
+    """Wilson score interval for a proportion (``successes`` may be fractional: an effective
+    count). Never zero width: 10/10 gives [0.72, 1], not [1, 1]."""
+    if n <= 0:
+        return (math.nan, math.nan)
+    p = min(1.0, max(0.0, successes / n))
+    z2 = z * z
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    lo, hi = centre - half, centre + half
+    # at p = 0 or 1 one end is exactly 0 or 1; rounding must not move it off
+    return (0.0 if p == 0.0 else max(0.0, lo), 1.0 if p == 1.0 else min(1.0, hi))
+
+
+def beta_ppf(q: float, a: float, b: float) -> float:
+    """The q-quantile of Beta(a, b), by bisection on the regularized incomplete beta."""
+    lo, hi = 0.0, 1.0
+    for _ in range(100):
+        mid = 0.5 * (lo + hi)
+        if _betainc(a, b, mid) < q:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo < 1e-14:
+            break
+    return 0.5 * (lo + hi)
+
+
+def clopper_pearson_interval(successes: float, n: float, level: float = 0.95) -> tuple[float, float]:
+    """Clopper-Pearson ("exact") interval for a proportion: covers at least ``level`` for every
+    true rate and n, never zero width (10/10 gives [0.69, 1]). ``successes`` and ``n`` may be
+    fractional (an effective count, as Korn and Graubard use it for clustered data)."""
+    if n <= 0:
+        return (math.nan, math.nan)
+    x = min(max(successes, 0.0), n)
+    alpha = 1.0 - level
+    lo = 0.0 if x <= 0 else beta_ppf(alpha / 2, x, n - x + 1)
+    hi = 1.0 if x >= n else beta_ppf(1 - alpha / 2, x + 1, n - x)
+    return (lo, hi)
+
+
+@dataclass(frozen=True, slots=True)
+class Interval:
+    """A run's number over items with its 95% interval.
+
+    ``n`` items; ``clusters`` the number of clusters when the interval is cluster-robust (else
+    None); ``method`` one of ``clopper-pearson``, ``clopper-pearson-adjusted`` (repeats or
+    clusters: the design's effective n), ``t``, ``cluster-t``; ``note`` says plainly when the
+    interval is a point (constant data) or missing (too few items or clusters).
+    """
+
+    estimate: float
+    lo: float
+    hi: float
+    n: int
+    clusters: int | None = None
+    method: str = "t"
+    se: float = math.nan
+    df: float = math.nan
+    note: str = ""
+
+
+def _cluster_se(dev: Sequence[float], labels: Sequence[object], weights: Sequence[float] | None = None,
+                g_correction: int | None = None) -> tuple[float, int]:
+    """Cluster-robust (CR1) standard error of a mean from per-unit deviations from the mean:
+    sqrt(G / (G - 1) * sum over clusters of (sum of deviations)^2) / total weight.
+    ``g_correction``: the G of the small-sample factor when some "clusters" are pseudo-counts."""
+    totals: dict[object, float] = {}
+    w = weights if weights is not None else [1.0] * len(dev)
+    for d, g, wi in zip(dev, labels, w, strict=True):
+        totals[g] = totals.get(g, 0.0) + wi * d
+    g_count = len(totals)
+    if g_count < 2:
+        return math.nan, g_count
+    total_w = math.fsum(w)
+    ss = math.fsum(t * t for t in sorted(totals.values()))
+    g_fix = g_correction or g_count
+    return math.sqrt(g_fix / (g_fix - 1) * ss) / total_w, g_count
+
+
+def _noise(values: Sequence[float]) -> float:
+    """A standard error this small is rounding error of constant data (0.4 + 0.01 - 0.51 is not
+    exactly -0.1), not spread: treat it as zero."""
+    return 1e-12 * max(1.0, max((abs(v) for v in values), default=0.0))
+
+
+def item_interval(values: ArrayLike, *, binary: bool = False, clusters: Sequence[object] | None = None,
+                  trials: int | None = None) -> Interval:
+    """A 95% interval for the mean over items; ``values`` holds one number per item (its trials
+    averaged), ``clusters`` one label per item (items sharing a document, conversation...),
+    ``trials`` how many trials are behind the values (default: one per item).
+
+    ``binary`` (every trial is 0 or 1, so item values are pass rates): Clopper-Pearson. With
+    single trials and no clusters, the exact interval on passes / items; with repeats or
+    clusters Korn and Graubard's version: the effective n is p(1 - p) / SE^2 (SE from the item
+    means, cluster-robust with clusters; at most the number of trials; the number of items, or of
+    clusters, when every item has the same value), scaled by (z / t_df)^2 for the df of the design.
+    Otherwise: t interval on item means (cluster-robust with G - 1 df when clustered).
+    """
+    a = [float(v) for v in values]
+    n = len(a)
+    if n == 0:
+        return Interval(math.nan, math.nan, math.nan, 0, note="no values")
+    mean = math.fsum(sorted(a)) / n
+    dev = [x - mean for x in a]
+    g_count: int | None = None
+    if clusters is not None:
+        if len(clusters) != n:
+            raise ValueError("one cluster label per item")
+        se, g_count = _cluster_se(dev, clusters)
+        df = float(g_count - 1)
+    else:
+        se = math.sqrt(math.fsum(d * d for d in dev) / (n - 1) / n) if n > 1 else math.nan
+        df = float(n - 1)
+    few = f"too few {'clusters' if clusters is not None else 'items'} for an interval"
+    if binary:
+        plain = clusters is None and all(x in (0.0, 1.0) for x in a)
+        if plain:
+            lo, hi = clopper_pearson_interval(mean * n, n)
+            return Interval(mean, lo, hi, n, None, "clopper-pearson", se, math.inf)
+        if not df >= 1:
+            return Interval(mean, math.nan, math.nan, n, g_count, "clopper-pearson-adjusted", se, df, note=few)
+        var_srs = mean * (1.0 - mean)
+        if se > 0 and var_srs > 0:
+            n_eff = min(float(trials or n), var_srs / (se * se))
+        else:
+            n_eff = float(g_count or n)  # every item the same: only the units (items, clusters) count
+        n_eff *= (Z975 / t_quantile_975(int(df))) ** 2 if df < 1e6 else 1.0
+        lo, hi = clopper_pearson_interval(mean * n_eff, n_eff)
+        return Interval(mean, lo, hi, n, g_count, "clopper-pearson-adjusted", se, df)
+    method = "cluster-t" if clusters is not None else "t"
+    if not df >= 1 or math.isnan(se):
+        return Interval(mean, math.nan, math.nan, n, g_count, method, se, df, note=few)
+    if se <= _noise(a):
+        return Interval(mean, mean, mean, n, g_count, method, 0.0, df,
+                        note="every item has the same value: no spread, so the interval is that value")
+    h = t_quantile_975(int(df)) * se
+    return Interval(mean, mean - h, mean + h, n, g_count, method, se, df)
+
+
 # --- paired comparison --------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
 class PairedDifference:
-    """Candidate minus baseline over ``n`` paired units (items)."""
+    """Candidate minus baseline over ``n`` paired units (items).
+
+    ``method``: ``t`` (paired t), ``cluster-t``, ``agresti-min`` (pass/fail, single trials),
+    ``agresti-min-t`` (pass/fail with repeats or clusters: pseudo-counts, item-level or
+    cluster-robust SE, t quantile). ``note`` says plainly when there is no spread to test.
+    """
 
     n: int
     candidate_mean: float
     baseline_mean: float
     diff: float
     sd: float  # SD of the per-unit differences
-    lo: float  # 95% t interval of the mean difference (nan when n < 2)
+    lo: float  # 95% interval of the mean difference (nan when it cannot be computed)
     hi: float
-    p_value: float  # two-sided paired t test of "no difference" (nan when undefined)
+    p_value: float  # two-sided: McNemar's exact for agresti-min, else from the interval's statistic
+    se: float = math.nan  # standard error behind the interval
+    df: float = math.nan  # its degrees of freedom (inf: normal quantile)
+    method: str = "t"
+    clusters: int | None = None
+    discordant: float = math.nan  # share of units whose value changed (pass/fail data)
+    note: str = ""
 
     @property
     def has_interval(self) -> bool:
         return not (math.isnan(self.lo) or math.isnan(self.hi))
 
+    @property
+    def units(self) -> int:
+        """Independent units behind the interval: clusters when clustered, else items."""
+        return self.clusters if self.clusters is not None else self.n
 
-def paired_difference(candidate: ArrayLike, baseline: ArrayLike) -> PairedDifference:
-    """Mean paired difference and its t interval.
 
-    ``candidate[i]`` and ``baseline[i]`` belong to the same item. With repeats, pass each
-    item's mean over its trials: trials of one item are correlated, so treating them as
-    independent units would make the interval too narrow.
+def paired_difference(candidate: ArrayLike, baseline: ArrayLike, *, binary: bool = False,
+                      clusters: Sequence[object] | None = None) -> PairedDifference:
+    """Mean paired difference (candidate - baseline) and its 95% interval.
+
+    ``candidate[i]`` and ``baseline[i]`` belong to the same item; with repeats, pass each item's
+    mean over its trials (trials of one item are correlated). ``binary``: the trials are pass/fail
+    (0/1), so the interval is Agresti-Min's (a half pseudo-count in each cell of the 2x2 table,
+    which keeps it from collapsing when few items change); otherwise the paired t. ``clusters``:
+    one label per item; the SE becomes cluster-robust with G - 1 df.
     """
     import numpy as np
 
@@ -174,34 +379,105 @@ def paired_difference(candidate: ArrayLike, baseline: ArrayLike) -> PairedDiffer
     if c.shape != b.shape:
         raise ValueError("paired arrays differ in length")
     n = int(c.size)
+    nan = math.nan
     if n == 0:
-        nan = math.nan
-        return PairedDifference(0, nan, nan, nan, nan, nan, nan, nan)
+        return PairedDifference(0, nan, nan, nan, nan, nan, nan, nan, note="no paired items")
+    if clusters is not None and len(clusters) != n:
+        raise ValueError("one cluster label per item")
     d = c - b
-    mean_d = float(d.mean())
-    if n < 2:
-        return PairedDifference(n, float(c.mean()), float(b.mean()), mean_d, math.nan, math.nan, math.nan,
-                                math.nan)
-    sd = float(d.std(ddof=1))
-    se = sd / math.sqrt(n)
-    h = t_quantile_975(n - 1) * se
-    if se > 0:
-        t = mean_d / se
-        p = 2.0 * (1.0 - t_cdf(abs(t), n - 1))
+    # sums over sorted values: the same items in any order give bit-identical numbers
+    mean_d = math.fsum(np.sort(d).tolist()) / n
+    cm, bm = math.fsum(np.sort(c).tolist()) / n, math.fsum(np.sort(b).tolist()) / n
+    sd = float(d.std(ddof=1)) if n > 1 else nan
+    disc = float(np.count_nonzero(d)) / n
+    if binary:
+        return _paired_binary(d, n, cm, bm, mean_d, sd, disc, clusters)
+    if clusters is not None:
+        se, g = _cluster_se((d - mean_d).tolist(), clusters)
+        df, method = float(g - 1), "cluster-t"
     else:
-        p = 1.0 if mean_d == 0 else 0.0
-    return PairedDifference(n, float(c.mean()), float(b.mean()), mean_d, sd, mean_d - h, mean_d + h, p)
+        se, g = (sd / math.sqrt(n) if n > 1 else nan), None
+        df, method = float(n - 1), "t"
+    base = dict(se=se, df=df, method=method, clusters=g, discordant=disc)
+    if not df >= 1 or math.isnan(se):
+        return PairedDifference(n, cm, bm, mean_d, sd, nan, nan, nan, **base,
+                                note=f"too few {'clusters' if clusters is not None else 'items'} for an interval")
+    noise = _noise(c.tolist() + b.tolist())
+    if se <= noise:
+        base["se"] = 0.0
+        same = abs(mean_d) <= noise
+        note = "no item changed" if same else "every item changed by exactly the same amount: no spread, so no test"
+        return PairedDifference(n, cm, bm, mean_d, sd, mean_d, mean_d, 1.0 if same else nan, **base, note=note)
+    h = t_quantile_975(int(df)) * se
+    p = min(1.0, 2.0 * t_sf(abs(mean_d) / se, df))
+    return PairedDifference(n, cm, bm, mean_d, sd, mean_d - h, mean_d + h, p, **base)
+
+
+#: Agresti-Min pseudo-observations: half a count in each discordant cell (+1, -1), one in total
+#: in the concordant cells (0); they add two units
+_PSEUDO = ((1.0, 0.5), (-1.0, 0.5), (0.0, 1.0))
+
+
+def agresti_min(worse: int, better: int, n: int) -> tuple[float, float, float, float]:
+    """Agresti & Min (2005) interval for a paired difference of proportions from the 2x2 table:
+    ``worse`` items went pass -> fail, ``better`` fail -> pass, of ``n``. Half a count is added
+    to each cell, then the Wald interval. Returns (centre, se, lo, hi)."""
+    big_n = n + 2.0
+    centre = (better - worse) / big_n
+    second = (better + worse + 1.0) / big_n
+    se = math.sqrt(max(0.0, second - centre * centre) / big_n)
+    return centre, se, max(-1.0, centre - Z975 * se), min(1.0, centre + Z975 * se)
+
+
+def _paired_binary(d: Any, n: int, cm: float, bm: float, mean_d: float, sd: float, disc: float,
+                   clusters: Sequence[object] | None) -> PairedDifference:
+    dl = d.tolist()
+    plain = clusters is None and all(x in (-1.0, 0.0, 1.0) for x in dl)
+    big_n = n + 2.0
+    centre = math.fsum(sorted(dl)) / big_n  # the pseudo-counts add +0.5 - 0.5 + 0 = 0
+    if plain:
+        worse, better = dl.count(-1.0), dl.count(1.0)
+        centre, se, lo, hi = agresti_min(worse, better, n)
+        df, method, g = math.inf, "agresti-min", None
+    else:
+        vals = dl + [v for v, _ in _PSEUDO]
+        wts = [1.0] * n + [w for _, w in _PSEUDO]
+        if clusters is not None:
+            labels: list[object] = [("c", x) for x in clusters] + [("pseudo", i) for i in range(len(_PSEUDO))]
+            g = len(set(clusters))
+            method = "agresti-min-cluster-t"
+        else:
+            labels, g = list(range(n + len(_PSEUDO))), None
+            method = "agresti-min-t"
+        units = g if g is not None else n
+        df = float(units - 1)
+        if not df >= 1:
+            return PairedDifference(n, cm, bm, mean_d, sd, math.nan, math.nan, math.nan, se, df, method, g, disc,
+                                    note=f"too few {'clusters' if clusters is not None else 'items'} for an interval")
+        # the small-sample factor counts the real units, not the pseudo-counts
+        se, _ = _cluster_se([v - centre for v in vals], labels, wts, g_correction=units)
+        q = t_quantile_975(int(df))
+        lo, hi = max(-1.0, centre - q * se), min(1.0, centre + q * se)
+    if plain:
+        p = mcnemar_exact(worse, better)
+    else:
+        stat = centre / se if se > 0 else 0.0
+        p = min(1.0, 2.0 * t_sf(abs(stat), df))
+    note = "no item changed" if disc == 0 else ""
+    return PairedDifference(n, cm, bm, mean_d, sd, lo, hi, p, se, df, method, g, disc, note)
 
 
 def paired_bootstrap_ci(candidate: ArrayLike, baseline: ArrayLike, *, n_boot: int = 2000, seed: int = 20240601,
                         level: float = 0.95) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean paired difference (items resampled with their pair).
 
-    The seed is fixed so the same two runs always give the same interval.
+    The seed is fixed and the differences are sorted first, so the same items in any order give
+    the same interval. Not printed by evalrun: at small n its coverage is poor for pass/fail
+    data (see benchmarks/bench_verdicts.py); kept as a building block.
     """
     import numpy as np
 
-    d = np.asarray(candidate, dtype=float) - np.asarray(baseline, dtype=float)
+    d = np.sort(np.asarray(candidate, dtype=float) - np.asarray(baseline, dtype=float))
     n = d.size
     if n < 2:
         return (math.nan, math.nan)
@@ -224,15 +500,22 @@ def paired_bootstrap_ci(candidate: ArrayLike, baseline: ArrayLike, *, n_boot: in
     return (float(lo), float(hi))
 
 
+def _log_binom_pmf(k: int, n: int, p: float) -> float:
+    if p <= 0.0:
+        return 0.0 if k == 0 else -math.inf
+    if p >= 1.0:
+        return 0.0 if k == n else -math.inf
+    return (math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
+            + k * math.log(p) + (n - k) * math.log1p(-p))
+
+
 def _binom_half_cdf(k: int, n: int) -> float:
     """P(X <= k) for X ~ Binomial(n, 1/2), summed in log space so large n does not overflow."""
     if k < 0:
         return 0.0
     if k >= n:
         return 1.0
-    log_half_n = -n * math.log(2.0)
-    lg_n1 = math.lgamma(n + 1)
-    terms = [lg_n1 - math.lgamma(i + 1) - math.lgamma(n - i + 1) + log_half_n for i in range(k + 1)]
+    terms = [_log_binom_pmf(i, n, 0.5) for i in range(k + 1)]
     top = max(terms)
     return math.exp(top) * math.fsum(math.exp(t - top) for t in terms)
 
@@ -244,6 +527,8 @@ def mcnemar_exact(regressions: int, improvements: int) -> float:
     of one kind is Binomial(b + c, 1/2).
     """
     b, c = int(regressions), int(improvements)
+    if b < 0 or c < 0 or b != regressions or c != improvements:
+        raise ValueError(f"McNemar needs non-negative whole counts (got {regressions}, {improvements})")
     n = b + c
     if n == 0:
         return 1.0
@@ -252,11 +537,190 @@ def mcnemar_exact(regressions: int, improvements: int) -> float:
 
 def min_detectable_difference(sd: float, n: int, *, alpha: float = 0.05, power: float = 0.80) -> float:
     """The smallest true mean difference a two-sided paired t test on ``n`` items with per-item
-    difference SD ``sd`` detects with the given power: (t_{1-a/2} + t_{power}) * sd / sqrt(n)."""
+    difference SD ``sd`` detects with the given power: (t_{1-a/2} + t_{power}) * sd / sqrt(n)
+    (the usual approximation; :func:`detectable_drop` is exact for a gate)."""
     if n < 2 or math.isnan(sd):
         return math.nan
     df = n - 1
     return (t_ppf(1.0 - alpha / 2.0, df) + t_ppf(power, df)) * sd / math.sqrt(n)
+
+
+# --- gate power ---------------------------------------------------------------------------
+
+#: gate policies (see gates.py): ``significant`` fails when the drop is significantly worse than
+#: the baseline and the point estimate is beyond the margin; ``point`` when the point estimate is
+#: beyond the margin; ``strict`` unless the interval shows the drop is within the margin
+POLICIES = ("significant", "point", "strict")
+
+
+def gate_fails(diff: float, lo: float, hi: float, margin: float, policy: str, p_value: float = math.nan) -> bool:
+    """Whether a ``>= baseline + margin`` gate fails on a paired difference with interval [lo, hi].
+    Under ``significant``, a ``p_value`` (two-sided; McNemar's exact one for single-trial
+    pass/fail data) must also be below 0.05, so at most 2.5% of unchanged runs fail."""
+    eps = 1e-12
+    misses = diff < margin - eps
+    if policy == "point":
+        return misses
+    if policy == "strict":
+        return not lo >= margin - eps
+    return misses and hi < max(0.0, margin) - eps and not p_value >= 0.05
+
+
+def _chi_nodes(df: float, points: int = 161) -> list[tuple[float, float]]:
+    """Quadrature nodes (u, weight) for u = sqrt(V / df), V ~ chi-square(df): Simpson's rule on
+    the density of u, renormalised so the weights sum to one."""
+    if math.isinf(df) or df > 5e4:
+        return [(1.0, 1.0)]
+    spread = 12.0 / math.sqrt(2.0 * df)
+    lo, hi = max(1e-9, 1.0 - spread), 1.0 + spread + (6.0 if df < 3 else 0.0)
+    h = (hi - lo) / (points - 1)
+    k = df / 2.0
+    log_c = math.log(2.0) + k * math.log(k) - math.lgamma(k)
+    nodes = []
+    for i in range(points):
+        u = lo + i * h
+        w = 1.0 if i in (0, points - 1) else (4.0 if i % 2 else 2.0)
+        nodes.append((u, w * math.exp(log_c + (df - 1.0) * math.log(u) - k * u * u)))
+    total = math.fsum(w for _, w in nodes)
+    return [(u, w / total) for u, w in nodes]
+
+
+def _fail_probability_t(drop: float, se: float, df: float, margin: float, policy: str) -> float:
+    """P(gate fails) when the estimate is Normal(-drop, se^2) and its estimated SE is
+    se * sqrt(chi2_df / df), independent (normal data); exact noncentral-t power by quadrature."""
+    if policy == "point":
+        return norm_cdf((margin + drop) / se)
+    q = t_quantile_975(int(df)) if not math.isinf(df) and df < 1e6 else Z975
+    total = 0.0
+    for u, w in _chi_nodes(df):
+        s = se * u
+        if policy == "strict":  # fails unless diff - q s >= margin
+            total += w * norm_cdf((margin + q * s + drop) / se)
+        else:  # diff < margin and diff + q s < max(0, margin)
+            total += w * norm_cdf((min(margin, max(0.0, margin) - q * s) + drop) / se)
+    return min(1.0, total)
+
+
+def _fail_probability_binary(drop: float, n: int, churn: float, margin: float, policy: str) -> float:
+    """Exact P(gate fails) for n single-trial pass/fail items: a share ``churn`` of items changes
+    state with no real change (half each way) and a share ``drop`` more goes pass -> fail."""
+    q = min(1.0, churn + drop)
+    if q <= 0:
+        return 1.0 if gate_fails(0.0, 0.0, 0.0, margin, policy) else 0.0
+    theta = min(1.0, (churn / 2.0 + drop) / q)  # share of the changed items that regressed
+    mu, sd = n * q, math.sqrt(n * q * (1 - q)) if q < 1 else 0.0
+    m_lo, m_hi = max(0, int(mu - 9 * sd - 2)), min(n, int(mu + 9 * sd + 3))
+    total = 0.0
+    for m in range(m_lo, m_hi + 1):
+        pm = math.exp(_log_binom_pmf(m, n, q))
+        if pm < 1e-15:
+            continue
+        b_star = _first_failing_b(n, m, margin, policy)
+        if b_star is None:
+            continue
+        # P(Binomial(m, theta) >= b_star) = I_theta(b_star, m - b_star + 1)
+        total += pm * (1.0 if b_star == 0 else _betainc(b_star, m - b_star + 1, theta))
+    return min(1.0, total)
+
+
+#: up to this many single-trial pass/fail items the power is summed exactly; beyond, the normal
+#: limit is used (within a point of the exact sum there, and thousands of times faster)
+_EXACT_POWER_MAX_N = 1000
+
+_B_STAR: dict[tuple[int, int, float, str], int | None] = {}
+
+
+def _first_failing_b(n: int, m: int, margin: float, policy: str) -> int | None:
+    """The smallest number of regressions (of m discordant items) that fails the gate, by
+    bisection: failing is monotone in it (more regressions, fewer improvements: a lower
+    difference, a lower interval and a smaller McNemar p on the worse side)."""
+    key = (n, m, margin, policy)
+    if key not in _B_STAR:
+        def fails(b: int) -> bool:
+            _, _, lo, hi = agresti_min(b, m - b, n)
+            p = mcnemar_exact(b, m - b) if policy == "significant" else math.nan
+            return gate_fails((m - 2 * b) / n, lo, hi, margin, policy, p)
+
+        found = None
+        if fails(m):
+            lo_b, hi_b = -1, m  # fails(hi_b) holds; fails(lo_b) does not (or lo_b = -1)
+            while hi_b - lo_b > 1:
+                mid = (lo_b + hi_b) // 2
+                if fails(mid):
+                    hi_b = mid
+                else:
+                    lo_b = mid
+            found = hi_b
+        if len(_B_STAR) > 200_000:
+            _B_STAR.clear()
+        _B_STAR[key] = found
+    return _B_STAR[key]
+
+
+def gate_fail_probability(drop: float, paired: PairedDifference, margin: float, policy: str) -> float:
+    """How often a ``>= baseline + margin`` gate under ``policy`` fails when the true difference
+    is ``-drop``, on a set like this one (same n, clusters and spread or discordance)."""
+    if paired.method == "agresti-min":
+        churn = _churn(paired)
+        if paired.n <= _EXACT_POWER_MAX_N:
+            return _fail_probability_binary(drop, paired.n, churn, margin, policy)
+        # many items: the normal limit (the difference of n multinomial changes)
+        q = min(1.0, churn + drop)
+        se = math.sqrt(max(q - drop * drop, 1e-12) / paired.n)
+        return _fail_probability_t(drop, se, math.inf, margin, policy)
+    se = _alt_se(drop, paired)
+    if not se > 0 or math.isnan(paired.df):
+        return math.nan
+    return _fail_probability_t(drop, se, paired.df, margin, policy)
+
+
+def _churn(paired: PairedDifference) -> float:
+    """The share of items that change with no real change: all the discordance the set shows,
+    less the difference when that is significant (a real change explains part of it)."""
+    if math.isnan(paired.discordant):
+        return 0.0
+    if paired.p_value < 0.05:
+        return max(0.0, paired.discordant - abs(paired.diff))
+    return paired.discordant
+
+
+def _alt_se(drop: float, paired: PairedDifference) -> float:
+    if paired.method.startswith("agresti-min"):
+        # pass/fail with repeats or clusters: the observed SE plus what the drop itself brings
+        # (a drop of d moves d more of the items), so a set without changes still has an answer
+        return math.sqrt(paired.se ** 2 + max(drop * (1 - drop), 0.0) / paired.n)
+    return paired.se
+
+
+def detectable_drop(paired: PairedDifference, margin: float, policy: str, power: float = 0.80) -> float:
+    """The true drop a ``>= baseline + margin`` gate under ``policy`` catches with ``power`` on
+    this set (nan when the set gives no basis: no spread, too few items)."""
+    if paired.n < 2 or not paired.has_interval:
+        return math.nan
+    if paired.method != "agresti-min" and not (paired.se > 0):
+        return math.nan
+
+    def prob(x: float) -> float:
+        return gate_fail_probability(x, paired, margin, policy)
+
+    if prob(0.0) >= power:
+        return 0.0
+    # bracket the answer from below (large drops are costly to evaluate on pass/fail data)
+    limit = 1.0 if paired.method.startswith("agresti-min") else abs(margin) * 4 + 40 * paired.se + 1e-6
+    lo, hi = 0.0, min(limit, max(abs(margin), 2.0 / max(paired.n, 1), paired.se if paired.se > 0 else 0.0, 1e-6))
+    while not prob(hi) >= power:
+        if hi >= limit:
+            return math.nan
+        lo, hi = hi, min(limit, 2.0 * hi)
+    for _ in range(40):
+        mid = 0.5 * (lo + hi)
+        if prob(mid) >= power:
+            hi = mid
+        else:
+            lo = mid
+        if hi - lo < 1e-5:
+            break
+    return hi
 
 
 # --- repeats ------------------------------------------------------------------------------

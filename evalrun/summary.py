@@ -1,5 +1,9 @@
 """summary.json: per-scorer statistics, errors, latency and usage of one run, built as
-records stream in so a 100,000-record run never holds its records in memory."""
+records stream in so a 100,000-record run never holds its records in memory.
+
+Per scorer: ``n`` items (each item's trials averaged first), ``trials`` values behind them, the
+mean over items with a 95% ``ci95`` (Clopper-Pearson for pass/fail values, t on item means otherwise;
+cluster-robust with ``cluster:``), and the pass rate over items with its Clopper-Pearson ``pass_ci95``."""
 
 from __future__ import annotations
 
@@ -7,28 +11,77 @@ import math
 from collections import Counter
 from typing import Any
 
+from evalrun import stats
 from evalrun.records import Record
-from evalrun.stats import mean_ci, percentile
+from evalrun.stats import percentile
 
 
-class _ScorerAcc:
-    __slots__ = ("values", "passed", "failed", "errors", "skipped")
+class _ItemAcc:
+    __slots__ = ("values", "passed", "judged")
 
     def __init__(self) -> None:
         self.values: list[float] = []
         self.passed = 0
+        self.judged = 0
+
+
+class _ScorerAcc:
+    __slots__ = ("items", "passed", "failed", "errors", "skipped", "n_values", "binary")
+
+    def __init__(self) -> None:
+        self.items: dict[str, _ItemAcc] = {}
+        self.passed = 0
         self.failed = 0
         self.errors = 0
         self.skipped = 0
+        self.n_values = 0
+        self.binary = True  # every value seen is 0 or 1
 
 
 def _num(x: float) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else round(float(x), 6)
 
 
+def cluster_label(metadata: dict[str, Any] | None, key: str | None, item_id: str) -> object:
+    """An item's cluster under the eval file's ``cluster: KEY``: its metadata value (lists and
+    mappings by their JSON text); an item without the key is a cluster of its own."""
+    value = (metadata or {}).get(key) if key else None
+    if value is None:
+        return ("item", item_id)
+    if isinstance(value, dict | list):
+        import json
+
+        return ("value", json.dumps(value, sort_keys=True))
+    return ("value", str(value))
+
+
+def item_stats(items: dict[str, list[float]], binary: bool, clusters: dict[str, object] | None,
+               trials: int | None = None) -> stats.Interval:
+    """The interval of one statistic over items (ids sorted: any record order, same numbers);
+    ``items`` holds each item's values (averaged), ``trials`` how many trials are behind them."""
+    ids = sorted(items)
+    means = [v[0] if len(v) == 1 else math.fsum(sorted(v)) / len(v) for v in (items[i] for i in ids)]
+    labels = [clusters[i] for i in ids] if clusters is not None else None
+    return stats.item_interval(means, binary=binary, clusters=labels,
+                               trials=trials if trials is not None else sum(len(v) for v in items.values()))
+
+
+def interval_fields(iv: stats.Interval, prefix: str = "") -> dict[str, Any]:
+    d: dict[str, Any] = {f"{prefix}ci95": [_num(iv.lo), _num(iv.hi)], f"{prefix}ci_method": iv.method}
+    if iv.note:
+        d[f"{prefix}ci_note"] = iv.note
+    return d
+
+
 class SummaryBuilder:
-    def __init__(self, scorer_names: list[str]) -> None:
+    """Per-scorer numbers of a run. The unit is the item: each item's trials are averaged first,
+    and ``n`` counts items (``trials`` the values behind them). With ``cluster`` (a metadata key)
+    intervals are cluster-robust and ``clusters`` says how many there were."""
+
+    def __init__(self, scorer_names: list[str], cluster: str | None = None) -> None:
         self.scorers = {n: _ScorerAcc() for n in scorer_names}
+        self.cluster = cluster
+        self.clusters: dict[str, object] = {}
         self.records = 0
         self.items: set[str] = set()
         self.errors = 0
@@ -39,6 +92,8 @@ class SummaryBuilder:
     def add(self, rec: Record) -> None:
         self.records += 1
         self.items.add(rec.item_id)
+        if self.cluster:
+            self.clusters[rec.item_id] = cluster_label(rec.metadata, self.cluster, rec.item_id)
         if rec.latency_ms is not None:
             self.latencies.append(rec.latency_ms)
         if rec.usage:
@@ -56,14 +111,27 @@ class SummaryBuilder:
             if score.error is not None:
                 acc.errors += 1
                 continue
+            if score.value is None and score.passed is None:
+                acc.skipped += 1
+                continue
+            it = acc.items.get(rec.item_id)
+            if it is None:
+                it = acc.items[rec.item_id] = _ItemAcc()
             if score.value is None:
                 acc.skipped += 1
             else:
-                acc.values.append(float(score.value))
-            if score.passed is True:
-                acc.passed += 1
-            elif score.passed is False:
-                acc.failed += 1
+                v = float(score.value)
+                it.values.append(v)
+                acc.n_values += 1
+                if v != 0.0 and v != 1.0:
+                    acc.binary = False
+            if score.passed is not None:
+                it.judged += 1
+                it.passed += bool(score.passed)
+                if score.passed:
+                    acc.passed += 1
+                else:
+                    acc.failed += 1
 
     def over_budget(self, budget: float | None) -> bool:
         """Whether failed target calls exceed ``error_budget`` (a fraction); with no budget,
@@ -76,24 +144,25 @@ class SummaryBuilder:
 
     def build(self, **head: Any) -> dict[str, Any]:
         scorers: dict[str, Any] = {}
+        clusters = self.clusters if self.cluster else None
         for name, acc in self.scorers.items():
-            # sorted: floating-point sums depend on order, and records arrive in completion
-            # order; the same records must give the same summary (a merge of shards does)
-            mean, lo, hi = mean_ci(sorted(acc.values))
-            if acc.values and 0.0 <= min(acc.values) and max(acc.values) <= 1.0:
-                # scores live in [0, 1]; a t interval on near-constant data can poke outside
-                lo, hi = max(lo, 0.0), min(hi, 1.0)
-            judged = acc.passed + acc.failed
-            scorers[name] = {
-                "n": len(acc.values),
-                "mean": _num(mean),
-                "ci95": [_num(lo), _num(hi)],
-                "pass_rate": _num(acc.passed / judged) if judged else None,
+            values = {i: it.values for i, it in acc.items.items() if it.values}
+            rates = {i: [it.passed / it.judged] for i, it in acc.items.items() if it.judged}
+            iv = item_stats(values, acc.binary, clusters)
+            entry: dict[str, Any] = {"n": iv.n, "trials": acc.n_values, "mean": _num(iv.estimate),
+                                     **interval_fields(iv)}
+            if iv.clusters is not None:
+                entry["clusters"] = iv.clusters
+            pr = item_stats(rates, True, clusters, trials=acc.passed + acc.failed) if rates else None
+            entry.update({
+                "pass_rate": _num(pr.estimate) if pr is not None else None,
+                "pass_ci95": [_num(pr.lo), _num(pr.hi)] if pr is not None else None,
                 "passed": acc.passed,
                 "failed": acc.failed,
                 "errors": acc.errors,
                 "skipped": acc.skipped,
-            }
+            })
+            scorers[name] = entry
         lat = sorted(self.latencies)  # sorted: the mean must not depend on completion order
         return {
             **head,

@@ -121,6 +121,7 @@ class PostRun:
     scorers: list[str]
     notes: list[str] = field(default_factory=list)
     slices: list[str] = field(default_factory=list)  # slice keys: the eval file's and --slice
+    cluster: str | None = None  # the eval file's `cluster:` metadata key
 
     def judge(self, run_dir: RunDir, summary: dict[str, Any] | None = None, status: str | None = None) -> Verdict:
         """Compare the run with the baseline and judge the gates (no output)."""
@@ -136,6 +137,7 @@ class PostRun:
             baseline_info=bl.info() if bl is not None else None,
             scorers=self.scorers, summary=summary,
             baseline_metrics=(bl.metrics or run_metrics(bl.records, bl.summary)) if bl is not None else None,
+            cluster=self.cluster,
         )
         from evalrun import history
         from evalrun.slices import slice_report
@@ -254,7 +256,8 @@ def prepare(loaded: LoadedConfig, *, baseline_ref: str | None = None, reports: l
     bl = resolve_baseline(ref, eval_name=cfg.name, home=home, configured=configured,
                           base_dir=loaded.base_dir) if ref else None
     _note_skipped(gates, bl, notes)
-    return PostRun(gates, cfg.gate_policy, bl, specs, scorers, notes, slice_keys(cfg.slices, slices))
+    return PostRun(gates, cfg.gate_policy, bl, specs, scorers, notes, slice_keys(cfg.slices, slices),
+                   cluster=cfg.cluster)
 
 
 def _note_skipped(gates: list[Gate], bl: Baseline | None, notes: list[str]) -> None:
@@ -307,7 +310,8 @@ def prepare_from_manifest(manifest: dict[str, Any], *, baseline_ref: str | None 
         ref = _previous_run(eval_name, home, default_latest_before)
     bl = resolve_baseline(ref, eval_name=eval_name, home=home, configured=configured, base_dir=base_dir) if ref else None
     _note_skipped(gates, bl, notes)
-    return PostRun(gates, policy, bl, specs, scorers, notes, slice_keys(cfg.get("slices"), slices))
+    return PostRun(gates, policy, bl, specs, scorers, notes, slice_keys(cfg.get("slices"), slices),
+                   cluster=cfg.get("cluster") or None)
 
 
 def _previous_run(eval_name: str | None, home: Path | None, run_id: str) -> str | None:

@@ -61,7 +61,9 @@ def test_ctrl_c_saves_partial_results_and_resume_finishes(tmp_path):
     assert len(final) == len(set(final)) == 60
     assert final[: len(partial)] == partial  # earlier records were kept, not redone
     s = json.loads(r.stdout)
-    assert s["status"] == "finished" and s["records"] == 60 and s["scorers"]["exact_match"]["n"] == 60
+    # n counts items (30, each with 2 trials); trials counts every scored record
+    assert s["status"] == "finished" and s["records"] == 60 and s["scorers"]["exact_match"]["trials"] == 60
+    assert s["scorers"]["exact_match"]["n"] == 30
     assert json.loads((run_dir / "manifest.json").read_text())["status"] == "finished"
 
 

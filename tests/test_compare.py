@@ -63,7 +63,8 @@ def test_paired_mean_difference_against_scipy():
     lo, hi = sps.ttest_rel(c_vals, b_vals).confidence_interval(0.95)
     assert p.diff.diff == pytest.approx(float((c_vals - b_vals).mean()))
     assert (p.diff.lo, p.diff.hi) == pytest.approx((lo, hi))
-    assert p.bootstrap[0] < p.diff.diff < p.bootstrap[1]
+    assert p.diff.lo < p.diff.diff < p.diff.hi and p.diff.method == "t"
+    assert p.diff.p_value == pytest.approx(sps.ttest_rel(c_vals, b_vals).pvalue, rel=1e-6)
     assert p.mde > 0 and p.mde_basis == "paired"
 
 
@@ -110,11 +111,15 @@ def test_without_baseline():
     assert cmp.to_dict()["baseline"] is None
 
 
-def test_identical_runs_fall_back_to_item_spread_for_mde():
+def test_identical_runs_fall_back_to_the_drops_own_discordance_for_mde():
+    """Nothing changed, so the set's churn is zero: the detectable drop comes from the
+    discordance the drop itself would bring (never 0, never a blank)."""
     recs = [rec(f"i{k}", k % 3 != 0) for k in range(30)]
     p = compare(recs, recs).scorers["em"].paired("pass_rate")
-    assert p.diff.diff == 0 and p.mde_basis == "item"
+    assert p.diff.diff == 0 and p.mde_basis == "drop"
     assert 0 < p.mde < 1
+    # the interval of "no change" on 30 pass/fail items is not a point
+    assert p.diff.lo < 0 < p.diff.hi and p.diff.method == "agresti-min"
 
 
 def test_scorer_only_in_candidate_has_no_baseline_numbers():

@@ -122,7 +122,7 @@ def test_significant_policy_lets_noise_pass_and_point_does_not(tmp_path):
         r = cli(root, "run", "eval.yaml", "--baseline", "latest", bad=True)
         assert r.returncode == code, r.stdout + r.stderr
         if policy == "significant":
-            assert "not significant" in r.stdout and "MDE" in r.stdout
+            assert "not significant" in r.stdout and "detectable drop" in r.stdout
 
 
 def test_baseline_path_from_eval_file(tmp_path):

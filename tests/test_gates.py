@@ -93,7 +93,7 @@ def test_relative_gate_noise_passes_under_significant_but_fails_under_point():
     assert sig.verdict == "pass" and "not significant" in sig.note
     assert pt.verdict == "fail"
     assert sig.mde is not None and sig.mde > 0 and sig.n == 60
-    assert "MDE" in sig.numbers() and "95% CI" in sig.numbers() and "baseline" in sig.numbers()
+    assert "detectable drop" in sig.numbers() and "95% CI" in sig.numbers() and "baseline" in sig.numbers()
 
 
 def test_relative_gate_real_drop_fails_under_significant():

@@ -8,6 +8,8 @@ import re
 import shutil
 from pathlib import Path
 
+from scipy.stats import binomtest
+
 from evalrun.history import HISTORY, merge, read_history_file
 from tests.conftest import run_cli
 from tests.test_slices import project
@@ -46,9 +48,12 @@ def test_five_runs_in_history_html_trend_and_markdown(tmp_path):
         assert s["n"] == 120 and s["mean"] == mean and s["ci95"][0] < mean < s["ci95"][1]
         assert s["pass_ci95"][0] < s["pass_rate"] < s["pass_ci95"][1]
 
+    # the last run: 102 of 120 items pass, shown with its exact (Clopper-Pearson) interval
+    ci = binomtest(102, 120).proportion_ci(0.95, method="exact")
+    last = f"0.850 [{ci.low:.3f}, {ci.high:.3f}]"
     text = run_cli("history", "eval.yaml", cwd=root).stdout
     assert "tagged: 5 runs, oldest first" in text and all(i in text for i in ids)
-    assert "0.850 [0.785, 0.915]" in text and "exact_match: ███▁▁" in text
+    assert last in text and "exact_match: ███▁▁" in text
     last3 = json.loads(run_cli("history", "eval.yaml", "--last", "3", "--json", cwd=root).stdout)
     assert [e["run_id"] for e in last3["runs"]] == ids[2:]
 
@@ -56,7 +61,7 @@ def test_five_runs_in_history_html_trend_and_markdown(tmp_path):
     points = trend_points(html)
     assert [c for c, _ in points] == ["run"] * 4 + ["current"]
     assert [t.split(":")[0] for _, t in points] == ids
-    assert "0.850 [0.785, 0.915] (this run)" in points[-1][1]
+    assert f"{last} (this run)" in points[-1][1]
     assert html.count('class="band"') == 1  # the interval band
     md = (runs[-1] / "report.md").read_text()
     assert "**Trend** (mean over the last 5 runs, oldest → newest):" in md

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -56,15 +57,19 @@ def test_only_the_regressed_tag_is_named_first_with_scipy_checked_numbers():
     ids = [n for n in range(120) if tag_of(n) == "math"]
     c = np.array([float(bad_ok(n)) for n in ids])
     b = np.array([float(base_ok(n)) for n in ids])
-    t = sps.ttest_rel(c, b)
-    lo, hi = t.confidence_interval(0.95)
+    # pass/fail data: Agresti & Min's paired interval (half a count added to each cell of the
+    # 2x2 table, then Wald), written out here from the paper; McNemar's exact p from scipy
+    worse, better, n = int(np.sum(c < b)), int(np.sum(c > b)), len(c)
+    p12, p21 = (worse + 0.5) / (n + 2), (better + 0.5) / (n + 2)
+    half = sps.norm.ppf(0.975) * math.sqrt(((p12 + p21) - (p12 - p21) ** 2) / (n + 2))
     assert first.diff.diff == pytest.approx(float(np.mean(c - b)))
-    assert (first.diff.lo, first.diff.hi) == (pytest.approx(lo, abs=1e-9), pytest.approx(hi, abs=1e-9))
-    assert first.diff.p_value == pytest.approx(t.pvalue, rel=1e-6)
-    # the candidate's own interval: a t interval of the item means
+    assert (first.diff.lo, first.diff.hi) == (pytest.approx(p21 - p12 - half, abs=1e-9),
+                                              pytest.approx(p21 - p12 + half, abs=1e-9))
+    assert first.diff.p_value == pytest.approx(sps.binomtest(worse, worse + better, 0.5).pvalue, rel=1e-6)
+    # the candidate's own interval: exact (Clopper-Pearson) on the slice's items, as summary.json
     m, mlo, mhi = first.mean, first.lo, first.hi
-    ref = sps.t.interval(0.95, len(c) - 1, loc=c.mean(), scale=sps.sem(c))
-    assert m == pytest.approx(c.mean()) and (mlo, mhi) == (pytest.approx(ref[0]), pytest.approx(ref[1]))
+    ref = sps.binomtest(int(c.sum()), len(c)).proportion_ci(0.95, method="exact")
+    assert m == pytest.approx(c.mean()) and (mlo, mhi) == (pytest.approx(ref.low), pytest.approx(ref.high))
     # the other tags did not move
     others = [r for r in rep.rows if r.key == "tags" and r.value != "math"]
     assert len(others) == 3 and all(r.diff.diff == 0 and r.change == "" for r in others)
@@ -78,8 +83,9 @@ def test_tiny_slices_are_shown_and_marked_and_sort_after_clear_drops():
     cand = [rec(n, bad_ok(n)) for n in range(120)] + [rec(500, False, {"tags": ["rare"]})]
     rep = slice_report(compare(cand, base, baseline_info={"source": "b"}), ["tags"])
     rare = next(r for r in rep.rows if r.value == "rare")
-    assert rare.tiny and rare.n == 1 < TINY and not rare.diff.has_interval and rare.change == ""
-    assert rep.rows[0].value == "math"  # a one-item -1.0 has no interval, so it does not outrank a measured drop
+    # one item that went pass -> fail: an honest interval that spans most of [-1, 1], no "drop"
+    assert rare.tiny and rare.n == 1 < TINY and rare.diff.lo < 0 < rare.diff.hi and rare.change == ""
+    assert rep.rows[0].value == "math"  # a one-item -1.0 with a wide interval does not outrank a measured drop
 
 
 def test_items_with_several_tags_sit_in_each_slice_and_trials_average_per_item():

@@ -112,7 +112,7 @@ def reasons(records: list[Record]) -> list[str]:
 @dataclass
 class ScorerRow:
     name: str
-    n: int
+    n: str  # items, with the number of clusters when the eval clusters them
     mean: str
     base_mean: str
     d_mean: str
@@ -124,7 +124,7 @@ class ScorerRow:
     regressions: int | None
     improvements: int | None
     mcnemar: str
-    mde: str
+    mde: str  # the drop a `>= baseline` gate (default policy) catches with 80% power; "n/a" without a basis
     flaky: int
     ci_own: str  # the candidate's own 95% interval of its mean (no baseline)
 
@@ -142,8 +142,9 @@ def _scorer_row(name: str, sc: ScorerComparison) -> ScorerRow:
     has_b = sc.baseline is not None
     lo, hi = (c.get("ci95") or [None, None])[:2]
     mde_src = pp if pp is not None and pp.diff.n else pm
+    n = c["n"] or (c["passed"] + c["failed"])
     return ScorerRow(
-        name=name, n=c["n"] or (c["passed"] + c["failed"]),
+        name=name, n=f"{n} ({c['clusters']} clusters)" if c.get("clusters") is not None else str(n),
         mean=num(c["mean"]), base_mean=num(b.get("mean")) if has_b else "",
         d_mean=signed(pm.diff.diff) if pm is not None and pm.diff.n and b.get("mean") is not None else "",
         ci_mean=interval(pm.diff.lo, pm.diff.hi) if pm is not None and pm.diff.n and b.get("mean") is not None else "",
@@ -154,7 +155,8 @@ def _scorer_row(name: str, sc: ScorerComparison) -> ScorerRow:
         regressions=len(sc.regressions) if has_b else None,
         improvements=len(sc.improvements) if has_b else None,
         mcnemar=num(sc.mcnemar_p, 3) if sc.mcnemar_p is not None else "",
-        mde=num(mde_src.mde) if mde_src is not None and mde_src.diff.n else "",
+        mde=(num(mde_src.mde) if not math.isnan(mde_src.mde) else "n/a")
+        if mde_src is not None and mde_src.diff.n else "",
         flaky=len(sc.flaky),
         ci_own=interval(lo, hi, signed=False) if lo is not None else "–",
     )

@@ -35,7 +35,7 @@ def _scorer_table(verdict: Verdict) -> Table:
     rows = scorer_rows(verdict)
     if cmp.has_baseline:
         cols = ["scorer", "n", "mean", "baseline", "diff", "95% CI", "pass rate", "baseline", "diff", "95% CI",
-                "regressed", "improved", "McNemar p", "MDE"]
+                "regressed", "improved", "McNemar p", "detectable drop"]
     else:
         cols = ["scorer", "n", "mean", "95% CI", "pass rate"]
     if any(r.flaky for r in rows):

@@ -53,7 +53,7 @@ def _scorers(verdict: Verdict) -> list[str]:
     rows = scorer_rows(verdict)
     if has_b:
         out = ["| scorer | n | mean | baseline | diff (95% CI) | pass rate | baseline | diff (95% CI) "
-               "| regressed | improved | McNemar p | MDE |",
+               "| regressed | improved | McNemar p | detectable drop |",
                "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
         for r in rows:
             out.append(f"| {cell(r.name)} | {r.n} | {r.mean} | {r.base_mean} | {r.d_mean} {r.ci_mean} | "

@@ -23,7 +23,8 @@ def scorer_table(summary: dict[str, Any]) -> Table:
     t.add_column("errors", justify="right")
     for name, s in summary.get("scorers", {}).items():
         lo, hi = (s.get("ci95") or [None, None])[:2]
-        t.add_row(name, str(s["n"]), _fmt(s.get("mean")), f"[{_fmt(lo)}, {_fmt(hi)}]",
+        n = str(s["n"]) + (f" ({s['clusters']} clusters)" if s.get("clusters") is not None else "")
+        t.add_row(name, n, _fmt(s.get("mean")), f"[{_fmt(lo)}, {_fmt(hi)}]",
                   "–" if s.get("pass_rate") is None else f"{100 * s['pass_rate']:.1f}%",
                   str(s.get("errors", 0)) if s.get("errors") else "")
     return t
@@ -37,6 +38,9 @@ def footer_lines(summary: dict[str, Any]) -> list[str]:
     if summary.get("errors"):
         kinds = ", ".join(f"{k} ×{v}" for k, v in (summary.get("error_types") or {}).items())
         lines.append(f"[red]target errors: {summary['errors']} ({100 * (summary.get('error_rate') or 0):.1f}%): {kinds}")
+    for name, s in (summary.get("scorers") or {}).items():
+        if s.get("ci_note"):  # a constant scorer: say why its interval is a point
+            lines.append(f"{name}: {s['ci_note']}")
     lat = summary.get("latency_ms")
     if lat:
         lines.append(f"latency: p50 {lat['p50']:.0f} ms · p95 {lat['p95']:.0f} ms")

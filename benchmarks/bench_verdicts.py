@@ -1,0 +1,303 @@
+"""Verdict benchmark: do evalrun's 95% intervals cover, and do its gates fail when they should?
+
+Simulates runs with a known truth and counts:
+
+- **coverage** of every interval kind evalrun prints: a run's pass rate (Clopper-Pearson; exact, by
+  enumerating every outcome), pass rates with repeats and with clusters (Korn-Graubard
+  effective-n Clopper-Pearson), continuous means (t on item means, cluster-robust), paired pass/fail differences
+  (Agresti-Min, with repeats, with clusters) and paired continuous differences (paired t);
+- **false alarms and power** of a relative gate (``pass_rate >= baseline - margin``) under each
+  policy (significant, point, strict): how often it fails when nothing changed and when the
+  true drop is a multiple of its margin;
+- whether the printed **detectable drop** predicts the power measured at that drop.
+
+Items are heterogeneous (each has its own pass probability, Beta-distributed), so some items
+always pass and some always fail, as in real golden sets. Clusters are documents: items of one
+document share a pass probability and how likely a change is to flip them.
+
+Usage: python benchmarks/bench_verdicts.py [--reps 2000] [--seed 1] [--quick]
+The functions are imported by tests/test_verdicts.py, which pins a few cells.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from evalrun import stats
+
+SIZES = (10, 20, 50, 100, 500)
+GATE_SIZES = (10, 20, 50, 100, 300, 500)
+RATES = (0.05, 0.2, 0.5, 0.8, 0.95)
+POLICIES = stats.POLICIES
+
+
+# --- data ---------------------------------------------------------------------------------
+
+def item_probs(rng: np.random.Generator, n: int, p: float, *, spread: float = 2.0, cluster_size: int = 0
+               ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Per-item pass probabilities with mean ``p`` (Beta with concentration ``spread``; small
+    means items are mostly always-pass or always-fail). With ``cluster_size``, items come in
+    clusters sharing a Beta-distributed cluster probability (mean p) first."""
+    if cluster_size:
+        g = math.ceil(n / cluster_size)
+        pg = rng.beta(p * spread, (1 - p) * spread, g)
+        pg = np.clip(pg, 1e-6, 1 - 1e-6)
+        labels = np.repeat(np.arange(g), cluster_size)[:n]
+        return rng.beta(pg[labels] * 8, (1 - pg[labels]) * 8), labels
+    return rng.beta(p * spread, (1 - p) * spread, n), None
+
+
+def trials_mean(rng: np.random.Generator, probs: np.ndarray, repeats: int) -> np.ndarray:
+    return rng.binomial(repeats, probs) / repeats
+
+
+# --- one run: coverage of the pass-rate and mean intervals --------------------------------
+
+def exact_coverage(n: int, p: float) -> float:
+    """Exact coverage of the pass-rate interval (Clopper-Pearson) on n single-trial items."""
+    total = 0.0
+    for k in range(n + 1):
+        iv = stats.item_interval([1.0] * k + [0.0] * (n - k), binary=True)
+        lo, hi = iv.lo, iv.hi
+        if lo <= p <= hi:
+            total += math.exp(stats._log_binom_pmf(k, n, p))
+    return total
+
+
+def pass_rate_coverage(rng: np.random.Generator, n: int, p: float, *, repeats: int = 1, cluster_size: int = 0,
+                       reps: int = 1000) -> float:
+    """Simulated coverage of a run's pass-rate interval (items averaged over their trials)."""
+    hit = 0
+    for _ in range(reps):
+        probs, labels = item_probs(rng, n, p, cluster_size=cluster_size)
+        values = trials_mean(rng, probs, repeats)
+        iv = stats.item_interval(values.tolist(), binary=True, clusters=None if labels is None else labels.tolist(),
+                                 trials=n * repeats)
+        hit += iv.lo <= p <= iv.hi
+    return hit / reps
+
+
+def ignored_cluster_coverage(rng: np.random.Generator, n: int = 100, p: float = 0.5, *, cluster_size: int = 10,
+                             reps: int = 1000) -> tuple[float, float]:
+    """Pass-rate coverage on clustered items (documents x questions) without and with the key."""
+    plain = clustered = 0
+    for _ in range(reps):
+        probs, labels = item_probs(rng, n, p, cluster_size=cluster_size)
+        values = (rng.random(n) < probs).astype(float).tolist()
+        a = stats.item_interval(values, binary=True)
+        b = stats.item_interval(values, binary=True, clusters=labels.tolist())
+        plain += a.lo <= p <= a.hi
+        clustered += b.lo <= p <= b.hi
+    return plain / reps, clustered / reps
+
+
+def mean_coverage(rng: np.random.Generator, n: int, *, cluster_size: int = 0, reps: int = 1000) -> float:
+    """Simulated coverage of a continuous scorer's mean interval (skewed scores in [0, 1])."""
+    hit = 0
+    true = 0.7  # mean of Beta(7, 3)
+    for _ in range(reps):
+        if cluster_size:
+            g = math.ceil(n / cluster_size)
+            labels = np.repeat(np.arange(g), cluster_size)[:n]
+            shift = rng.normal(0, 0.1, g)[labels]
+            values = rng.beta(7, 3, n) + shift
+        else:
+            labels, values = None, rng.beta(7, 3, n)
+        iv = stats.item_interval(values.tolist(), clusters=None if labels is None else labels.tolist())
+        hit += iv.lo <= true <= iv.hi
+    return hit / reps
+
+
+# --- a run against its baseline -----------------------------------------------------------
+
+def paired_runs(rng: np.random.Generator, n: int, p: float, *, churn: float, drop: float = 0.0,
+                repeats: int = 1, cluster_size: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, float]:
+    """Baseline and candidate pass rates per item. ``churn``: share of items that would flip
+    with no real change (half each way, relative to a pass rate of 1/2); ``drop``: the true
+    loss in pass rate on top. Returns candidate, baseline, cluster labels, the true difference."""
+    probs, labels = item_probs(rng, n, p, cluster_size=cluster_size)
+    # a passing item fails with probability f_down, a failing one passes with f_up
+    f_up = min(1.0, (churn / 2) / max(1 - p, 1e-9))
+    f_down = min(1.0, (churn / 2 + drop) / max(p, 1e-9))
+    if cluster_size:
+        # documents differ in how fragile they are: half flip three times as often as the other half
+        g = int(labels.max()) + 1
+        w = rng.choice([0.5, 1.5], g)[labels]
+    else:
+        w = np.ones(n)
+    up, down = np.minimum(1.0, f_up * w), np.minimum(1.0, f_down * w)
+    cand_probs = probs * (1 - down) + (1 - probs) * up
+    # the population difference (the fragility weights average 1 and are independent of probs)
+    true = -p * f_down + (1 - p) * f_up
+    if repeats == 1:
+        # single trials: each item passes or fails in the baseline, then flips or not
+        base = (rng.random(n) < probs).astype(float)
+        flip = rng.random(n)
+        cand = np.where(base == 1.0, (flip >= down).astype(float), (flip < up).astype(float))
+    else:
+        base = trials_mean(rng, probs, repeats)
+        cand = trials_mean(rng, cand_probs, repeats)
+    return cand, base, labels, true
+
+
+def paired_coverage(rng: np.random.Generator, n: int, p: float, *, churn: float, repeats: int = 1,
+                    cluster_size: int = 0, reps: int = 1000) -> float:
+    hit = 0
+    for _ in range(reps):
+        cand, base, labels, true = paired_runs(rng, n, p, churn=churn, repeats=repeats, cluster_size=cluster_size)
+        d = stats.paired_difference(cand, base, binary=True, clusters=None if labels is None else labels.tolist())
+        hit += d.lo <= true <= d.hi
+    return hit / reps
+
+
+def paired_t_coverage(rng: np.random.Generator, n: int, *, cluster_size: int = 0, reps: int = 1000) -> float:
+    """Coverage of the paired t (continuous scores: differences skewed, true mean -0.02)."""
+    hit = 0
+    for _ in range(reps):
+        d = rng.gamma(2.0, 0.05, n) - 0.12  # mean 0.1 - 0.12 = -0.02, right-skewed
+        labels = None
+        if cluster_size:
+            g = math.ceil(n / cluster_size)
+            labels = np.repeat(np.arange(g), cluster_size)[:n]
+            d = d + rng.normal(0, 0.05, g)[labels]
+        base = rng.uniform(0.5, 0.9, n)
+        pd = stats.paired_difference(base + d, base, clusters=None if labels is None else labels.tolist())
+        hit += pd.lo <= -0.02 <= pd.hi
+    return hit / reps
+
+
+# --- gates --------------------------------------------------------------------------------
+
+def gate_fail_rate(rng: np.random.Generator, n: int, *, policy: str, margin: float, drop: float, churn: float,
+                   p: float = 0.8, repeats: int = 1, cluster_size: int = 0, reps: int = 1000,
+                   printed: list[float] | None = None) -> float:
+    """How often ``pass_rate >= baseline - margin`` fails under ``policy`` at a true ``drop``;
+    ``printed`` collects the detectable drop each run would print."""
+    fails = 0
+    for _ in range(reps):
+        cand, base, labels, _ = paired_runs(rng, n, p, churn=churn, drop=drop, repeats=repeats,
+                                            cluster_size=cluster_size)
+        d = stats.paired_difference(cand, base, binary=True, clusters=None if labels is None else labels.tolist())
+        fails += stats.gate_fails(d.diff, d.lo, d.hi, -margin, policy, d.p_value)
+        if printed is not None:
+            printed.append(stats.detectable_drop(d, -margin, policy))
+    return fails / reps
+
+
+def detectable_drop_check(rng: np.random.Generator, n: int, *, policy: str, margin: float, churn: float,
+                          reps: int = 1000) -> tuple[float, float]:
+    """(median printed detectable drop on unchanged runs, measured fail rate at that drop)."""
+    printed: list[float] = []
+    gate_fail_rate(rng, n, policy=policy, margin=margin, drop=0.0, churn=churn, reps=min(reps, 200),
+                   printed=printed)
+    drop = float(np.nanmedian(printed))
+    return drop, gate_fail_rate(rng, n, policy=policy, margin=margin, drop=drop, churn=churn, reps=reps)
+
+
+def no_regressions_fail_rate(n: int, churn: float, most: int = 0) -> float:
+    """P(more than ``most`` of n items go pass -> fail) when a share ``churn`` flips, half each
+    way, with no real change: the regressions are Binomial(n, churn / 2)."""
+    return 1.0 - math.fsum(math.exp(stats._log_binom_pmf(k, n, churn / 2)) for k in range(min(most, n) + 1))
+
+
+# --- report -------------------------------------------------------------------------------
+
+def _table(title: str, rows: list[str], cols: list[str], cell: Callable[[str, str], float]) -> float:
+    """Print a table; return its worst cell for n >= 20."""
+    print(f"\n{title}")
+    print("  " + " " * 14 + "".join(f"{c:>10}" for c in cols))
+    worst = 1.0
+    for r in rows:
+        vals = [cell(r, c) for c in cols]
+        if int(r.split("=")[1]) >= 20:
+            worst = min(worst, *(v for v in vals if not math.isnan(v)))
+        print(f"  {r:<14}" + "".join(f"{v:10.3f}" for v in vals))
+    return worst
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--reps", type=int, default=2000)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--quick", action="store_true", help="500 repetitions, for a look")
+    args = ap.parse_args()
+    reps = 500 if args.quick else args.reps
+    rng = np.random.default_rng(args.seed)
+    t0 = time.perf_counter()
+    cols = [f"p={p}" for p in RATES]
+    rows = [f"n={n}" for n in SIZES]
+
+    def n_of(r: str) -> int:
+        return int(r.split("=")[1])
+
+    def p_of(c: str) -> float:
+        return float(c.split("=")[1])
+
+    print(f"Coverage of 95% intervals (share of simulated runs whose interval holds the truth; {reps} runs "
+          "per cell unless exact)")
+    worst = {}
+    worst["cp"] = _table("pass rate, 1 trial per item (Clopper-Pearson; exact coverage)", rows, cols,
+                             lambda r, c: exact_coverage(n_of(r), p_of(c)))
+    worst["cp-rep"] = _table("pass rate, 5 trials per item (Korn-Graubard Clopper-Pearson)", rows, cols,
+                                 lambda r, c: pass_rate_coverage(rng, n_of(r), p_of(c), repeats=5, reps=reps))
+    worst["cp-clu"] = _table("pass rate, clusters of 10 items (Korn-Graubard, cluster-robust, G-1 df)",
+                                 rows[1:], cols,
+                                 lambda r, c: pass_rate_coverage(rng, n_of(r), p_of(c), cluster_size=10,
+                                                                 reps=reps))
+    worst["t"] = _table("continuous mean (t on item means; clusters of 10: cluster-robust)", rows,
+                        ["plain", "clusters"],
+                        lambda r, c: mean_coverage(rng, n_of(r), cluster_size=10 if c == "clusters" else 0,
+                                                   reps=reps) if c == "plain" or n_of(r) >= 20 else math.nan)
+    churn_cols = [f"churn={c}" for c in (0.01, 0.05, 0.2)]
+    worst["am"] = _table("paired pass/fail difference, 1 trial (Agresti-Min), p=0.8", rows, churn_cols,
+                         lambda r, c: paired_coverage(rng, n_of(r), 0.8, churn=p_of(c), reps=reps))
+    worst["am-p"] = _table("paired pass/fail difference, 1 trial (Agresti-Min), churn 0.05", rows, cols,
+                           lambda r, c: paired_coverage(rng, n_of(r), p_of(c), churn=0.05, reps=reps))
+    worst["am-rep"] = _table("paired pass/fail difference, 3 trials (Agresti-Min on item means, t)", rows,
+                             churn_cols,
+                             lambda r, c: paired_coverage(rng, n_of(r), 0.8, churn=p_of(c), repeats=3, reps=reps))
+    worst["am-clu"] = _table("paired pass/fail difference, clusters of 10 (cluster-robust Agresti-Min, G-1 df)",
+                             rows[1:], churn_cols,
+                             lambda r, c: paired_coverage(rng, n_of(r), 0.8, churn=p_of(c), cluster_size=10,
+                                                          reps=reps))
+    worst["pt"] = _table("paired continuous difference (paired t; clusters of 10: cluster-robust)", rows,
+                         ["plain", "clusters"],
+                         lambda r, c: paired_t_coverage(rng, n_of(r), cluster_size=10 if c == "clusters" else 0,
+                                                        reps=reps) if c == "plain" or n_of(r) >= 20 else math.nan)
+    print("\nworst cell per kind (n >= 20): " + ", ".join(f"{k} {v:.3f}" for k, v in worst.items()))
+
+    print("\nGate `pass_rate >= baseline - 2%` (pass rate 0.8, 1 trial): share of runs that fail")
+    for churn in (0.02, 0.04, 0.08):
+        print(f"\n  churn {churn} (share of items that flip with no real change)")
+        print("  " + " " * 29 + "".join(f"{f'n={n}':>9}" for n in GATE_SIZES))
+        for policy in POLICIES:
+            for label, drop in (("no change", 0.0), ("drop 2.5x margin", 0.05)):
+                vals = [gate_fail_rate(rng, n, policy=policy, margin=0.02, drop=drop, churn=churn, reps=reps)
+                        for n in GATE_SIZES]
+                print(f"  {policy:<11} {label:<17}" + "".join(f"{v:9.3f}" for v in vals))
+
+    print("\n`no_regressions` on unchanged single-trial runs: share that fails (exact binomial), by churn")
+    print("  " + " " * 21 + "".join(f"{f'n={n}':>9}" for n in SIZES))
+    for churn in (0.01, 0.02, 0.04):
+        for most in (0, 2):
+            vals = [no_regressions_fail_rate(n, churn, most) for n in SIZES]
+            print(f"  churn {churn:<5} max {most:<6}" + "".join(f"{v:9.3f}" for v in vals))
+
+    print("\nDetectable drop printed on unchanged runs vs the fail rate measured at that drop (target 0.80)")
+    for policy in ("significant", "point"):
+        for n in (100, 300, 500):
+            drop, power = detectable_drop_check(rng, n, policy=policy, margin=0.02, churn=0.04, reps=reps)
+            print(f"  {policy:<11} n={n:<4} churn 0.04: detectable drop {drop:.3f} -> fails {power:.3f}")
+    plain, clustered = ignored_cluster_coverage(rng, reps=reps)
+    print(f"\n10 documents x 10 questions, pass rate 0.5: coverage {plain:.3f} without `cluster:`, "
+          f"{clustered:.3f} with it")
+    print(f"\n({time.perf_counter() - t0:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
