@@ -304,15 +304,13 @@ def test_unavailable_device_is_a_usage_error(tmp_path, cache):
 def test_cancel_stops_between_chunks_and_keeps_what_was_done(tmp_path, cache, monkeypatch):
     s = make(tmp_path, cache, batch_size=1)  # chunks of 8 texts
     asyncio.run(s.setup())
-    s._load()
-    real_passes = s.encoder.passes
+    real_encode = em.encode
 
-    def passes_then_ctrl_c(*a, **k):
-        for part in real_passes(*a, **k):
-            s.ctx.cancelled = True  # as the engine's Ctrl-C handler does, during the first pass
-            yield part
+    def encode_then_ctrl_c(*a, **k):
+        s.ctx.cancelled = True  # as the engine's Ctrl-C handler does, during the first chunk
+        return real_encode(*a, **k)
 
-    monkeypatch.setattr(s.encoder, "passes", passes_then_ctrl_c)
+    monkeypatch.setattr(em, "encode", encode_then_ctrl_c)
     texts = [f"sentence number {i} about something" for i in range(20)]
     with pytest.raises(RuntimeError, match="cancelled"):
         asyncio.run(s.embed(texts))
@@ -324,22 +322,22 @@ def test_cancel_stops_between_chunks_and_keeps_what_was_done(tmp_path, cache, mo
     assert again.stats["cache_hits"] == 8 and again.stats["texts_embedded"] == 12
 
 
-def _count_groups(s: EmbeddingSimilarity, monkeypatch) -> list[list[str]]:
-    groups: list[list[str]] = []
+def _count_calls(s: EmbeddingSimilarity, monkeypatch) -> list[list[str]]:
+    calls: list[list[str]] = []
     real = s._embed_blocking
 
     def spy(texts: list[str]):
-        groups.append(list(texts))
+        calls.append(list(texts))
         return real(texts)
 
     monkeypatch.setattr(s, "_embed_blocking", spy)
-    return groups
+    return calls
 
 
-def test_batches_in_flight_together_are_embedded_as_one_group(tmp_path, cache, monkeypatch):
-    # the engine scores up to four batches at once; those waiting together are embedded together
+def test_batches_in_flight_together_embed_a_shared_text_once(tmp_path, cache, monkeypatch):
+    # the engine scores up to four batches at once; they take turns on the embedding thread
     s = make(tmp_path, cache)
-    groups = _count_groups(s, monkeypatch)
+    calls = _count_calls(s, monkeypatch)
 
     async def go() -> list[list[Score]]:
         await s.setup()
@@ -348,30 +346,28 @@ def test_batches_in_flight_together_are_embedded_as_one_group(tmp_path, cache, m
         return await asyncio.gather(*(s.score_batch(b) for b in batches))
 
     results = asyncio.run(go())
-    assert len(groups) == 1 and len(groups[0]) == 10  # nine outputs and the expected answer once
-    assert s.stats["texts_embedded"] == 10
+    assert len(calls) == 3  # one turn per batch, each text once in it
+    assert s.stats["texts_embedded"] == 10  # nine outputs and the expected answer once
+    assert s.stats["memory_hits"] == 2  # the later batches found the shared answer in memory
     alone = make(tmp_path, None)  # no disk cache: computed again, batch by batch
     assert [x.value for x in score(alone, [rec("output 1 of batch 2", "the shared expected answer")])] == \
         [results[2][1].value]
 
 
-def test_a_batch_arriving_while_the_model_is_busy_joins_the_next_group(tmp_path, cache, monkeypatch):
+def test_a_batch_arriving_while_the_model_is_busy_reuses_what_it_embeds(tmp_path, cache, monkeypatch):
     s = make(tmp_path, cache)
-    groups = _count_groups(s, monkeypatch)
 
     async def go() -> None:
         await s.setup()
         first = asyncio.ensure_future(s.embed(["alpha text", "shared text"]))
-        await asyncio.sleep(0)  # the first group is on the embedding thread now
+        await asyncio.sleep(0)  # the first batch is on the embedding thread now
         second = s.embed(["shared text", "beta text"])
         third = s.embed(["gamma text", "alpha text"])
         got = await asyncio.gather(first, second, third)
         assert set(got[1]) == {"shared text", "beta text"} and set(got[2]) == {"gamma text", "alpha text"}
 
     asyncio.run(go())
-    # the second and third came while the first group ran: one group for both, without what
-    # the first one had just embedded
-    assert groups == [["alpha text", "shared text"], ["beta text", "gamma text"]]
+    # what the first one had just embedded is not embedded again
     assert s.stats["texts_embedded"] == 4 and s.stats["memory_hits"] == 2
 
 
@@ -388,26 +384,12 @@ def test_a_failing_text_fails_only_its_own_batch(tmp_path, monkeypatch):
 
     async def go():
         await s.setup()
-        # both wait together, so they start as one group
         return await asyncio.gather(s.embed(["good one", "poison"]), s.embed(["good two"]), s.embed(["poison"]),
                                     return_exceptions=True)
 
     bad, good, bad_alone = asyncio.run(go())
     assert isinstance(bad, ValueError) and isinstance(bad_alone, ValueError)
     assert set(good) == {"good two"}
-
-
-def test_a_fault_in_the_group_reaches_the_waiting_batch_as_an_error(tmp_path, monkeypatch):
-    s = make(tmp_path, None)
-    real = s._embed_blocking
-    monkeypatch.setattr(s, "_embed_blocking", lambda texts: dict(list(real(texts).items())[1:]))  # one short
-
-    async def go():
-        await s.setup()
-        return await asyncio.gather(s.embed(["one text", "another text"]), return_exceptions=True)
-
-    (got,) = asyncio.run(go())
-    assert isinstance(got, KeyError)  # an error on the batch, never a silent cancellation
 
 
 def test_lone_surrogates_are_embedded_not_failed(tmp_path):
@@ -418,72 +400,23 @@ def test_lone_surrogates_are_embedded_not_failed(tmp_path):
     np.testing.assert_allclose(got, _fresh_vectors(["broken ? output"])[0], atol=1e-6)
 
 
-def test_direct_forward_path_is_used_and_matches_the_library(tmp_path):
+def test_embeddings_match_the_library_including_a_truncated_text(tmp_path):
     s = make(tmp_path, None)
     texts = [a for a, _ in PARAPHRASES] + ["word " * 400]  # one longer than the model's 256 tokens
     got = asyncio.run(_embed(s, texts))
-    assert s.encoder.direct is True
     fresh = _fresh_vectors(texts)
     for i, t in enumerate(texts):
         np.testing.assert_allclose(got[t], fresh[i], atol=1e-6)
 
 
-def test_streams_share_out_the_cores(monkeypatch):
-    import torch
-
-    assert em.cpu_streams("cuda") == (1, 0)
-    for cores, expected in [(1, (1, 1)), (2, (2, 1)), (3, (3, 1)), (4, (4, 1)), (5, (1, 5)), (6, (3, 2)),
-                             (8, (4, 2)), (16, (4, 4))]:
-        monkeypatch.setattr(torch, "get_num_threads", lambda cores=cores: cores)
-        assert em.cpu_streams("cpu") == expected
-
-
-def test_side_by_side_streams_use_one_core_each_and_change_no_other_thread():
-    import threading
-
-    import torch
-
-    before = torch.get_num_threads()
-    pool = em.start_stream_pool(2, 1)
-    try:
-        assert {f.result() for f in [pool.submit(torch.get_num_threads) for _ in range(6)]} == {1}
-        assert torch.get_num_threads() == before
-        seen: list[int] = []
-        t = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))  # started afterwards
-        t.start()
-        t.join()
-        assert seen == [before]
-    finally:
-        pool.shutdown()
-
-
-def test_streams_give_what_one_stream_gives(tmp_path):
-    texts = [f"{a} (variant {i})" for i in range(12) for a, _ in PARAPHRASES]  # 48 texts, passes of 4
-    one = make(tmp_path, None, batch_size=4)
-    asyncio.run(one.setup())
-    one._load()
-    one.encoder.streams = 1
-    many = make(tmp_path, None, batch_size=4)
-    asyncio.run(many.setup())
-    many._load()
-    many.encoder.streams = 3
-    a = asyncio.run(one.embed(texts))
-    b = asyncio.run(many.embed(texts))
-    assert many.encoder._pool is not None and one.encoder._pool is None
-    for t in texts:
-        np.testing.assert_allclose(a[t], b[t], atol=1e-6)
-
-
-def test_model_the_direct_path_would_get_wrong_is_encoded_by_the_library(tmp_path):
-    # a default prompt is prepended by encode(); the direct path would leave it out, so the
-    # check on first use must send every text through encode() instead
+def test_a_model_with_a_default_prompt_is_encoded_as_the_library_does(tmp_path):
+    # a default prompt is prepended by encode(): the scorer's embeddings must carry it too
     folder = _copy_model(tmp_path / "prompted")
     (folder / "config_sentence_transformers.json").write_text(
         '{"prompts": {"query": "query: "}, "default_prompt_name": "query"}')
     s = make(tmp_path, None, model=str(folder))
     texts = [a for a, _ in PARAPHRASES]
     got = asyncio.run(_embed(s, texts))
-    assert s.encoder.direct is False
     model, _ = em.load_model(folder, "cpu")
     expected = model.encode(texts, convert_to_numpy=True, normalize_embeddings=True)
     plain = _fresh_vectors(texts)

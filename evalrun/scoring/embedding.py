@@ -11,11 +11,13 @@ for non-strings), stripped of surrounding whitespace. Rules for the edges:
 
 Owns the work per batch: identical texts are embedded once, embeddings come from an
 in-process LRU, then the disk cache (namespace per model fingerprint, float32 bytes,
-checked for size and norm), and only the rest is encoded, on one worker thread off the
-event loop. Batches that wait for that thread together are embedded as one group, in
-forward passes grouped by token count (see :class:`evalrun.scoring._embed_model.Encoder`).
-The model is loaded on the first text that needs encoding, on that thread, so a fully
-cached run never imports torch and targets keep running while it loads.
+checked for size and norm), and only the rest is encoded by the library's
+``SentenceTransformer.encode``, on one worker thread off the event loop (batches take turns
+on it, so a text two batches share is embedded once). The model is loaded on the first text
+that needs encoding, on that thread, so a fully cached run never imports torch and targets
+keep running while it loads. (A direct forward path, several CPU streams and cross-batch
+grouping once stood here: about 10% faster than ``encode`` of the de-duplicated texts, not
+worth their code; ``benchmarks/bench_embedding.py`` keeps the comparison.)
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ import asyncio
 import hashlib
 import re
 from collections import OrderedDict
-from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -66,15 +67,11 @@ class EmbeddingConfig(ScorerConfig):
 
 _META_NS = "embedding-model-dim"
 _MEMORY_ENTRIES = 20_000  # ~30 MB of 384-d vectors: enough for the repeats of a large golden set
+_CHUNK_PASSES = 8  # forward passes per chunk stored at once
 # All model work of the process happens on this one thread: torch already spreads one batch
 # over every core, so two encodes at once would only contend; a single thread also keeps one
 # malloc arena and one OpenMP team instead of one per pool thread.
 _worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evalrun-embed")
-
-
-def _fail(fut: asyncio.Future[Any], exc: BaseException) -> None:
-    if not fut.done():
-        fut.set_exception(exc)
 
 
 def text_key(text: str) -> str:
@@ -93,10 +90,7 @@ class EmbeddingSimilarity(Scorer):
 
     def __init__(self, config: EmbeddingConfig, ctx: ScorerContext) -> None:
         super().__init__(config, ctx)
-        self._memory: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._pending: list[tuple[list[str], asyncio.Future[dict[str, np.ndarray]]]] = []
-        self._pending_loop: asyncio.AbstractEventLoop | None = None
-        self._drainer: asyncio.Task[None] | None = None
+        self._memory: OrderedDict[str, np.ndarray] = OrderedDict()  # touched on the embedding thread only
         self.model: Any = None
         self._load_error: Exception | None = None
         self.device: str | None = None
@@ -137,22 +131,22 @@ class EmbeddingSimilarity(Scorer):
         if self.model is None:
             try:
                 self.model, self.device = em.load_model(self.model_path, self.config.device)
-                self.encoder = em.Encoder(self.model, self.device)
             except Exception as e:
                 self._load_error = RuntimeError(f"cannot load embedding model {self.config.model!r}: "
                                                 f"{type(e).__name__}: {e}")
                 raise self._load_error from e
-            self._set_dim(self.model)
+            if self.dim is None:
+                get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+                self.dim = int(get_dim())
+                if self.ctx.cache is not None:
+                    self.ctx.cache.put(_META_NS, self.fingerprint, str(self.dim).encode())
         return self.model
 
     def _valid(self, blob: bytes) -> np.ndarray | None:
         """The vector in a cache entry, or None when it cannot be one this model wrote."""
-        if self.dim is None or len(blob) != self.dim * 4:
-            return None
-        vec = np.frombuffer(blob, dtype=np.float32)
-        if not np.isfinite(vec).all() or abs(float(vec @ vec) - 1.0) > 1e-3:
-            return None
-        return vec
+        vec = np.frombuffer(blob, dtype=np.float32) if self.dim is not None and len(blob) == self.dim * 4 else None
+        ok = vec is not None and np.isfinite(vec).all() and abs(float(vec @ vec) - 1.0) <= 1e-3
+        return vec if ok else None
 
     def _from_disk(self, texts: list[str]) -> dict[str, np.ndarray]:
         cache = self.ctx.cache
@@ -160,61 +154,45 @@ class EmbeddingSimilarity(Scorer):
             return {}
         keys = {text_key(t): t for t in texts}
         found = cache.get_many(self.namespace, list(keys))
-        out = {}
-        for k, blob in found.items():
-            vec = self._valid(blob)
-            if vec is None:
-                self._count("corrupt_entries", 1)
-            else:
-                out[keys[k]] = vec
+        out = {keys[k]: vec for k, blob in found.items() if (vec := self._valid(blob)) is not None}
+        self._count("corrupt_entries", len(found) - len(out))
         return out
 
     def _encode(self, texts: list[str]) -> dict[str, np.ndarray]:
-        """Embed ``texts`` (distinct) and store them.
-
-        The encoder runs forward passes of ``batch_size`` texts grouped by token count, so each
-        pass pads to nearly its own length. Results are stored every few passes, so Ctrl-C
-        stops soon and a resumed run keeps what was done."""
-        self._load()
-        if self.ctx.cancelled:
-            raise RuntimeError("cancelled")
+        """Embed ``texts`` (distinct) and store them, :data:`_CHUNK_PASSES` forward passes at a
+        time, shortest texts first: Ctrl-C stops soon and a resumed run keeps what was done."""
+        texts = sorted(texts, key=len)
+        step = self.config.batch_size * _CHUNK_PASSES
         got: dict[str, np.ndarray] = {}
-        fresh: dict[str, np.ndarray] = {}
-
-        def store() -> None:
+        for i in range(0, len(texts), step):
+            if self.ctx.cancelled:
+                raise RuntimeError("cancelled")
+            part = texts[i:i + step]
+            fresh = dict(zip(part, em.encode(self._load(), part, self.config.batch_size), strict=True))
             if self.ctx.cache is not None:
                 self.ctx.cache.put_many(self.namespace, {text_key(t): v.tobytes() for t, v in fresh.items()})
             self._count("texts_embedded", len(fresh))
             got.update(fresh)
-            fresh.clear()
-
-        for n, (part, vecs) in enumerate(self.encoder.passes(texts, self.config.batch_size), 1):
-            fresh.update(zip(part, vecs, strict=True))
-            if n % 8 == 0:
-                store()
-                if self.ctx.cancelled:
-                    raise RuntimeError("cancelled")
-        store()
         return got
 
     def _embed_blocking(self, texts: list[str]) -> dict[str, np.ndarray]:
-        """Disk cache, then the model, for texts not in memory. Runs on the embedding thread."""
-        if self.dim is None and self.ctx.cache is not None:
+        """Memory, then the disk cache, then the model. Runs on the embedding thread, one
+        batch after another, so a text two batches share is embedded once."""
+        got = {t: self._memory[t] for t in texts if t in self._memory}
+        self._count("memory_hits", len(got))
+        todo = [t for t in texts if t not in got]
+        if todo and self.dim is None and self.ctx.cache is not None:
             self._load()  # an unknown size means nothing on disk can be checked yet
-        got = self._from_disk(texts)
-        self._count("cache_hits", len(got))
-        missing = [t for t in texts if t not in got]
-        if missing:
-            got.update(self._encode(missing))
+        disk = self._from_disk(todo)
+        self._count("cache_hits", len(disk))
+        got.update(disk)
+        got.update(self._encode([t for t in todo if t not in disk]))
+        for t in texts:  # most recently used last
+            self._memory[t] = got[t]
+            self._memory.move_to_end(t)
+        while len(self._memory) > _MEMORY_ENTRIES:
+            self._memory.popitem(last=False)
         return got
-
-    def _set_dim(self, model: Any) -> None:
-        if self.dim is not None:
-            return
-        get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
-        self.dim = int(get_dim())
-        if self.ctx.cache is not None:
-            self.ctx.cache.put(_META_NS, self.fingerprint, str(self.dim).encode())
 
     def _count(self, key: str, n: int) -> None:
         """This scorer's counter (summary_extra) and the run's, shared by every embedding scorer
@@ -223,88 +201,11 @@ class EmbeddingSimilarity(Scorer):
         run = self.ctx.usage.setdefault("embedding", dict.fromkeys(self.stats, 0))
         run[key] = run.get(key, 0) + n
 
-    def _remember(self, text: str, vec: np.ndarray) -> None:
-        self._memory[text] = vec
-        if len(self._memory) > _MEMORY_ENTRIES:
-            self._memory.popitem(last=False)
-
-    def _lookup(self, texts: Iterable[str]) -> tuple[dict[str, np.ndarray], list[str]]:
-        """The distinct ``texts`` found in memory, and the rest in first-seen order."""
-        found: dict[str, np.ndarray] = {}
-        todo = []
-        for t in dict.fromkeys(texts):
-            vec = self._memory.get(t)
-            if vec is None:
-                todo.append(t)
-            else:
-                self._memory.move_to_end(t)
-                found[t] = vec
-        self._count("memory_hits", len(found))
-        return found, todo
-
     async def embed(self, texts: list[str]) -> dict[str, np.ndarray]:
-        """Unit-length float32 embeddings of ``texts`` (duplicates are embedded once).
-
-        Texts not in memory join the next group the embedding thread takes. Batches that
-        arrive while it is busy (the engine scores several at once) wait and are embedded
-        together: texts they share are embedded once, and forward passes are grouped by
-        length across all of them, so a backlog costs less per text than batch after batch."""
-        result, todo = self._lookup(texts)
-        if todo:
-            loop = asyncio.get_running_loop()
-            if self._pending_loop is not loop:  # a scorer used again under a new event loop
-                self._pending, self._pending_loop, self._drainer = [], loop, None
-            fut: asyncio.Future[dict[str, np.ndarray]] = loop.create_future()
-            self._pending.append((todo, fut))
-            if self._drainer is None or self._drainer.done():
-                self._drainer = loop.create_task(self._drain())
-            result.update(await fut)
-        return result
-
-    async def _drain(self) -> None:
-        """Embed the waiting requests, all of them at a time, until none is left."""
-        group: list[tuple[list[str], asyncio.Future[dict[str, np.ndarray]]]] = []
-        try:
-            while self._pending:
-                group, self._pending = [(ts, f) for ts, f in self._pending if not f.done()], []
-                try:
-                    await self._embed_group(group)
-                except Exception as exc:
-                    if len(group) == 1:
-                        _fail(group[0][1], exc)
-                        continue
-                    # one batch's bad text must not fail the batches that happened to wait with
-                    # it: each is tried alone (what the group stored is found on disk)
-                    for one in group:
-                        try:
-                            await self._embed_group([one])
-                        except Exception as one_exc:
-                            _fail(one[1], one_exc)
-        except asyncio.CancelledError:  # no batch may wait forever
-            for _, f in [*group, *self._pending]:
-                f.cancel()
-            raise
-        except Exception as exc:  # the batches waiting fail (and are marked so), not the run
-            for _, f in [*group, *self._pending]:
-                _fail(f, exc)
-            self._pending = []
-
-    async def _embed_group(self, group: list[tuple[list[str], asyncio.Future[dict[str, np.ndarray]]]]) -> None:
-        # a group before this one may have embedded some of these texts already
-        known, todo = self._lookup(t for ts, _ in group for t in ts)
-        if todo:
-            fresh = await asyncio.get_running_loop().run_in_executor(_worker, self._embed_blocking, todo)
-            for t, v in fresh.items():
-                self._remember(t, v)
-            known.update(fresh)
-        for ts, f in group:
-            if not f.done():
-                f.set_result({t: known[t] for t in ts})
-
-    async def close(self) -> None:
-        if self._drainer is not None and not self._drainer.done():
-            self._drainer.cancel()
-            await asyncio.gather(self._drainer, return_exceptions=True)
+        """Unit-length float32 embeddings of ``texts`` (duplicates are embedded once), computed
+        on the embedding thread so targets keep running."""
+        return await asyncio.get_running_loop().run_in_executor(_worker, self._embed_blocking,
+                                                                list(dict.fromkeys(texts)))
 
     # -- scoring -------------------------------------------------------------------------
 
