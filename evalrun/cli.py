@@ -483,34 +483,42 @@ def _exit(code: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    argv = _fix_optional_resume(sys.argv[1:] if argv is None else argv)
+    _exit(invoke(sys.argv[1:] if argv is None else argv))
+
+
+def invoke(argv: list[str]) -> int:
+    """The command line on ``argv``, in this process: its output on sys.stdout/sys.stderr, its
+    exit code returned (``main`` exits with it)."""
+    global _debug
+    _debug = False  # the root callback sets it; a usage error may come before it runs
+    argv = _fix_optional_resume(argv)
     try:
         # without standalone mode click returns the code of a typer.Exit instead of exiting
         rc = app(args=argv, prog_name="evalrun", standalone_mode=False)
     except UsageError as e:
         print(f"evalrun: error: {e}", file=sys.stderr)
-        _exit(2)
+        return 2
     except EvalrunError as e:
         print(f"evalrun: error: {e}", file=sys.stderr)
-        _exit(e.exit_code)
+        return e.exit_code
     except typer.Exit as e:
-        _exit(e.exit_code)
+        return e.exit_code
     except KeyboardInterrupt:
         print("evalrun: interrupted", file=sys.stderr)
-        _exit(130)
+        return 130
     except Exception as e:
         import click
 
         # recent typer releases vendor click (typer._click); older ones raise click's own
         vendored = getattr(getattr(getattr(typer, "_click", None), "exceptions", None), "ClickException", None)
         if isinstance(e, click.exceptions.Abort | typer.Abort):
-            _exit(130)
+            return 130
         if isinstance(e, click.ClickException) or (vendored is not None and isinstance(e, vendored)):
             e.show()
-            _exit(2)
+            return 2
         if _debug or os.environ.get("EVALRUN_DEBUG"):
             raise
         print(f"evalrun: internal error: {type(e).__name__}: {e} (rerun with --debug for the traceback)",
               file=sys.stderr)
-        _exit(3)
-    _exit(rc if isinstance(rc, int) else 0)
+        return 3
+    return rc if isinstance(rc, int) else 0

@@ -375,11 +375,12 @@ class Engine:
             if main is not None:
                 main.cancel()
 
-        installed = []
+        installed = []  # (signal, the handler to put back: asyncio would leave SIGINT's default)
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
+                previous = signal.getsignal(sig)
                 loop.add_signal_handler(sig, on_signal)
-                installed.append(sig)
+                installed.append((sig, previous))
             except (NotImplementedError, RuntimeError, ValueError):
                 pass
         await plan.target.start()
@@ -414,8 +415,10 @@ class Engine:
                 await asyncio.gather(*workers, return_exceptions=True)
                 raise RunFailed(f"records could not be scored or saved: {type(exc).__name__}: {exc}") from exc
         finally:
-            for sig in installed:
+            for sig, previous in installed:
                 loop.remove_signal_handler(sig)
+                if previous is not None:  # None: set outside Python, nothing to put back
+                    signal.signal(sig, previous)
             self.writer.close()
             await plan.target.close()
             for s in plan.scorers:

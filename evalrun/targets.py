@@ -9,12 +9,10 @@ as :class:`~evalrun.errors.RetryableError`; the engine owns retries and timeouts
 from __future__ import annotations
 
 import asyncio
-import importlib
 import inspect
 import os
 import shlex
 import signal
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +20,7 @@ from typing import Any
 
 from evalrun import _json
 from evalrun._retry import retry_after
+from evalrun._user_modules import import_user_module
 from evalrun.errors import RetryableError, UsageError
 from evalrun.records import Item
 
@@ -121,10 +120,8 @@ class PythonTarget(Target):
     def __init__(self, spec: str, base_dir: Path, concurrency: int, error: Any) -> None:
         self.spec = spec
         module_name, _, attr = spec.partition(":")
-        if str(base_dir) not in sys.path:
-            sys.path.insert(0, str(base_dir))
         try:
-            module = importlib.import_module(module_name)
+            module = import_user_module(module_name, base_dir)
         except ModuleNotFoundError as e:
             raise error(f"target module '{module_name}' not importable: {e}") from None
         except SyntaxError as e:

@@ -1,10 +1,15 @@
-"""Shared fixtures: run the real CLI in a subprocess."""
+"""Shared fixtures: the real CLI, in this process (``cli``, the default) or in a subprocess
+(``run_cli``, for tests whose point is the process boundary: signals, crashes, kills,
+``python -m evalrun``)."""
 
 from __future__ import annotations
 
+import io
 import os
+import signal
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -12,15 +17,69 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 
+def _cli_env(env: dict[str, str] | None) -> dict[str, str]:
+    full_env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "160", **(env or {})}
+    if "GITHUB_ACTIONS" not in (env or {}):
+        full_env.pop("GITHUB_ACTIONS", None)
+    return full_env
+
+
 def run_cli(*args: str, cwd: Path | str | None = None, env: dict[str, str] | None = None,
             timeout: float = 120, input: str | None = None) -> subprocess.CompletedProcess[str]:
     """``python -m evalrun ARGS`` as a user would run it; never a shell."""
-    full_env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "160", **(env or {})}
-    full_env.pop("GITHUB_ACTIONS", None) if "GITHUB_ACTIONS" not in (env or {}) else None
-    return subprocess.run([sys.executable, "-m", "evalrun", *args], cwd=cwd, env=full_env, text=True,
+    return subprocess.run([sys.executable, "-m", "evalrun", *args], cwd=cwd, env=_cli_env(env), text=True,
                           capture_output=True, timeout=timeout, input=input)
+
+
+@dataclass
+class CliResult:
+    """What :func:`run_cli` gives, from an in-process run."""
+
+    args: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def invoke_cli(*args: str, cwd: Path | str | None = None, env: dict[str, str] | None = None,
+               timeout: float | None = None, input: str | None = None) -> CliResult:
+    """``evalrun ARGS`` in this process, as :func:`run_cli` runs it in a new one: the same
+    environment, working directory, stdin and captured output, all put back afterwards.
+
+    ``timeout`` is accepted for the same signature; pytest-timeout bounds a hung test. The
+    process-wide state a run may touch and must leave as it found it (signal handlers,
+    the working directory) is checked, so a leak fails the test that caused it."""
+    from evalrun import cli as cli_module
+
+    saved_env, saved_cwd, saved_path = dict(os.environ), os.getcwd(), list(sys.path)
+    saved_streams = sys.stdin, sys.stdout, sys.stderr
+    saved_signals = {s: signal.getsignal(s) for s in _SIGNALS}
+    out, err = io.StringIO(), io.StringIO()
+    run_env = _cli_env(env)
+    try:
+        os.environ.clear()
+        os.environ.update(run_env)
+        if cwd is not None:
+            os.chdir(cwd)
+        sys.stdin, sys.stdout, sys.stderr = io.StringIO(input or ""), out, err
+        code = cli_module.invoke(list(args))
+    finally:
+        sys.stdin, sys.stdout, sys.stderr = saved_streams
+        cwd_after = os.getcwd()
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+        sys.path[:] = saved_path  # a Python target's folder goes on sys.path, as in its own process
+    leaked = {s: h for s, h in ((s, signal.getsignal(s)) for s in _SIGNALS) if h != saved_signals[s]}
+    assert not leaked, f"evalrun left signal handlers installed: {leaked} (were {saved_signals})"
+    assert cwd_after == str(Path(cwd).resolve() if cwd is not None else saved_cwd), "evalrun changed the cwd"
+    return CliResult(list(args), code, out.getvalue(), err.getvalue())
 
 
 @pytest.fixture
 def cli():
-    return run_cli
+    """The CLI in this process (see :func:`invoke_cli`)."""
+    return invoke_cli

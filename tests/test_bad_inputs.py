@@ -12,8 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
-
 CASES = Path(__file__).parent / "bad_inputs"
 
 
@@ -33,12 +31,12 @@ def test_corpus_is_large_enough():
 
 
 @pytest.mark.parametrize("case", ALL, ids=[p.name for p in ALL])
-def test_bad_input(case: Path, tmp_path: Path):
+def test_bad_input(case: Path, tmp_path: Path, cli):
     spec = _spec(case)
     env = dict([spec["env"].split("=", 1)]) if spec.get("env") else None
     home = tmp_path / "home"
     args = ["run", "eval.yaml", "--output-dir", str(home), *shlex.split(spec.get("args", ""))]
-    r = run_cli(*args, cwd=case, env=env, timeout=60)
+    r = cli(*args, cwd=case, env=env, timeout=60)
     assert r.returncode == 2, f"exit {r.returncode}\nstdout: {r.stdout}\nstderr: {r.stderr}"
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1, f"want one line, got:\n{r.stderr}"

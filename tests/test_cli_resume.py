@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.conftest import run_cli
+from tests.conftest import invoke_cli, run_cli
 from tests.test_cli_run import only_run, records, write_suite
 
 ITEMS = [{"id": f"k{i}", "input": f"k{i}", "expected_output": f"k{i}"} for i in range(30)]
@@ -85,7 +85,7 @@ def test_sigkill_then_resume_by_id(tmp_path):
 
 def test_torn_last_line_is_repaired_on_resume(tmp_path):
     write_suite(tmp_path, ITEMS[:6], "python: targets_mod:echo")
-    assert run_cli("run", "eval.yaml", "--output-dir", str(tmp_path / ".evalrun"), "--quiet", cwd=tmp_path).returncode == 0
+    assert invoke_cli("run", "eval.yaml", "--output-dir", str(tmp_path / ".evalrun"), "--quiet", cwd=tmp_path).returncode == 0
     run_dir = only_run(tmp_path)
     lines = (run_dir / "results.jsonl").read_text().splitlines(keepends=True)
     # as if SIGKILL hit while the 4th record was being written
@@ -93,7 +93,7 @@ def test_torn_last_line_is_repaired_on_resume(tmp_path):
     m = json.loads((run_dir / "manifest.json").read_text())
     m["status"] = "running"
     (run_dir / "manifest.json").write_text(json.dumps(m))
-    r = run_cli("run", "--resume", str(run_dir), "--json", cwd=tmp_path)
+    r = invoke_cli("run", "--resume", str(run_dir), "--json", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert sorted(keys(run_dir)) == sorted((f"k{i}", 0) for i in range(6))
 
@@ -101,15 +101,15 @@ def test_torn_last_line_is_repaired_on_resume(tmp_path):
 def test_resume_refuses_finished_and_changed_runs(tmp_path):
     write_suite(tmp_path, ITEMS[:3], "python: targets_mod:echo")
     home = str(tmp_path / ".evalrun")
-    assert run_cli("run", "eval.yaml", "--output-dir", home, "--quiet", cwd=tmp_path).returncode == 0
-    r = run_cli("run", "--resume", "--output-dir", home, cwd=tmp_path)
+    assert invoke_cli("run", "eval.yaml", "--output-dir", home, "--quiet", cwd=tmp_path).returncode == 0
+    r = invoke_cli("run", "--resume", "--output-dir", home, cwd=tmp_path)
     assert r.returncode == 2 and "already finished" in r.stderr
     run_dir = only_run(tmp_path)
     m = json.loads((run_dir / "manifest.json").read_text())
     m["status"] = "interrupted"
     (run_dir / "manifest.json").write_text(json.dumps(m))
     (tmp_path / "eval.yaml").write_text((tmp_path / "eval.yaml").read_text() + "concurrency: 3\n")
-    r = run_cli("run", "--resume", "--output-dir", home, cwd=tmp_path)
+    r = invoke_cli("run", "--resume", "--output-dir", home, cwd=tmp_path)
     assert r.returncode == 2 and "changed since run" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
@@ -125,6 +125,6 @@ def test_second_ctrl_c_exits_at_once(tmp_path):
 
 def test_resume_keeps_the_runs_own_plan(tmp_path):
     write_suite(tmp_path, ITEMS[:3], "python: targets_mod:echo")
-    r = run_cli("run", "--resume", "--limit", "2", "--filter", "a=b", "--output-dir", str(tmp_path / ".evalrun"),
+    r = invoke_cli("run", "--resume", "--limit", "2", "--filter", "a=b", "--output-dir", str(tmp_path / ".evalrun"),
                 cwd=tmp_path)
     assert r.returncode == 2 and "drop --limit, --filter" in r.stderr and len(r.stderr.strip().splitlines()) == 1

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, invoke_cli, run_cli
 
 TARGETS = '''
 import asyncio, json, os, threading, time
@@ -76,7 +76,7 @@ def write_suite(root: Path, items: list[dict], target: str, extra: str = "", sco
 
 
 def run_in(root: Path, *args: str, **kw):
-    return run_cli("run", "eval.yaml", "--output-dir", str(root / ".evalrun"), *args, cwd=root, **kw)
+    return invoke_cli("run", "eval.yaml", "--output-dir", str(root / ".evalrun"), *args, cwd=root, **kw)
 
 
 def only_run(root: Path) -> Path:
@@ -94,6 +94,7 @@ ITEMS = [{"id": f"i{i}", "input": f"q{i}", "expected_output": f"q{i}" if i % 4 e
 
 
 def test_demo_suite_from_repo_root(tmp_path):
+    # the one plain `python -m evalrun` run of the suite: what a user types, in its own process
     r = run_cli("run", "--output-dir", str(tmp_path), cwd=REPO)
     assert r.returncode == 0, r.stderr
     assert "exact_match" in r.stdout and "loose" in r.stdout and "pass rate" in r.stdout
@@ -310,13 +311,13 @@ def test_runs_and_show(tmp_path):
     assert run_in(tmp_path, "--quiet").returncode == 0
     run_dir = only_run(tmp_path)
     home = str(tmp_path / ".evalrun")
-    listing = json.loads(run_cli("runs", "--output-dir", home, "--json", cwd=tmp_path).stdout)
+    listing = json.loads(invoke_cli("runs", "--output-dir", home, "--json", cwd=tmp_path).stdout)
     assert [x["run_id"] for x in listing] == [run_dir.name] and listing[0]["status"] == "finished"
-    by_id = run_cli("show", run_dir.name, "--output-dir", home, "--json", cwd=tmp_path)
-    by_dir = run_cli("show", str(run_dir), "--json", cwd=tmp_path)
+    by_id = invoke_cli("show", run_dir.name, "--output-dir", home, "--json", cwd=tmp_path)
+    by_dir = invoke_cli("show", str(run_dir), "--json", cwd=tmp_path)
     assert json.loads(by_id.stdout) == json.loads(by_dir.stdout)
     assert json.loads(by_id.stdout)["run_id"] == run_dir.name
-    r = run_cli("show", "nope", "--output-dir", home, cwd=tmp_path)
+    r = invoke_cli("show", "nope", "--output-dir", home, cwd=tmp_path)
     assert r.returncode == 2 and r.stderr.startswith("evalrun: error: no run 'nope'")
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import run_cli
+from tests.conftest import invoke_cli
 
 TARGET = '''
 import os
@@ -43,7 +43,7 @@ def project(root: Path, gates: str = GATES, extra: str = "") -> Path:
 
 
 def cli(root: Path, *args: str, bad: bool = False):
-    return run_cli(*args, cwd=root, env={"VARIANT": "bad" if bad else "good"}, timeout=120)
+    return invoke_cli(*args, cwd=root, env={"VARIANT": "bad" if bad else "good"}, timeout=120)
 
 
 def runs(root: Path) -> list[Path]:

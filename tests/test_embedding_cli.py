@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, invoke_cli
 
 ANSWERS = {
     "refund": "You can get your money back within thirty days.",
@@ -51,7 +51,7 @@ def scores_by_item(run_dir: Path) -> dict[tuple[str, int], dict]:
 def test_embedding_scorer_through_the_cli_and_its_cache(tmp_path):
     write_suite(tmp_path)
     home = tmp_path / ".evalrun"
-    r = run_cli("run", "eval.yaml", "--output-dir", str(home), "--json", cwd=tmp_path, timeout=300)
+    r = invoke_cli("run", "eval.yaml", "--output-dir", str(home), "--json", cwd=tmp_path, timeout=300)
     assert r.returncode == 0, r.stderr
     summary = json.loads(r.stdout)
     similar = summary["scorers"]["similar"]
@@ -87,7 +87,7 @@ def test_embedding_scorer_through_the_cli_and_its_cache(tmp_path):
 
 
 def test_demo_suite_scores_with_embeddings(tmp_path):
-    r = run_cli("run", "--output-dir", str(tmp_path), "--json", cwd=REPO, timeout=300)
+    r = invoke_cli("run", "--output-dir", str(tmp_path), "--json", cwd=REPO, timeout=300)
     assert r.returncode == 0, r.stderr
     summary = json.loads(r.stdout)
     assert {"exact_match", "embedding_similarity"} <= set(summary["scorers"])

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from evalrun.github import Finding, annotation, annotation_lines, format_outputs, item_sources
-from tests.conftest import run_cli
+from tests.conftest import invoke_cli
 
 
 def parse_env_file(text: str) -> dict[str, str]:
@@ -85,7 +85,7 @@ def actions_env(root: Path, **extra: str) -> dict[str, str]:
 
 def test_run_in_actions_sets_outputs_and_stays_plain(tmp_path):
     write_suite(tmp_path)
-    r = run_cli("run", "eval.yaml", "--output-dir", str(tmp_path / ".evalrun"), cwd=tmp_path,
+    r = invoke_cli("run", "eval.yaml", "--output-dir", str(tmp_path / ".evalrun"), cwd=tmp_path,
                 env=actions_env(tmp_path, COLUMNS="100"))
     assert r.returncode == 0, r.stderr
     # no cursor movement, no colour: Actions logs are plain text
@@ -98,7 +98,7 @@ def test_run_in_actions_sets_outputs_and_stays_plain(tmp_path):
     assert out["run_dir"] == str(run_dir.resolve())
     assert out["pass_rate"] == "0.666667"
     # --json keeps stdout pure JSON in Actions too
-    r = run_cli("run", "eval.yaml", "--output-dir", str(tmp_path / ".evalrun"), "--json", cwd=tmp_path,
+    r = invoke_cli("run", "eval.yaml", "--output-dir", str(tmp_path / ".evalrun"), "--json", cwd=tmp_path,
                 env=actions_env(tmp_path))
     assert json.loads(r.stdout)["records"] == 3
 
@@ -107,7 +107,7 @@ def test_outside_actions_nothing_is_written(tmp_path):
     write_suite(tmp_path)
     env = actions_env(tmp_path)
     env["GITHUB_ACTIONS"] = "false"
-    r = run_cli("run", "eval.yaml", "--output-dir", str(tmp_path / ".evalrun"), "-q", cwd=tmp_path, env=env)
+    r = invoke_cli("run", "eval.yaml", "--output-dir", str(tmp_path / ".evalrun"), "-q", cwd=tmp_path, env=env)
     assert r.returncode == 0, r.stderr
     assert not (tmp_path / "gh_output").exists() and not (tmp_path / "gh_summary.md").exists()
 
@@ -115,7 +115,7 @@ def test_outside_actions_nothing_is_written(tmp_path):
 def test_a_failed_run_is_verdict_error(tmp_path):
     write_suite(tmp_path)
     (tmp_path / "tgt.py").write_text("def answer(x):\n    raise ValueError('down')\n")
-    r = run_cli("run", "eval.yaml", "--output-dir", str(tmp_path / ".evalrun"), "-q", cwd=tmp_path,
+    r = invoke_cli("run", "eval.yaml", "--output-dir", str(tmp_path / ".evalrun"), "-q", cwd=tmp_path,
                 env=actions_env(tmp_path))
     assert r.returncode == 3
     out = parse_env_file((tmp_path / "gh_output").read_text())
@@ -126,9 +126,9 @@ def test_merge_in_actions_sets_the_merged_run(tmp_path):
     write_suite(tmp_path)
     home = str(tmp_path / ".evalrun")
     for i in (1, 2):
-        assert run_cli("run", "eval.yaml", "--output-dir", home, "-q", "--shard", f"{i}/2", cwd=tmp_path).returncode == 0
+        assert invoke_cli("run", "eval.yaml", "--output-dir", home, "-q", "--shard", f"{i}/2", cwd=tmp_path).returncode == 0
     shards = sorted((tmp_path / ".evalrun" / "runs").iterdir())
-    r = run_cli("merge", *map(str, shards), "--output-dir", home, "-q", cwd=tmp_path, env=actions_env(tmp_path))
+    r = invoke_cli("merge", *map(str, shards), "--output-dir", home, "-q", cwd=tmp_path, env=actions_env(tmp_path))
     assert r.returncode == 0, r.stderr
     out = parse_env_file((tmp_path / "gh_output").read_text())
     assert out["verdict"] == "pass" and out["pass_rate"] == "0.666667"
@@ -138,7 +138,7 @@ def test_merge_in_actions_sets_the_merged_run(tmp_path):
 
 def test_item_sources_point_at_dataset_lines(tmp_path):
     write_suite(tmp_path)
-    r = run_cli("run", "eval.yaml", "--output-dir", str(tmp_path / ".evalrun"), "-q", cwd=tmp_path)
+    r = invoke_cli("run", "eval.yaml", "--output-dir", str(tmp_path / ".evalrun"), "-q", cwd=tmp_path)
     assert r.returncode == 0
     run_dir = next((tmp_path / ".evalrun" / "runs").iterdir())
     manifest = json.loads((run_dir / "manifest.json").read_text())
@@ -159,12 +159,12 @@ def test_gated_run_in_actions_reports_verdict_summary_and_annotations(tmp_path):
     (tmp_path / "eval.yaml").write_text(SUITE + "gates:\n  - exact_match.pass_rate >= 0.9\n"
                                                 "  - no_regressions: {}\n")
     home = str(tmp_path / ".evalrun")
-    base = run_cli("run", "eval.yaml", "--output-dir", home, "-q", cwd=tmp_path)
+    base = invoke_cli("run", "eval.yaml", "--output-dir", home, "-q", cwd=tmp_path)
     assert base.returncode == 1  # 2 of 3 pass: the absolute gate fails on the baseline too
     baseline = next((tmp_path / ".evalrun" / "runs").iterdir())
     # the candidate breaks item "good" (data/items.yaml line 2)
     (tmp_path / "tgt.py").write_text("def answer(x):\n    return 'oops' if x == 'a' else x.upper()\n")
-    r = run_cli("run", "eval.yaml", "--output-dir", home, "--baseline", str(baseline), cwd=tmp_path,
+    r = invoke_cli("run", "eval.yaml", "--output-dir", home, "--baseline", str(baseline), cwd=tmp_path,
                 env=actions_env(tmp_path))
     assert r.returncode == 1, r.stderr
     out = parse_env_file((tmp_path / "gh_output").read_text())
@@ -185,10 +185,10 @@ def test_gated_run_in_actions_reports_verdict_summary_and_annotations(tmp_path):
 def test_regressed_items_without_a_gate_are_warnings(tmp_path):
     write_suite(tmp_path)
     home = str(tmp_path / ".evalrun")
-    assert run_cli("run", "eval.yaml", "--output-dir", home, "-q", cwd=tmp_path).returncode == 0
+    assert invoke_cli("run", "eval.yaml", "--output-dir", home, "-q", cwd=tmp_path).returncode == 0
     baseline = next((tmp_path / ".evalrun" / "runs").iterdir())
     (tmp_path / "tgt.py").write_text("def answer(x):\n    return 'oops' if x == 'a' else x.upper()\n")
-    r = run_cli("run", "eval.yaml", "--output-dir", home, "-q", "--baseline", str(baseline),
+    r = invoke_cli("run", "eval.yaml", "--output-dir", home, "-q", "--baseline", str(baseline),
                 "--report", f"md:{tmp_path / 'out' / 'r.md'}", cwd=tmp_path, env=actions_env(tmp_path))
     assert r.returncode == 0, r.stderr  # no gates: a regression is worth a warning, not a failure
     out = parse_env_file((tmp_path / "gh_output").read_text())

@@ -13,7 +13,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, invoke_cli
 from tests.openai_server import OpenAIServer
 
 DATA = """\
@@ -83,10 +83,10 @@ def test_run_scores_caches_and_keeps_the_key_off_disk(tmp_path):
     key = "sk-evalrun-secret-" + secrets.token_hex(16)
     with OpenAIServer(require_key=key) as srv:
         env = {"OPENAI_API_KEY": key, "JUDGE_URL": srv.url}
-        r1 = run_cli("run", "eval.yaml", "--output-dir", str(home), "--json", cwd=suite, env=env)
+        r1 = invoke_cli("run", "eval.yaml", "--output-dir", str(home), "--json", cwd=suite, env=env)
         assert r1.returncode == 0, r1.stderr
         after_first = srv.state.requests
-        r2 = run_cli("run", "eval.yaml", "--output-dir", str(home), "--json", cwd=suite, env=env)
+        r2 = invoke_cli("run", "eval.yaml", "--output-dir", str(home), "--json", cwd=suite, env=env)
         assert r2.returncode == 0, r2.stderr
         after_second = srv.state.requests
         auth = srv.state.auth_headers
@@ -130,7 +130,7 @@ def test_bad_key_marks_records_and_never_prints_it(tmp_path):
     home = tmp_path / "home"
     wrong = "sk-wrong-" + secrets.token_hex(8)
     with OpenAIServer(require_key="sk-the-right-one") as srv:
-        r = run_cli("run", "eval.yaml", "--output-dir", str(home), "--json", cwd=suite,
+        r = invoke_cli("run", "eval.yaml", "--output-dir", str(home), "--json", cwd=suite,
                     env={"OPENAI_API_KEY": wrong, "JUDGE_URL": srv.url})
     assert r.returncode == 0, r.stderr  # scorer errors mark records; the run itself finished
     summary = json.loads(r.stdout)
@@ -146,7 +146,7 @@ def test_bad_key_marks_records_and_never_prints_it(tmp_path):
 
 
 def test_scorers_list_from_checkout():
-    r = run_cli("scorers", "list")
+    r = invoke_cli("scorers", "list")
     assert r.returncode == 0, r.stderr
     assert "llm_judge" in r.stdout
     for name in ("correctness", "faithfulness", "relevance", "refusal"):
@@ -197,11 +197,11 @@ def test_pairwise_against_a_baseline_run(tmp_path):
     home = tmp_path / "home"
     with OpenAIServer() as srv:
         env = {"JUDGE_URL": srv.url}
-        r0 = run_cli("run", "base.yaml", "--output-dir", str(home), "--json", cwd=tmp_path,
+        r0 = invoke_cli("run", "base.yaml", "--output-dir", str(home), "--json", cwd=tmp_path,
                      env={**env, "ANSWER_VERSION": "old"})
         assert r0.returncode == 0, r0.stderr
         base_id = json.loads(r0.stdout)["run_id"]
-        r1 = run_cli("run", "pair.yaml", "--output-dir", str(home), "--json", "--baseline", base_id, cwd=tmp_path,
+        r1 = invoke_cli("run", "pair.yaml", "--output-dir", str(home), "--json", "--baseline", base_id, cwd=tmp_path,
                      env={**env, "ANSWER_VERSION": "new"})
         assert r1.returncode == 0, r1.stderr
         prompts = list(srv.state.prompts)

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import invoke_cli
 from tests.langfuse_server import FakeLangfuse
 
 A_EXP_ID = "langfuse.experiment.id"
@@ -60,7 +60,7 @@ def write_project(root: Path, n: int, dataset: str | None = None, langfuse: dict
 def cli(fake: FakeLangfuse | None, *args: str, cwd: Path, env: dict[str, str] | None = None,
         timeout: float = 180) -> subprocess.CompletedProcess[str]:
     full = {**(fake.env() if fake else {}), **(env or {})}
-    return run_cli(*args, cwd=cwd, env=full, timeout=timeout)
+    return invoke_cli(*args, cwd=cwd, env=full, timeout=timeout)
 
 
 def run_dir_of(home: Path) -> Path:

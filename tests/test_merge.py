@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from evalrun.engine import shard_of
-from tests.conftest import run_cli
+from tests.conftest import invoke_cli
 
 # deterministic, with misses: every fifth answer is wrong, every seventh fails the regex
 TARGET = '''
@@ -41,11 +41,11 @@ def home(root: Path) -> str:
 
 
 def run(root: Path, *args: str):
-    return run_cli("run", "eval.yaml", "--output-dir", home(root), "--quiet", *args, cwd=root)
+    return invoke_cli("run", "eval.yaml", "--output-dir", home(root), "--quiet", *args, cwd=root)
 
 
 def merge(root: Path, *refs: str, extra: tuple[str, ...] = ()):
-    return run_cli("merge", *refs, "--output-dir", home(root), *extra, cwd=root)
+    return invoke_cli("merge", *refs, "--output-dir", home(root), *extra, cwd=root)
 
 
 def runs(root: Path) -> list[Path]:
@@ -112,7 +112,7 @@ def test_shards_partition_items_and_merge_matches_unsharded(tmp_path):
     assert manifest["planned"] == {"items": 40, "repeat": 1, "records": 40}
 
     # the merged run is an ordinary run: show/runs read it; run directories work as refs too
-    r = run_cli("show", merged["run_id"], "--output-dir", home(tmp_path), "--json", cwd=tmp_path)
+    r = invoke_cli("show", merged["run_id"], "--output-dir", home(tmp_path), "--json", cwd=tmp_path)
     assert json.loads(r.stdout) == merged
     r = merge(tmp_path, *(str(run_dir(tmp_path, i)) for i in reversed(ids)), extra=("--json",))
     assert r.returncode == 0, r.stderr
@@ -243,7 +243,7 @@ def test_merge_with_no_runs_or_an_unknown_run_is_one_line(tmp_path):
     write_suite(tmp_path)
     r = merge(tmp_path, "nope")
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "no run 'nope'" in r.stderr
-    r = run_cli("merge", cwd=tmp_path)
+    r = invoke_cli("merge", cwd=tmp_path)
     assert r.returncode == 2 and "Traceback" not in r.stderr
 
 

@@ -8,12 +8,11 @@ number, or a mapping ``{value, passed, reason}``.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import inspect
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from evalrun._user_modules import import_user_module
 from evalrun.records import Record, Score
 from evalrun.scoring.base import Scorer, ScorerConfig
 
@@ -54,11 +53,8 @@ class PythonScorer(Scorer):
         module_name, sep, attr = spec.partition(":")
         if not sep or not attr:
             raise self.ctx.error(f"function must look like 'module:function' (got {spec!r})", "function", "__value__")
-        base = str(self.ctx.base_dir)
-        if base not in sys.path:
-            sys.path.insert(0, base)
         try:
-            module = importlib.import_module(module_name)
+            module = import_user_module(module_name, self.ctx.base_dir)
         except Exception as e:
             raise self.ctx.error(f"scorer module '{module_name}' not importable: {type(e).__name__}: {e}",
                                  "function", "__value__") from None
