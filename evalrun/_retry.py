@@ -3,7 +3,6 @@ Langfuse): the server's Retry-After, and exponential backoff with jitter."""
 
 from __future__ import annotations
 
-import email.utils
 import random
 import time
 from collections.abc import Mapping
@@ -29,6 +28,8 @@ def retry_after(headers: Mapping[str, Any] | Any) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         pass
+    import email.utils  # an HTTP date is rare; the email package is a dozen modules to load
+
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):

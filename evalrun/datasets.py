@@ -3,7 +3,6 @@ and choosing which items a run covers (filters, limit, sample)."""
 
 from __future__ import annotations
 
-import csv
 import io
 import random
 from collections.abc import Iterable
@@ -156,6 +155,8 @@ def _maybe_json(cell: str) -> Any:
 
 
 def _load_csv(text: str, file: str) -> tuple[str | None, str | None, list[Item]]:
+    import csv  # only CSV datasets need it
+
     reader = csv.DictReader(io.StringIO(text))
     if not reader.fieldnames or "input" not in reader.fieldnames:
         raise UsageError("CSV dataset needs a header row with an 'input' column", file, 1)

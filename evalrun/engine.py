@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import platform
 import signal
 import subprocess
 import sys
@@ -166,10 +165,11 @@ def _git(*args: str) -> str | None:
 
 
 def git_state() -> dict[str, Any] | None:
-    commit = _git("rev-parse", "HEAD")
-    if commit is None:
+    heads = _git("rev-parse", "HEAD", "--abbrev-ref", "HEAD")  # one process for both: it adds up on short runs
+    if heads is None:
         return None
-    return {"commit": commit, "branch": _git("rev-parse", "--abbrev-ref", "HEAD"),
+    commit, _, branch = heads.partition("\n")
+    return {"commit": commit, "branch": branch or None,
             "dirty": bool(_git("status", "--porcelain", "--untracked-files=no"))}
 
 
@@ -493,7 +493,7 @@ async def run_eval(opts: RunOptions) -> RunOutcome:
             **plan.target.info(),
             "git": git_state(),
             "evalrun_version": __version__,
-            "python": platform.python_version(),
+            "python": ".".join(map(str, sys.version_info[:3])),
             "started_at": now_iso(),
             "started_ts": time.time(),
             "status": "running",

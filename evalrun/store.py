@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
-import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -223,6 +222,8 @@ class Cache:
     """
 
     def __init__(self, path: Path) -> None:
+        import sqlite3  # a run that caches nothing never opens the cache
+
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()

@@ -177,16 +177,30 @@ def test_429_with_retry_after_is_retried_and_counted(tmp_path):
     assert srv.state.statuses[429] == 2 and srv.state.statuses[200] == 2
 
 
-def test_retry_after_is_honoured(tmp_path):
+def test_retry_after_is_honoured(tmp_path, monkeypatch):
+    import time
+
+    from evalrun.scoring.judge import client
+
+    waits: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def recording_sleep(delay, *a, **k):
+        waits.append(delay)
+        return await real_sleep(delay, *a, **k)
+
+    monkeypatch.setattr(client.asyncio, "sleep", recording_sleep)
     with OpenAIServer(retry_after=0.5) as srv:
         j = make_judge(srv.url, tmp_path)
-        import time
-
         t0 = time.perf_counter()
         [s] = score(j, [rec(0, "[[judge:correct]] [[429:2]]")])
         took = time.perf_counter() - t0
     assert s.value == 1.0
-    assert 1.0 <= took < 3.0  # two waits of 0.5 s (+ up to 10% jitter), not an immediate hammering
+    # two waits of the server's 0.5 s (+ up to 10% jitter), not the client's own backoff, and
+    # really waited: not an immediate hammering
+    retry_waits = [w for w in waits if w >= 0.1]
+    assert len(retry_waits) == 2 and all(0.5 <= w <= 0.55 for w in retry_waits), waits
+    assert took >= 1.0
 
 
 def test_server_errors_retried_then_recorded_on_that_record_only(server, tmp_path):
