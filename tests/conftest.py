@@ -5,10 +5,12 @@
 from __future__ import annotations
 
 import io
+import logging
 import os
 import signal
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,13 +52,15 @@ def invoke_cli(*args: str, cwd: Path | str | None = None, env: dict[str, str] | 
     environment, working directory, stdin and captured output, all put back afterwards.
 
     ``timeout`` is accepted for the same signature; pytest-timeout bounds a hung test. The
-    process-wide state a run may touch and must leave as it found it (signal handlers,
-    the working directory) is checked, so a leak fails the test that caused it."""
+    process-wide state a run must leave as it found it (signal handlers, the working
+    directory, the root logger, threads) is checked, so a leak fails the test that caused it."""
     from evalrun import cli as cli_module
 
     saved_env, saved_cwd, saved_path = dict(os.environ), os.getcwd(), list(sys.path)
     saved_streams = sys.stdin, sys.stdout, sys.stderr
     saved_signals = {s: signal.getsignal(s) for s in _SIGNALS}
+    saved_logging = list(logging.root.handlers), logging.root.level
+    threads_before = set(threading.enumerate())
     out, err = io.StringIO(), io.StringIO()
     run_env = _cli_env(env)
     try:
@@ -76,6 +80,16 @@ def invoke_cli(*args: str, cwd: Path | str | None = None, env: dict[str, str] | 
     leaked = {s: h for s, h in ((s, signal.getsignal(s)) for s in _SIGNALS) if h != saved_signals[s]}
     assert not leaked, f"evalrun left signal handlers installed: {leaked} (were {saved_signals})"
     assert cwd_after == str(Path(cwd).resolve() if cwd is not None else saved_cwd), "evalrun changed the cwd"
+    assert (list(logging.root.handlers), logging.root.level) == saved_logging, "evalrun changed the root logger"
+    # threads a run starts (its pools, asyncio's executor); the one model thread of the
+    # embedding scorer lives as long as the process, by design; test servers are not the run's
+    started = [t for t in set(threading.enumerate()) - threads_before
+               if t.name.startswith(("evalrun-", "ThreadPoolExecutor", "asyncio_"))
+               and not t.name.startswith("evalrun-embed")]
+    for t in started:  # a pool shut down without waiting ends its idle threads a moment later
+        t.join(timeout=5)
+    stray = [t.name for t in started if t.is_alive()]
+    assert not stray, f"evalrun left threads running: {stray}"
     return CliResult(list(args), code, out.getvalue(), err.getvalue())
 
 
