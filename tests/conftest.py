@@ -69,7 +69,12 @@ def invoke_cli(*args: str, cwd: Path | str | None = None, env: dict[str, str] | 
         if cwd is not None:
             os.chdir(cwd)
         sys.stdin, sys.stdout, sys.stderr = io.StringIO(input or ""), out, err
-        code = cli_module.invoke(list(args))
+        try:
+            code = cli_module.invoke(list(args))
+        except SystemExit as e:  # raised past evalrun (a user's module calling sys.exit): the process's exit
+            code = e.code if isinstance(e.code, int) else 0 if e.code is None else 1
+            if not isinstance(e.code, int | None):
+                print(e.code, file=sys.stderr)
     finally:
         sys.stdin, sys.stdout, sys.stderr = saved_streams
         cwd_after = os.getcwd()
