@@ -64,16 +64,18 @@ def write_suite(root: Path, n: int, target: str, concurrency: int) -> Path:
     return cfg
 
 
-def timed(cmd: list[str], cwd: Path) -> tuple[float, float]:
-    """Wall seconds and the peak RSS (MB) of the child."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+def timed(cmd: list[str], cwd: Path) -> tuple[float, float, float]:
+    """Wall seconds, the peak RSS (MB) and the CPU seconds (user + system) of the child: on a
+    busy machine the CPU time shows what the wall time would be without the wait for a core."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    before, cpu0 = usage.ru_maxrss, usage.ru_utime + usage.ru_stime
     t0 = time.perf_counter()
     r = subprocess.run(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=CHILD_ENV)
     wall = time.perf_counter() - t0
     if r.returncode != 0:
         sys.exit(f"command failed ({r.returncode}): {' '.join(cmd)}\n{r.stderr[-2000:]}")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return wall, max(peak, before) / 1024
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, max(usage.ru_maxrss, before) / 1024, usage.ru_utime + usage.ru_stime - cpu0
 
 
 def bench_run(name: str, n: int, target: str, concurrency: int, runs: int, ideal: float | None,
@@ -83,11 +85,12 @@ def bench_run(name: str, n: int, target: str, concurrency: int, runs: int, ideal
         cfg = write_suite(root, n, target, concurrency)
         timed([sys.executable, "-m", "evalrun", "run", str(cfg), "--quiet",  # warm-up: .pyc files, disk cache
                "--output-dir", str(root / ".evalrun")], root)
-        walls = []
+        walls, cpus = [], []
         for _ in range(runs):
-            wall, _ = timed([sys.executable, "-m", "evalrun", "run", str(cfg), "--quiet",
-                             "--output-dir", str(root / ".evalrun")], root)
+            wall, _, cpu = timed([sys.executable, "-m", "evalrun", "run", str(cfg), "--quiet",
+                                  "--output-dir", str(root / ".evalrun")], root)
             walls.append(wall)
+            cpus.append(cpu)
         # peak memory: one more run under /usr/bin/time when present (RUSAGE_CHILDREN keeps the max of all)
         peak = measure_rss([sys.executable, "-m", "evalrun", "run", str(cfg), "--quiet",
                             "--output-dir", str(root / ".evalrun")], root)
@@ -95,7 +98,8 @@ def bench_run(name: str, n: int, target: str, concurrency: int, runs: int, ideal
         line = f"{name:8} n={n:<7} median {med:6.2f} s  (runs: {', '.join(f'{w:.2f}' for w in walls)})"
         if ideal:
             line += f"  ideal {ideal:.2f} s  ratio {med / ideal:.3f}x"
-        line += f"  throughput {n / med:,.0f} items/s  peak RSS {peak:.0f} MB  goal: {goal}"
+        line += (f"  cpu {statistics.median(cpus):.2f} s  throughput {n / med:,.0f} items/s  peak RSS {peak:.0f} MB"
+                 f"  goal: {goal}")
         print(line, flush=True)
 
 
