@@ -94,8 +94,7 @@ ITEMS = [{"id": f"i{i}", "input": f"q{i}", "expected_output": f"q{i}" if i % 4 e
 
 
 def test_demo_suite_from_repo_root(tmp_path):
-    # the one plain `python -m evalrun` run of the suite: what a user types, in its own process
-    r = run_cli("run", "--output-dir", str(tmp_path), cwd=REPO)
+    r = invoke_cli("run", "--output-dir", str(tmp_path), cwd=REPO)
     assert r.returncode == 0, r.stderr
     assert "exact_match" in r.stdout and "loose" in r.stdout and "pass rate" in r.stdout
     run_dir = next((tmp_path / "runs").iterdir())
@@ -128,7 +127,9 @@ def test_json_and_quiet(tmp_path):
     summary = json.loads(r.stdout)
     assert summary["records"] == 12
     assert summary["scorers"]["exact_match"]["passed"] == 9
-    r = run_in(tmp_path, "--quiet")
+    # the suite's one plain `python -m evalrun`, as a user types it: a quiet run's process
+    # writes nothing at all
+    r = run_cli("run", "eval.yaml", "--output-dir", str(tmp_path / ".evalrun"), "--quiet", cwd=tmp_path)
     assert r.returncode == 0 and r.stdout == "" and r.stderr == ""
 
 
