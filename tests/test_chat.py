@@ -14,7 +14,7 @@ import pytest
 from evalrun.errors import UsageError
 from evalrun.overrides import apply_overrides, parse_set_options
 from evalrun.prices import price_for
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, invoke_cli, run_cli
 from tests.langfuse_server import FakeLangfuse, prompts_of
 from tests.openai_server import OpenAIServer
 
@@ -61,11 +61,14 @@ def chat(server: OpenAIServer, **kw: Any) -> dict[str, Any]:
 
 
 def cli(*args: str, cwd: Path, env: dict[str, str] | None = None):
-    return run_cli(*args, cwd=cwd, env={"OPENAI_API_KEY": "sk-test-chat-0000", **(env or {})})
+    return invoke_cli(*args, cwd=cwd, env={"OPENAI_API_KEY": "sk-test-chat-0000", **(env or {})})
 
 
 def newest_run(home: Path) -> Path:
-    return sorted((home / "runs").iterdir())[-1]
+    from evalrun.store import list_runs
+
+    # run ids sort by their start second only; runs in one second are ordered by their manifests
+    return list_runs(home)[-1].path
 
 
 def records(run: Path) -> list[dict[str, Any]]:
@@ -266,7 +269,7 @@ def test_demo_chat_example_runs_offline_and_reruns_free(tmp_path, server):
     assert server.state.requests == n
     assert json.loads(second.stdout)["usage"]["cost_usd"] == 0
     # pointed at OpenAI itself without a key: one line, before any call
-    no_key = run_cli("run", "examples/chat/capitals-chat.yaml", cwd=work,
+    no_key = invoke_cli("run", "examples/chat/capitals-chat.yaml", cwd=work,
                      env={"OPENAI_API_KEY": "", "OPENAI_BASE_URL": ""})
     _one_line_exit_2(no_key, "capitals-chat.yaml:", "OPENAI_API_KEY is not set")
 

@@ -37,7 +37,9 @@ def write_suite(root: Path) -> None:
 
 
 def run_dirs(home: Path) -> list[Path]:
-    return sorted((home / "runs").iterdir())
+    from evalrun.store import list_runs
+
+    return [r.path for r in list_runs(home)]  # oldest first, to the exact start time
 
 
 def scores_by_item(run_dir: Path) -> dict[tuple[str, int], dict]:

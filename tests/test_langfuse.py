@@ -64,7 +64,9 @@ def cli(fake: FakeLangfuse | None, *args: str, cwd: Path, env: dict[str, str] | 
 
 
 def run_dir_of(home: Path) -> Path:
-    runs = sorted((home / "runs").iterdir())
+    from evalrun.store import list_runs
+
+    runs = [r.path for r in list_runs(home)]  # oldest first, to the exact start time
     assert runs, "no run directory"
     return runs[-1]
 
