@@ -14,7 +14,7 @@ import pytest
 from evalrun.errors import UsageError
 from evalrun.overrides import apply_overrides, parse_set_options
 from evalrun.prices import price_for
-from tests.conftest import REPO, invoke_cli, run_cli
+from tests.conftest import REPO, invoke_cli
 from tests.langfuse_server import FakeLangfuse, prompts_of
 from tests.openai_server import OpenAIServer
 
