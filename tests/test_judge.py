@@ -180,7 +180,7 @@ def test_429_with_retry_after_is_retried_and_counted(tmp_path):
 def test_retry_after_is_honoured(tmp_path, monkeypatch):
     import time
 
-    from evalrun.scoring.judge import client
+    from evalrun import openai_client as client
 
     waits: list[float] = []
     real_sleep = asyncio.sleep
