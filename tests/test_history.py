@@ -11,14 +11,14 @@ from pathlib import Path
 from scipy.stats import binomtest
 
 from evalrun.history import HISTORY, merge, read_history_file
-from tests.conftest import run_cli
+from tests.conftest import invoke_cli
 from tests.test_slices import project
 
 
 def five_runs(root: Path) -> list[Path]:
     """Three good runs, then two with the math regression, each with md and html reports."""
     for variant in ("good", "good", "good", "bad", "bad"):
-        res = run_cli("run", "eval.yaml", "--report", "md", "--report", "html", cwd=root, env={"VARIANT": variant})
+        res = invoke_cli("run", "eval.yaml", "--report", "md", "--report", "html", cwd=root, env={"VARIANT": variant})
         assert res.returncode == 0, res.stdout + res.stderr
     from evalrun.store import list_runs
 
@@ -39,7 +39,7 @@ def test_five_runs_in_history_html_trend_and_markdown(tmp_path):
     runs = five_runs(root)
     ids = [p.name for p in runs]
 
-    res = run_cli("history", "eval.yaml", "--json", cwd=root)
+    res = invoke_cli("history", "eval.yaml", "--json", cwd=root)
     assert res.returncode == 0, res.stderr
     data = json.loads(res.stdout)
     assert [e["run_id"] for e in data["runs"]] == ids
@@ -51,10 +51,10 @@ def test_five_runs_in_history_html_trend_and_markdown(tmp_path):
     # the last run: 102 of 120 items pass, shown with its exact (Clopper-Pearson) interval
     ci = binomtest(102, 120).proportion_ci(0.95, method="exact")
     last = f"0.850 [{ci.low:.3f}, {ci.high:.3f}]"
-    text = run_cli("history", "eval.yaml", cwd=root).stdout
+    text = invoke_cli("history", "eval.yaml", cwd=root).stdout
     assert "tagged: 5 runs, oldest first" in text and all(i in text for i in ids)
     assert last in text and "exact_match: ███▁▁" in text
-    last3 = json.loads(run_cli("history", "eval.yaml", "--last", "3", "--json", cwd=root).stdout)
+    last3 = json.loads(invoke_cli("history", "eval.yaml", "--last", "3", "--json", cwd=root).stdout)
     assert [e["run_id"] for e in last3["runs"]] == ids[2:]
 
     html = (runs[-1] / "report.html").read_text()
@@ -76,7 +76,7 @@ def test_a_pull_request_run_with_only_the_baseline_artifact_shows_earlier_runs(t
     shutil.copytree(runs[-1], artifact)
     assert len(read_history_file(artifact / HISTORY)) == 5
     pr = project(tmp_path / "pr", ["exact_match.mean >= 0.5"])  # a fresh checkout: no .evalrun
-    res = run_cli("run", "eval.yaml", "--baseline", str(artifact), "--report", "md", "--report", "html", cwd=pr,
+    res = invoke_cli("run", "eval.yaml", "--baseline", str(artifact), "--report", "md", "--report", "html", cwd=pr,
                   env={"VARIANT": "good"})
     assert res.returncode == 0, res.stdout + res.stderr
     run_dir = next((pr / ".evalrun" / "runs").iterdir())
@@ -85,26 +85,26 @@ def test_a_pull_request_run_with_only_the_baseline_artifact_shows_earlier_runs(t
     points = trend_points((run_dir / "report.html").read_text())
     assert [t.split(":")[0] for _, t in points] == [p.name for p in runs] + [run_dir.name]
     # the PR run's own history.jsonl carries the chain on, and `evalrun history` reads it
-    data = json.loads(run_cli("history", "eval.yaml", "--json", cwd=pr).stdout)
+    data = json.loads(invoke_cli("history", "eval.yaml", "--json", cwd=pr).stdout)
     assert [e["run_id"] for e in data["runs"]] == [p.name for p in runs] + [run_dir.name]
     # pointing --baseline at the artifact works on a runner with no runs at all
     empty = project(tmp_path / "empty", ["exact_match.mean >= 0.5"])
-    data = json.loads(run_cli("history", "eval.yaml", "--baseline", str(artifact), "--json", cwd=empty).stdout)
+    data = json.loads(invoke_cli("history", "eval.yaml", "--baseline", str(artifact), "--json", cwd=empty).stdout)
     assert len(data["runs"]) == 5
 
 
 def test_the_accepted_baseline_file_carries_history(tmp_path):
     root = project(tmp_path / "p", ["exact_match.mean >= 0.5"])
     for _ in range(2):
-        assert run_cli("run", "eval.yaml", cwd=root, env={"VARIANT": "good"}).returncode == 0
+        assert invoke_cli("run", "eval.yaml", cwd=root, env={"VARIANT": "good"}).returncode == 0
     dest = tmp_path / "committed" / "baseline.json"
-    res = run_cli("baseline", "set", "latest", "--path", str(dest), cwd=root)
+    res = invoke_cli("baseline", "set", "latest", "--path", str(dest), cwd=root)
     assert res.returncode == 0, res.stderr
     doc = json.loads(dest.read_text())
     assert len(doc["history"]) == 2
     other = project(tmp_path / "clone", ["exact_match.mean >= 0.5"])
     (other / "eval.yaml").write_text((other / "eval.yaml").read_text() + f"baseline: {dest}\n")
-    data = json.loads(run_cli("history", "eval.yaml", "--json", cwd=other).stdout)
+    data = json.loads(invoke_cli("history", "eval.yaml", "--json", cwd=other).stdout)
     assert [e["source"] for e in data["runs"]] == ["history", "accepted"]
     assert data["runs"][1]["run_id"] == doc["run_id"] and data["runs"][1]["scorers"]["exact_match"]["mean"] == 0.9
 
@@ -121,11 +121,11 @@ def test_history_files_are_read_leniently_and_merged_by_run_id(tmp_path):
 
 def test_history_without_runs_and_bad_input(tmp_path):
     root = project(tmp_path / "p", [])
-    res = run_cli("history", "eval.yaml", cwd=root)
+    res = invoke_cli("history", "eval.yaml", cwd=root)
     assert res.returncode == 0 and "no finished runs of eval 'tagged' yet" in res.stderr
-    res = run_cli("history", "eval.yaml", "--baseline", str(tmp_path / "nope"), cwd=root)
+    res = invoke_cli("history", "eval.yaml", "--baseline", str(tmp_path / "nope"), cwd=root)
     assert res.returncode == 2 and "no such file or folder" in res.stderr and "Traceback" not in res.stderr
-    res = run_cli("history", "missing.yaml", cwd=root)
+    res = invoke_cli("history", "missing.yaml", cwd=root)
     assert res.returncode == 2 and "Traceback" not in res.stderr
 
 
@@ -154,7 +154,7 @@ def test_history_survives_ephemeral_runners_through_the_action_step(tmp_path):
 def test_comparing_an_earlier_run_again_shows_only_the_runs_before_it(tmp_path):
     root = project(tmp_path / "p", ["exact_match.mean >= 0.5"])
     runs = five_runs(root)
-    res = run_cli("compare", runs[2].name, runs[0].name, "--report", "md", cwd=root)
+    res = invoke_cli("compare", runs[2].name, runs[0].name, "--report", "md", cwd=root)
     assert res.returncode == 0, res.stdout + res.stderr
     md = (runs[2] / "report.md").read_text()
     assert "**Trend** (mean over the last 3 runs, oldest → newest):" in md

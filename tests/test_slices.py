@@ -19,7 +19,7 @@ from evalrun.records import Record, Score
 from evalrun.report.markdown import LIMIT, render_markdown
 from evalrun.slices import TINY, slice_report
 from evalrun.verdict import Verdict
-from tests.conftest import run_cli
+from tests.conftest import invoke_cli
 
 TAGS = ["math", "geo", "hist", "code"]
 
@@ -192,10 +192,10 @@ def test_one_regressed_tag_through_the_cli(tmp_path):
              "exact_match.pass_rate[metadata.language=de] >= 0.7"]
     root = project(tmp_path / "p", gates)
     env = {"VARIANT": "good"}
-    first = run_cli("run", "eval.yaml", cwd=root, env=env)
+    first = invoke_cli("run", "eval.yaml", cwd=root, env=env)
     assert first.returncode == 0, first.stdout + first.stderr
-    assert run_cli("baseline", "set", "latest", cwd=root).returncode == 0
-    bad = run_cli("run", "eval.yaml", "--report", "md", "--report", "json", "--report", "html", cwd=root,
+    assert invoke_cli("baseline", "set", "latest", cwd=root).returncode == 0
+    bad = invoke_cli("run", "eval.yaml", "--report", "md", "--report", "json", "--report", "html", cwd=root,
                   env={"VARIANT": "bad"})
     assert bad.returncode == 1, bad.stdout + bad.stderr
     out = bad.stdout
@@ -216,13 +216,13 @@ def test_one_regressed_tag_through_the_cli(tmp_path):
     assert '<table id="slices" class="sortable">' in html and 'id="forest"' in html
 
     # --slice on compare adds a key the eval file does not list
-    again = run_cli("compare", "latest", "--slice", "metadata.language", cwd=root)
+    again = invoke_cli("compare", "latest", "--slice", "metadata.language", cwd=root)
     assert again.returncode == 1 and "metadata.language=de" in again.stdout
 
 
 def test_unknown_slice_value_in_a_gate_is_exit_2_at_its_line_before_the_run(tmp_path):
     root = project(tmp_path / "p", ["exact_match.mean >= 0.5", "exact_match.mean[tag=maths] >= 0.5"])
-    res = run_cli("run", "eval.yaml", cwd=root, env={"VARIANT": "good"})
+    res = invoke_cli("run", "eval.yaml", cwd=root, env={"VARIANT": "good"})
     assert res.returncode == 2, res.stdout + res.stderr
     err = res.stderr.strip().splitlines()[-1]
     lines = (root / "eval.yaml").read_text().splitlines()
@@ -234,7 +234,7 @@ def test_unknown_slice_value_in_a_gate_is_exit_2_at_its_line_before_the_run(tmp_
 
 def test_a_slice_the_run_filtered_out_is_exit_2_when_judged_and_the_run_is_kept(tmp_path):
     root = project(tmp_path / "p", ["exact_match.mean[tag=math] >= 0.5"])
-    res = run_cli("run", "eval.yaml", "--filter", "tag=geo", cwd=root, env={"VARIANT": "good"})
+    res = invoke_cli("run", "eval.yaml", "--filter", "tag=geo", cwd=root, env={"VARIANT": "good"})
     assert res.returncode == 2, res.stdout + res.stderr
     err = res.stderr.strip().splitlines()[-1]
     assert "eval.yaml:" in err and "no item has tag=math; values: geo" in err and "Traceback" not in res.stderr
@@ -244,10 +244,10 @@ def test_a_slice_the_run_filtered_out_is_exit_2_when_judged_and_the_run_is_kept(
 
 def test_bad_slice_keys_are_exit_2_before_anything_runs(tmp_path):
     root = project(tmp_path / "p", [], slices="slices: [tags, category]\n")
-    res = run_cli("run", "eval.yaml", cwd=root)
+    res = invoke_cli("run", "eval.yaml", cwd=root)
     assert res.returncode == 2 and "eval.yaml:" in res.stderr
     assert "unknown slice key 'category' (did you mean 'metadata.category'?)" in res.stderr
     root2 = project(tmp_path / "q", [])
-    res = run_cli("run", "eval.yaml", "--slice", "tgas", cwd=root2)
+    res = invoke_cli("run", "eval.yaml", "--slice", "tgas", cwd=root2)
     assert res.returncode == 2 and "--slice tgas: unknown slice key 'tgas' (did you mean 'tags'?)" in res.stderr
     assert not (root2 / ".evalrun" / "runs").exists() or not list((root2 / ".evalrun" / "runs").iterdir())

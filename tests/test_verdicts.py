@@ -402,7 +402,7 @@ def test_cluster_key_end_to_end(tmp_path):
 
     import yaml
 
-    from tests.conftest import run_cli
+    from tests.conftest import invoke_cli
 
     (tmp_path / "tgt.py").write_text("import os\n\ndef answer(x):\n"
                                      "    n = int(x)\n"
@@ -413,13 +413,13 @@ def test_cluster_key_end_to_end(tmp_path):
     (tmp_path / "eval.yaml").write_text("name: clustered\ndataset: data.yaml\ntarget:\n  python: tgt:answer\n"
                                         "scorers:\n  - exact_match\ncluster: doc\n"
                                         "gates:\n  - exact_match.pass_rate >= baseline - 2%\n")
-    r = run_cli("run", "eval.yaml", "--json", cwd=tmp_path)
+    r = invoke_cli("run", "eval.yaml", "--json", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     s = json.loads(r.stdout)["scorers"]["exact_match"]
     assert s["n"] == 60 and s["clusters"] == 6 and s["ci_method"] == "clopper-pearson-adjusted"
-    shown = run_cli("run", "eval.yaml", "--baseline", "latest", cwd=tmp_path, env={"BAD": "1"})
+    shown = invoke_cli("run", "eval.yaml", "--baseline", "latest", cwd=tmp_path, env={"BAD": "1"})
     assert "60 (6 clusters)" in shown.stdout, shown.stdout
     assert "6 clusters" in shown.stdout and "detectable drop" in shown.stdout
     (tmp_path / "eval.yaml").write_text((tmp_path / "eval.yaml").read_text() + "gate_policy: lenient\n")
-    bad = run_cli("run", "eval.yaml", cwd=tmp_path)
+    bad = invoke_cli("run", "eval.yaml", cwd=tmp_path)
     assert bad.returncode == 2 and "gate_policy" in bad.stderr and "Traceback" not in bad.stderr
