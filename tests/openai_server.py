@@ -268,7 +268,9 @@ class OpenAIServer:
     def __init__(self, port: int = 0, **options: Any) -> None:
         self.httpd = _Server(("127.0.0.1", port), _Handler)
         self.httpd.state = ServerState(**options)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, name="openai-server", daemon=True)
+        # a short poll: shutdown() waits up to one poll interval, at the end of every test using the server
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                       name="openai-server", daemon=True)
 
     @property
     def state(self) -> ServerState:
