@@ -41,7 +41,20 @@ class Located:
 
 
 def read_text(path: Path, what: str = "file") -> str:
-    """A text file's content, with one-line errors for missing, unreadable or binary files."""
+    """A text file's content, with one-line errors for missing, unreadable or binary files.
+    Only regular files are read: a FIFO or a device (``/dev/zero``) would block or never end."""
+    import stat
+
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise UsageError(f"{what} not found", str(path)) from None
+    except OSError as e:
+        raise UsageError(f"cannot read {what}: {e.strerror}", str(path)) from None
+    if stat.S_ISDIR(mode):
+        raise UsageError(f"{what} is a directory, not a file", str(path))
+    if not stat.S_ISREG(mode):
+        raise UsageError(f"{what} is not a regular file (a pipe or a device?)", str(path))
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -59,10 +72,60 @@ def read_text(path: Path, what: str = "file") -> str:
         raise UsageError("not valid UTF-8 text", str(path), line) from None
 
 
+# A document may share values through anchors and aliases, but what it expands to is
+# bounded: a few hundred bytes of nested aliases ("billion laughs") would otherwise expand
+# into billions of values in whatever walks the data next.
+MAX_EXPANDED_NODES = 2_000_000
+
+
+def _check_expansion(root: yaml.Node, file: str) -> None:
+    """Refuse a node graph that expands past MAX_EXPANDED_NODES (counted on the graph, in
+    time linear in its distinct nodes), naming the line of the node that crosses the bound;
+    also refuse duplicate keys, which YAML forbids and which would silently drop a value."""
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if key in sizes:
+            continue
+        kids: list[yaml.Node] = []
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                kids += [k, v]
+        elif isinstance(node, yaml.SequenceNode):
+            kids = list(node.value)
+        if not children_done:
+            if key in active:
+                raise UsageError("YAML alias refers to itself (a recursive structure)", file,
+                                 node.start_mark.line + 1, node.start_mark.column + 1)
+            active.add(key)
+            stack.append((node, True))
+            stack.extend((k, False) for k in kids if id(k) not in sizes)
+            continue
+        active.discard(key)
+        total = 1 + sum(sizes[id(k)] for k in kids)
+        if total > MAX_EXPANDED_NODES:
+            raise UsageError(f"YAML aliases expand to more than {MAX_EXPANDED_NODES:,} values (an alias bomb?)",
+                             file, node.start_mark.line + 1, node.start_mark.column + 1)
+        sizes[key] = total
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for k, _ in node.value:
+                if isinstance(k, yaml.ScalarNode) and k.tag != "tag:yaml.org,2002:merge":
+                    if k.value in seen:
+                        raise UsageError(f"duplicate key '{k.value}' (first on line {seen[k.value]})", file,
+                                         k.start_mark.line + 1, k.start_mark.column + 1)
+                    seen[k.value] = k.start_mark.line + 1
+
+
 def load_located(text: str, file: str) -> Located:
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
+        if node is not None:
+            _check_expansion(node, file)
         data = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
@@ -73,6 +136,8 @@ def load_located(text: str, file: str) -> Located:
                          mark.line + 1 if mark else None, mark.column + 1 if mark else None) from None
     except yaml.YAMLError as e:
         raise UsageError(f"YAML error: {e}", file) from None
+    except RecursionError:
+        raise UsageError("YAML nests too deeply", file) from None
     finally:
         loader.dispose()
     marks: dict[Path_, tuple[int, int]] = {}
@@ -81,15 +146,17 @@ def load_located(text: str, file: str) -> Located:
     return Located(data, marks, file)
 
 
-def _walk(node: yaml.Node, path: Path_, marks: dict[Path_, tuple[int, int]]) -> None:
+def _walk(node: yaml.Node, path: Path_, marks: dict[Path_, tuple[int, int]], depth: int = 0) -> None:
     marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if depth > 200:  # positions this deep are never needed for a message
+        return
     if isinstance(node, yaml.MappingNode):
         for k, v in node.value:
             key = k.value if isinstance(k, yaml.ScalarNode) else None
             # a key's own position is where messages about that key point
-            _walk(v, path + (key,), marks)
+            _walk(v, path + (key,), marks, depth + 1)
             marks[path + (key,)] = (k.start_mark.line + 1, k.start_mark.column + 1)
             marks[path + (key, "__value__")] = (v.start_mark.line + 1, v.start_mark.column + 1)
     elif isinstance(node, yaml.SequenceNode):
         for i, v in enumerate(node.value):
-            _walk(v, path + (i,), marks)
+            _walk(v, path + (i,), marks, depth + 1)

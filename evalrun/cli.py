@@ -49,6 +49,34 @@ def _check_push(push: str | None) -> None:
         raise UsageError(f"--push takes 'langfuse' (got {push!r})")
 
 
+# beyond these a number is a typo, and would only build an endless plan or a thread per slot
+MAX_CONCURRENCY = 10_000
+MAX_REPEAT = 100_000
+
+
+def check_paths(output_dir: Path | None, reports: list[str] | None, baseline: str | None) -> None:
+    """Paths and references a run will write or read, checked before any target call."""
+    if baseline is not None and not baseline.strip():
+        raise UsageError("--baseline is empty; give a run id, a run directory, a results file, 'latest' or 'accepted'")
+    if output_dir is not None:
+        from evalrun.engine import check_home
+
+        check_home(output_dir)
+    for spec in reports or []:
+        _, sep, path = spec.partition(":")
+        path = path.strip()
+        if not sep or not path or path == "-":
+            continue
+        p = Path(path)
+        if p.is_dir():
+            raise UsageError(f"--report {spec}: the path is a directory; give a file name", path)
+        parent = p.parent if str(p.parent) else Path(".")
+        if parent.exists() and not parent.is_dir():
+            raise UsageError(f"--report {spec}: {parent} is not a directory", path)
+        if parent.is_dir() and not os.access(parent, os.W_OK | os.X_OK):
+            raise UsageError(f"--report {spec}: cannot write in {parent}", path)
+
+
 HomeOpt = Annotated[Path | None, typer.Option("--output-dir", help="Where runs and the cache live (default .evalrun).")]
 #: run and merge print the same summary
 SliceOpt = Annotated[list[str] | None, typer.Option(
@@ -60,8 +88,8 @@ SummaryJsonOpt = Annotated[bool, typer.Option("--json", help="Print the summary 
 @app.command()
 def run(
     config: Annotated[str | None, typer.Argument(help="Eval file (default: evalrun.yaml).")] = None,
-    concurrency: Annotated[int | None, typer.Option(help="Target calls in flight.", min=1)] = None,
-    repeat: Annotated[int | None, typer.Option(help="Trials per item.", min=1)] = None,
+    concurrency: Annotated[int | None, typer.Option(help="Target calls in flight.", min=1, max=MAX_CONCURRENCY)] = None,
+    repeat: Annotated[int | None, typer.Option(help="Trials per item.", min=1, max=MAX_REPEAT)] = None,
     limit: Annotated[int | None, typer.Option(help="Run only the first N items.", min=1)] = None,
     filter: Annotated[list[str] | None, typer.Option("--filter", help="Metadata key=value (tag=x for tags); repeatable.")] = None,
     sample: Annotated[int | None, typer.Option(help="Run a random sample of N items.", min=1)] = None,
@@ -100,6 +128,7 @@ def run(
                                 ("--sample", sample), ("--seed", seed), ("--shard", shard)) if v]
         if given:
             raise UsageError(f"--resume keeps the run's own plan; drop {', '.join(given)}")
+    check_paths(output_dir, report, baseline)
     from evalrun.verdict import prepare_for_run
 
     # gates, baseline and --report are checked before the run starts: bad input costs no calls
@@ -476,8 +505,9 @@ def _fix_optional_resume(argv: list[str]) -> list[str]:
 def _exit(code: int) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
-    # a sync target stuck past its timeout keeps a thread alive that Python would wait for
-    if any(t.name.startswith("evalrun-target") and t.is_alive() for t in threading.enumerate()):
+    # a sync target stuck past its timeout keeps a thread alive; target threads are daemons,
+    # which Python does not wait for, but any other non-daemon one would hold the exit
+    if any(t.name.startswith("evalrun-target") and t.is_alive() and not t.daemon for t in threading.enumerate()):
         os._exit(code)
     sys.exit(code)
 
@@ -492,6 +522,10 @@ def invoke(argv: list[str]) -> int:
     global _debug
     _debug = False  # the root callback sets it; a usage error may come before it runs
     argv = _fix_optional_resume(argv)
+    from evalrun.github import guard_streams
+
+    # under GitHub Actions no text evalrun prints (model output, item ids) can be a workflow command
+    guard_streams()
     try:
         # without standalone mode click returns the code of a typer.Exit instead of exiting
         rc = app(args=argv, prog_name="evalrun", standalone_mode=False)
@@ -514,7 +548,11 @@ def invoke(argv: list[str]) -> int:
         if isinstance(e, click.exceptions.Abort | typer.Abort):
             return 130
         if isinstance(e, click.ClickException) or (vendored is not None and isinstance(e, vendored)):
-            e.show()
+            # one line, like every other usage error (click prints usage + hint + error)
+            ctx = getattr(e, "ctx", None)
+            where = f"{ctx.command_path}: " if ctx is not None and getattr(ctx, "command_path", None) else ""
+            msg = " ".join(e.format_message().split())
+            print(f"evalrun: error: {where}{msg} (see --help)", file=sys.stderr)
             return 2
         if _debug or os.environ.get("EVALRUN_DEBUG"):
             raise

@@ -8,14 +8,17 @@ import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evalrun import _json
 from evalrun._yaml import load_located, read_text
 from evalrun.config import suggest
 from evalrun.errors import UsageError
-from evalrun.records import Item, stable_id
+from evalrun.records import Item, scrub_text, stable_id
 from evalrun.store import file_fingerprint
+
+if TYPE_CHECKING:
+    import csv
 
 ITEM_KEYS = {"id", "input", "expected_output", "metadata"}
 
@@ -63,6 +66,10 @@ def make_item(raw: Any, file: str, line: int | None, error: Any) -> Item:
         raise error(f"unknown item key '{k}'{suggest(str(k), ITEM_KEYS)}", k)
     if "input" not in raw or raw["input"] is None:
         raise error("item has no 'input'", None)
+    for key in ("input", "expected_output", "metadata"):
+        problem = _json_problem(raw.get(key))
+        if problem is not None:
+            raise error(f"{key}: {problem}", key)
     inp = raw["input"]
     if not isinstance(inp, str | dict | list | int | float | bool):
         raise error(f"input must be a string or a mapping (got {type(inp).__name__})", "input")
@@ -77,8 +84,32 @@ def make_item(raw: Any, file: str, line: int | None, error: Any) -> Item:
         item_id = stable_id(inp)
     elif isinstance(item_id, bool) or not isinstance(item_id, str | int) or str(item_id).strip() == "":
         raise error("id must be a non-empty string or integer", "id")
-    return Item(id=str(item_id), input=inp, expected_output=raw.get("expected_output"), metadata=meta,
+    # text UTF-8 cannot hold (a YAML "\ud800" escape) is repaired here, once, so the id a
+    # record is saved under is the id the next resume looks for
+    return Item(id=scrub_text(str(item_id))[0], input=scrub_text(inp)[0],
+                expected_output=scrub_text(raw.get("expected_output"))[0], metadata=scrub_text(meta)[0],
                 source=f"{file}:{line}" if line else file)
+
+
+MAX_DEPTH = 100
+
+
+def _json_problem(value: Any) -> str | None:
+    """Why ``value`` cannot be stored as JSON in a record (a mapping key that is not a
+    string, nesting deeper than MAX_DEPTH), or None."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        v, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return f"nests more than {MAX_DEPTH} levels deep"
+        if isinstance(v, dict):
+            for k, x in v.items():
+                if not isinstance(k, str):
+                    return f"mapping keys must be strings (got {type(k).__name__} {k!r})"
+                stack.append((x, depth + 1))
+        elif isinstance(v, list):
+            stack.extend((x, depth + 1) for x in v)
+    return None
 
 
 def _check_unique(items: list[Item], file: str) -> None:
@@ -129,19 +160,35 @@ def _load_yaml(text: str, file: str) -> tuple[str | None, str | None, list[Item]
 
 def _load_jsonl(text: str, file: str) -> tuple[str | None, str | None, list[Item]]:
     items = []
-    for lineno, line in enumerate(text.splitlines(), 1):
+    # lines end at \n only: U+2028 and friends are ordinary characters inside a JSON string
+    for lineno, line in enumerate(text.split("\n"), 1):
+        line = line.rstrip("\r")
         if not line.strip():
             continue
         try:
             raw = _json.loads(line)
         except ValueError as e:
-            raise UsageError(f"invalid JSON: {e}", file, lineno) from None
+            raw = _lenient_json(line)
+            if raw is None:
+                raise UsageError(f"invalid JSON: {e}", file, lineno) from None
 
         def err(msg: str, key: Any, lineno: int = lineno) -> UsageError:
             return UsageError(msg, file, lineno)
 
         items.append(make_item(raw, file, lineno, err))
     return None, None, items
+
+
+def _lenient_json(line: str) -> Any:
+    """JSON the fast parser refuses but the standard one reads (an escaped lone surrogate,
+    ``"\\ud800"``): parsed, with such text repaired to U+FFFD. None if not JSON at all."""
+    import json
+
+    try:
+        value = json.loads(line)
+    except ValueError:
+        return None
+    return scrub_text(value)[0]
 
 
 def _maybe_json(cell: str) -> Any:
@@ -157,9 +204,23 @@ def _maybe_json(cell: str) -> Any:
 def _load_csv(text: str, file: str) -> tuple[str | None, str | None, list[Item]]:
     import csv  # only CSV datasets need it
 
-    reader = csv.DictReader(io.StringIO(text))
-    if not reader.fieldnames or "input" not in reader.fieldnames:
+    # strict: an unterminated quote is an error, not a cell that swallows the rest of the file
+    reader = csv.DictReader(io.StringIO(text), strict=True)
+    row_start = [1]  # the line the row being read starts on, for the message
+    try:
+        return _csv_items(reader, file, row_start)
+    except csv.Error as e:
+        raise UsageError(f"malformed CSV: {e}", file, row_start[0]) from None
+
+
+def _csv_items(reader: csv.DictReader, file: str, row_start: list[int]) -> tuple[str | None, str | None, list[Item]]:
+    fieldnames = reader.fieldnames
+    row_start[0] = reader.line_num + 1
+    if not fieldnames or "input" not in fieldnames:
         raise UsageError("CSV dataset needs a header row with an 'input' column", file, 1)
+    dupes = sorted({c for c in fieldnames if fieldnames.count(c) > 1})
+    if dupes:
+        raise UsageError(f"CSV header names column '{dupes[0]}' twice", file, 1)
     items = []
     for row in reader:
         lineno = reader.line_num
@@ -183,6 +244,7 @@ def _load_csv(text: str, file: str) -> tuple[str | None, str | None, list[Item]]
         if row.get("expected_output") not in (None, ""):
             raw["expected_output"] = _maybe_json(row["expected_output"])
         items.append(make_item(raw, file, lineno, err))
+        row_start[0] = reader.line_num + 1
     return None, None, items
 
 

@@ -1,6 +1,10 @@
 """The runner: every (item, trial) through the target under a concurrency limit and a start
-rate, with timeouts, retries and repeats; records scored in batches and appended to the run
-directory as they finish; resume and Ctrl-C.
+rate, with timeouts, retries and repeats; resume and Ctrl-C.
+
+Write before score: each finished target call is appended to the run's pending journal the
+moment it returns, then scored in batches and appended to results.jsonl. A crash or Ctrl-C
+loses at most the calls in flight; resume scores the journal's calls without calling the
+target again.
 
 ``prepare`` checks everything a user can get wrong (config, dataset, target, scorers) before
 any target call or run directory exists; ``Engine.run`` does the work.
@@ -32,6 +36,7 @@ from evalrun.store import (
     Cache,
     ResultsWriter,
     RunDir,
+    RunLock,
     content_key,
     default_home,
     new_run_id,
@@ -44,6 +49,10 @@ from evalrun.targets import Target, TargetError, build_target
 # how many scoring batches may be in flight at once: lets a slow scorer (an LLM judge)
 # overlap batches instead of serialising them behind each other
 SCORING_PARALLELISM = 4
+# scored records should reach results.jsonl every second or two, whatever the scorers cost:
+# batches start small and grow (up to the scorers' batch size) only while they finish quickly
+FIRST_BATCH = 32
+BATCH_SECONDS = (1.0, 3.0)  # grow below the first, shrink above the second
 
 
 @dataclass
@@ -132,6 +141,7 @@ async def prepare(opts: RunOptions, loaded: LoadedConfig | None = None) -> Plan:
     loaded = loaded or load_config(opts.config_path, opts.overrides)
     cfg = loaded.config
     home = opts.home or default_home()
+    check_home(home)
     dataset = load_dataset(cfg.dataset, loaded.base_dir) if not isinstance(cfg.dataset, Dataset) else cfg.dataset
     items = select_items(dataset.items, parse_filters(opts.filters), opts.limit, opts.sample, opts.seed)
     if not items:
@@ -177,17 +187,19 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def classify(exc: BaseException, timeout: float) -> tuple[dict[str, str], bool]:
-    """(error dict, retryable) for an exception raised by a target call."""
+def classify(exc: BaseException, timeout: float, mask: Any = None) -> tuple[dict[str, str], bool]:
+    """(error dict, retryable) for an exception raised by a target call. Secrets are masked
+    (``mask``) before the message is cut to size."""
+    text = mask(str(exc)) if mask is not None else str(exc)
     if isinstance(exc, TimeoutError):
         return {"type": "Timeout", "message": f"no answer within {timeout:g}s"}, True
     if isinstance(exc, RetryableError):
-        return {"type": "RetryableError", "message": str(exc)}, True
+        return {"type": "RetryableError", "message": text[:2000]}, True
     if isinstance(exc, ConnectionError):
-        return {"type": type(exc).__name__, "message": str(exc)}, True
+        return {"type": type(exc).__name__, "message": text[:2000]}, True
     if isinstance(exc, TargetError):
-        return {"type": "TargetError", "message": str(exc)}, False
-    return {"type": type(exc).__name__, "message": str(exc)[:2000]}, False
+        return {"type": "TargetError", "message": text[:2000]}, False
+    return {"type": type(exc).__name__, "message": text[:2000]}, False
 
 
 class RateLimiter:
@@ -263,7 +275,7 @@ class Engine:
                 raise
             except Exception as exc:  # the target's failure is this record's, never the run's
                 rec.latency_ms = round((time.perf_counter() - t0) * 1000, 3)
-                err, retryable = classify(exc, self.timeout)
+                err, retryable = classify(exc, self.timeout, self.plan.target.mask)
                 if retryable and attempt <= self.retries:
                     asked = getattr(exc, "retry_after", None)
                     # the server's Retry-After wins (bounded so one answer cannot stall the run)
@@ -283,12 +295,29 @@ class Engine:
 
     async def _worker(self, work: Iterator[tuple[Item, int]], queue: asyncio.Queue[Record | None]) -> None:
         for item, trial in work:  # a shared iterator: workers take the next pair as they free up
-            await queue.put(await self._call(item, trial))
+            rec = await self._call(item, trial)
+            # durable before it waits for any scorer: a crash from here on costs no call
+            self.journal.write([rec])
+            await queue.put(rec)
+
+    async def _replay(self, pending: list[Record], queue: asyncio.Queue[Record | None]) -> None:
+        """Calls a crashed run finished but did not score: score them, call nothing again."""
+        for rec in pending:
+            rec.scores = {}
+            await queue.put(rec)
 
     async def _score(self, batch: list[Record]) -> None:
         ok = [r for r in batch if r.error is None]
+        t0 = time.monotonic()
         if ok:
             await asyncio.gather(*(self._score_with(s, ok) for s in self.plan.scorers))
+        took = time.monotonic() - t0
+        self.batches_scored += 1
+        if took < BATCH_SECONDS[0] and len(batch) >= self.batch_cap:
+            self.batch_cap = min(self.batch_cap * 2, self.max_batch)
+        elif took > BATCH_SECONDS[1] and self.batches_scored > SCORING_PARALLELISM:
+            # (the first batches carry model loading and warm-up: they say nothing of the pace)
+            self.batch_cap = max(self.batch_cap // 2, min(FIRST_BATCH, self.max_batch))
         self.writer.write(batch)
         for r in batch:
             self.summary.add(r)
@@ -303,15 +332,20 @@ class Engine:
                 if len(scores) != len(chunk):
                     raise RuntimeError(f"scorer returned {len(scores)} scores for {len(chunk)} records")
             except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # a scorer failure marks these records, never ends the run
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise  # evalrun's own stop (Ctrl-C, a failed write)
+                scores = [Score.failed("scorer raised CancelledError") for _ in chunk]
+            except BaseException as exc:  # a scorer failure marks these records, never ends the run
                 msg = f"{type(exc).__name__}: {exc}"[:2000]
                 scores = [Score.failed(msg) for _ in chunk]
             for r, s in zip(chunk, scores, strict=True):
                 r.scores[scorer.name] = s
 
     async def _scoring_loop(self, queue: asyncio.Queue[Record | None]) -> None:
-        max_batch = max([s.batch_size for s in self.plan.scorers] or [256])
+        self.max_batch = max([s.batch_size for s in self.plan.scorers] or [256])
+        self.batch_cap = min(FIRST_BATCH, self.max_batch)
+        self.batches_scored = 0
         sem = asyncio.Semaphore(SCORING_PARALLELISM)
         tasks: set[asyncio.Task[None]] = set()
 
@@ -328,7 +362,7 @@ class Engine:
                 if rec is None:
                     break
                 batch = [rec]
-                while len(batch) < max_batch:
+                while len(batch) < self.batch_cap:
                     try:
                         nxt = queue.get_nowait()
                     except asyncio.QueueEmpty:
@@ -352,9 +386,10 @@ class Engine:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def run(self) -> str:
+    async def run(self, pending: list[Record] | None = None) -> str:
         plan = self.plan
         self.writer = ResultsWriter(self.run_dir.results_path)
+        self.journal = ResultsWriter(self.run_dir.pending_path)
         queue: asyncio.Queue[Record | None] = asyncio.Queue(maxsize=plan.concurrency * 4 + 1024)
         work = self._work()
         loop = asyncio.get_running_loop()
@@ -387,6 +422,8 @@ class Engine:
         try:
             scoring = asyncio.create_task(self._scoring_loop(queue))
             workers = [asyncio.create_task(self._worker(work, queue)) for _ in range(plan.concurrency)]
+            if pending:
+                workers.append(asyncio.create_task(self._replay(pending, queue)))
 
             def scoring_done(t: asyncio.Task[None]) -> None:
                 # scoring died (records could not be saved): stop the workers, or they would
@@ -398,7 +435,11 @@ class Engine:
             scoring.add_done_callback(scoring_done)
             try:
                 await asyncio.gather(*workers)
-                await queue.put(None)
+                # the end marker must not wait on a full queue nobody drains any more
+                end = asyncio.ensure_future(queue.put(None))
+                await asyncio.wait({end, scoring}, return_when=asyncio.FIRST_COMPLETED)
+                if not end.done():
+                    end.cancel()
                 await scoring
             except asyncio.CancelledError:
                 for t in [*workers, scoring]:
@@ -410,16 +451,17 @@ class Engine:
                 if not self.interrupted:
                     raise
             except Exception as exc:
-                for t in workers:
+                for t in [*workers, scoring]:
                     t.cancel()
-                await asyncio.gather(*workers, return_exceptions=True)
-                raise RunFailed(f"records could not be scored or saved: {type(exc).__name__}: {exc}") from exc
+                await asyncio.gather(*workers, scoring, return_exceptions=True)
+                raise RunFailed(f"records could not be saved: {type(exc).__name__}: {exc}") from exc
         finally:
             for sig, previous in installed:
                 loop.remove_signal_handler(sig)
                 if previous is not None:  # None: set outside Python, nothing to put back
                     signal.signal(sig, previous)
             self.writer.close()
+            self.journal.close()
             await plan.target.close()
             for s in plan.scorers:
                 try:
@@ -451,10 +493,20 @@ def write_summary(run_dir: RunDir, plan: Plan, builder: SummaryBuilder, status: 
 
 
 async def run_eval(opts: RunOptions) -> RunOutcome:
-    """Prepare, create or reopen the run directory, run, and write the summary."""
+    """Prepare, create or reopen the run directory (holding its lock), run, write the summary."""
+    lock = RunLock()
+    try:
+        return await _run_locked(opts, lock)
+    finally:
+        lock.release()
+
+
+async def _run_locked(opts: RunOptions, lock: RunLock) -> RunOutcome:
     manifest: dict[str, Any]
     if opts.resume:
         run_dir = resolve_run(opts.resume, opts.home)
+        # one run, one writer: a second resume of a live run stops here, before any call
+        lock.acquire(run_dir.path)
         manifest = run_dir.read_manifest()
         if manifest.get("status") == "finished":
             raise UsageError(f"run {run_dir.id} already finished; nothing to resume")
@@ -476,6 +528,7 @@ async def run_eval(opts: RunOptions) -> RunOutcome:
     else:
         plan = await prepare(opts)
         run_dir = RunDir(plan.home / "runs" / new_run_id())
+        lock.acquire(run_dir.path)
         manifest = {
             "run_id": run_dir.id,
             "eval": plan.loaded.config.name,
@@ -508,7 +561,10 @@ async def run_eval(opts: RunOptions) -> RunOutcome:
             continue
         done.add(rec.key)
         builder.add(rec)
+    pending: list[Record] = []
     if opts.resume:
+        # calls the crashed process finished but never scored: scored now, not called again
+        pending = [r for r in run_dir.pending() if r.key not in done and planned is not None and r.key in planned]
         manifest["status"] = "running"
         manifest.setdefault("resumed_at", []).append(now_iso())
         run_dir.write_manifest(manifest)
@@ -516,16 +572,19 @@ async def run_eval(opts: RunOptions) -> RunOutcome:
     progress = Progress(opts.progress, plan.loaded.config.name)
     progress.start(plan.total, len(done))
     progress.errors = builder.errors
-    engine = Engine(plan, run_dir, done, builder, progress)
+    engine = Engine(plan, run_dir, done | {r.key for r in pending}, builder, progress)
     failure: RunFailed | None = None
     try:
-        status = await engine.run()
+        status = await engine.run(pending)
     except RunFailed as e:
         status, failure = "failed", e
     finally:
         progress.stop()
         if plan.cache is not None:
             plan.cache.close()
+    if status == "finished":
+        # every call is scored and in results.jsonl: the journal has nothing left to give
+        run_dir.pending_path.unlink(missing_ok=True)
     if status == "finished" and builder.over_budget(plan.loaded.config.error_budget):
         status = "failed"
     summary = write_summary(run_dir, plan, builder, status, manifest)
@@ -533,3 +592,16 @@ async def run_eval(opts: RunOptions) -> RunOutcome:
         # what was saved stays saved and counted; the run can be resumed once the cause is fixed
         raise failure
     return RunOutcome(run_dir, summary, status)
+
+
+def check_home(home: Path) -> None:
+    """The output directory must be (or become) a writable directory: checked before any call."""
+    for p in (home, home / "runs"):
+        if p.exists() and not p.is_dir():
+            raise UsageError("output directory is not a directory", str(p))
+    try:
+        (home / "runs").mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"cannot create the output directory: {e.strerror}", str(home)) from None
+    if not os.access(home / "runs", os.W_OK | os.X_OK):
+        raise UsageError("output directory is not writable", str(home / "runs"))

@@ -9,6 +9,7 @@ to the GitHub API (the workflows post the PR comment from the markdown report).
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -24,6 +25,72 @@ MAX_ANNOTATIONS = 50
 
 def active(env: Mapping[str, str] | None = None) -> bool:
     return (os.environ if env is None else env).get("GITHUB_ACTIONS") == "true"
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
+
+
+def inert_line(line: str) -> str:
+    """``line`` such that the Actions runner cannot read it as a workflow command: the runner
+    takes a line whose text (after leading whitespace) starts with ``::``; a zero-width space
+    between the two colons leaves it readable and inert."""
+    visible = _ANSI.sub("", line).lstrip()
+    if visible.startswith("::") or visible.startswith("\ufeff::"):
+        return line.replace("::", ":\u200b:", 1)
+    return line
+
+
+class InertStream:
+    """A text stream wrapper for stdout/stderr under GitHub Actions: every line written
+    through it is made inert (:func:`inert_line`), whatever model output or item id it holds.
+    evalrun's own annotations go through :meth:`command`, the only way to issue one."""
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        data = self._partial + text
+        lines = re.split(r"(?<=[\n\r\u2028\u2029\x0b\x0c\x85])", data)
+        self._partial = lines.pop()
+        if lines:
+            self.raw.write("".join(inert_line(ln) for ln in lines))
+        # a partial line is held back until its end is known (it may become a command)
+        return len(text)
+
+    def command(self, line: str) -> None:
+        self.flush()
+        self.raw.write(line + "\n")
+        self.raw.flush()
+
+    def flush(self) -> None:
+        if self._partial:
+            self.raw.write(inert_line(self._partial))
+            self._partial = ""
+        self.raw.flush()
+
+    def __getattr__(self, name: str) -> Any:  # encoding, isatty, fileno, buffer...
+        return getattr(self.raw, name)
+
+
+def guard_streams() -> None:
+    """Under GitHub Actions wrap sys.stdout/sys.stderr in :class:`InertStream` (once)."""
+    import sys
+
+    if not active():
+        return
+    if not isinstance(sys.stdout, InertStream):
+        sys.stdout = InertStream(sys.stdout)
+    if not isinstance(sys.stderr, InertStream):
+        sys.stderr = InertStream(sys.stderr)
+
+
+def emit_command(line: str, log: Any) -> None:
+    """Print one of evalrun's own workflow commands, bypassing the guard."""
+    if isinstance(log, InertStream):
+        log.command(line)
+    else:
+        print(line, file=log)
 
 
 def _escape_data(text: str) -> str:
@@ -187,7 +254,7 @@ def publish(pub: Publication, manifest: Mapping[str, Any], env: Mapping[str, str
         needs_place = any(f.item_id for f in pub.findings)
         sources = item_sources(manifest, env) if needs_place else {}
         for line in annotation_lines(pub.findings, sources):
-            print(line, file=log)
+            emit_command(line, log)
         log.flush()
 
 
@@ -301,10 +368,27 @@ def comment_body(report: str, key: str) -> str:
     return body
 
 
+# the account GITHUB_TOKEN (an installation token, which may not read /user) posts as
+ACTIONS_BOT = "github-actions[bot]"
+
+
+def _own_login(client: Any, base: str, env: Mapping[str, str]) -> str:
+    """The account this token posts as: /user for a personal token; an installation token
+    cannot read /user (403), so EVALRUN_COMMENT_AUTHOR or the Actions bot."""
+    r = client.get(f"{base}/user")
+    if r.status_code == 200:
+        login = (r.json() or {}).get("login")
+        if isinstance(login, str) and login:
+            return login
+    return env.get("EVALRUN_COMMENT_AUTHOR") or ACTIONS_BOT
+
+
 def upsert_pr_comment(report: str, *, key: str, repo: str, number: int, token: str, api_url: str,
-                      timeout: float = 30.0) -> tuple[str, int]:
+                      timeout: float = 30.0, env: Mapping[str, str] | None = None) -> tuple[str, int]:
     """Update the pull request's comment that carries ``key``'s marker, or create it: one
-    comment per report however often the workflow runs. Returns (created|updated, comment id)."""
+    comment per report however often the workflow runs. Only a comment written by the same
+    account and starting with the marker is ever edited: a marker pasted into someone else's
+    comment is ignored. Returns (created|updated, comment id)."""
     import httpx
 
     marker = comment_marker(key)
@@ -313,12 +397,18 @@ def upsert_pr_comment(report: str, *, key: str, repo: str, number: int, token: s
                "X-GitHub-Api-Version": "2022-11-28", "User-Agent": "evalrun"}
     base = api_url.rstrip("/")
     with httpx.Client(headers=headers, timeout=timeout) as client:
+        me = _own_login(client, base, os.environ if env is None else env)
+
+        def ours(c: Mapping[str, Any]) -> bool:
+            return ((c.get("user") or {}).get("login") == me
+                    and (c.get("body") or "").startswith(marker))
+
         url: str | None = f"{base}/repos/{repo}/issues/{number}/comments?per_page=100"
         found: int | None = None
         while url and found is None:
             r = client.get(url)
             r.raise_for_status()
-            found = next((c["id"] for c in r.json() if marker in (c.get("body") or "")), None)
+            found = next((c["id"] for c in r.json() if ours(c)), None)
             url = r.links.get("next", {}).get("url")
         if found is not None:
             client.patch(f"{base}/repos/{repo}/issues/comments/{found}", json={"body": body}).raise_for_status()
@@ -372,13 +462,13 @@ def comment_main(argv: list[str] | None = None, env: Mapping[str, str] | None = 
 
     try:
         action, cid = upsert_pr_comment(report, key=args.key, repo=repo, number=number, token=token,
-                                        api_url=env.get("GITHUB_API_URL") or "https://api.github.com")
+                                        api_url=env.get("GITHUB_API_URL") or "https://api.github.com", env=env)
     except httpx.HTTPStatusError as e:
         msg = f"could not post the PR comment: HTTP {e.response.status_code} {e.response.reason_phrase}"
         if e.response.status_code in (401, 403, 404):
             # a pull request from a fork gets a read-only token: the gate still stands
-            print(annotation("warning", msg + " (a read-only token, as on pull requests from forks?)",
-                             title="evalrun"))
+            emit_command(annotation("warning", msg + " (a read-only token, as on pull requests from forks?)",
+                                    title="evalrun"), sys.stdout)
             return 0
         return fail(msg, 3)
     except httpx.HTTPError as e:

@@ -10,6 +10,38 @@ from typing import Any
 from evalrun import _json
 
 
+def scrub_text(value: Any) -> tuple[Any, bool]:
+    """``value`` with every string that UTF-8 cannot hold (lone surrogates, as a decoder with
+    ``surrogateescape`` or a JSON ``"\\ud800"`` makes) repaired: each bad code point becomes
+    U+FFFD. Returns (value, whether anything changed); unchanged values are returned as is."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+            return value, False
+        except UnicodeEncodeError:
+            return _replace_surrogates(value), True
+    if isinstance(value, list):
+        out, changed = [], False
+        for v in value:
+            v2, c = scrub_text(v)
+            out.append(v2)
+            changed |= c
+        return (out, True) if changed else (value, False)
+    if isinstance(value, dict):
+        d, changed = {}, False
+        for k, v in value.items():
+            k2, ck = scrub_text(k)
+            v2, cv = scrub_text(v)
+            d[k2] = v2
+            changed |= ck or cv
+        return (d, True) if changed else (value, False)
+    return value, False
+
+
+def _replace_surrogates(text: str) -> str:
+    return "".join("\ufffd" if 0xD800 <= ord(ch) <= 0xDFFF else ch for ch in text)
+
+
 def stable_id(value: Any) -> str:
     """A short id derived from the canonical JSON of ``value``: same input, same id."""
     return hashlib.sha256(_json.canonical(value).encode()).hexdigest()[:16]
@@ -97,6 +129,8 @@ class Record:
     started_at: float | None = None
     #: what the target reported beside the output (chat: model, finish_reason, prompt)
     target_metadata: dict[str, Any] | None = None
+    # fields whose text could not be stored as UTF-8 (lone surrogates) and was repaired
+    repaired: list[str] = field(default_factory=list)
 
     @property
     def key(self) -> tuple[str, int]:
@@ -128,22 +162,77 @@ class Record:
             d["metadata"] = self.metadata
         if self.target_metadata:
             d["target_metadata"] = self.target_metadata
+        if self.repaired:
+            d["repaired"] = self.repaired
         return d
 
+    def scrub(self) -> None:
+        """Repair text UTF-8 cannot hold (each bad code point becomes U+FFFD) in every field
+        and note which fields were changed, so one odd string can never fail a write."""
+        for name in ("item_id", "input", "expected_output", "output", "error", "usage", "metadata",
+                     "target_metadata"):
+            value, changed = scrub_text(getattr(self, name))
+            if changed:
+                setattr(self, name, value)
+                if name not in self.repaired:
+                    self.repaired.append(name)
+        for sname, sc in list(self.scores.items()):
+            fixed = False
+            for attr in ("reason", "error", "extra"):
+                value, changed = scrub_text(getattr(sc, attr))
+                if changed:
+                    setattr(sc, attr, value)
+                    fixed = True
+            key, kchanged = scrub_text(sname)
+            if kchanged:
+                self.scores[key] = self.scores.pop(sname)
+            if (fixed or kchanged) and "scores" not in self.repaired:
+                self.repaired.append("scores")
+
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Record:
+    def from_dict(cls, d: Any) -> Record:
+        """A record read back from results.jsonl. Raises ValueError saying what is wrong when
+        the line is not a record evalrun wrote (hand-edited or foreign lines)."""
+        if not isinstance(d, dict):
+            raise ValueError(f"a record is a JSON object, not {type(d).__name__}")
+        item_id = d.get("item_id")
+        if not isinstance(item_id, str) or not item_id:
+            raise ValueError("record has no item_id string")
+        trial = d.get("trial", 0)
+        if not isinstance(trial, int) or isinstance(trial, bool) or trial < 0:
+            raise ValueError(f"record trial must be a whole number >= 0 (got {trial!r})")
+        for name, kinds in (("latency_ms", (int, float)), ("started_at", (int, float)), ("error", dict),
+                            ("usage", dict), ("scores", dict), ("metadata", dict), ("attempts", int),
+                            ("target_metadata", dict)):
+            v = d.get(name)
+            if v is not None and (not isinstance(v, kinds) or isinstance(v, bool)):
+                raise ValueError(f"record field {name!r} has the wrong type ({type(v).__name__})")
+        scores = d.get("scores") or {}
+        for k, v in scores.items():
+            if not isinstance(v, dict):
+                raise ValueError(f"score {k!r} is not an object")
+            val = v.get("value")
+            if val is not None and (not isinstance(val, (int, float)) or isinstance(val, bool)):
+                raise ValueError(f"score {k!r} value must be a number or null (got {val!r})")
+            if v.get("passed") is not None and not isinstance(v.get("passed"), bool):
+                raise ValueError(f"score {k!r} passed must be true, false or null")
+        err = d.get("error")
+        if err is not None and not all(isinstance(x, str) for x in err.values()):
+            raise ValueError("record error values must be strings")
+        repaired = d.get("repaired") or []
         return cls(
-            item_id=str(d["item_id"]),
-            trial=int(d.get("trial", 0)),
+            item_id=item_id,
+            trial=trial,
             input=d.get("input"),
             expected_output=d.get("expected_output"),
             output=d.get("output"),
-            error=d.get("error"),
+            error=err,
             latency_ms=d.get("latency_ms"),
             usage=d.get("usage"),
-            scores={k: Score.from_dict(v) for k, v in (d.get("scores") or {}).items()},
+            scores={str(k): Score.from_dict(v) for k, v in scores.items()},
             metadata=d.get("metadata") or {},
-            attempts=d.get("attempts", 1),
+            attempts=d.get("attempts") if d.get("attempts") is not None else 1,
             started_at=d.get("started_at"),
             target_metadata=d.get("target_metadata"),
+            repaired=[str(x) for x in repaired] if isinstance(repaired, list) else [],
         )

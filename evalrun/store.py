@@ -5,6 +5,10 @@ A run lives in ``<home>/runs/<run-id>/``:
 - ``manifest.json``: config and dataset fingerprints, git state, evalrun version, times, status
 - ``results.jsonl``: one Record per line, appended as records finish (crash-safe)
 - ``summary.json``: per-scorer statistics, error count and status
+- ``pending.jsonl``: every finished target call, unscored, written the moment it returns, so
+  a crash never loses a paid call while scorers are still busy; resume scores these
+  without calling the target again. Removed when the run finishes.
+- ``lock``: held (an OS file lock) by the one process writing the run
 
 ``<home>`` is ``.evalrun`` in the working directory unless ``--output-dir`` or
 ``EVALRUN_HOME`` says otherwise.
@@ -12,6 +16,7 @@ A run lives in ``<home>/runs/<run-id>/``:
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import secrets
@@ -29,6 +34,10 @@ from evalrun.records import Record
 MANIFEST = "manifest.json"
 RESULTS = "results.jsonl"
 SUMMARY = "summary.json"
+PENDING = "pending.jsonl"
+LOCK = "lock"
+# O_NOFOLLOW: a symlink planted in a run directory must not redirect evalrun's writes
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 def default_home() -> Path:
@@ -40,10 +49,71 @@ def new_run_id() -> str:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write via a temporary file and rename, so a reader never sees half a file."""
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(_json.json_pretty(data), encoding="utf-8")
-    os.replace(tmp, path)
+    """Write via a temporary file and rename, so a reader never sees half a file. The
+    temporary file is created new (O_EXCL, O_NOFOLLOW): a symlink or file planted under its
+    name is never followed or overwritten."""
+    text, _ = _scrub_any(_json.json_pretty(data))
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}-{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o644)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _scrub_any(text: str) -> tuple[str, bool]:
+    from evalrun.records import scrub_text
+
+    return scrub_text(text)
+
+
+def open_append(path: Path) -> int:
+    """An append-only descriptor that refuses to follow a symlink at ``path``."""
+    try:
+        return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _NOFOLLOW, 0o644)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise UsageError("is a symlink; evalrun does not write through links in a run directory",
+                             str(path)) from None
+        raise
+
+
+class RunLock:
+    """One run, one writer: an exclusive OS lock (``flock``) on ``<run>/lock``, held for the
+    whole run. The holder's pid is written into the file so a second process can name it.
+    The kernel drops the lock when the holder dies, however it dies."""
+
+    def __init__(self) -> None:
+        self.path: Path | None = None
+        self.fd: int | None = None
+
+    def acquire(self, run_path: Path) -> None:
+        import fcntl
+
+        self.path = Path(run_path) / LOCK
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | _NOFOLLOW, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise UsageError(f"run is in use by another evalrun process (pid {holder}); wait for it or stop it",
+                             str(self.path.parent)) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing the descriptor drops the flock
+            self.fd = None
 
 
 class RunDir:
@@ -98,8 +168,24 @@ class RunDir:
             latest[r.key] = r
         return list(latest.values())
 
+    @property
+    def pending_path(self) -> Path:
+        return self.path / PENDING
 
-def iter_results_file(path: Path) -> Iterator[Record]:
+    def pending(self) -> list[Record]:
+        """Finished-but-unscored target calls from the journal (own file: bad lines skipped)."""
+        latest: dict[tuple[str, int], Record] = {}
+        for r in iter_results_file(self.pending_path, strict=False):
+            latest[r.key] = r
+        return list(latest.values())
+
+
+def iter_results_file(path: Path, strict: bool = True) -> Iterator[Record]:
+    """Records of a results file in order. A torn final line (a crash mid-write) is skipped;
+    a complete final record that only lacks its newline is kept. Any other line that is not
+    a record evalrun wrote is a UsageError naming file:line (``strict``) or skipped."""
+    if strict and path.is_symlink():
+        raise UsageError("is a symlink; evalrun does not read or write through links in a run directory", str(path))
     try:
         f = open(path, "rb")
     except FileNotFoundError:
@@ -113,20 +199,30 @@ def iter_results_file(path: Path) -> Iterator[Record]:
             except ValueError:
                 if not line.endswith(b"\n"):
                     return  # torn final line after a crash: that record will run again
-                raise UsageError("corrupt record (not JSON)", str(path), lineno) from None
-            yield Record.from_dict(d)
+                if not strict:
+                    continue
+                raise UsageError("corrupt record (not JSON); remove or fix the line", str(path), lineno) from None
+            try:
+                yield Record.from_dict(d)
+            except ValueError as e:
+                if strict:
+                    raise UsageError(f"not an evalrun record: {e}; remove or fix the line", str(path), lineno) from None
 
 
 class ResultsWriter:
-    """Appends records to results.jsonl, one line each, flushed per batch."""
+    """Appends records to results.jsonl (or the pending journal), one line each, written to
+    the OS at once so a killed process loses nothing already written."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        if path.is_symlink():
+            raise UsageError("is a symlink; evalrun does not write through links in a run directory", str(path))
         self._repair_torn_tail()
-        self._f = open(path, "ab", buffering=1 << 16)
+        self._fd = open_append(path)
 
     def _repair_torn_tail(self) -> None:
         # A SIGKILL can leave half a line at the end; cut it so the next append starts clean.
+        # A last line that is a whole record without its newline is kept and terminated.
         try:
             with open(self.path, "rb+") as f:
                 f.seek(0, os.SEEK_END)
@@ -138,25 +234,58 @@ class ResultsWriter:
                     return
                 chunk = 1 << 16
                 pos = size
+                cut = 0
                 while pos > 0:
                     start = max(0, pos - chunk)
                     f.seek(start)
                     data = f.read(pos - start)
                     idx = data.rfind(b"\n")
                     if idx >= 0:
-                        f.truncate(start + idx + 1)
-                        return
+                        cut = start + idx + 1
+                        break
                     pos = start
-                f.truncate(0)
+                f.seek(cut)
+                tail = f.read()
+                try:
+                    Record.from_dict(_json.loads(tail))
+                except ValueError:
+                    f.truncate(cut)
+                else:
+                    f.seek(0, os.SEEK_END)
+                    f.write(b"\n")
         except FileNotFoundError:
             pass
 
     def write(self, records: list[Record]) -> None:
-        self._f.write(b"".join(_json.dumps_line(r.to_dict()) for r in records))
-        self._f.flush()
+        data = b"".join(encode_record(r) for r in records)
+        view = memoryview(data)
+        start = os.lseek(self._fd, 0, os.SEEK_END)
+        try:
+            while view:
+                n = os.write(self._fd, view)
+                view = view[n:]
+        except OSError:
+            # disk full mid-line: take the half line back so the file stays whole lines
+            try:
+                os.ftruncate(self._fd, start)
+            except OSError:
+                pass  # the torn tail is cut on the next open instead
+            raise
 
     def close(self) -> None:
-        self._f.close()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+def encode_record(rec: Record) -> bytes:
+    """One JSON line for ``rec``; text UTF-8 cannot hold is repaired (and noted in the record)
+    rather than failing the write."""
+    try:
+        return _json.dumps_line(rec.to_dict())
+    except (UnicodeEncodeError, TypeError, ValueError):
+        rec.scrub()
+        return _json.dumps_line(rec.to_dict())
 
 
 def resolve_run(ref: str, home: Path | None = None) -> RunDir:

@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import inspect
 import os
+import queue
 import shlex
 import signal
-from concurrent.futures import ThreadPoolExecutor
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,17 @@ def _check_json(value: Any) -> None:
     try:
         _json.dumps_strict(value)
     except TypeError as e:
+        from evalrun.records import scrub_text
+
+        # text UTF-8 cannot hold (lone surrogates) is repaired and flagged when the record is
+        # written; only a value JSON cannot hold at all fails the call
+        fixed, changed = scrub_text(value)
+        if changed:
+            try:
+                _json.dumps_strict(fixed)
+                return
+            except TypeError:
+                pass
         raise TargetError(f"output is not JSON-serialisable: {e}") from None
 
 
@@ -89,7 +101,63 @@ def dig(data: Any, path: str) -> Any:
     return cur
 
 
+class Secrets:
+    """Values that must never appear in an error message: every ``${VAR}`` the target section
+    of the eval file expands (URL, query string, userinfo, headers, env, command) and every
+    header value, in their plain and URL-encoded forms. Masked before any text is cut, so no
+    part of a secret survives truncation either."""
+
+    MIN_LEN = 4
+
+    def __init__(self, values: list[str]) -> None:
+        from urllib.parse import quote, quote_plus
+
+        forms: set[str] = set()
+        for v in values:
+            for part in {v, v.split(" ", 1)[-1]}:  # "Bearer <token>": the token alone too
+                if len(part) >= self.MIN_LEN:
+                    forms.update({part, quote(part, safe=""), quote_plus(part), quote(part)})
+        self.values = sorted(forms, key=len, reverse=True)
+
+    def mask(self, text: str) -> str:
+        for v in self.values:
+            if v in text:
+                text = text.replace(v, "***")
+        return text
+
+
+def target_secrets(loaded: Any) -> Secrets:
+    """The secrets of ``loaded``'s target: values of the ``${VAR}`` it references, header values."""
+    from evalrun.config import _VAR
+
+    raw = (loaded.located.data or {}).get("target") if isinstance(loaded.located.data, dict) else None
+    names: set[str] = set()
+
+    def walk(v: Any) -> None:
+        if isinstance(v, str):
+            names.update(m.group(1) for m in _VAR.finditer(v) if m.group(1))
+        elif isinstance(v, dict):
+            for x in v.values():
+                walk(x)
+        elif isinstance(v, list):
+            for x in v:
+                walk(x)
+
+    walk(raw)
+    values = [os.environ[n] for n in names if os.environ.get(n)]
+    http = loaded.config.target.http
+    if http is not None:
+        values += list(http.headers.values())
+    return Secrets(values)
+
+
 class Target:
+    secrets = Secrets([])
+
+    def mask(self, text: str) -> str:
+        """``text`` with this target's secrets replaced by ``***``."""
+        return self.secrets.mask(text)
+
     async def start(self) -> None:
         pass
 
@@ -126,7 +194,9 @@ class PythonTarget(Target):
             raise error(f"target module '{module_name}' not importable: {e}") from None
         except SyntaxError as e:
             raise error(f"target module '{module_name}' has a syntax error: {e.filename}:{e.lineno}: {e.msg}") from None
-        except Exception as e:  # the user's module raised while importing
+        except KeyboardInterrupt:
+            raise
+        except BaseException as e:  # the user's module raised (or called sys.exit) while importing
             raise error(f"target module '{module_name}' failed to import: {type(e).__name__}: {e}") from None
         fn: Any = module
         for part in attr.split("."):
@@ -140,24 +210,109 @@ class PythonTarget(Target):
             raise error(f"target '{spec}' is not callable")
         self.fn = fn
         self.is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(type(fn).__call__)
-        # sync targets run in threads: one per concurrency slot, so the limit holds for them too
-        self._pool = None if self.is_async else ThreadPoolExecutor(max_workers=concurrency,
-                                                                   thread_name_prefix="evalrun-target")
+        # sync targets run in threads (the engine's concurrency limit bounds the calls); a
+        # call stuck past its timeout keeps its thread, so the pool grows instead of starving
+        self._pool = None if self.is_async else ElasticThreads("evalrun-target")
 
     async def call(self, input: Any) -> Call:
-        if self.is_async:
-            value = await self.fn(input)
-        else:
-            loop = asyncio.get_running_loop()
-            value = await loop.run_in_executor(self._pool, self.fn, input)
-            if inspect.isawaitable(value):
-                value = await value
+        try:
+            if self.is_async:
+                value = await self.fn(input)
+            else:
+                assert self._pool is not None
+                value = await self._pool.run(self.fn, input)
+                if inspect.isawaitable(value):
+                    value = await value
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # evalrun's own timeout or Ctrl-C
+            raise TargetError("the target raised CancelledError") from None
+        except Exception:
+            raise
+        except BaseException as e:  # SystemExit, KeyboardInterrupt... from user code: this record's error
+            raise TargetError(f"the target raised {type(e).__name__}: {e}") from None
         return _unwrap(value)
 
     async def close(self) -> None:
         if self._pool is not None:
-            # don't wait for threads stuck past their timeout: they cannot be killed
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool.shutdown()
+
+
+class ElasticThreads:
+    """Daemon worker threads that are reused when idle and added when all are busy. A call
+    that hangs forever holds one thread and blocks nothing else; being daemons, hung threads
+    never keep the process from exiting either (a ThreadPoolExecutor joins them at exit)."""
+
+    IDLE_SECONDS = 30.0
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._idle = 0
+        self._lock = threading.Lock()
+        self._count = 0
+        self._closed = False
+
+    async def run(self, fn: Any, arg: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
+        with self._lock:
+            spawn = self._idle == 0
+            if not spawn:
+                self._idle -= 1
+            else:
+                self._count += 1
+        self._jobs.put((fn, arg, loop, fut))
+        if spawn:
+            threading.Thread(target=self._serve, name=f"{self.name}-{self._count}", daemon=True).start()
+        return await fut
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                job = self._jobs.get(timeout=self.IDLE_SECONDS)
+            except queue.Empty:
+                with self._lock:
+                    if self._idle > 0:
+                        self._idle -= 1
+                        return
+                continue
+            if job is None:
+                return
+            fn, arg, loop, fut = job
+            try:
+                ok, value = True, fn(arg)
+            except BaseException as e:  # SystemExit too: it belongs to this call, not the thread
+                ok, value = False, e
+            # idle (or gone, after shutdown) before the answer is known: a shutdown that follows
+            # the last answer then always finds this thread
+            with self._lock:
+                closed = self._closed
+                if not closed:
+                    self._idle += 1
+            try:
+                loop.call_soon_threadsafe(_settle, fut, ok, value)
+            except RuntimeError:
+                pass  # the loop has closed (run over): nobody waits for this answer
+            if closed:
+                return
+
+    def shutdown(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, 0
+            self._closed = True  # a thread still in a call ends when the call does
+        for _ in range(idle):
+            self._jobs.put(None)
+
+
+def _settle(fut: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    if fut.done():  # the call timed out or was cancelled meanwhile
+        return
+    if ok:
+        fut.set_result(value)
+    else:
+        fut.set_exception(value)
 
 
 
@@ -165,13 +320,34 @@ class ExecTarget(Target):
     """Runs a command per call: the input as JSON on stdin, stdout is the output."""
 
     def __init__(self, command: str | list[str], base_dir: Path, env: dict[str, str],
-                 output_path: str | None, usage_path: str | None) -> None:
-        self.argv = shlex.split(command) if isinstance(command, str) else list(command)
+                 output_path: str | None, usage_path: str | None, error: Any = UsageError) -> None:
+        try:
+            self.argv = shlex.split(command) if isinstance(command, str) else [str(a) for a in command]
+        except ValueError as e:  # an unbalanced quote
+            raise error(f"exec command cannot be split into arguments: {e}") from None
+        if not self.argv or not self.argv[0].strip():
+            raise error("exec command is empty")
         self.command = command
         self.cwd = base_dir
         self.env = {**os.environ, **env} if env else None
         self.output_path = output_path
         self.usage_path = usage_path
+        self._check_program(error)
+
+    def _check_program(self, error: Any) -> None:
+        """The program must exist and be executable before the first call, not fail every record."""
+        import shutil
+
+        prog = self.argv[0]
+        path_env = (self.env or os.environ).get("PATH")
+        if os.sep in prog or (os.altsep and os.altsep in prog):
+            p = Path(prog) if Path(prog).is_absolute() else self.cwd / prog
+            if not p.is_file():
+                raise error(f"exec program not found: {prog}")
+            if not os.access(p, os.X_OK):
+                raise error(f"exec program is not executable: {prog}")
+        elif shutil.which(prog, path=path_env) is None:
+            raise error(f"exec program not found on PATH: {prog}")
 
     async def call(self, input: Any) -> Call:
         try:
@@ -194,7 +370,7 @@ class ExecTarget(Target):
             raise
         if proc.returncode != 0:
             tail = err.decode(errors="replace").strip().splitlines()[-1:] or [""]
-            raise TargetError(f"exit code {proc.returncode}: {tail[0][:500]}")
+            raise TargetError(f"exit code {proc.returncode}: {self.mask(tail[0])[:500]}")
         text = out.decode(errors="replace")
         if self.output_path is None:
             return Call(text.rstrip("\n"))
@@ -245,25 +421,17 @@ class HttpTarget(Target):
         except httpx.TimeoutException:
             raise RetryableError("HTTP timeout") from None
         except httpx.TransportError as e:
-            raise RetryableError(f"HTTP connection error: {type(e).__name__}: {e}") from None
+            raise RetryableError(self.mask(f"HTTP connection error: {type(e).__name__}: {e}")[:500]) from None
         if resp.status_code == 429 or resp.status_code >= 500:
             raise RetryableError(f"HTTP {resp.status_code}", retry_after(resp.headers))
         if resp.status_code >= 400:
-            raise TargetError(f"HTTP {resp.status_code}: {self._scrub(resp.text[:200])}")
+            # masked first, then cut: a cut must not leave the front half of a secret
+            raise TargetError(f"HTTP {resp.status_code}: {self.mask(resp.text)[:200]}")
         try:
             data = resp.json()
         except ValueError:
             raise TargetError("response is not JSON") from None
         return _from_json(data, self.cfg.output_path, self.cfg.usage_path)
-
-    def _scrub(self, text: str) -> str:
-        """The error text with header values (tokens from the environment) masked: a server
-        that echoes the request must not put a secret into results.jsonl."""
-        for value in self.cfg.headers.values():
-            for secret in sorted({value, value.split(" ", 1)[-1]}, key=len, reverse=True):
-                if len(secret) >= 4:
-                    text = text.replace(secret, "***")
-        return text
 
     async def close(self) -> None:
         if self.client is not None:
@@ -271,9 +439,32 @@ class HttpTarget(Target):
 
 
 
+def check_url(url: str) -> str | None:
+    """Why ``url`` cannot be an HTTP endpoint, or None when it can."""
+    from urllib.parse import urlsplit
+
+    try:
+        u = urlsplit(url)
+        u.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    except ValueError as e:
+        return f"not a valid URL ({e})"
+    if u.scheme not in ("http", "https"):
+        return f"URL must start with http:// or https:// (got {url.split(':', 1)[0] + ':' if ':' in url else url!r})"
+    if not u.hostname:
+        return "URL has no host"
+    if any(c.isspace() for c in url):
+        return "URL contains whitespace"
+    return None
+
+
 def build_target(loaded: Any, concurrency: int) -> Target:
-    """The configured target; an unimportable module or missing function is a UsageError."""
+    """The configured target; anything that would fail every call (an unimportable module, a
+    missing program, a URL that is not http(s), an endless timeout) is a UsageError here."""
+    import math
+
     t = loaded.config.target
+    if not math.isfinite(t.timeout):
+        raise loaded.error("timeout must be a finite number of seconds", "target", "timeout", "__value__")
     if t.python is not None:
         def error(msg: str) -> UsageError:
             return loaded.error(msg, "target", "python", "__value__")
@@ -283,6 +474,16 @@ def build_target(loaded: Any, concurrency: int) -> Target:
         from evalrun.chat import ChatTarget
 
         return ChatTarget(loaded, concurrency)
+    target: Target
     if t.exec is not None:
-        return ExecTarget(t.exec, loaded.base_dir, t.env, t.output_path, t.usage_path)
-    return HttpTarget(t.http, t.timeout, concurrency)
+        def exec_error(msg: str) -> UsageError:
+            return loaded.error(msg, "target", "exec", "__value__")
+
+        target = ExecTarget(t.exec, loaded.base_dir, t.env, t.output_path, t.usage_path, exec_error)
+    else:
+        problem = check_url(t.http.url)
+        if problem:
+            raise loaded.error(problem, "target", "http", "url", "__value__")
+        target = HttpTarget(t.http, t.timeout, concurrency)
+    target.secrets = target_secrets(loaded)
+    return target

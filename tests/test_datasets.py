@@ -92,3 +92,41 @@ def test_missing_default_eval_file(tmp_path, monkeypatch):
 def test_repository_demo_config_is_valid():
     loaded = load_config(Path(__file__).resolve().parent.parent / "evalrun.yaml")
     assert loaded.config.name == "capitals" and loaded.config.scorers
+
+
+def test_jsonl_line_separators_inside_strings_are_text(tmp_path):
+    # U+2028/U+2029 are legal, unescaped, inside JSON strings; only \n ends a JSONL line
+    (tmp_path / "d.jsonl").write_text('{"id": "a", "input": "one\u2028two\u2029three"}\r\n{"id": "b", "input": "x"}\n',
+                                      encoding="utf-8")
+    ds = load_dataset("d.jsonl", tmp_path)
+    assert [it.input for it in ds.items] == ["one\u2028two\u2029three", "x"]
+
+
+def test_jsonl_escaped_lone_surrogate_is_read_and_repaired(tmp_path):
+    (tmp_path / "d.jsonl").write_text('{"id": "a", "input": "x\\ud800y"}\n')
+    assert load_dataset("d.jsonl", tmp_path).items[0].input == "x\ufffdy"
+
+
+def test_a_fifo_or_device_is_refused_without_reading(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "d.jsonl")  # reading it would block forever
+    with pytest.raises(UsageError, match="not a regular file"):
+        load_dataset("d.jsonl", tmp_path)
+    os.symlink("/dev/zero", tmp_path / "z.jsonl")  # reading it would never end
+    with pytest.raises(UsageError, match="not a regular file"):
+        load_dataset("z.jsonl", tmp_path)
+
+
+def test_yaml_anchors_within_bounds_still_work(tmp_path):
+    (tmp_path / "d.yaml").write_text("- {id: a, input: x, metadata: &m {group: g, tags: [t]}}\n"
+                                     "- {id: b, input: y, metadata: *m}\n")
+    ds = load_dataset("d.yaml", tmp_path)
+    assert ds.items[1].metadata == {"group": "g", "tags": ["t"]}
+
+
+def test_escaped_lone_surrogates_in_ids_are_repaired_at_load(tmp_path):
+    # the repaired id is the one records are saved under, so a resume finds them again
+    (tmp_path / "d.jsonl").write_text('{"id": "a\\ud800", "input": "x\\udfff", "expected_output": "\\ud800"}\n')
+    it = load_dataset("d.jsonl", tmp_path).items[0]
+    assert (it.id, it.input, it.expected_output) == ("a\ufffd", "x\ufffd", "\ufffd")

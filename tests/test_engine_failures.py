@@ -20,6 +20,8 @@ def test_a_failing_write_fails_the_run_and_keeps_what_was_saved(tmp_path, monkey
     calls = {"n": 0}
 
     def flaky_write(self, records):
+        if self.path.name != "results.jsonl":  # the pending journal keeps working
+            return real_write(self, records)
         calls["n"] += 1
         if calls["n"] == 2:
             raise OSError(28, "No space left on device")

@@ -31,6 +31,7 @@ class FakeGitHub:
         self.requests: list[tuple[str, str]] = []
         self.read_only = False
         self.fail_with: int | None = None
+        self.user_login: str | None = None  # set: the token is a personal one for this login
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -57,6 +58,11 @@ class FakeGitHub:
                     return self._send(415, {"message": "Unsupported media type"})
                 url = urlparse(self.path)
                 parts = url.path.strip("/").split("/")
+                if parts == ["user"]:
+                    # an installation token (GITHUB_TOKEN) may not read /user; a personal token may
+                    if server.user_login:
+                        return self._send(200, {"login": server.user_login, "type": "User"})
+                    return self._send(403, {"message": "Resource not accessible by integration"})
                 body = None
                 if method in ("POST", "PATCH"):
                     body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -83,8 +89,9 @@ class FakeGitHub:
                         return self._send(200, chunk, headers)
                     if method == "POST":
                         server.next_id += 1
+                        login = server.user_login or "github-actions[bot]"
                         c = {"id": server.next_id, "body": body["body"],
-                             "user": {"login": "github-actions[bot]", "type": "Bot"}}
+                             "user": {"login": login, "type": "User" if server.user_login else "Bot"}}
                         thread.append(c)
                         return self._send(201, c)
                 if len(parts) == 6 and parts[4] == "comments" and method == "PATCH":
@@ -204,3 +211,29 @@ def test_not_a_pull_request_posts_nothing(tmp_path, github):
     r = subprocess.run([sys.executable, "-m", "evalrun.github", "comment", "--report", str(tmp_path / "report.md")],
                        env=env, cwd=REPO, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and "not a pull request" in r.stderr and github.requests == []
+
+
+def test_only_our_own_comment_is_ever_edited(tmp_path, github):
+    # someone pasted our marker into their own comment (or quoted ours): never edit it
+    marker = comment_marker("evalrun")
+    github.comments[7] = [{"id": 1, "body": f"{marker}\nmy notes", "user": {"login": "mallory", "type": "User"}},
+                          {"id": 2, "body": f"> {marker}\nquoted", "user": {"login": "github-actions[bot]",
+                                                                             "type": "Bot"}}]
+    r = comment(tmp_path, github, "## evalrun\n\nreport\n")
+    assert r.returncode == 0 and "created the PR comment" in r.stderr, r.stderr
+    assert github.comments[7][0]["body"] == f"{marker}\nmy notes"
+    assert github.comments[7][1]["body"] == f"> {marker}\nquoted"
+    assert len(github.comments[7]) == 3 and github.comments[7][2]["user"]["login"] == "github-actions[bot]"
+    r = comment(tmp_path, github, "## evalrun\n\nagain\n")
+    assert "updated the PR comment" in r.stderr and len(github.comments[7]) == 3
+    assert github.comments[7][2]["body"].endswith("again\n")
+
+
+def test_a_personal_token_edits_only_comments_of_its_own_login(tmp_path, github):
+    github.user_login = "ci-bot-account"
+    marker = comment_marker("evalrun")
+    github.comments[7] = [{"id": 5, "body": f"{marker}\nold", "user": {"login": "github-actions[bot]", "type": "Bot"}}]
+    r = comment(tmp_path, github, "## evalrun\n\nnew\n")
+    assert r.returncode == 0 and "created the PR comment" in r.stderr, r.stderr
+    assert github.comments[7][0]["body"] == f"{marker}\nold"
+    assert github.comments[7][1]["user"]["login"] == "ci-bot-account"

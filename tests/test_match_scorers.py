@@ -155,3 +155,12 @@ def test_sync_python_scorer_stops_between_records_on_ctrl_c(tmp_path):
     import counting_scorers
 
     assert counting_scorers.calls == ["0", "1"]
+
+
+def test_a_runaway_regex_is_that_records_scorer_error():
+    s = scorer("regex", pattern=r"(a|aa)+$", timeout=0.2)
+    recs = [Record(item_id=str(i), trial=0, input="q", output=out)
+            for i, out in enumerate(["a" * 80 + "b", "aaaa", "b"])]
+    scores = asyncio.run(s.score_batch(recs))
+    assert scores[0].error and "longer than 0.2s" in scores[0].error and scores[0].value is None
+    assert scores[1].passed is True and scores[2].passed is False

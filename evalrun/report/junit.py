@@ -22,8 +22,8 @@ if TYPE_CHECKING:
     from evalrun.compare import ItemDiff
     from evalrun.verdict import Verdict
 
-# characters XML 1.0 cannot hold at all, even escaped
-_XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+# characters XML 1.0 cannot hold at all, even escaped (lone surrogates cannot even be encoded)
+_XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 def _x(text: str) -> str:

@@ -35,17 +35,29 @@ CELL_LIMIT = 200
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]{}#+!~|])")
 
 
+_LINE_BREAKS = re.compile(r"\r\n|[\n\r\u2028\u2029\x0b\x0c\x85]")
+# @user, @org/team: a zero-width joiner after the @ keeps the text but never pings anyone
+_MENTION = re.compile(r"@(?=[A-Za-z0-9])")
+
+
+def _no_mentions(text: str) -> str:
+    return _MENTION.sub("@\u2060", text)
+
+
 def cell(text: str, limit: int = CELL_LIMIT) -> str:
-    """Text safe inside a table cell: markdown and HTML inert, one line, bounded."""
+    """Text safe inside a table cell: markdown and HTML inert, one line, bounded, no @mentions."""
     if len(text) > limit:
         text = text[:limit] + "…"
     text = html.escape(text, quote=False)
     text = _MD_SPECIAL.sub(r"\\\1", text)
-    return text.replace("\r\n", "\n").replace("\n", "<br>").replace("\r", "<br>")
+    return _no_mentions(_LINE_BREAKS.sub("<br>", text))
 
 
 def code(text: str) -> str:
-    return "`" + text.replace("`", "'") + "`"
+    """Inline code that stays one table cell: no backtick to close it early, no line break to
+    end the row, pipes escaped (GitHub splits cells on them even inside code)."""
+    text = _LINE_BREAKS.sub(" ", text.replace("`", "'")).replace("|", "\\|")
+    return "`" + _no_mentions(text) + "`"
 
 
 def _scorers(verdict: Verdict) -> list[str]:

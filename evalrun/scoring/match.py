@@ -108,24 +108,34 @@ class RegexConfig(ScorerConfig):
     ignore_case: bool = False
     #: search: anywhere in the output; fullmatch: the whole output
     mode: Literal["search", "fullmatch"] = "search"
+    #: seconds one match may take; a pattern that backtracks without end on some output
+    #: becomes that record's scorer error instead of hanging the run
+    timeout: float = Field(1.0, gt=0, le=60)
 
 
 class Regex(Scorer):
-    """The output matches a regular expression (no expected output needed)."""
+    """The output matches a regular expression (no expected output needed). Matching uses
+    the ``regex`` module, whose matches take a time limit (``re`` cannot be stopped)."""
 
     type = "regex"
     Config = RegexConfig
     batch_size = 4096
 
     async def setup(self) -> None:
+        import regex
+
         try:
-            self.rx = re.compile(self.config.pattern, re.IGNORECASE if self.config.ignore_case else 0)
-        except re.error as e:
+            self.rx = regex.compile(self.config.pattern, regex.IGNORECASE if self.config.ignore_case else 0)
+        except (regex.error, re.error, ValueError, OverflowError, RecursionError) as e:
             raise self.ctx.error(f"bad regex {self.config.pattern!r}: {e}", "pattern", "__value__") from None
 
     def score_one(self, record: Record) -> Score:
         text = _json.as_text(record.output)
-        m = self.rx.fullmatch(text) if self.config.mode == "fullmatch" else self.rx.search(text)
+        t = self.config.timeout
+        try:
+            m = self.rx.fullmatch(text, timeout=t) if self.config.mode == "fullmatch" else self.rx.search(text, timeout=t)
+        except TimeoutError:
+            return Score.failed(f"regex took longer than {t:g}s on this output (catastrophic backtracking?)")
         return Score(1.0, True) if m else Score(0.0, False, f"no match for /{self.config.pattern}/")
 
 

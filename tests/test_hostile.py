@@ -1,0 +1,133 @@
+"""Hostile text (model output, item ids, error bodies) stays inert everywhere it goes: the job
+log under GitHub Actions, PR-comment markdown, and every file a secret could reach."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from evalrun.github import InertStream, inert_line
+from evalrun.report.markdown import cell, code
+from tests.conftest import run_cli
+from tests.test_cli_run import only_run, write_suite
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+HOSTILE = ["::add-mask::hidden", "::stop-commands::tok", "  ::error title=pwn::injected", "\t::set-env name=X::1",
+           "\x1b[1m::warning::bold", "\r::notice::cr"]
+
+
+def _commands(text: str) -> list[str]:
+    """Lines the Actions runner would take as workflow commands."""
+    out = []
+    for line in re.split(r"\r\n|\n|\r", text):
+        if _ANSI.sub("", line).lstrip().startswith("::"):
+            out.append(line)
+    return out
+
+
+def test_inert_stream_defuses_every_line_start_but_lets_own_commands_through():
+    raw = io.StringIO()
+    s = InertStream(raw)
+    for h in HOSTILE:
+        s.write("prefix\n" + h + "\n")
+    s.write("partial ::x::")  # not at a line start: harmless, kept as is
+    s.write("\n::add-mask::split")
+    s.write(" across writes\n")
+    s.command("::error file=a.yaml,line=3::evalrun's own annotation")
+    s.flush()
+    text = raw.getvalue()
+    assert _commands(text) == ["::error file=a.yaml,line=3::evalrun's own annotation"]
+    assert "partial ::x::" in text and "add-mask" in text  # text is kept, readable
+    assert inert_line("no colons here\n") == "no colons here\n"
+
+
+HOSTILE_TARGET = '''
+def out(x):
+    return "ok\\n::add-mask::hidden\\n  ::stop-commands::tok\\n::error title=pwn::x @octocat <img src=x onerror=alert(1)> | cell\\n" + x
+
+def echo(x):
+    return x
+'''
+
+
+def test_hostile_output_and_ids_under_github_actions(tmp_path):
+    items = [{"id": "::add-mask::id1", "input": "a", "expected_output": "a"},
+             {"id": "line\n## heading @org/team", "input": "b", "expected_output": "b"},
+             {"id": "pipe|id", "input": "c", "expected_output": "c"}]
+    (tmp_path / "host.py").write_text(HOSTILE_TARGET)
+    write_suite(tmp_path, items, "python: host:echo")
+    home = str(tmp_path / ".evalrun")
+    assert run_cli("run", "eval.yaml", "--output-dir", home, "-q", cwd=tmp_path).returncode == 0
+    base = only_run(tmp_path).name
+    (tmp_path / "eval.yaml").write_text((tmp_path / "eval.yaml").read_text().replace("host:echo", "host:out"))
+    summary = tmp_path / "summary.md"
+    r = run_cli("run", "eval.yaml", "--output-dir", home, "--baseline", base, "--report", "console:-",
+                "--report", "md:-", cwd=tmp_path,
+                env={"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary), "GITHUB_WORKSPACE": str(tmp_path)})
+    assert r.returncode in (0, 1), r.stderr
+    assert "regressed items" in r.stdout and "::add-mask::" in r.stdout  # shown, readable
+    cmds = _commands(r.stdout) + _commands(r.stderr)
+    # the only workflow commands are evalrun's own annotations (one per regressed item)
+    # (their properties escape ':' so hostile text in a title cannot end the command early)
+    assert 1 <= len(cmds) <= 3 and all(re.match(r"::(error|warning) (file=|title=)[^:]*::", c) for c in cmds), cmds
+    md = summary.read_text()
+    for table_row in [ln for ln in md.splitlines() if ln.startswith("| `")]:
+        assert table_row.endswith("|") and table_row.count(" | ") >= 3
+    assert "\n## heading" not in md, md
+    assert "<img" not in md and "@octocat" not in md and "@org/team" not in md
+    assert "@\u2060octocat" in md and "pipe\\|id" in md
+
+
+def test_markdown_cells_and_code_stay_in_their_cell():
+    assert cell("a|b") == "a\\|b"
+    assert "<br>" in cell("one\ntwo") and "\n" not in cell("one\r\ntwo\u2028three")
+    assert "<" not in cell("<script>") and cell("@alice hi") == "@\u2060alice hi"
+    assert code("x\ny|z`") == "`x y\\|z'`"
+
+
+class _Echo(BaseHTTPRequestHandler):
+    """Answers 400 with a long body that echoes the request line and every header, the way
+    some gateways echo a failed request: a secret sits past the 200-character cut."""
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = ("E" * 170 + " " + self.requestline + " " + " ".join(f"{k}={v}" for k, v in self.headers.items())).encode()
+        self.send_response(400)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *a):
+        pass
+
+
+def test_secrets_never_reach_any_file_or_report(tmp_path):
+    token = "tok_" + "S3cr3tValue" * 4
+    query = "qk_" + "QueryKey9" * 4
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_port
+    try:
+        write_suite(tmp_path, [{"id": "s1", "input": "a", "expected_output": "a"}],
+                    "http:\n    url: http://127.0.0.1:" + str(port) + "/v1?key=${QKEY}\n"
+                    "    headers: {Authorization: 'Bearer ${TOKEN}', X-Api-Key: '${TOKEN}'}\n  retries: 0",
+                    extra="error_budget: 1\n")
+        home = tmp_path / ".evalrun"
+        r = run_cli("run", "eval.yaml", "--output-dir", str(home), "--report", "junit", "--report", "html",
+                    "--report", "json", "--report", "md", "--json", cwd=tmp_path,
+                    env={"TOKEN": token, "QKEY": query})
+    finally:
+        server.shutdown()
+    assert r.returncode in (0, 1, 3), r.stderr
+    run_dir = only_run(tmp_path)
+    rec = json.loads((run_dir / "results.jsonl").read_text().splitlines()[0])
+    assert rec["error"]["type"] == "TargetError" and "***" in rec["error"]["message"]
+    texts = [r.stdout, r.stderr] + [p.read_text(errors="replace") for p in run_dir.iterdir() if p.is_file()]
+    for secret in (token, query):
+        for text in texts:
+            # no 8 characters in a row of the secret, anywhere (a cut must not leave a piece)
+            for i in range(len(secret) - 8):
+                assert secret[i:i + 8] not in text, (secret[i:i + 8], text[:300])
