@@ -13,7 +13,8 @@ import typer
 from evalrun.errors import EvalrunError, UsageError
 
 if TYPE_CHECKING:
-    from evalrun.engine import RunOutcome
+    from evalrun.engine import RunOptions, RunOutcome
+    from evalrun.variants import Group, GroupPlan
     from evalrun.verdict import PostRun
 
 app = typer.Typer(help="evalrun: eval and regression runner for LLM pipelines.", no_args_is_help=True,
@@ -106,8 +107,11 @@ def run(
         "--set", metavar="KEY=VALUE",
         help="Override an eval-file key (dotted: target.chat.prompt=langfuse://qa@4); repeatable.")] = None,
     slice: SliceOpt = None,
+    variant: Annotated[list[str] | None, typer.Option(
+        "--variant", metavar="NAME", help="Run only this variant of the eval file's variants: (repeatable).")] = None,
 ) -> None:
-    """Run an eval: every item through the target, scored, saved in a run directory."""
+    """Run an eval: every item through the target, scored, saved in a run directory. With
+    'variants:' in the eval file, every variant over the same items, compared side by side."""
     _check_push(push)
     from evalrun.engine import RunOptions, run_eval
     from evalrun.overrides import parse_set_options
@@ -129,6 +133,13 @@ def run(
         if given:
             raise UsageError(f"--resume keeps the run's own plan; drop {', '.join(given)}")
     check_paths(output_dir, report, baseline)
+    if variant and resume:
+        raise UsageError("--resume continues every variant of the group; drop --variant")
+    from evalrun.variants import find_group
+
+    group = find_group(resume, output_dir) if resume else None
+    if group is not None or (not resume and _has_variants(config, variant, overrides)):
+        _run_group(opts, group, variant, baseline, report, push is not None, json_out, quiet, slice)
     from evalrun.verdict import prepare_for_run
 
     # gates, baseline and --report are checked before the run starts: bad input costs no calls
@@ -146,6 +157,77 @@ def run(
     outcome = asyncio.run(run_eval(opts))
     _push_after_run(outcome, push is not None)
     _finish(outcome, json_out, quiet, post)
+
+
+def _has_variants(config: str | None, asked: list[str] | None, overrides: dict) -> bool:
+    from evalrun.config import load_config
+
+    loaded = load_config(config, overrides)
+    if loaded.config.variants is None and asked:
+        raise loaded.error("--variant needs a 'variants:' section in the eval file")
+    return loaded.config.variants is not None
+
+
+def _run_group(opts: RunOptions, group: Group | None, asked: list[str] | None, baseline: str | None,
+               report: list[str] | None, push: bool, json_out: bool, quiet: bool,
+               slices: list[str] | None = None) -> None:
+    """``evalrun run`` of an eval file with variants (or ``--resume`` of a group): every variant
+    run under shared limits, then one comparison; exits with the group's code."""
+    import asyncio
+
+    from evalrun import variants as v
+
+    if group is None:
+        plan = v.plan_group(opts.config_path, asked, home=opts.home, baseline_ref=baseline, reports=report,
+                            repeat=opts.repeat, shard=opts.shard, overrides=opts.overrides, slices=slices)
+        group = v.new_group(plan, opts)
+    else:
+        if group.doc.get("status") == "finished" or group.doc.get("merged_from"):
+            raise UsageError(f"group {group.id} already finished; nothing to resume")
+        plan = v.plan_from_group(group, baseline_ref=baseline, reports=report, home=opts.home, resume=True,
+                                 slices=slices)
+    bl = plan.posts[plan.reference].baseline
+    if bl is not None:
+        opts.baseline_outputs = bl.outputs()
+    outcomes = asyncio.run(v.run_group(group, plan, opts))
+    for line in v.push_group(group, outcomes, push):
+        typer.echo(line, err=True)
+    _finish_group(group, plan, outcomes, json_out, quiet)
+
+
+def _finish_group(group: Group, plan: GroupPlan, outcomes: dict[str, RunOutcome], json_out: bool,
+                  quiet: bool) -> None:
+    from evalrun import variants as v
+
+    status = group.doc.get("status") or "finished"
+    verdict = None
+    if status != "interrupted":
+        verdict = v.judge_group(group, plan)
+        v.write_group_reports(verdict, plan.reports, group, console=not quiet and not json_out)
+    from evalrun import github
+
+    if github.active():
+        v.publish_group(group, verdict)
+    if json_out:
+        from evalrun._json import json_pretty
+
+        doc: dict = {"group_id": group.id, "status": status,
+                     "variants": {n: o.summary for n, o in outcomes.items()}}
+        if verdict is not None:
+            doc["verdict"] = verdict.brief()
+        sys.stdout.write(json_pretty(doc))
+    if verdict is not None and not quiet:
+        for fmt, path in verdict.written:
+            typer.echo(f"{fmt} report: {path}", err=True)
+    if not quiet and not json_out:
+        if status == "interrupted":
+            typer.echo(f"interrupted: resume with  evalrun run --resume {group.id}", err=True)
+        else:
+            for n, o in outcomes.items():
+                typer.echo(f"{n}: run {o.status}, saved in {o.run_dir.path}", err=True)
+            typer.echo(f"group {group.id}: {group.path}", err=True)
+    codes = {"interrupted": 130, "failed": 3}
+    raise typer.Exit(codes.get(status, verdict.exit_code if verdict is not None else 0))
 
 
 def _push_after_run(outcome: RunOutcome, asked: bool) -> None:
@@ -213,7 +295,12 @@ def merge(
     _check_push(push)
     from evalrun.engine import RunOutcome
     from evalrun.merge import load_shards, write_merged
+    from evalrun.variants import find_group
     from evalrun.verdict import prepare_from_manifest
+
+    groups = [find_group(r, output_dir) for r in runs]
+    if any(g is not None for g in groups):
+        _merge_groups(groups, runs, output_dir, baseline, report, push is not None, json_out, quiet)
 
     shards = load_shards(runs, output_dir)
     # as for run: gates, baseline and --report are checked before anything is written
@@ -225,6 +312,29 @@ def merge(
     outcome = RunOutcome(run_dir, summary, summary["status"])
     _push_after_run(outcome, push is not None)
     _finish(outcome, json_out, quiet, post)
+
+
+def _merge_groups(groups: list[Group | None], refs: list[str], home: Path | None, baseline: str | None,
+                  report: list[str] | None, push: bool, json_out: bool, quiet: bool) -> None:
+    from evalrun import variants as v
+
+    plain = [r for g, r in zip(groups, refs, strict=True) if g is None]
+    if plain:
+        raise UsageError(f"cannot merge: {plain[0]} is a run, the others are variant groups; "
+                         "merge the groups of one eval (evalrun run --shard i/n)")
+    shard_groups = [g for g in groups if g is not None]
+    if len({g.id for g in shard_groups}) < len(shard_groups):
+        raise UsageError("cannot merge: a group is given twice (a variant's run id names its whole group)")
+    for g in shard_groups:
+        if not g.doc.get("shard"):
+            raise UsageError(f"cannot merge: group {g.id} is not a shard (it ran without --shard i/n)")
+    # gates, baseline and --report checked before anything is written
+    v.plan_from_group(shard_groups[0], baseline_ref=baseline, reports=report, home=home)
+    group, outcomes = v.merge_groups(shard_groups, home)
+    plan = v.plan_from_group(group, baseline_ref=baseline, reports=report, home=home)
+    for line in v.push_group(group, outcomes, push):
+        typer.echo(line, err=True)
+    _finish_group(group, plan, outcomes, json_out, quiet)
 
 
 @app.command("runs")

@@ -166,6 +166,12 @@ class EvalConfig(_Strict):
     slices: list[str] = Field(default_factory=list)
     baseline: str | None = None
     langfuse: LangfuseSettings | None = None
+    #: candidates run side by side over the same items: name -> {dotted.key: value} overrides
+    variants: dict[str, dict[str, Any]] | None = None
+    #: the variant every other one is paired with (default: the first)
+    compare_to: str | None = None
+    #: the variants whose gates decide the exit code (default: all)
+    gate_variants: list[str] | None = None
 
     @field_validator("slices")
     @classmethod
@@ -184,6 +190,19 @@ class EvalConfig(_Strict):
             raise ValueError("name may use letters, digits, '.', '_' and '-' only")
         return v
 
+    @property
+    def variant_names(self) -> list[str]:
+        return list(self.variants or {})
+
+    @property
+    def reference_variant(self) -> str | None:
+        """The variant the others are compared with: ``compare_to``, else the first."""
+        return self.compare_to or (self.variant_names[0] if self.variants else None)
+
+
+#: keys that say how variants are run; a variant cannot override them
+VARIANT_KEYS = ("variants", "compare_to", "gate_variants")
+
 
 @dataclass
 class LoadedConfig:
@@ -195,6 +214,8 @@ class LoadedConfig:
     text: str
     #: ``--set`` values applied over the file, as given (recorded in the manifest)
     overrides: dict[str, Any] = field(default_factory=dict)
+    #: the variant this config is (its overrides applied), None for the file as written
+    variant: str | None = None
 
     @property
     def base_dir(self) -> Path:
@@ -305,11 +326,14 @@ def _scorer_section(entry: Any, i: int, located: Located) -> ScorerConfig:
         raise validation_to_usage(e, cls.Config, located, where) from None
 
 
-def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> LoadedConfig:
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None, *,
+                variant: str | None = None) -> LoadedConfig:
     """Read, expand and validate an eval file; every problem is a UsageError with file:line.
 
-    ``overrides`` (``--set``: dotted key -> value) replace values after expansion and before
-    validation; a problem with an overridden value names the ``--set`` instead of a line."""
+    ``variant`` names an entry of the file's ``variants:``: its overrides are applied first,
+    with errors pointing at the override's line. ``overrides`` (``--set``: dotted key -> value)
+    then replace values after expansion and before validation; a problem with an overridden
+    value names the ``--set`` instead of a line."""
     p = Path(path or DEFAULT_FILE)
     if path is None and not p.exists():
         raise UsageError(f"no {DEFAULT_FILE} here; pass an eval file: evalrun run path/to/eval.yaml")
@@ -320,6 +344,9 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
         raise UsageError("eval file is empty", str(p))
     if not isinstance(data, dict):
         raise located.error("eval file must be a mapping (name:, dataset:, target:, scorers:)")
+    if variant is not None:
+        located = _variant_located(located, variant)
+        data = located.data
     data = _expand_tree(data, located)
     overrides = dict(overrides or {})
     if overrides:
@@ -346,7 +373,8 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
             raise located.error(f"two scorers are named '{name}' (give one a distinct 'name')", ("scorers", i))
         seen[name] = i
     config.scorers = scorers
-    return LoadedConfig(config=config, path=p, located=located, text=text, overrides=overrides)
+    _check_variants(config, located)
+    return LoadedConfig(config=config, path=p, located=located, text=text, overrides=overrides, variant=variant)
 
 
 def _blame(err: UsageError, path: tuple[Any, ...], overrides: dict[str, Any]) -> UsageError:
@@ -355,6 +383,72 @@ def _blame(err: UsageError, path: tuple[Any, ...], overrides: dict[str, Any]) ->
     if key is None:
         return err
     return UsageError(f"--set {key}={_json.canonical(overrides[key])}: {err.message}")
+
+
+def _check_override_key(variant: str, key: Any, located: Located) -> None:
+    # the eval's name pairs runs with baselines, the dataset gives every variant the same
+    # items (the pairing needs them); the variant keys say how variants run
+    if str(key).split(".")[0] in (*VARIANT_KEYS, "name", "dataset"):
+        raise located.error(f"variant '{variant}' cannot override '{key}' (variants share the eval's name, "
+                            "dataset and variant settings)", ("variants", variant, key))
+
+
+def _check_variants(cfg: EvalConfig, located: Located) -> None:
+    if cfg.variants is None:
+        for key in ("compare_to", "gate_variants"):
+            if getattr(cfg, key) is not None:
+                raise located.error(f"{key} needs a 'variants:' section", (key,))
+        return
+    if not cfg.variants:
+        raise located.error("variants: needs at least one variant (control: {} is the file as written)",
+                            ("variants", "__value__"))
+    names = list(cfg.variants)
+    for name, overrides in cfg.variants.items():
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+            raise located.error(f"variant name '{name}' may use letters, digits, '.', '_' and '-' only",
+                                ("variants", name))
+        for key in overrides:
+            _check_override_key(name, key, located)
+    if cfg.compare_to is not None and cfg.compare_to not in cfg.variants:
+        raise located.error(f"compare_to: no variant named '{cfg.compare_to}'{suggest(cfg.compare_to, names)}",
+                            ("compare_to", "__value__"))
+    for i, g in enumerate(cfg.gate_variants or []):
+        if g not in cfg.variants:
+            raise located.error(f"gate_variants: no variant named '{g}'{suggest(g, names)}",
+                                ("gate_variants", i))
+
+
+def _variant_located(located: Located, variant: str) -> Located:
+    """The file's data with ``variant``'s overrides applied; an overridden value's position is
+    its override's, so a bad value is reported where the variant sets it."""
+
+    variants = located.data.get("variants")
+    if not isinstance(variants, dict) or not variants:
+        raise located.error(f"no variants in this eval file (asked for variant '{variant}')")
+    if variant not in variants:
+        raise located.error(f"no variant named '{variant}'{suggest(variant, list(map(str, variants)))}; "
+                            f"variants: {', '.join(map(str, variants))}", ("variants",))
+    overrides = variants[variant] or {}
+    where = ("variants", variant)
+    if not isinstance(overrides, dict):
+        raise located.error(f"variant '{variant}' must be a mapping of dotted keys to values", where)
+    for key in overrides:
+        _check_override_key(variant, key, located)
+    try:
+        data = apply_overrides(located.data, overrides)
+    except UsageError as e:
+        # the message reads "--set KEY: problem" (the same module serves --set)
+        text = e.message.removeprefix("--set ")
+        key = text.partition(":")[0]
+        raise located.error(f"variant '{variant}': {text}", where + ((key,) if key in overrides else ())) from None
+    marks = dict(located.marks)
+    for key in overrides:
+        path = tuple(int(x) if x.isdigit() else x for x in str(key).split("."))
+        for k in [m for m in marks if m[:len(path)] == path]:
+            del marks[k]  # positions inside the replaced value no longer describe it
+        marks[path] = located.marks[where + (key,)]
+        marks[path + ("__value__",)] = located.marks[where + (key, "__value__")]
+    return Located(data, marks, located.file)
 
 
 def config_json(loaded: LoadedConfig) -> dict[str, Any]:

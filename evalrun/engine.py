@@ -13,6 +13,7 @@ any target call or run directory exists; ``Engine.run`` does the work.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -73,6 +74,12 @@ class RunOptions:
     baseline_outputs: dict[tuple[str, int], Any] | None = None
     #: ``--set`` overrides of eval-file keys (dotted key -> value)
     overrides: dict[str, Any] = field(default_factory=dict)
+    # set when runs are grouped (variants): the config to run instead of reading config_path,
+    # the limits shared with the other runs, the run's id chosen up front, manifest additions
+    loaded: LoadedConfig | None = None
+    shared: SharedLimits | None = None
+    run_id: str | None = None
+    manifest_extra: dict[str, Any] = field(default_factory=dict)
 
     def to_manifest(self) -> dict[str, Any]:
         return {"concurrency": self.concurrency, "repeat": self.repeat, "limit": self.limit,
@@ -221,9 +228,20 @@ class RateLimiter:
             await asyncio.sleep(wait)
 
 
+class SharedLimits:
+    """One concurrency limit and one start rate for several runs in one event loop (the variants
+    of an eval): a run's workers take a slot per (item, trial), waiters served first come first
+    served, so no run starves another. The owner handles Ctrl-C for all of them (``engines``)."""
+
+    def __init__(self, concurrency: int, rate: float | None) -> None:
+        self.slots = asyncio.Semaphore(concurrency)
+        self.rate = RateLimiter(rate)
+        self.engines: list[Engine] = []
+
+
 class Engine:
     def __init__(self, plan: Plan, run_dir: RunDir, done: set[tuple[str, int]], summary: SummaryBuilder,
-                 progress: Progress) -> None:
+                 progress: Progress, shared: SharedLimits | None = None) -> None:
         self.plan = plan
         self.run_dir = run_dir
         self.done = done
@@ -233,7 +251,11 @@ class Engine:
         self.timeout = cfg.target.timeout
         self.retries = cfg.target.retries
         self.backoff = cfg.target.backoff
-        self.limiter = RateLimiter(cfg.rate)
+        self.shared = shared
+        self.limiter = shared.rate if shared is not None else RateLimiter(cfg.rate)
+        self.slots: contextlib.AbstractAsyncContextManager[Any] = (
+            shared.slots if shared is not None else contextlib.nullcontext())
+        self._main: asyncio.Task[Any] | None = None
         # everything in the target section can change an output (url, paths, headers, env...)
         self.cache_ns = "target:" + content_key(cfg.target.model_dump(mode="json")) if cfg.target.cache else None
         self.target_key = plan.target.cache_key
@@ -295,7 +317,8 @@ class Engine:
 
     async def _worker(self, work: Iterator[tuple[Item, int]], queue: asyncio.Queue[Record | None]) -> None:
         for item, trial in work:  # a shared iterator: workers take the next pair as they free up
-            rec = await self._call(item, trial)
+            async with self.slots:
+                rec = await self._call(item, trial)
             # durable before it waits for any scorer: a crash from here on costs no call
             self.journal.write([rec])
             await queue.put(rec)
@@ -393,7 +416,7 @@ class Engine:
         queue: asyncio.Queue[Record | None] = asyncio.Queue(maxsize=plan.concurrency * 4 + 1024)
         work = self._work()
         loop = asyncio.get_running_loop()
-        main = asyncio.current_task()
+        self._main = asyncio.current_task()
         presses = 0
 
         def on_signal() -> None:
@@ -402,16 +425,14 @@ class Engine:
             if presses > 1:
                 print("\nevalrun: interrupted again, exiting now", file=sys.stderr, flush=True)
                 os._exit(130)
-            self.interrupted = True
-            for s in plan.scorers:  # each scorer has its own context; all must see the stop
-                s.ctx.cancelled = True
             print("\nevalrun: interrupted; saving partial results (Ctrl-C again to exit at once)",
                   file=sys.stderr, flush=True)
-            if main is not None:
-                main.cancel()
+            self.stop()
 
         installed = []  # (signal, the handler to put back: asyncio would leave SIGINT's default)
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        if self.shared is not None:
+            self.shared.engines.append(self)
+        for sig in (signal.SIGINT, signal.SIGTERM) if self.shared is None else ():
             try:
                 previous = signal.getsignal(sig)
                 loop.add_signal_handler(sig, on_signal)
@@ -470,6 +491,14 @@ class Engine:
                     pass
         return "interrupted" if self.interrupted else "finished"
 
+    def stop(self) -> None:
+        """Ctrl-C: stop the run; records already scored stay saved."""
+        self.interrupted = True
+        for s in self.plan.scorers:  # each scorer has its own context; all must see the stop
+            s.ctx.cancelled = True
+        if self._main is not None:
+            self._main.cancel()
+
 
 def _scorer_extras(plan: Plan) -> dict[str, Any]:
     return {s.name: s.summary_extra() for s in plan.scorers}
@@ -517,7 +546,7 @@ async def _run_locked(opts: RunOptions, lock: RunLock) -> RunOutcome:
             if getattr(opts, k) is None:
                 setattr(opts, k, saved.get(k))
         opts.filters = opts.filters or saved.get("filters") or []
-        plan = await prepare(opts)
+        plan = await prepare(opts, opts.loaded)
         if plan.loaded.fingerprint != manifest.get("config_fingerprint"):
             raise UsageError(f"{plan.loaded.path} changed since run {run_dir.id} started; start a new run")
         if plan.dataset.fingerprint and plan.dataset.fingerprint != manifest["dataset"].get("fingerprint"):
@@ -526,8 +555,8 @@ async def _run_locked(opts: RunOptions, lock: RunLock) -> RunOutcome:
             raise UsageError(f"the prompt changed since run {run_dir.id} started (now "
                              f"{(plan.target.info().get('prompt') or {}).get('label')}); start a new run")
     else:
-        plan = await prepare(opts)
-        run_dir = RunDir(plan.home / "runs" / new_run_id())
+        plan = await prepare(opts, opts.loaded)
+        run_dir = RunDir(plan.home / "runs" / (opts.run_id or new_run_id()))
         lock.acquire(run_dir.path)
         manifest = {
             "run_id": run_dir.id,
@@ -550,6 +579,7 @@ async def _run_locked(opts: RunOptions, lock: RunLock) -> RunOutcome:
             "started_at": now_iso(),
             "started_ts": time.time(),
             "status": "running",
+            **opts.manifest_extra,
         }
         run_dir.write_manifest(manifest)
 
@@ -569,10 +599,11 @@ async def _run_locked(opts: RunOptions, lock: RunLock) -> RunOutcome:
         manifest.setdefault("resumed_at", []).append(now_iso())
         run_dir.write_manifest(manifest)
 
-    progress = Progress(opts.progress, plan.loaded.config.name)
+    label = plan.loaded.config.name + (f"/{plan.loaded.variant}" if plan.loaded.variant else "")
+    progress = Progress(opts.progress, label)
     progress.start(plan.total, len(done))
     progress.errors = builder.errors
-    engine = Engine(plan, run_dir, done | {r.key for r in pending}, builder, progress)
+    engine = Engine(plan, run_dir, done | {r.key for r in pending}, builder, progress, opts.shared)
     failure: RunFailed | None = None
     try:
         status = await engine.run(pending)

@@ -47,9 +47,11 @@ def _suite(parent: ET.Element, name: str, idx: int, package: str, timestamp: str
                                                "tests": "0", "failures": "0", "errors": "0", "time": "0"})
 
 
-def _item_case(suite: ET.Element, it: ItemDiff, classname: str, scorers: list[str]) -> tuple[int, int, float]:
+def _item_case(suite: ET.Element, it: ItemDiff, classname: str, scorers: list[str],
+               name: str | None = None) -> tuple[int, int, float]:
     secs = sum((r.latency_ms or 0.0) for r in it.candidate) / 1000.0
-    case = ET.SubElement(suite, "testcase", {"name": _x(it.item_id), "classname": classname, "time": f"{secs:.3f}"})
+    case = ET.SubElement(suite, "testcase", {"name": _x(name or it.item_id), "classname": classname,
+                                             "time": f"{secs:.3f}"})
     scores = "; ".join(f"{s}: {b} -> {c}" if b else f"{s}: {c}" for s, b, c in item_scorer_pairs(it, scorers))
     detail = [f"expected: {expected_text(it, 2000)}"]
     if it.baseline:
