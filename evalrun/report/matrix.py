@@ -59,7 +59,7 @@ def scorer_sections(gv: GroupVerdict) -> list[Section]:
     out = []
     for name in names:
         cells: dict[str, list[str]] = {k: [] for k in ("mean", "95% CI", "pass rate", "Δ mean vs ref", "95% CI ",
-                                                       "Δ pass rate vs ref", "95% CI  ", "p (paired t)",
+                                                       "Δ pass rate vs ref", "95% CI  ", "p (paired)",
                                                        "regressed", "improved", "McNemar p", "MDE")}
         for r, rows in zip(gv.results, per, strict=True):
             row = rows.get(name)
@@ -73,7 +73,7 @@ def scorer_sections(gv: GroupVerdict) -> list[Section]:
             cells["95% CI "].append("" if ref else row.ci_mean)
             cells["Δ pass rate vs ref"].append("" if ref else row.d_pass)
             cells["95% CI  "].append("" if ref else row.ci_pass)
-            cells["p (paired t)"].append("" if ref or pm is None or not pm.diff.n else num(pm.diff.p_value, 4))
+            cells["p (paired)"].append("" if ref or pm is None or not pm.diff.n else num(pm.diff.p_value, 4))
             cells["regressed"].append("" if ref or row.regressions is None else str(row.regressions))
             cells["improved"].append("" if ref or row.improvements is None else str(row.improvements))
             cells["McNemar p"].append("" if ref else row.mcnemar)
