@@ -1,7 +1,7 @@
 """Push 1,000 records with 3 scores each to a Langfuse-compatible server on 127.0.0.1.
 
 Target: under 5 s. The server is the test server (tests/langfuse_server.py): it validates each
-request and answer against Langfuse's OpenAPI spec and decodes every OTLP span, in this
+request and answer against the langfuse SDK's generated API types and decodes every OTLP span, in this
 process, on the same cores, so the number is an upper bound on evalrun's own cost. The ideal
 printed beside it is the same requests answered by a server that only reads the body.
 
@@ -126,7 +126,7 @@ def main() -> None:
         best = min(times)
         print(f"push {args.records} records x 3 scorers -> {traces} traces, {n_scores} item scores "
               f"({posts[1]} OTLP requests, {posts[0]} score requests per push); result: {res.status}")
-        print(f"  spec-validating test server: best {best:.2f} s, runs {', '.join(f'{t:.2f}' for t in times)} s"
+        print(f"  contract-validating test server: best {best:.2f} s, runs {', '.join(f'{t:.2f}' for t in times)} s"
               f"  (target < 5 s: {'PASS' if best < 5 else 'FAIL'})")
         print(f"  ideal (server only reads the bodies): {ideal:.2f} s")
         print(f"  SDK + OTLP encoder import, paid once per process: {import_s:.2f} s")

@@ -1,9 +1,9 @@
-"""A Langfuse-compatible HTTP server on 127.0.0.1 for tests, built from Langfuse's own OpenAPI
-spec (``../shared/contracts/langfuse-openapi.yml``).
+"""A Langfuse-compatible HTTP server on 127.0.0.1 for tests, checked against the langfuse SDK's
+own generated API types (``tests/langfuse_contract.py``; nothing outside the repository).
 
-Every request is matched to a spec operation; its query parameters and JSON body are validated
-against the spec's schemas, and every JSON answer is validated against the spec's response
-schema before it is sent, so a test fails when either side drifts from the wire format
+Every request is matched to a contract operation; its query parameters and JSON body are
+validated against the SDK's types, and every JSON answer is validated against the SDK's answer
+type before it is sent, so a test fails when either side drifts from the wire format
 (``server.errors`` collects the problems). OTLP protobuf arriving at
 ``/api/public/otel/v1/traces`` is decoded into plain span dicts (``server.spans``) so tests can
 check every span and attribute; experiments and experiment items are derived from those spans
@@ -14,9 +14,8 @@ requests with an error (429 with Retry-After, 5xx), ``reject_scores(fn)`` answer
 with 207 and drops the scores ``fn`` rejects, ``down()``/``up()`` close and reopen the port,
 ``delay`` slows every answer.
 
-Where the SDK (v5) and the spec disagree the server follows what Langfuse answers to the SDK:
-``POST /api/public/scores`` also takes a list of CreateScoreRequest and answers 202
-``{"message": "Accepted"}`` or 207 ``{"accepted", "rejected", "errors"}``.
+``POST /api/public/scores`` takes a list of CreateScoreRequest and answers 202
+``{"message": "Accepted"}`` or 207 ``{"accepted", "rejected", "errors"}``, as Langfuse does.
 """
 
 from __future__ import annotations
@@ -24,8 +23,6 @@ from __future__ import annotations
 import base64
 import gzip
 import json
-import os
-import re
 import threading
 import time
 import uuid
@@ -33,85 +30,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-import yaml
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def spec_path() -> Path:
-    """Where the Langfuse OpenAPI spec lives: ``$LANGFUSE_OPENAPI_SPEC`` or the shared contracts."""
-    env = os.environ.get("LANGFUSE_OPENAPI_SPEC")
-    candidates = [Path(env)] if env else []
-    candidates += [REPO.parent / "shared" / "contracts" / "langfuse-openapi.yml",
-                   REPO / "tests" / "langfuse_fake" / "langfuse-openapi.yml"]
-    for c in candidates:
-        if c.is_file():
-            return c
-    raise FileNotFoundError("Langfuse OpenAPI spec not found; set LANGFUSE_OPENAPI_SPEC (looked in "
-                            + ", ".join(map(str, candidates)) + ")")
-
-
-_SPEC_LOCK = threading.Lock()
-_SPEC: Spec | None = None
-
-
-class Spec:
-    """The parsed spec: operations by (method, path regex), schema validators by name."""
-
-    def __init__(self, path: Path) -> None:
-        from openapi_schema_validator import OAS30Validator
-
-        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        with open(path, encoding="utf-8") as f:
-            self.doc = yaml.load(f, Loader=loader)
-        self._validator_cls = OAS30Validator
-        self._validators: dict[str, Any] = {}
-        self.operations: list[tuple[str, re.Pattern[str], str, dict[str, Any]]] = []
-        for template, ops in self.doc["paths"].items():
-            rx = re.compile("^" + re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template)) + "$")
-            for method, op in ops.items():
-                if isinstance(op, dict) and "operationId" in op:
-                    self.operations.append((method.upper(), rx, template, op))
-        # literal paths before templated ones (/v2/datasets before /v2/datasets/{name})
-        self.operations.sort(key=lambda o: o[2].count("{"))
-
-    def match(self, method: str, path: str) -> tuple[dict[str, Any], dict[str, str]] | None:
-        for m, rx, _template, op in self.operations:
-            if m == method:
-                hit = rx.match(path)
-                if hit:
-                    return op, {k: unquote(v) for k, v in hit.groupdict().items()}
-        return None
-
-    def validator(self, schema: dict[str, Any]) -> Any:
-        key = json.dumps(schema, sort_keys=True)
-        v = self._validators.get(key)
-        if v is None:
-            from jsonschema import FormatChecker
-
-            root = {"components": self.doc["components"], **schema}
-            v = self._validators[key] = self._validator_cls(root, format_checker=FormatChecker())
-        return v
-
-    def errors(self, schema: dict[str, Any], value: Any, where: str) -> list[str]:
-        return [f"{where}: {'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
-                for e in self.validator(schema).iter_errors(value)]
-
-    def schema(self, name: str) -> dict[str, Any]:
-        return {"$ref": f"#/components/schemas/{name}"}
-
-
-def load_spec() -> Spec:
-    global _SPEC
-    with _SPEC_LOCK:
-        if _SPEC is None:
-            _SPEC = Spec(spec_path())
-        return _SPEC
-
+from tests import langfuse_contract as contract
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -239,7 +161,6 @@ class FakeLangfuse:
 
     def __init__(self, public_key: str = "pk-lf-test-0123", secret_key: str = "sk-lf-test-secret-4567", *,
                  max_page_limit: int = 100, project_id: str = "proj-evalrun-test", port: int = 0) -> None:
-        self.spec = load_spec()
         self.public_key = public_key
         self.secret_key = secret_key
         self.max_page_limit = max_page_limit
@@ -581,8 +502,8 @@ class _Handler(BaseHTTPRequestHandler):
         query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
-        matched = fake.spec.match(method, path)
-        op_id = matched[0]["operationId"] if matched else None
+        matched = contract.match(method, path)
+        op_id = matched[0].op_id if matched else None
         log = Logged(method, path, 0, op_id, query)
         with fake.lock:
             fake.requests.append(log)
@@ -596,7 +517,7 @@ class _Handler(BaseHTTPRequestHandler):
             if not self._authorized():
                 raise HTTPError(401, "Invalid credentials", {"WWW-Authenticate": 'Basic realm="langfuse"'})
             if matched is None:
-                fake.errors.append(f"{method} {path}: no such operation in the spec")
+                fake.errors.append(f"{method} {path}: no such operation in the contract")
                 raise HTTPError(404, f"no route {method} {path}")
             op, params = matched
             status, answer, ctype = self._dispatch(op, params, query, raw)
@@ -627,59 +548,39 @@ class _Handler(BaseHTTPRequestHandler):
             return False
         return user == self.fake.public_key and pw == self.fake.secret_key
 
-    def _check_response(self, op: dict[str, Any], status: int, answer: Any, where: str) -> None:
-        resp = (op.get("responses") or {}).get(str(status))
-        schema = (((resp or {}).get("content") or {}).get("application/json") or {}).get("schema")
-        if schema:
-            self.fake.errors.extend(self.fake.spec.errors(schema, answer, "answer " + where))
+    def _check_response(self, op: contract.Operation, status: int, answer: Any, where: str) -> None:
+        if op.answer is not None and 200 <= status < 300:
+            self.fake.errors.extend(contract.violations(op.answer, answer, "answer " + where))
 
-    def _check_query(self, op: dict[str, Any], query: dict[str, str]) -> None:
-        for p in op.get("parameters") or []:
-            if p.get("in") != "query":
-                continue
-            name = p["name"]
-            if name not in query:
-                if p.get("required"):
-                    raise HTTPError(400, f"missing required query parameter {name}")
-                continue
-            value: Any = query[name]
-            typ = (p.get("schema") or {}).get("type")
-            if typ == "integer":
-                try:
-                    value = int(value)
-                except ValueError:
-                    raise HTTPError(400, f"query parameter {name} must be an integer") from None
-            errs = self.fake.spec.errors(p.get("schema") or {}, value, f"query {name}")
-            if errs:
-                raise HTTPError(400, "; ".join(errs))
+    def _check_query(self, op: contract.Operation, query: dict[str, str]) -> None:
+        errs = contract.query_violations(op, query)
+        if errs:
+            self.fake.errors.extend(f"{op.op_id}: {e}" for e in errs)
+            raise HTTPError(400, "; ".join(errs))
 
-    def _json_body(self, op: dict[str, Any], raw: bytes) -> Any:
+    def _json_body(self, op: contract.Operation, raw: bytes) -> Any:
         try:
             body = json.loads(raw or b"null")
         except ValueError:
             raise HTTPError(400, "body is not JSON") from None
-        schema = (((op.get("requestBody") or {}).get("content") or {}).get("application/json") or {}).get("schema")
-        if schema is None:
+        if op.body is None:
             return body
-        if op["operationId"] == "scores_create" and isinstance(body, list):
-            errs = [e for i, sc in enumerate(body) for e in self.fake.spec.errors(schema, sc, f"body[{i}]")]
-        else:
-            errs = self.fake.spec.errors(schema, body, "body")
+        errs = contract.violations(op.body, body, "body")
         if errs:
-            self.fake.errors.extend(f"{op['operationId']}: {e}" for e in errs)
+            self.fake.errors.extend(f"{op.op_id}: {e}" for e in errs)
             raise HTTPError(400, "; ".join(errs[:5]))
         return body
 
-    def _dispatch(self, op: dict[str, Any], params: dict[str, str], query: dict[str, str],
+    def _dispatch(self, op: contract.Operation, params: dict[str, str], query: dict[str, str],
                   raw: bytes) -> tuple[int, Any, str]:
         fake = self.fake
-        op_id = op["operationId"]
+        op_id = op.op_id
         self._check_query(op, query)
         if self.headers.get("Content-Encoding", "").lower() == "gzip":
             raw = gzip.decompress(raw)
         if op_id == "opentelemetry_exportTraces":
             return self._otel(op, raw)
-        body = self._json_body(op, raw) if op.get("requestBody") else None
+        body = self._json_body(op, raw) if op.method == "POST" else None
         if op_id == "health_health":
             return 200, {"version": "3.0.0-fake", "status": "OK"}, ""
         if op_id == "projects_get":
@@ -754,9 +655,6 @@ class _Handler(BaseHTTPRequestHandler):
         fake = self.fake
         with fake.lock:
             fake.score_posts += 1
-        if not isinstance(body, list):  # the spec's single-score form
-            fake._store_score(body)
-            return 200, {"id": body.get("id") or next(reversed(fake.scores))}, ""
         errors = []
         for sc in body:
             msg = fake._score_rejecter(sc) if fake._score_rejecter else None
@@ -768,12 +666,10 @@ class _Handler(BaseHTTPRequestHandler):
                     msg = e.message
             errors.append({"message": f"score {sc.get('id')}: {msg}"})
         if errors:
-            # 207 is outside the spec's responses; its shape is the SDK's CreateScoreBatchResults
-            return 207, json.dumps({"accepted": len(body) - len(errors), "rejected": len(errors),
-                                    "errors": errors}).encode(), "application/json"
-        return 202, json.dumps({"message": "Accepted"}).encode(), "application/json"
+            return 207, {"accepted": len(body) - len(errors), "rejected": len(errors), "errors": errors}, ""
+        return 202, {"message": "Accepted"}, ""
 
-    def _otel(self, op: dict[str, Any], raw: bytes) -> tuple[int, Any, str]:
+    def _otel(self, op: contract.Operation, raw: bytes) -> tuple[int, Any, str]:
         ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip()
         if ctype == "application/x-protobuf":
             try:

@@ -1,6 +1,6 @@
 """Langfuse end to end: the real CLI and the real langfuse SDK (v5) against a Langfuse-compatible
-server on 127.0.0.1 that validates every request and answer against Langfuse's OpenAPI spec and
-decodes the OTLP protobuf it receives."""
+server on 127.0.0.1 that validates every request and answer against the SDK's own generated API
+types (tests/langfuse_contract.py) and decodes the OTLP protobuf it receives."""
 
 from __future__ import annotations
 
@@ -93,7 +93,7 @@ def expected_scores(records: list[dict[str, Any]]) -> int:
 def fake():
     with FakeLangfuse() as server:
         yield server
-        assert server.errors == [], "spec violations:\n" + "\n".join(server.errors[:20])
+        assert server.errors == [], "contract violations:\n" + "\n".join(server.errors[:20])
 
 
 @pytest.fixture(autouse=True)
