@@ -120,7 +120,8 @@ def run(
     overrides = parse_set_options(set_ or [])
     opts = RunOptions(config_path=config, concurrency=concurrency, repeat=repeat, limit=limit,
                       filters=filter or [], sample=sample, seed=seed, shard=shard, home=output_dir,
-                      resume=resume, progress=Progress.auto(quiet), overrides=overrides)
+                      resume=resume, progress=Progress.auto(quiet), overrides=overrides,
+                      push=push is not None)
     if resume and config:
         raise UsageError("--resume takes the eval file from the run's manifest; don't pass one")
     if resume and overrides:

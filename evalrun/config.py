@@ -142,6 +142,12 @@ class LangfuseSettings(_Strict):
     run_name: str | None = None
     description: str | None = None
     dataset_name: str | None = None
+    #: the live trace context for target calls (default: on when the run is pushed)
+    trace_context: bool | None = None
+    #: extra keys on the experiment's metadata (model, prompt version...)
+    metadata: dict[str, str | int | float | bool] | None = None
+    #: a scorer's Langfuse data type, overriding the one its class declares
+    score_types: dict[str, Literal["NUMERIC", "BOOLEAN", "CATEGORICAL"]] | None = None
 
 
 class EvalConfig(_Strict):

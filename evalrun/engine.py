@@ -80,6 +80,7 @@ class RunOptions:
     shared: SharedLimits | None = None
     run_id: str | None = None
     manifest_extra: dict[str, Any] = field(default_factory=dict)
+    push: bool = False  # --push langfuse: also turns the live trace context on
 
     def to_manifest(self) -> dict[str, Any]:
         return {"concurrency": self.concurrency, "repeat": self.repeat, "limit": self.limit,
@@ -285,6 +286,10 @@ class Engine:
                 rec.output, rec.usage, rec.latency_ms, rec.attempts = hit["output"], usage, None, 0
                 rec.target_metadata = hit.get("metadata")
                 return rec
+        if self.plan.target.trace is not None:
+            from evalrun.langfuse.tracecontext import enter_record
+
+            enter_record(item.id, trial, item.metadata)
         attempt = 0
         while True:
             attempt += 1
@@ -599,6 +604,10 @@ async def _run_locked(opts: RunOptions, lock: RunLock) -> RunOutcome:
         manifest.setdefault("resumed_at", []).append(now_iso())
         run_dir.write_manifest(manifest)
 
+    if opts.push or (manifest.get("config") or {}).get("langfuse"):
+        from evalrun.langfuse.tracecontext import install
+
+        install(plan.target, run_dir, manifest, opts.push)
     label = plan.loaded.config.name + (f"/{plan.loaded.variant}" if plan.loaded.variant else "")
     progress = Progress(opts.progress, label)
     progress.start(plan.total, len(done))

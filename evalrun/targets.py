@@ -153,6 +153,8 @@ def target_secrets(loaded: Any) -> Secrets:
 
 class Target:
     secrets = Secrets([])
+    #: the live trace context (evalrun.langfuse.tracecontext), when the run has one
+    trace: Any = None
 
     def mask(self, text: str) -> str:
         """``text`` with this target's secrets replaced by ``***``."""
@@ -215,12 +217,13 @@ class PythonTarget(Target):
         self._pool = None if self.is_async else ElasticThreads("evalrun-target")
 
     async def call(self, input: Any) -> Call:
+        tc = self.trace
         try:
             if self.is_async:
-                value = await self.fn(input)
+                value = await (tc.arun(self.fn, input) if tc is not None else self.fn(input))
             else:
                 assert self._pool is not None
-                value = await self._pool.run(self.fn, input)
+                value = await self._pool.run(tc.bind(self.fn) if tc is not None else self.fn, input)
                 if inspect.isawaitable(value):
                     value = await value
         except asyncio.CancelledError:
@@ -353,7 +356,8 @@ class ExecTarget(Target):
         try:
             proc = await asyncio.create_subprocess_exec(
                 *self.argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE, cwd=self.cwd, env=self.env, start_new_session=True)
+                stderr=asyncio.subprocess.PIPE, cwd=self.cwd, start_new_session=True,
+                env={**(self.env or os.environ), **self.trace.env()} if self.trace is not None else self.env)
         except FileNotFoundError:
             raise TargetError(f"command not found: {self.argv[0]}") from None
         except PermissionError:
@@ -413,11 +417,13 @@ class HttpTarget(Target):
         import httpx
 
         body = {self.cfg.input_key: input} if self.cfg.input_key else input
+        headers = self.trace.carrier() if self.trace is not None else None
         try:
             if self.cfg.method == "GET":
-                resp = await self.client.get(self.cfg.url, params=body if isinstance(body, dict) else {"input": body})
+                resp = await self.client.get(self.cfg.url, params=body if isinstance(body, dict) else {"input": body},
+                                             headers=headers)
             else:
-                resp = await self.client.request(self.cfg.method, self.cfg.url, json=body)
+                resp = await self.client.request(self.cfg.method, self.cfg.url, json=body, headers=headers)
         except httpx.TimeoutException:
             raise RetryableError("HTTP timeout") from None
         except httpx.TransportError as e:

@@ -29,6 +29,7 @@ from typing import Any
 
 from evalrun import __version__
 from evalrun.errors import UsageError
+from evalrun.langfuse import wire
 from evalrun.langfuse.client import Client, Credentials, Refused, Unreachable, credentials
 from evalrun.records import Record, Score
 from evalrun.store import RunDir, write_json_atomic
@@ -83,6 +84,7 @@ class PushState:
     traces_sent: set[str] = field(default_factory=set)
     scores_sent: set[str] = field(default_factory=set)
     rejected: dict[str, str] = field(default_factory=dict)  # trace or score id -> Langfuse's message
+    unsendable: dict[str, str] = field(default_factory=dict)  # score id -> why Langfuse cannot hold it
     status: str = "pending"
     last_error: str | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -106,6 +108,7 @@ class PushState:
             return cls()
         return cls(context=d.get("context"), settings=d.get("settings"), traces_sent=set(d.get("traces_sent") or []),
                    scores_sent=set(d.get("scores_sent") or []), rejected=dict(d.get("rejected") or {}),
+                   unsendable=dict(d.get("unsendable") or {}),
                    status=d.get("status", "pending"), last_error=d.get("last_error"),
                    history=list(d.get("history") or []))
 
@@ -114,7 +117,8 @@ class PushState:
         write_json_atomic(run_dir.path / STATE_FILE, {
             "version": STATE_VERSION, "status": self.status, "last_error": self.last_error,
             "context": self.context, "settings": self.settings, "traces_sent": sorted(self.traces_sent),
-            "scores_sent": sorted(self.scores_sent), "rejected": self.rejected, "history": self.history[-20:],
+            "scores_sent": sorted(self.scores_sent), "rejected": self.rejected,
+            "unsendable": self.unsendable, "history": self.history[-20:],
         })
 
 
@@ -128,6 +132,7 @@ class PushResult:
     rejected: dict[str, str]
     error: str | None
     waited: float = 0.0
+    unsendable: dict[str, str] = field(default_factory=dict)
 
     @property
     def exit_code(self) -> int:
@@ -137,7 +142,12 @@ class PushResult:
         t, s = self.traces, self.scores
         what = f"{t[0]}/{t[1]} traces, {s[0]}/{s[1]} scores"
         if self.status == "complete":
-            return f"langfuse: pushed {what} as experiment run '{self.run_name}'"
+            line = f"langfuse: pushed {what} as experiment run '{self.run_name}'"
+            if self.unsendable:
+                first = next(iter(self.unsendable.values()))
+                line += (f"; {len(self.unsendable)} score values Langfuse cannot hold were not sent "
+                         f"({first}; all in push_state.json)")
+            return line
         if self.status == "rejected":
             first = next(iter(self.rejected.values()), "")
             return (f"langfuse: Langfuse rejected {len(self.rejected)} of them ({first}); {what} accepted; "
@@ -147,52 +157,67 @@ class PushResult:
 
 # -- what a record becomes --------------------------------------------------------------------
 
-def _is_verdict(score: Score) -> bool:
-    v = score.value
-    return v is None or (score.passed is not None and isinstance(v, int | float) and float(v) in (0.0, 1.0)
-                         and bool(v) == bool(score.passed))
+def declared_score_types(manifest: dict[str, Any]) -> dict[str, str]:
+    """Per scorer, its Langfuse data type as its class declares it (``langfuse_data_type``),
+    overridden by ``langfuse: {score_types: ...}``: never inferred from a run's values, so the
+    same scorer is one score column across runs."""
+    from evalrun.scoring.base import scorer_class
+
+    cfg = manifest.get("config") or {}
+    out: dict[str, str] = {}
+    for sc in cfg.get("scorers") or []:
+        if isinstance(sc, str):
+            sc = {"type": sc}
+        if not isinstance(sc, dict) or not sc.get("type"):
+            continue
+        try:
+            dtype = scorer_class(str(sc["type"])).langfuse_data_type
+        except (KeyError, ImportError, AttributeError):
+            dtype = "NUMERIC"
+        out[str(sc.get("name") or sc["type"])] = dtype
+    out.update((cfg.get("langfuse") or {}).get("score_types") or {})
+    return out
 
 
-def score_types(records: list[Record]) -> dict[str, str]:
-    """Per scorer, for the whole run (Langfuse wants one data type per score name): BOOLEAN when
-    every value is a 1/0 that agrees with ``passed`` (match scorers), else NUMERIC."""
-    types: dict[str, str] = {}
-    for rec in records:
-        for name, score in rec.scores.items():
-            if score.error is not None:
-                continue
-            if not _is_verdict(score):
-                types[name] = "NUMERIC"
-            else:
-                types.setdefault(name, "BOOLEAN")
-    return types
+def score_entries(name: str, score: Score, dtype: str = "NUMERIC"
+                  ) -> tuple[list[tuple[str, float | str, str]], str | None]:
+    """((score name, value, Langfuse data type)..., problem) for one evalrun Score.
 
-
-def score_entries(name: str, score: Score, dtype: str = "NUMERIC") -> list[tuple[str, float | str, str]]:
-    """(score name, value, Langfuse data type) for one evalrun Score.
-
-    ``dtype`` is the scorer's type for the run (:func:`score_types`): BOOLEAN sends the verdict
-    as 1/0; NUMERIC sends the value, with the verdict beside it as ``<name>.passed``. A string
-    ``extra["label"]`` is CATEGORICAL ``<name>.label``. A scorer error is no score (it is in the
-    trace's metadata).
+    ``dtype`` is the scorer's declared type (:func:`declared_score_types`): BOOLEAN sends the
+    verdict as 1/0; NUMERIC sends the value, with the verdict beside it as ``<name>.passed``;
+    CATEGORICAL sends the label (``extra["label"]``, else the value as text). A string
+    ``extra["label"]`` is also CATEGORICAL ``<name>.label``. A scorer error is no score (it is
+    in the trace's metadata); a value Langfuse cannot hold (NaN, infinity) is the problem.
     """
     if score.error is not None:
-        return []
+        return [], None
     out: list[tuple[str, float | str, str]] = []
+    problem = None
     v, passed = score.value, score.passed
-    if v is not None and isinstance(v, int | float) and math.isfinite(float(v)):
-        if dtype == "BOOLEAN":
-            out.append((name, 1.0 if passed else 0.0, "BOOLEAN"))
-        else:
-            out.append((name, float(v), "NUMERIC"))
-            if passed is not None:
-                out.append((f"{name}.passed", 1.0 if passed else 0.0, "BOOLEAN"))
-    elif passed is not None:
-        out.append((name if dtype == "BOOLEAN" else f"{name}.passed", 1.0 if passed else 0.0, "BOOLEAN"))
     label = (score.extra or {}).get("label")
-    if isinstance(label, str) and label.strip():
-        out.append((f"{name}.label", label.strip()[:500], "CATEGORICAL"))
-    return out
+    label = label.strip()[:500] if isinstance(label, str) and label.strip() else None
+    numeric = v is not None and isinstance(v, int | float) and not isinstance(v, bool)
+    if numeric and not math.isfinite(float(v)):
+        problem = f"{name}: value {float(v)} cannot be sent"
+    if dtype == "BOOLEAN":
+        verdict = passed if passed is not None else (bool(v) if numeric and float(v) in (0.0, 1.0) else None)
+        if verdict is not None:
+            out.append((name, 1.0 if verdict else 0.0, "BOOLEAN"))
+        elif v is not None and problem is None:
+            problem = f"{name}: value {v!r} is not a verdict (BOOLEAN)"
+    elif dtype == "CATEGORICAL":
+        text = label or (str(v)[:500] if v is not None else None)
+        if text:
+            out.append((name, text, "CATEGORICAL"))
+        label = None
+    else:
+        if numeric and problem is None:
+            out.append((name, float(v), "NUMERIC"))
+        if passed is not None:
+            out.append((f"{name}.passed", 1.0 if passed else 0.0, "BOOLEAN"))
+    if label:
+        out.append((f"{name}.label", label, "CATEGORICAL"))
+    return out, problem
 
 
 @dataclass
@@ -215,21 +240,66 @@ class Context:
 
 
 def trace_id_for(run_id: str, rec: Record) -> str:
-    from langfuse import Langfuse
+    return wire.trace_id(f"evalrun:{run_id}:{rec.item_id}:{rec.trial}")
 
-    return Langfuse.create_trace_id(seed=f"evalrun:{run_id}:{rec.item_id}:{rec.trial}")
+
+def task_span_id(trace_id: str) -> str:
+    return wire.span_id(trace_id, "experiment-item-task")
+
+
+def experiment_attributes(ctx: Context, item_id: str, item_meta: dict[str, Any], trace_id: str) -> dict[str, Any]:
+    """The experiment attributes every observation of an item's trace carries."""
+    return {k: v for k, v in {
+        wire.ENVIRONMENT: wire.EXPERIMENT_ENVIRONMENT,
+        wire.EXPERIMENT_DESCRIPTION: ctx.description,
+        wire.EXPERIMENT_ID: ctx.experiment_id,
+        wire.EXPERIMENT_NAME: ctx.run_name,
+        wire.EXPERIMENT_METADATA: wire.serialize(ctx.metadata),
+        wire.EXPERIMENT_DATASET_ID: ctx.dataset_id,
+        wire.EXPERIMENT_ITEM_ID: item_id,
+        wire.EXPERIMENT_ITEM_METADATA: wire.serialize(item_meta) if item_meta else None,
+        wire.EXPERIMENT_ITEM_ROOT_OBSERVATION_ID: task_span_id(trace_id),
+    }.items() if v is not None}
+
+
+_USAGE_KEYS = {"input_tokens": "input", "prompt_tokens": "input", "output_tokens": "output",
+               "completion_tokens": "output", "total_tokens": "total"}
+
+
+def generation_details(rec: Record) -> tuple[dict[str, int], float | None]:
+    """(usage_details, cost in USD) of a record's target call, as Langfuse names them."""
+    usage: dict[str, int] = {}
+    cost = None
+    for k, v in (rec.usage or {}).items():
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            continue
+        if k == "cost_usd":
+            cost = float(v)
+        elif isinstance(v, int) or float(v).is_integer():
+            usage[_USAGE_KEYS.get(k, k)] = usage.get(_USAGE_KEYS.get(k, k), 0) + int(v)
+    return usage, cost
+
+
+def _span(name: str, trace_id: str, span: str, parent: str | None, attrs: dict[str, Any], status: Any,
+          start_ns: int, end_ns: int, resource: Any, scope: Any) -> Any:
+    from opentelemetry.sdk.trace import ReadableSpan
+    from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
+
+    def sc(sid: str) -> Any:
+        return SpanContext(int(trace_id, 16), int(sid, 16), is_remote=False,
+                           trace_flags=TraceFlags(TraceFlags.SAMPLED))
+
+    return ReadableSpan(name=name, context=sc(span), parent=sc(parent) if parent else None, resource=resource,
+                        attributes=attrs, kind=SpanKind.INTERNAL, status=status, start_time=start_ns,
+                        end_time=end_ns, instrumentation_scope=scope)
 
 
 def _record_spans(ctx: Context, rec: Record, trace_id: str, fallback_start: float, resource: Any,
                   scope: Any) -> list[Any]:
-    from langfuse._client.attributes import LangfuseOtelSpanAttributes as A
-    from langfuse._client.attributes import _serialize, create_span_attributes
-    from langfuse._client.constants import LANGFUSE_SDK_EXPERIMENT_ENVIRONMENT
-    from opentelemetry.sdk.trace import ReadableSpan
-    from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+    from opentelemetry.trace import Status, StatusCode
 
-    run_span = _hex(trace_id, "experiment-item-run", n=16)
-    task_span = _hex(trace_id, "experiment-item-task", n=16)
+    run_span = wire.span_id(trace_id, "experiment-item-run")
+    task_span = task_span_id(trace_id)
     start = rec.started_at or fallback_start
     end = start + (rec.latency_ms or 0.0) / 1000.0
     item_meta = rec.metadata if isinstance(rec.metadata, dict) else {}
@@ -253,43 +323,55 @@ def _record_spans(ctx: Context, rec: Record, trace_id: str, fallback_start: floa
         level, status = "ERROR", Status(StatusCode.ERROR, message)
     else:
         output, level, status, message = rec.output, None, Status(StatusCode.UNSET), None
-    experiment_attrs = {k: v for k, v in {
-        A.ENVIRONMENT: LANGFUSE_SDK_EXPERIMENT_ENVIRONMENT,
-        A.EXPERIMENT_DESCRIPTION: ctx.description,
-        A.EXPERIMENT_ITEM_EXPECTED_OUTPUT: _serialize(_io(rec.expected_output)),
-        A.EXPERIMENT_ITEM_VERSION: ctx.dataset_version if ctx.dataset_id else None,
-        A.EXPERIMENT_ID: ctx.experiment_id,
-        A.EXPERIMENT_NAME: ctx.run_name,
-        A.EXPERIMENT_METADATA: _serialize(ctx.metadata),
-        A.EXPERIMENT_DATASET_ID: ctx.dataset_id,
-        A.EXPERIMENT_ITEM_ID: rec.item_id,
-        A.EXPERIMENT_ITEM_METADATA: _serialize(item_meta) if item_meta else None,
-        A.EXPERIMENT_ITEM_ROOT_OBSERVATION_ID: task_span,
-    }.items() if v is not None}
-    observation = create_span_attributes(input=_io(rec.input), output=_io(output), metadata=observation_meta,
-                                         level=level,
-                                         status_message=message, observation_type="span")
-    tid = int(trace_id, 16)
-    run_ctx = SpanContext(tid, int(run_span, 16), is_remote=False, trace_flags=TraceFlags(TraceFlags.SAMPLED))
-    task_ctx = SpanContext(tid, int(task_span, 16), is_remote=False, trace_flags=TraceFlags(TraceFlags.SAMPLED))
+    experiment_attrs = experiment_attributes(ctx, rec.item_id, item_meta, trace_id)
+    expected = wire.serialize(_io(rec.expected_output))
+    if expected is not None:
+        experiment_attrs[wire.EXPERIMENT_ITEM_EXPECTED_OUTPUT] = expected
+    if ctx.dataset_id and ctx.dataset_version:
+        experiment_attrs[wire.EXPERIMENT_ITEM_VERSION] = ctx.dataset_version
+    observation = wire.observation_attributes(kind="span", input=_io(rec.input), output=_io(output),
+                                              metadata=observation_meta, level=level, status_message=message)
     start_ns, end_ns = int(start * 1e9), int(end * 1e9)
-    return [
-        ReadableSpan(name="experiment-item-task", context=task_ctx, parent=run_ctx, resource=resource,
-                     attributes={**experiment_attrs, **observation}, kind=SpanKind.INTERNAL, status=status,
-                     start_time=start_ns, end_time=end_ns, instrumentation_scope=scope),
-        ReadableSpan(name="experiment-item-run", context=run_ctx, parent=None, resource=resource,
-                     attributes={A.IS_APP_ROOT: True, **experiment_attrs, **observation}, kind=SpanKind.INTERNAL,
-                     status=status, start_time=start_ns, end_time=end_ns, instrumentation_scope=scope),
+    spans = [
+        _span("experiment-item-task", trace_id, task_span, run_span, {**experiment_attrs, **observation}, status,
+              start_ns, end_ns, resource, scope),
+        _span("experiment-item-run", trace_id, run_span, None, {wire.IS_APP_ROOT: True, **experiment_attrs,
+                                                                **observation}, status,
+              start_ns, end_ns, resource, scope),
     ]
+    usage, cost = generation_details(rec)
+    tmeta = rec.target_metadata if isinstance(rec.target_metadata, dict) else {}
+    if usage or cost is not None or tmeta.get("model"):
+        gen = {**experiment_attrs, **wire.observation_attributes(kind="generation", input=_io(rec.input),
+                                                                 output=_io(output), level=level,
+                                                                 status_message=message)}
+        model = tmeta.get("model") or (rec.usage or {}).get("model")
+        if isinstance(model, str) and model:
+            gen[wire.MODEL] = model
+        if usage:
+            gen[wire.USAGE_DETAILS] = wire.serialize(usage)
+        if cost is not None:
+            gen[wire.COST_DETAILS] = wire.serialize({"total": cost})
+        prompt = tmeta.get("prompt")
+        if isinstance(prompt, dict) and prompt.get("name") and isinstance(prompt.get("version"), int):
+            gen[wire.PROMPT_NAME] = str(prompt["name"])
+            gen[wire.PROMPT_VERSION] = prompt["version"]
+        spans.append(_span("target-call", trace_id, wire.span_id(trace_id, "generation"), task_span, gen, status,
+                           start_ns, end_ns, resource, scope))
+    return spans
 
 
-def _item_scores(ctx: Context, rec: Record, trace_id: str, fallback_start: float) -> list[dict[str, Any]]:
+def _item_scores(ctx: Context, rec: Record, trace_id: str, fallback_start: float,
+                 problems: dict[str, str] | None = None) -> list[dict[str, Any]]:
     types = ctx.score_types
-    task_span = _hex(trace_id, "experiment-item-task", n=16)
+    task_span = task_span_id(trace_id)
     when = _iso((rec.started_at or fallback_start) + (rec.latency_ms or 0.0) / 1000.0)
     out = []
     for scorer, score in rec.scores.items():
-        for name, value, dtype in score_entries(scorer, score, types.get(scorer, "NUMERIC")):
+        entries, problem = score_entries(scorer, score, types.get(scorer, "NUMERIC"))
+        if problem and problems is not None:
+            problems[_hex(trace_id, "score", scorer, n=32)] = f"item {rec.item_id} trial {rec.trial}: {problem}"
+        for name, value, dtype in entries:
             body: dict[str, Any] = {"id": _hex(trace_id, "score", name, n=32), "traceId": trace_id,
                                     "observationId": task_span, "name": name, "value": value,
                                     "dataType": dtype, "timestamp": when}
@@ -347,8 +429,6 @@ def run_settings(manifest: dict[str, Any]) -> dict[str, str]:
 
 def resolve_context(client: Client, run_dir: RunDir, manifest: dict[str, Any],
                     overrides: dict[str, Any]) -> Context:
-    from langfuse._client.attributes import _serialize
-
     from evalrun.langfuse.datasets import SCHEME, get_dataset, parse_dataset_ref
 
     s = {k: v for k, v in overrides.items() if v is not None}
@@ -369,13 +449,15 @@ def resolve_context(client: Client, run_dir: RunDir, manifest: dict[str, Any],
                              f"create it with  evalrun datasets push <file> --name {dataset_name}")
         dataset_id = ds.id
     git = manifest.get("git") or {}
-    metadata = {k: str(v) for k, v in {
+    user_meta = ((manifest.get("config") or {}).get("langfuse") or {}).get("metadata") or {}
+    metadata = {**{str(k): str(v) for k, v in user_meta.items()}, **{k: str(v) for k, v in {
         "eval": eval_name, "evalrun_run_id": run_id, "evalrun_version": manifest.get("evalrun_version") or __version__,
         "git_commit": git.get("commit"), "git_branch": git.get("branch"),
         "git_dirty": git.get("dirty") if git else None,
         "config_fingerprint": manifest.get("config_fingerprint"),
         "dataset_source": source or None, "dataset_fingerprint": (manifest.get("dataset") or {}).get("fingerprint"),
-    }.items() if v is not None}
+    }.items() if v is not None}}
+    _check_run_name_unused(client, run_name, run_id, dataset_id)
     if dataset_id:
         # the id Langfuse itself derives for (project, dataset, run name), so the server and the SDK agree
         projects = client.call("get project", lambda o: client.api.projects.get(request_options=o))
@@ -387,10 +469,41 @@ def resolve_context(client: Client, run_dir: RunDir, manifest: dict[str, Any],
         experiment_id = hashlib.sha256(payload.encode()).hexdigest()[:16]
     else:
         experiment_id = _hex("evalrun-experiment", run_id, run_name, n=16)
-    _serialize(metadata)  # fails here, not mid-push, if metadata cannot be encoded
     return Context(run_id=run_id, run_name=run_name, description=s.get("description") or manifest.get("description"),
                    metadata=metadata, experiment_id=experiment_id, dataset_name=dataset_name,
                    dataset_id=dataset_id, dataset_version=version, base_url=client.creds.base_url)
+
+
+def freeze_context(run_dir: RunDir, manifest: dict[str, Any], state: PushState, *, budget: float | None = 10.0,
+                   overrides: dict[str, Any] | None = None, creds: Credentials | None = None) -> Context:
+    """Resolve the experiment (a Langfuse call when the run links a dataset) and keep it in the
+    state, so every later push and the live trace context use the same ids."""
+    if state.settings is None:
+        state.settings = run_settings(manifest)
+    creds = creds or credentials()
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    with Client(creds, budget=budget, connect_attempts=2) as client:
+        ctx = resolve_context(client, run_dir, manifest, {**state.settings, **given})
+    ctx.score_types = declared_score_types(manifest)
+    state.context = ctx.to_dict()
+    state.save(run_dir)
+    return ctx
+
+
+def _check_run_name_unused(client: Client, run_name: str, run_id: str, dataset_id: str | None) -> None:
+    """A run name names one run: an experiment of that name made by another run is refused
+    (merging the two would mix their items and overwrite the run-level scores)."""
+    from evalrun.langfuse.baseline import EPOCH
+
+    exps = client.call(f"look up run name {run_name!r}", lambda o: client.api.experiments.list(
+        from_start_time=EPOCH, name=run_name, dataset_id=dataset_id, fields="core,metadata", limit=10,
+        request_options=o))
+    for e in exps.data:
+        other = (e.metadata or {}).get("evalrun_run_id") if isinstance(e.metadata, dict) else None
+        if e.name == run_name and other != run_id:
+            by = f"run {other}" if other else "another experiment"
+            raise UsageError(f"Langfuse run name {run_name!r} is already used by {by}; "
+                             "give this run its own langfuse.run_name (or --run-name)")
 
 
 # -- sending ----------------------------------------------------------------------------------------
@@ -505,20 +618,16 @@ def push_run(run_dir: RunDir, *, overrides: dict[str, Any] | None = None, budget
             if state.context:
                 ctx = Context(**state.context)
             else:
-                given = {k: v for k, v in (overrides or {}).items() if v is not None}
-                ctx = resolve_context(client, run_dir, manifest, {**state.settings, **given})
-                ctx.score_types = score_types(records)
-                state.context = ctx.to_dict()
-                state.save(run_dir)
-            from langfuse._version import __version__ as sdk_version
-
+                ctx = freeze_context(run_dir, manifest, state, overrides=overrides, creds=creds,
+                                     budget=client.remaining())
             resource = Resource.create({"service.name": "evalrun", "service.version": __version__})
-            scope = InstrumentationScope("langfuse-sdk", sdk_version, None, {"public_key": creds.public_key})
+            scope = InstrumentationScope(wire.SCOPE_NAME, wire.sdk_headers(creds.public_key)[wire.HEADER_SDK_VERSION],
+                                         None, {"public_key": creds.public_key})
             pusher = _Pusher(client, run_dir, state)
             units = []
             for rec in records:
                 tid = trace_id_for(ctx.run_id, rec)
-                planned_scores.extend(_item_scores(ctx, rec, tid, fallback_start))
+                planned_scores.extend(_item_scores(ctx, rec, tid, fallback_start, state.unsendable))
                 if tid not in state.traces_sent:
                     spans = _record_spans(ctx, rec, tid, fallback_start, resource, scope)
                     size = sum(len(str(v)) for s in spans for v in (s.attributes or {}).values()) + 200
@@ -548,7 +657,8 @@ def push_run(run_dir: RunDir, *, overrides: dict[str, Any] | None = None, budget
     return PushResult(status=status, run_name=ctx.run_name if ctx else None,
                       experiment_id=ctx.experiment_id if ctx else None,
                       traces=(traces_ok, n_traces), scores=(scores_ok, len(planned_scores) or scores_ok),
-                      rejected=dict(state.rejected), error=error, waited=client.waited)
+                      rejected=dict(state.rejected), error=error, waited=client.waited,
+                      unsendable=dict(state.unsendable))
 
 
 def push_after_run(run_dir: RunDir, overrides: dict[str, Any] | None = None, budget: float = 30.0) -> str:

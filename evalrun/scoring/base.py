@@ -63,6 +63,10 @@ class Scorer:
     Config: ClassVar[type[ScorerConfig]] = ScorerConfig
     #: how many records the engine hands over at once at most
     batch_size: ClassVar[int] = 256
+    #: the Langfuse score data type of this scorer's value, whatever the values of a run are
+    #: (BOOLEAN: the verdict as 1/0; NUMERIC: the value, the verdict beside it as ``<name>.passed``;
+    #: CATEGORICAL: a label); ``langfuse: {score_types: {name: TYPE}}`` overrides it per scorer
+    langfuse_data_type: ClassVar[str] = "NUMERIC"
 
     def __init__(self, config: ScorerConfig, ctx: ScorerContext) -> None:
         self.config = config

@@ -44,6 +44,7 @@ class PythonScorer(Scorer):
     """Calls a user function per record."""
 
     type = "python"
+    langfuse_data_type = "NUMERIC"
     Config = PythonScorerConfig
     batch_size = 512
     _thread: ThreadPoolExecutor | None = None

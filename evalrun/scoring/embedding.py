@@ -82,6 +82,7 @@ class EmbeddingSimilarity(Scorer):
     """Cosine similarity between the output's embedding and each expected output's; best wins."""
 
     type = "embedding_similarity"
+    langfuse_data_type = "NUMERIC"
     Config = EmbeddingConfig
     #: records per call: more records per batch means more duplicates removed and less padding
     batch_size = 512

@@ -80,6 +80,7 @@ class ExactMatch(_TextScorer):
     """Output equals an expected output (after the configured normalisation)."""
 
     type = "exact_match"
+    langfuse_data_type = "BOOLEAN"
 
     def match(self, output: str, expected: str) -> bool:
         return output == expected
@@ -98,6 +99,7 @@ class Contains(_TextScorer):
     """An expected output appears inside the output."""
 
     type = "contains"
+    langfuse_data_type = "BOOLEAN"
 
     def match(self, output: str, expected: str) -> bool:
         return expected in output
@@ -118,6 +120,7 @@ class Regex(Scorer):
     the ``regex`` module, whose matches take a time limit (``re`` cannot be stopped)."""
 
     type = "regex"
+    langfuse_data_type = "BOOLEAN"
     Config = RegexConfig
     batch_size = 4096
 
@@ -168,6 +171,7 @@ class Numeric(Scorer):
     """The first number in the output is within ``tolerance`` of an expected number."""
 
     type = "numeric"
+    langfuse_data_type = "BOOLEAN"
     Config = NumericConfig
     batch_size = 4096
 
@@ -204,6 +208,7 @@ class JsonMatch(Scorer):
     """The output, parsed as JSON when it is text, equals (or contains) the expected JSON."""
 
     type = "json_match"
+    langfuse_data_type = "BOOLEAN"
     Config = JsonMatchConfig
     batch_size = 4096
 

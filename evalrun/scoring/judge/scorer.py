@@ -59,6 +59,7 @@ class LLMJudge(Scorer):
     """Grades each output with a judge model following a rubric."""
 
     type = "llm_judge"
+    langfuse_data_type = "NUMERIC"
     Config = JudgeConfig
     batch_size = 64
 
