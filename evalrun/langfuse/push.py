@@ -358,6 +358,19 @@ def _record_spans(ctx: Context, rec: Record, trace_id: str, fallback_start: floa
             gen[wire.PROMPT_VERSION] = prompt["version"]
         spans.append(_span("target-call", trace_id, wire.span_id(trace_id, "generation"), task_span, gen, status,
                            start_ns, end_ns, resource, scope))
+    for scorer, score in rec.scores.items():
+        judged = (score.extra or {}).get("usage")
+        if not isinstance(judged, dict) or not judged.get("calls"):
+            continue
+        ev = {**experiment_attrs, **wire.observation_attributes(kind="evaluator", output=score.to_dict())}
+        if isinstance(judged.get("model"), str):
+            ev[wire.MODEL] = judged["model"]
+        ev[wire.USAGE_DETAILS] = wire.serialize({"input": int(judged.get("prompt_tokens") or 0),
+                                                 "output": int(judged.get("completion_tokens") or 0)})
+        if isinstance(judged.get("cost_usd"), int | float):
+            ev[wire.COST_DETAILS] = wire.serialize({"total": float(judged["cost_usd"])})
+        spans.append(_span(scorer, trace_id, wire.span_id(trace_id, "evaluator", scorer), task_span, ev,
+                           Status(StatusCode.UNSET), end_ns, end_ns, resource, scope))
     return spans
 
 

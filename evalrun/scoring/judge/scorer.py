@@ -5,6 +5,7 @@ and caches every answer by what determined it."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import os
 from statistics import mean, pstdev
 from typing import Any, Literal
@@ -24,6 +25,8 @@ from evalrun.store import content_key
 CACHE_NS = "judge"
 #: value of each pairwise outcome for the candidate (the run's output)
 OUTCOME_VALUE = {"win": 1.0, "tie": 0.5, "loss": 0.0}
+#: the judge usage of the record being scored in this task (saved as the score's extra["usage"])
+_RECORD_USAGE: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("judge_usage", default=None)
 
 
 class JudgeConfig(ScorerConfig):
@@ -118,6 +121,14 @@ class LLMJudge(Scorer):
                 "criteria": self.rubric.criteria}
 
     async def _score(self, r: Record) -> Score:
+        usage: dict[str, Any] = {"model": self.config.model, "calls": 0, "prompt_tokens": 0, "completion_tokens": 0}
+        _RECORD_USAGE.set(usage)
+        score = await self._score_record(r)
+        if usage["calls"]:
+            score.extra = {**(score.extra or {}), "usage": usage}
+        return score
+
+    async def _score_record(self, r: Record) -> Score:
         variables = self._vars(r)
         missing = self.rubric.missing_field(variables)
         if missing:
@@ -291,6 +302,13 @@ class LLMJudge(Scorer):
         tot["prompt_tokens"] += usage["prompt_tokens"]
         tot["completion_tokens"] += usage["completion_tokens"]
         cost = cost_usd(self.price, usage["prompt_tokens"], usage["completion_tokens"])
+        mine = _RECORD_USAGE.get()
+        if mine is not None:
+            mine["calls"] += 1
+            mine["prompt_tokens"] += usage["prompt_tokens"]
+            mine["completion_tokens"] += usage["completion_tokens"]
+            if cost is not None:
+                mine["cost_usd"] = mine.get("cost_usd", 0.0) + cost
         if cost is None:
             tot["unpriced_calls"] = tot.get("unpriced_calls", 0) + 1
         else:

@@ -1,0 +1,215 @@
+"""The live trace context: a pipeline's own Langfuse observations join its experiment item.
+
+Real CLI runs (subprocesses), the real langfuse SDK inside the target (``@observe``, a
+generation) and inside an exec target's own process, all sending to the recording server."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.langfuse_server import FakeLangfuse
+from tests.test_langfuse import cli, records_of, run_dir_of, state_of
+
+PY_TARGET = '''
+from langfuse import get_client, observe
+from evalrun.targets import Output
+
+@observe(name="pipeline")
+def answer(question):
+    lf = get_client()
+    with lf.start_as_current_observation(name="llm-call", as_type="generation", model="tiny-llm") as g:
+        g.update(output="ok", usage_details={"input": 3, "output": 5})
+    return Output(question.upper(), usage={"input_tokens": 3, "output_tokens": 5}, cost_usd=0.25,
+                  metadata={"model": "tiny-llm", "finish_reason": "stop",
+                            "prompt": {"name": "qa-prompt", "version": 4, "labels": ["production"]}})
+'''
+
+# an exec target that is its own Langfuse-instrumented process: it takes the W3C context from
+# its environment (the OTel convention for processes) and traces a generation with the SDK
+EXEC_TARGET = '''
+import json, os, sys
+from opentelemetry import context
+from opentelemetry.baggage.propagation import W3CBaggagePropagator
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from langfuse import Langfuse
+
+question = json.load(sys.stdin)
+carrier = {k.lower(): v for k, v in os.environ.items() if k in ("TRACEPARENT", "TRACESTATE", "BAGGAGE")}
+ctx = TraceContextTextMapPropagator().extract(carrier)
+ctx = W3CBaggagePropagator().extract(carrier, ctx)
+token = context.attach(ctx)
+lf = Langfuse()
+with lf.start_as_current_observation(name="subprocess-llm", as_type="generation", model="proc-llm") as g:
+    g.update(output=question, usage_details={"input": 1, "output": 1})
+context.detach(token)
+lf.flush()
+lf.shutdown()
+print(question[::-1])
+'''
+
+
+@pytest.fixture
+def fake():
+    with FakeLangfuse() as server:
+        yield server
+        assert server.errors == [], "contract violations:\n" + "\n".join(server.errors[:20])
+
+
+def _project(root: Path, target: dict[str, Any], n: int = 3, langfuse: dict[str, Any] | None = None,
+             repeat: int = 1, scorers: list[Any] | None = None) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / "data.jsonl", "w") as f:
+        for i in range(n):
+            f.write(json.dumps({"id": f"q{i}", "input": f"question {i}", "expected_output": f"QUESTION {i}"}) + "\n")
+    cfg: dict[str, Any] = {"name": "traced", "dataset": "data.jsonl", "target": target, "repeat": repeat,
+                           "scorers": scorers if scorers is not None else ["exact_match"]}
+    if langfuse is not None:
+        cfg["langfuse"] = langfuse
+    (root / "eval.yaml").write_text(json.dumps(cfg))
+    return root
+
+
+def _ids(run_id: str, item: str, trial: int = 0) -> tuple[str, str]:
+    from evalrun.langfuse import wire
+    from evalrun.langfuse.push import task_span_id
+
+    tid = wire.trace_id(f"evalrun:{run_id}:{item}:{trial}")
+    return tid, task_span_id(tid)
+
+
+def _check_nested(fake: FakeLangfuse, run: Path, name: str, n: int) -> list[dict[str, Any]]:
+    """Every item's trace holds a span ``name`` whose parent is the item's task span, with the
+    experiment attributes and environment the experiment's own spans have."""
+    state = state_of(run)
+    exp_id = state["context"]["experiment_id"]
+    found = [s for s in fake.spans if s["name"] == name]
+    assert len(found) == n, [s["name"] for s in fake.spans]
+    by_trace = fake.spans_by_trace()
+    for item in (f"q{i}" for i in range(n)):
+        tid, task = _ids(run.name, item)
+        mine = [s for s in by_trace[tid] if s["name"] == name]
+        assert len(mine) == 1, f"{name} not in the trace of {item}"
+        sp = mine[0]
+        assert sp["parent_span_id"] == task
+        a = sp["attributes"]
+        assert a["langfuse.experiment.id"] == exp_id
+        assert a["langfuse.experiment.item.id"] == item
+        assert a["langfuse.experiment.item.root_observation_id"] == task
+        assert a["langfuse.environment"] == "sdk-experiment"
+        task_span = [s for s in by_trace[tid] if s["span_id"] == task]
+        assert task_span and task_span[0]["name"] == "experiment-item-task"
+    return found
+
+
+def test_python_target_observations_nest_under_the_task_span(fake, tmp_path):
+    root = _project(tmp_path / "p", {"python": "tgt:answer", "retries": 0})
+    (root / "tgt.py").write_text(PY_TARGET)
+    r = cli(fake, "run", "eval.yaml", "--output-dir", str(tmp_path / "h"), "--push", "langfuse", cwd=root)
+    assert r.returncode == 0, r.stderr
+    run = run_dir_of(tmp_path / "h")
+    pipeline = _check_nested(fake, run, "pipeline", 3)
+    # the generation made inside @observe is a child of the pipeline span, in the same trace
+    gens = [s for s in fake.spans if s["name"] == "llm-call"]
+    assert len(gens) == 3
+    parents = {(p["trace_id"], p["span_id"]) for p in pipeline}
+    assert all((g["trace_id"], g["parent_span_id"]) in parents for g in gens)
+    assert all(g["attributes"]["langfuse.observation.type"] == "generation" for g in gens)
+    # experiment items are still exactly the task spans (the pipeline's spans join them)
+    assert len(fake.experiment_items()) == 3
+    # target metadata is saved with the record
+    recs = records_of(run)
+    assert recs[0]["target_metadata"]["prompt"] == {"name": "qa-prompt", "version": 4, "labels": ["production"]}
+
+
+def test_same_pipeline_without_evalrun_context_is_unchanged(fake, tmp_path):
+    """Without --push (and no langfuse settings) the pipeline traces as it always did: its own
+    root traces, no experiment attributes."""
+    root = _project(tmp_path / "p", {"python": "tgt:answer", "retries": 0})
+    (root / "tgt.py").write_text(PY_TARGET)
+    r = cli(fake, "run", "eval.yaml", "--output-dir", str(tmp_path / "h"), cwd=root)
+    assert r.returncode == 0, r.stderr
+    pipeline = [s for s in fake.spans if s["name"] == "pipeline"]
+    assert len(pipeline) == 3
+    assert all(s["parent_span_id"] is None for s in pipeline)
+    assert len({s["trace_id"] for s in pipeline}) == 3
+    assert not any(k.startswith("langfuse.experiment") for s in pipeline for k in s["attributes"])
+    assert all(s["attributes"].get("langfuse.environment", "default") != "sdk-experiment" for s in pipeline)
+    assert fake.experiment_items() == []
+
+
+def test_trace_context_can_be_asked_for_or_refused_in_the_eval_file(fake, tmp_path):
+    root = _project(tmp_path / "p", {"python": "tgt:answer", "retries": 0}, langfuse={"trace_context": True})
+    (root / "tgt.py").write_text(PY_TARGET)
+    r = cli(fake, "run", "eval.yaml", "--output-dir", str(tmp_path / "h"), cwd=root)
+    assert r.returncode == 0, r.stderr
+    run = run_dir_of(tmp_path / "h")
+    pipeline = [s for s in fake.spans if s["name"] == "pipeline"]
+    assert {s["parent_span_id"] for s in pipeline} == {_ids(run.name, f"q{i}")[1] for i in range(3)}
+    # and off, even with --push
+    fake2_root = _project(tmp_path / "p2", {"python": "tgt:answer", "retries": 0}, langfuse={"trace_context": False})
+    (fake2_root / "tgt.py").write_text(PY_TARGET)
+    before = {s["span_id"] for s in fake.spans}
+    r = cli(fake, "run", "eval.yaml", "--output-dir", str(tmp_path / "h2"), "--push", "langfuse", cwd=fake2_root)
+    assert r.returncode == 0, r.stderr
+    new = [s for s in fake.spans if s["span_id"] not in before and s["name"] == "pipeline"]
+    assert len(new) == 3 and all(s["parent_span_id"] is None for s in new)
+
+
+def test_exec_target_process_joins_the_item_trace(fake, tmp_path):
+    root = _project(tmp_path / "p", {"exec": [sys.executable, "proc.py"], "retries": 0},
+                    scorers=[])
+    (root / "proc.py").write_text(EXEC_TARGET)
+    r = cli(fake, "run", "eval.yaml", "--output-dir", str(tmp_path / "h"), "--push", "langfuse", cwd=root)
+    assert r.returncode == 0, r.stderr
+    run = run_dir_of(tmp_path / "h")
+    gens = _check_nested(fake, run, "subprocess-llm", 3)
+    assert all(g["attributes"]["langfuse.observation.model.name"] == "proc-llm" for g in gens)
+
+
+def test_http_target_gets_traceparent_and_baggage(fake, tmp_path):
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen: list[dict[str, str]] = []
+
+    class H(BaseHTTPRequestHandler):
+        def log_message(self, *a: Any) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            seen.append({k.lower(): v for k, v in self.headers.items()})
+            out = json.dumps({"answer": body["input"].upper()}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/"
+        root = _project(tmp_path / "p", {"http": {"url": url, "input_key": "input", "output_path": "answer"},
+                                         "retries": 0})
+        r = cli(fake, "run", "eval.yaml", "--output-dir", str(tmp_path / "h"), "--push", "langfuse", cwd=root)
+        assert r.returncode == 0, r.stderr
+    finally:
+        httpd.shutdown()
+    run = run_dir_of(tmp_path / "h")
+    exp_id = state_of(run)["context"]["experiment_id"]
+    from urllib.parse import unquote
+
+    by_parent = {}
+    for h in seen:
+        version, tid, sid, flags = h["traceparent"].split("-")
+        assert version == "00" and flags == "01"
+        bag = dict(kv.split("=", 1) for kv in h["baggage"].split(","))
+        assert unquote(bag["langfuse_experiment_id"]) == exp_id
+        by_parent[unquote(bag["langfuse_experiment_item_id"])] = (tid, sid)
+    assert by_parent == {f"q{i}": _ids(run.name, f"q{i}") for i in range(3)}
