@@ -213,3 +213,23 @@ def test_http_target_gets_traceparent_and_baggage(fake, tmp_path):
         assert unquote(bag["langfuse_experiment_id"]) == exp_id
         by_parent[unquote(bag["langfuse_experiment_item_id"])] = (tid, sid)
     assert by_parent == {f"q{i}": _ids(run.name, f"q{i}") for i in range(3)}
+
+
+def test_with_repeats_each_trial_has_its_own_span_for_the_pipeline(fake, tmp_path):
+    from evalrun.langfuse.push import parent_span_for, task_span_id
+
+    root = _project(tmp_path / "p", {"python": "tgt:answer", "retries": 0}, n=2, repeat=2)
+    (root / "tgt.py").write_text(PY_TARGET)
+    r = cli(fake, "run", "eval.yaml", "--output-dir", str(tmp_path / "h"), "--push", "langfuse", cwd=root)
+    assert r.returncode == 0, r.stderr
+    run = run_dir_of(tmp_path / "h")
+    spans = {(s["trace_id"], s["span_id"]): s for s in fake.spans}
+    pipeline = [s for s in fake.spans if s["name"] == "pipeline"]
+    assert len(pipeline) == 4
+    want = {parent_span_for(run.name, f"q{i}", t, 2) for i in range(2) for t in range(2)}
+    assert {(s["trace_id"], s["parent_span_id"]) for s in pipeline} == want
+    for tid, parent in want:
+        trial = spans[(tid, parent)]
+        assert trial["name"].startswith("trial-") and trial["parent_span_id"] == task_span_id(tid)
+    assert all(s["attributes"]["langfuse.experiment.item.root_observation_id"] == task_span_id(s["trace_id"])
+               for s in pipeline)

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -106,6 +107,16 @@ class Client:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """Time spent inside does not count against the budget (local work between calls)."""
+        t0 = time.monotonic()
+        try:
+            yield
+        finally:
+            if self.deadline is not None:
+                self.deadline += time.monotonic() - t0
 
     def remaining(self) -> float | None:
         return None if self.deadline is None else self.deadline - time.monotonic()

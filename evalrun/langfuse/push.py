@@ -234,13 +234,26 @@ class Context:
     dataset_version: str | None
     base_url: str
     score_types: dict[str, str] = field(default_factory=dict)
+    repeat: int = 1  # trials per item: above 1 an item's trace holds every trial
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
 
-def trace_id_for(run_id: str, rec: Record) -> str:
-    return wire.trace_id(f"evalrun:{run_id}:{rec.item_id}:{rec.trial}")
+def trace_id_for(run_id: str, item_id: str, trial: int = 0, repeat: int = 1) -> str:
+    """An item's trace: one per record, or with repeats one per item holding every trial."""
+    return wire.trace_id(f"evalrun:{run_id}:{item_id}:{0 if repeat > 1 else trial}")
+
+
+def trial_span_id(trace_id: str, trial: int) -> str:
+    return wire.span_id(trace_id, "trial", trial)
+
+
+def parent_span_for(run_id: str, item_id: str, trial: int, repeat: int) -> tuple[str, str]:
+    """(trace id, span id) a record's own observations belong under: the item's task span, or
+    with repeats the trial's span under it."""
+    tid = trace_id_for(run_id, item_id, trial, repeat)
+    return tid, trial_span_id(tid, trial) if repeat > 1 else task_span_id(tid)
 
 
 def task_span_id(trace_id: str) -> str:
@@ -294,14 +307,7 @@ def _span(name: str, trace_id: str, span: str, parent: str | None, attrs: dict[s
                         end_time=end_ns, instrumentation_scope=scope)
 
 
-def _record_spans(ctx: Context, rec: Record, trace_id: str, fallback_start: float, resource: Any,
-                  scope: Any) -> list[Any]:
-    from opentelemetry.trace import Status, StatusCode
-
-    run_span = wire.span_id(trace_id, "experiment-item-run")
-    task_span = task_span_id(trace_id)
-    start = rec.started_at or fallback_start
-    end = start + (rec.latency_ms or 0.0) / 1000.0
+def _record_meta(ctx: Context, rec: Record) -> dict[str, Any]:
     item_meta = rec.metadata if isinstance(rec.metadata, dict) else {}
     run_meta: dict[str, Any] = {"experiment_name": ctx.metadata.get("eval", ctx.run_name),
                                 "experiment_run_name": ctx.run_name}
@@ -316,29 +322,35 @@ def _record_spans(ctx: Context, rec: Record, trace_id: str, fallback_start: floa
         extra["scorer_errors"] = scorer_errors
     # run keys first and last, as the SDK does: the attribute limit trims user keys first, and
     # run keys win over user keys of the same name
-    observation_meta = {**run_meta, **item_meta, **ctx.metadata, **extra, **run_meta}
+    return {**run_meta, **item_meta, **ctx.metadata, **extra, **run_meta}
+
+
+def _outcome(rec: Record) -> tuple[Any, str | None, str | None]:
+    """(output, level, status message) of a record."""
     if rec.error:
         message = f"{rec.error.get('type', 'Error')}: {rec.error.get('message', '')}"[:MAX_TEXT]
-        output: Any = f"Error: {message}"
-        level, status = "ERROR", Status(StatusCode.ERROR, message)
-    else:
-        output, level, status, message = rec.output, None, Status(StatusCode.UNSET), None
-    experiment_attrs = experiment_attributes(ctx, rec.item_id, item_meta, trace_id)
-    expected = wire.serialize(_io(rec.expected_output))
-    if expected is not None:
-        experiment_attrs[wire.EXPERIMENT_ITEM_EXPECTED_OUTPUT] = expected
-    if ctx.dataset_id and ctx.dataset_version:
-        experiment_attrs[wire.EXPERIMENT_ITEM_VERSION] = ctx.dataset_version
-    observation = wire.observation_attributes(kind="span", input=_io(rec.input), output=_io(output),
-                                              metadata=observation_meta, level=level, status_message=message)
-    start_ns, end_ns = int(start * 1e9), int(end * 1e9)
-    spans = [
-        _span("experiment-item-task", trace_id, task_span, run_span, {**experiment_attrs, **observation}, status,
-              start_ns, end_ns, resource, scope),
-        _span("experiment-item-run", trace_id, run_span, None, {wire.IS_APP_ROOT: True, **experiment_attrs,
-                                                                **observation}, status,
-              start_ns, end_ns, resource, scope),
-    ]
+        return f"Error: {message}", "ERROR", message
+    return rec.output, None, None
+
+
+def _status(level: str | None, message: str | None) -> Any:
+    from opentelemetry.trace import Status, StatusCode
+
+    return Status(StatusCode.ERROR, message) if level == "ERROR" else Status(StatusCode.UNSET)
+
+
+def _times(rec: Record, fallback_start: float) -> tuple[int, int]:
+    start = rec.started_at or fallback_start
+    return int(start * 1e9), int((start + (rec.latency_ms or 0.0) / 1000.0) * 1e9)
+
+
+def _call_spans(rec: Record, trace_id: str, parent: str, experiment_attrs: dict[str, Any], fallback_start: float,
+                resource: Any, scope: Any) -> list[Any]:
+    """The target call as a generation (model, usage, cost, prompt version) and each judge's
+    calls as an evaluator observation (their own model, usage and cost), under ``parent``."""
+    output, level, message = _outcome(rec)
+    start_ns, end_ns = _times(rec, fallback_start)
+    spans = []
     usage, cost = generation_details(rec)
     tmeta = rec.target_metadata if isinstance(rec.target_metadata, dict) else {}
     if usage or cost is not None or tmeta.get("model"):
@@ -356,8 +368,8 @@ def _record_spans(ctx: Context, rec: Record, trace_id: str, fallback_start: floa
         if isinstance(prompt, dict) and prompt.get("name") and isinstance(prompt.get("version"), int):
             gen[wire.PROMPT_NAME] = str(prompt["name"])
             gen[wire.PROMPT_VERSION] = prompt["version"]
-        spans.append(_span("target-call", trace_id, wire.span_id(trace_id, "generation"), task_span, gen, status,
-                           start_ns, end_ns, resource, scope))
+        spans.append(_span("target-call", trace_id, wire.span_id(trace_id, "generation", parent), parent, gen,
+                           _status(level, message), start_ns, end_ns, resource, scope))
     for scorer, score in rec.scores.items():
         judged = (score.extra or {}).get("usage")
         if not isinstance(judged, dict) or not judged.get("calls"):
@@ -369,24 +381,82 @@ def _record_spans(ctx: Context, rec: Record, trace_id: str, fallback_start: floa
                                                  "output": int(judged.get("completion_tokens") or 0)})
         if isinstance(judged.get("cost_usd"), int | float):
             ev[wire.COST_DETAILS] = wire.serialize({"total": float(judged["cost_usd"])})
-        spans.append(_span(scorer, trace_id, wire.span_id(trace_id, "evaluator", scorer), task_span, ev,
-                           Status(StatusCode.UNSET), end_ns, end_ns, resource, scope))
+        spans.append(_span(scorer, trace_id, wire.span_id(trace_id, "evaluator", scorer, parent), parent, ev,
+                           _status(None, None), end_ns, end_ns, resource, scope))
+    return spans
+
+
+def _item_spans(ctx: Context, recs: list[Record], trace_id: str, fallback_start: float, resource: Any,
+                scope: Any) -> list[Any]:
+    """One item's trace: ``experiment-item-run`` > ``experiment-item-task`` (the experiment
+    item), and under the task the records' own observations; with repeats, one ``trial-<n>``
+    span per trial under the task, each holding its record's observations."""
+    first = recs[0]
+    run_span = wire.span_id(trace_id, "experiment-item-run")
+    task_span = task_span_id(trace_id)
+    item_meta = first.metadata if isinstance(first.metadata, dict) else {}
+    experiment_attrs = experiment_attributes(ctx, first.item_id, item_meta, trace_id)
+    expected = wire.serialize(_io(first.expected_output))
+    if expected is not None:
+        experiment_attrs[wire.EXPERIMENT_ITEM_EXPECTED_OUTPUT] = expected
+    if ctx.dataset_id and ctx.dataset_version:
+        experiment_attrs[wire.EXPERIMENT_ITEM_VERSION] = ctx.dataset_version
+    spans: list[Any] = []
+    if ctx.repeat <= 1:
+        output, level, message = _outcome(first)
+        observation = wire.observation_attributes(kind="span", input=_io(first.input), output=_io(output),
+                                                  metadata=_record_meta(ctx, first), level=level,
+                                                  status_message=message)
+        start_ns, end_ns = _times(first, fallback_start)
+        spans += _call_spans(first, trace_id, task_span, experiment_attrs, fallback_start, resource, scope)
+    else:
+        outputs = []
+        for rec in recs:
+            output, level, message = _outcome(rec)
+            outputs.append(output)
+            s0, s1 = _times(rec, fallback_start)
+            tspan = trial_span_id(trace_id, rec.trial)
+            attrs = {**experiment_attrs, **wire.observation_attributes(
+                kind="span", input=_io(rec.input), output=_io(output), metadata=_record_meta(ctx, rec),
+                level=level, status_message=message)}
+            spans.append(_span(f"trial-{rec.trial}", trace_id, tspan, task_span, attrs, _status(level, message),
+                               s0, s1, resource, scope))
+            spans += _call_spans(rec, trace_id, tspan, experiment_attrs, fallback_start, resource, scope)
+        failed = sum(1 for r in recs if r.error)
+        level = "ERROR" if failed == len(recs) else ("WARNING" if failed else None)
+        message = f"{failed} of {len(recs)} trials failed" if failed else None
+        meta = {**_record_meta(ctx, first), "evalrun_trials": len(recs)}
+        meta.pop("evalrun_trial", None)
+        observation = wire.observation_attributes(kind="span", input=_io(first.input), output=outputs, metadata=meta,
+                                                  level=level, status_message=message)
+        times = [_times(r, fallback_start) for r in recs]
+        start_ns, end_ns = min(t[0] for t in times), max(t[1] for t in times)
+    status = _status(level, message)
+    spans[:0] = [
+        _span("experiment-item-task", trace_id, task_span, run_span, {**experiment_attrs, **observation}, status,
+              start_ns, end_ns, resource, scope),
+        _span("experiment-item-run", trace_id, run_span, None, {wire.IS_APP_ROOT: True, **experiment_attrs,
+                                                                **observation}, status,
+              start_ns, end_ns, resource, scope),
+    ]
     return spans
 
 
 def _item_scores(ctx: Context, rec: Record, trace_id: str, fallback_start: float,
                  problems: dict[str, str] | None = None) -> list[dict[str, Any]]:
     types = ctx.score_types
-    task_span = task_span_id(trace_id)
+    target = trial_span_id(trace_id, rec.trial) if ctx.repeat > 1 else task_span_id(trace_id)
     when = _iso((rec.started_at or fallback_start) + (rec.latency_ms or 0.0) / 1000.0)
     out = []
     for scorer, score in rec.scores.items():
         entries, problem = score_entries(scorer, score, types.get(scorer, "NUMERIC"))
         if problem and problems is not None:
-            problems[_hex(trace_id, "score", scorer, n=32)] = f"item {rec.item_id} trial {rec.trial}: {problem}"
+            problems[_hex(trace_id, "score", scorer, rec.trial, n=32)] = f"item {rec.item_id} trial {rec.trial}: {problem}"
         for name, value, dtype in entries:
-            body: dict[str, Any] = {"id": _hex(trace_id, "score", name, n=32), "traceId": trace_id,
-                                    "observationId": task_span, "name": name, "value": value,
+            sid = _hex(trace_id, "score", name, n=32) if ctx.repeat <= 1 else _hex(trace_id, "score", name, rec.trial,
+                                                                                       n=32)
+            body: dict[str, Any] = {"id": sid, "traceId": trace_id,
+                                    "observationId": target, "name": name, "value": value,
                                     "dataType": dtype, "timestamp": when}
             if score.reason:
                 body["comment"] = str(score.reason)[:MAX_TEXT]
@@ -498,6 +568,7 @@ def freeze_context(run_dir: RunDir, manifest: dict[str, Any], state: PushState, 
     with Client(creds, budget=budget, connect_attempts=2) as client:
         ctx = resolve_context(client, run_dir, manifest, {**state.settings, **given})
     ctx.score_types = declared_score_types(manifest)
+    ctx.repeat = int((manifest.get("planned") or {}).get("repeat") or 1)
     state.context = ctx.to_dict()
     state.save(run_dir)
     return ctx
@@ -626,6 +697,7 @@ def push_run(run_dir: RunDir, *, overrides: dict[str, Any] | None = None, budget
     error: str | None = None
     n_traces = len(records)
     planned_scores: list[dict[str, Any]] = []
+    planned_traces: set[str] = set()
     try:
         try:
             if state.context:
@@ -638,14 +710,23 @@ def push_run(run_dir: RunDir, *, overrides: dict[str, Any] | None = None, budget
                                          None, {"public_key": creds.public_key})
             pusher = _Pusher(client, run_dir, state)
             units = []
-            for rec in records:
-                tid = trace_id_for(ctx.run_id, rec)
-                planned_scores.extend(_item_scores(ctx, rec, tid, fallback_start, state.unsendable))
-                if tid not in state.traces_sent:
-                    spans = _record_spans(ctx, rec, tid, fallback_start, resource, scope)
-                    size = sum(len(str(v)) for s in spans for v in (s.attributes or {}).values()) + 200
-                    units.append((tid, spans, size))
-            planned_scores.extend(_run_scores(ctx, summary))
+            with client.paused():  # building spans is not Langfuse's time: the budget is for the network
+                groups: dict[str, list[Record]] = {}
+                for rec in records:
+                    tid = trace_id_for(ctx.run_id, rec.item_id, rec.trial, ctx.repeat)
+                    groups.setdefault(tid, []).append(rec)
+                    planned_scores.extend(_item_scores(ctx, rec, tid, fallback_start, state.unsendable))
+                n_traces = len(groups)
+                for tid, recs in groups.items():
+                    # with repeats a trace is sent again when it holds more trials than last time
+                    key = tid if ctx.repeat <= 1 else f"{tid}:{len(recs)}"
+                    planned_traces.add(key)
+                    if key not in state.traces_sent:
+                        spans = _item_spans(ctx, sorted(recs, key=lambda r: r.trial), tid, fallback_start,
+                                            resource, scope)
+                        size = sum(len(str(v)) for s in spans for v in (s.attributes or {}).values()) + 200
+                        units.append((key, spans, size))
+                planned_scores.extend(_run_scores(ctx, summary))
             pusher.send_traces(units)
             pusher.send_scores([s for s in planned_scores if s["id"] not in state.scores_sent])
         except Unreachable as e:
@@ -655,7 +736,7 @@ def push_run(run_dir: RunDir, *, overrides: dict[str, Any] | None = None, budget
     finally:
         client.close()
         planned_ids = {s["id"] for s in planned_scores}
-        traces_ok = len(state.traces_sent)
+        traces_ok = len(state.traces_sent & planned_traces) if planned_traces else len(state.traces_sent)
         scores_ok = len(state.scores_sent & planned_ids) if planned_scores else len(state.scores_sent)
         if error is None and not state.rejected and ctx is not None:
             status = "complete"

@@ -40,12 +40,15 @@ class TraceContext:
     #: propagated key (``experiment_id``...) -> value, for every item of the run
     experiment: dict[str, str]
 
-    def ids(self, item_id: str, trial: int) -> tuple[str, str]:
-        """(trace id, task span id) of a record: the ones the push uses."""
-        from evalrun.langfuse.push import task_span_id
+    #: trials per item (with repeats each trial has its own span under the task span)
+    repeat: int = 1
 
-        tid = wire.trace_id(f"evalrun:{self.run_id}:{item_id}:{trial}")
-        return tid, task_span_id(tid)
+    def ids(self, item_id: str, trial: int) -> tuple[str, str, str]:
+        """(trace id, parent span id, task span id) of a record: the ones the push uses."""
+        from evalrun.langfuse.push import parent_span_for, task_span_id
+
+        tid, parent = parent_span_for(self.run_id, item_id, trial, self.repeat)
+        return tid, parent, task_span_id(tid)
 
     def propagated(self, item_id: str, item_meta: dict[str, Any], task_span: str) -> dict[str, str]:
         values = dict(self.experiment)
@@ -63,8 +66,8 @@ class TraceContext:
         from opentelemetry import baggage, context, trace
 
         item_id, trial, meta = cur
-        tid, task = self.ids(item_id, trial)
-        span = trace.NonRecordingSpan(trace.SpanContext(int(tid, 16), int(task, 16), is_remote=True,
+        tid, parent, task = self.ids(item_id, trial)
+        span = trace.NonRecordingSpan(trace.SpanContext(int(tid, 16), int(parent, 16), is_remote=True,
                                                         trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED)))
         ctx = trace.set_span_in_context(span, context.Context())
         for key, value in self.propagated(item_id, meta, task).items():
@@ -164,7 +167,8 @@ def setup(run_dir: Any, manifest: dict[str, Any], push: bool, budget: float = 10
             "experiment_id": ctx.experiment_id, "experiment_name": ctx.run_name,
             "experiment_metadata": wire.serialize(ctx.metadata), "experiment_dataset_id": ctx.dataset_id,
         }.items() if v}
-    return TraceContext(run_dir.id, experiment), note
+    repeat = int((manifest.get("planned") or {}).get("repeat") or 1)
+    return TraceContext(run_dir.id, experiment, repeat), note
 
 
 def install(target: Any, run_dir: Any, manifest: dict[str, Any], push: bool) -> None:
