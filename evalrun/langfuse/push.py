@@ -29,8 +29,9 @@ from typing import Any
 
 from evalrun import __version__
 from evalrun.errors import UsageError
-from evalrun.langfuse import wire
+from evalrun.langfuse import otlp, wire
 from evalrun.langfuse.client import Client, Credentials, Refused, Unreachable, credentials
+from evalrun.langfuse.otlp import STATUS_ERROR, STATUS_UNSET, SpanData
 from evalrun.records import Record, Score
 from evalrun.store import RunDir, write_json_atomic
 
@@ -47,7 +48,7 @@ MAX_TEXT = 4000
 
 
 def _hex(*parts: Any, n: int) -> str:
-    return hashlib.sha256(json.dumps(parts, separators=(",", ":"), default=str).encode()).hexdigest()[:n]
+    return wire.digest(*parts, n=n)
 
 
 def _io(value: Any) -> Any:
@@ -293,18 +294,9 @@ def generation_details(rec: Record) -> tuple[dict[str, int], float | None]:
     return usage, cost
 
 
-def _span(name: str, trace_id: str, span: str, parent: str | None, attrs: dict[str, Any], status: Any,
-          start_ns: int, end_ns: int, resource: Any, scope: Any) -> Any:
-    from opentelemetry.sdk.trace import ReadableSpan
-    from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
-
-    def sc(sid: str) -> Any:
-        return SpanContext(int(trace_id, 16), int(sid, 16), is_remote=False,
-                           trace_flags=TraceFlags(TraceFlags.SAMPLED))
-
-    return ReadableSpan(name=name, context=sc(span), parent=sc(parent) if parent else None, resource=resource,
-                        attributes=attrs, kind=SpanKind.INTERNAL, status=status, start_time=start_ns,
-                        end_time=end_ns, instrumentation_scope=scope)
+def _span(name: str, trace_id: str, span: str, parent: str | None, attrs: dict[str, Any],
+          status: tuple[int, str | None], start_ns: int, end_ns: int) -> SpanData:
+    return SpanData(name, trace_id, span, parent, attrs, start_ns, end_ns, status[0], status[1])
 
 
 def _record_meta(ctx: Context, rec: Record) -> dict[str, Any]:
@@ -333,10 +325,8 @@ def _outcome(rec: Record) -> tuple[Any, str | None, str | None]:
     return rec.output, None, None
 
 
-def _status(level: str | None, message: str | None) -> Any:
-    from opentelemetry.trace import Status, StatusCode
-
-    return Status(StatusCode.ERROR, message) if level == "ERROR" else Status(StatusCode.UNSET)
+def _status(level: str | None, message: str | None) -> tuple[int, str | None]:
+    return (STATUS_ERROR, message) if level == "ERROR" else (STATUS_UNSET, None)
 
 
 def _times(rec: Record, fallback_start: float) -> tuple[int, int]:
@@ -344,8 +334,8 @@ def _times(rec: Record, fallback_start: float) -> tuple[int, int]:
     return int(start * 1e9), int((start + (rec.latency_ms or 0.0) / 1000.0) * 1e9)
 
 
-def _call_spans(rec: Record, trace_id: str, parent: str, experiment_attrs: dict[str, Any], fallback_start: float,
-                resource: Any, scope: Any) -> list[Any]:
+def _call_spans(rec: Record, trace_id: str, parent: str, experiment_attrs: dict[str, Any],
+                fallback_start: float) -> list[Any]:
     """The target call as a generation (model, usage, cost, prompt version) and each judge's
     calls as an evaluator observation (their own model, usage and cost), under ``parent``."""
     output, level, message = _outcome(rec)
@@ -369,7 +359,7 @@ def _call_spans(rec: Record, trace_id: str, parent: str, experiment_attrs: dict[
             gen[wire.PROMPT_NAME] = str(prompt["name"])
             gen[wire.PROMPT_VERSION] = prompt["version"]
         spans.append(_span("target-call", trace_id, wire.span_id(trace_id, "generation", parent), parent, gen,
-                           _status(level, message), start_ns, end_ns, resource, scope))
+                           _status(level, message), start_ns, end_ns))
     for scorer, score in rec.scores.items():
         judged = (score.extra or {}).get("usage")
         if not isinstance(judged, dict) or not judged.get("calls"):
@@ -382,12 +372,11 @@ def _call_spans(rec: Record, trace_id: str, parent: str, experiment_attrs: dict[
         if isinstance(judged.get("cost_usd"), int | float):
             ev[wire.COST_DETAILS] = wire.serialize({"total": float(judged["cost_usd"])})
         spans.append(_span(scorer, trace_id, wire.span_id(trace_id, "evaluator", scorer, parent), parent, ev,
-                           _status(None, None), end_ns, end_ns, resource, scope))
+                           _status(None, None), end_ns, end_ns))
     return spans
 
 
-def _item_spans(ctx: Context, recs: list[Record], trace_id: str, fallback_start: float, resource: Any,
-                scope: Any) -> list[Any]:
+def _item_spans(ctx: Context, recs: list[Record], trace_id: str, fallback_start: float) -> list[Any]:
     """One item's trace: ``experiment-item-run`` > ``experiment-item-task`` (the experiment
     item), and under the task the records' own observations; with repeats, one ``trial-<n>``
     span per trial under the task, each holding its record's observations."""
@@ -408,7 +397,7 @@ def _item_spans(ctx: Context, recs: list[Record], trace_id: str, fallback_start:
                                                   metadata=_record_meta(ctx, first), level=level,
                                                   status_message=message)
         start_ns, end_ns = _times(first, fallback_start)
-        spans += _call_spans(first, trace_id, task_span, experiment_attrs, fallback_start, resource, scope)
+        spans += _call_spans(first, trace_id, task_span, experiment_attrs, fallback_start)
     else:
         outputs = []
         for rec in recs:
@@ -420,8 +409,8 @@ def _item_spans(ctx: Context, recs: list[Record], trace_id: str, fallback_start:
                 kind="span", input=_io(rec.input), output=_io(output), metadata=_record_meta(ctx, rec),
                 level=level, status_message=message)}
             spans.append(_span(f"trial-{rec.trial}", trace_id, tspan, task_span, attrs, _status(level, message),
-                               s0, s1, resource, scope))
-            spans += _call_spans(rec, trace_id, tspan, experiment_attrs, fallback_start, resource, scope)
+                               s0, s1))
+            spans += _call_spans(rec, trace_id, tspan, experiment_attrs, fallback_start)
         failed = sum(1 for r in recs if r.error)
         level = "ERROR" if failed == len(recs) else ("WARNING" if failed else None)
         message = f"{failed} of {len(recs)} trials failed" if failed else None
@@ -434,10 +423,10 @@ def _item_spans(ctx: Context, recs: list[Record], trace_id: str, fallback_start:
     status = _status(level, message)
     spans[:0] = [
         _span("experiment-item-task", trace_id, task_span, run_span, {**experiment_attrs, **observation}, status,
-              start_ns, end_ns, resource, scope),
+              start_ns, end_ns),
         _span("experiment-item-run", trace_id, run_span, None, {wire.IS_APP_ROOT: True, **experiment_attrs,
                                                                 **observation}, status,
-              start_ns, end_ns, resource, scope),
+              start_ns, end_ns),
     ]
     return spans
 
@@ -606,19 +595,21 @@ def _batches(units: list[tuple[str, Any, int]], count: int, max_bytes: int) -> I
 
 
 class _Pusher:
-    def __init__(self, client: Client, run_dir: RunDir, state: PushState) -> None:
+    def __init__(self, client: Client, run_dir: RunDir, state: PushState, public_key: str) -> None:
         self.client = client
         self.run_dir = run_dir
         self.state = state
+        self.resource = {"service.name": "evalrun", "service.version": __version__,
+                         "telemetry.sdk.language": "python"}
+        self.scope = (wire.SCOPE_NAME, wire.sdk_headers(public_key)[wire.HEADER_SDK_VERSION], {"public_key": public_key})
 
     def send_traces(self, units: list[tuple[str, list[Any], int]]) -> None:
-        from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
-
         for batch in _batches(units, TRACE_BATCH, TRACE_BATCH_BYTES):
-            self._send_span_batch(batch, encode_spans)
+            self._send_span_batch(batch)
 
-    def _send_span_batch(self, batch: list[tuple[str, list[Any], int]], encode: Any) -> None:
-        body = encode([s for _tid, spans, _n in batch for s in spans]).SerializeToString()
+    def _send_span_batch(self, batch: list[tuple[str, list[Any], int]]) -> None:
+        with self.client.paused():
+            body = otlp.encode([s for _tid, spans, _n in batch for s in spans], self.resource, *self.scope)
         try:
             rejected, message = self.client.call(
                 f"send {len(batch)} traces", lambda o: self.client.post_otlp(body, o))
@@ -626,8 +617,8 @@ class _Pusher:
             rejected, message = len(batch) * 2, e.message
         if rejected and len(batch) > 1:
             half = len(batch) // 2
-            self._send_span_batch(batch[:half], encode)
-            self._send_span_batch(batch[half:], encode)
+            self._send_span_batch(batch[:half])
+            self._send_span_batch(batch[half:])
             return
         for tid, _spans, _n in batch:
             if rejected:
@@ -678,8 +669,6 @@ def push_run(run_dir: RunDir, *, overrides: dict[str, Any] | None = None, budget
     dataset Langfuse does not have; Langfuse being down or slow is a 'pending' result."""
     from datetime import datetime as _dt
 
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
     creds = creds or credentials()
     manifest = run_dir.read_manifest()
@@ -705,10 +694,7 @@ def push_run(run_dir: RunDir, *, overrides: dict[str, Any] | None = None, budget
             else:
                 ctx = freeze_context(run_dir, manifest, state, overrides=overrides, creds=creds,
                                      budget=client.remaining())
-            resource = Resource.create({"service.name": "evalrun", "service.version": __version__})
-            scope = InstrumentationScope(wire.SCOPE_NAME, wire.sdk_headers(creds.public_key)[wire.HEADER_SDK_VERSION],
-                                         None, {"public_key": creds.public_key})
-            pusher = _Pusher(client, run_dir, state)
+            pusher = _Pusher(client, run_dir, state, creds.public_key)
             units = []
             with client.paused():  # building spans is not Langfuse's time: the budget is for the network
                 groups: dict[str, list[Record]] = {}
@@ -722,9 +708,8 @@ def push_run(run_dir: RunDir, *, overrides: dict[str, Any] | None = None, budget
                     key = tid if ctx.repeat <= 1 else f"{tid}:{len(recs)}"
                     planned_traces.add(key)
                     if key not in state.traces_sent:
-                        spans = _item_spans(ctx, sorted(recs, key=lambda r: r.trial), tid, fallback_start,
-                                            resource, scope)
-                        size = sum(len(str(v)) for s in spans for v in (s.attributes or {}).values()) + 200
+                        spans = _item_spans(ctx, sorted(recs, key=lambda r: r.trial), tid, fallback_start)
+                        size = sum(len(v) if type(v) is str else 8 for s in spans for v in s.attributes.values()) + 200
                         units.append((key, spans, size))
                 planned_scores.extend(_run_scores(ctx, summary))
             pusher.send_traces(units)

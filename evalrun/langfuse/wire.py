@@ -77,9 +77,29 @@ def trace_id(seed: str) -> str:
     return hashlib.sha256(seed.encode("utf-8")).digest()[:16].hex()
 
 
+def digest(*parts: Any, n: int) -> str:
+    """``n`` hex digits of the sha256 of ``parts`` as compact JSON: the ids of a pushed run
+    (spans, scores, experiment) come from this, so the formula must never change."""
+    if all(type(p) is int or (type(p) is str and p.isascii() and p.isprintable() and '"' not in p
+                               and "\\" not in p) for p in parts):
+        text = ("[" + ",".join(str(p) if type(p) is int else f'"{p}"' for p in parts) + "]").encode()
+    else:
+        text = json.dumps(parts, separators=(",", ":"), default=str).encode()
+    return hashlib.sha256(text).hexdigest()[:n]
+
+
 def span_id(*parts: Any) -> str:
-    """A 16-hex span id derived from ``parts`` (never all zeros in practice)."""
-    return hashlib.sha256(json.dumps(parts, separators=(",", ":"), default=str).encode()).hexdigest()[:16]
+    """A 16-hex span id derived from ``parts``."""
+    return digest(*parts, n=16)
+
+
+def _dumps(obj: Any) -> str:
+    try:
+        import orjson
+
+        return orjson.dumps(obj, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+    except (ImportError, TypeError):  # ints beyond 64 bits and the like
+        return json.dumps(_finite(obj), ensure_ascii=False, default=str)
 
 
 def _finite(obj: Any) -> Any:
@@ -96,10 +116,7 @@ def serialize(obj: Any) -> str | None:
     """An attribute value: strings as they are, anything else as JSON (NaN/inf as strings)."""
     if obj is None or isinstance(obj, str):
         return obj
-    try:
-        return json.dumps(obj, ensure_ascii=False, allow_nan=False, default=str)
-    except ValueError:
-        return json.dumps(_finite(obj), ensure_ascii=False, default=str)
+    return _dumps(_finite(obj) if isinstance(obj, float) else obj)
 
 
 def metadata_attributes(metadata: dict[str, Any]) -> dict[str, str]:
@@ -108,8 +125,7 @@ def metadata_attributes(metadata: dict[str, Any]) -> dict[str, str]:
     for k, v in metadata.items():
         if v is None:
             continue
-        s = serialize(v) if not isinstance(v, str) else json.dumps(v, ensure_ascii=False)
-        out[f"{METADATA}.{k}"] = s
+        out[f"{METADATA}.{k}"] = _dumps(v)
     return out
 
 
