@@ -525,8 +525,9 @@ def datasets_push(
     from evalrun.langfuse.datasets import push_dataset
 
     c = push_dataset(file, name)
+    archived = f", {c['archived']} archived in Langfuse (left archived)" if c.get("archived") else ""
     typer.echo(f"langfuse://{c['dataset']}: {c['created']} created, {c['updated']} updated, "
-               f"{c['unchanged']} unchanged", err=True)
+               f"{c['unchanged']} unchanged{archived}", err=True)
 
 
 @datasets_app.command("pull")
@@ -534,7 +535,9 @@ def datasets_pull(
     name: Annotated[str, typer.Argument(help="Langfuse dataset name.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="YAML file to write.")],
     version: Annotated[str | None, typer.Option(help="The dataset as of this ISO timestamp.")] = None,
-    archived: Annotated[bool, typer.Option("--archived", help="Keep ARCHIVED items too.")] = False,
+    archived: Annotated[bool, typer.Option("--archived", help=(
+        "Keep ARCHIVED items too. Langfuse's API does not list them: those already in the output "
+        "file are re-read by id and kept while Langfuse says ARCHIVED."))] = False,
 ) -> None:
     """Export a Langfuse dataset as a YAML golden file."""
     from evalrun.langfuse.datasets import pull_dataset

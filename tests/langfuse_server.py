@@ -59,6 +59,7 @@ class _Failure:
     times: int
     retry_after: float | None
     method: str | None
+    message: str | None = None
 
 
 @dataclass
@@ -69,6 +70,7 @@ class Logged:
     operation: str | None
     query: dict[str, str] = field(default_factory=dict)
     at: float = field(default_factory=time.monotonic)
+    headers: dict[str, str] = field(default_factory=dict)  # lower-case names
 
 
 # -- OTLP decoding --------------------------------------------------------------------------
@@ -226,10 +228,11 @@ class FakeLangfuse:
 
     # failure injection ------------------------------------------------------------------------
     def fail(self, prefix: str, status: int, times: int = 1, retry_after: float | None = None,
-             method: str | None = None) -> None:
-        """Answer the next ``times`` requests whose path starts with ``prefix`` with ``status``."""
+             method: str | None = None, message: str | None = None) -> None:
+        """Answer the next ``times`` requests whose path starts with ``prefix`` with ``status``
+        (and ``message`` as the error text)."""
         with self.lock:
-            self._failures.append(_Failure(prefix, status, times, retry_after, method))
+            self._failures.append(_Failure(prefix, status, times, retry_after, method, message))
 
     def reject_scores(self, fn: Callable[[dict[str, Any]], str | None] | None) -> None:
         """Score batches: scores for which ``fn`` returns a message are rejected (207), not stored."""
@@ -505,7 +508,7 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length) if length else b""
         matched = contract.match(method, path)
         op_id = matched[0].op_id if matched else None
-        log = Logged(method, path, 0, op_id, query)
+        log = Logged(method, path, 0, op_id, query, headers={k.lower(): v for k, v in self.headers.items()})
         with fake.lock:
             fake.requests.append(log)
         if fake.delay:
@@ -514,7 +517,7 @@ class _Handler(BaseHTTPRequestHandler):
             failure = fake._take_failure(method, path)
             if failure is not None:
                 headers = {"Retry-After": f"{failure.retry_after:g}"} if failure.retry_after is not None else {}
-                raise HTTPError(failure.status, f"injected failure {failure.status}", headers)
+                raise HTTPError(failure.status, failure.message or f"injected failure {failure.status}", headers)
             if not self._authorized():
                 raise HTTPError(401, "Invalid credentials", {"WWW-Authenticate": 'Basic realm="langfuse"'})
             if matched is None:
@@ -612,6 +615,8 @@ class _Handler(BaseHTTPRequestHandler):
                 raise HTTPError(404, f"Dataset {name} not found")
             items = fake.dataset_items(name, query.get("version")) if name else \
                 [v[-1][1] for v in fake.item_versions.values() if v[-1][1] is not None]
+            # as Langfuse: the listing never returns ARCHIVED items (GET by id does)
+            items = [i for i in items if i["status"] != "ARCHIVED"]
             chunk, meta = _page(items, query, fake)
             return 200, {"data": chunk, "meta": meta}, ""
         if op_id == "scores_create":

@@ -80,7 +80,6 @@ class Client:
         import httpx
 
         try:
-            from langfuse._version import __version__ as sdk_version
             from langfuse.api import LangfuseAPI
         except ModuleNotFoundError:
             raise UsageError('Langfuse support is not installed: pip install "evalrun[langfuse]"') from None
@@ -94,8 +93,13 @@ class Client:
         self._sleep = sleep
         self.waited = 0.0  # seconds spent honouring Retry-After and backing off, for reports
         self.http = httpx.Client(timeout=request_timeout)
+        from evalrun.langfuse import wire
+
+        #: what the SDK identifies itself with on every request (name, version, public key)
+        self.sdk_headers = wire.sdk_headers(creds.public_key)
         self.api = LangfuseAPI(base_url=creds.base_url, username=creds.public_key, password=creds.secret_key,
-                               x_langfuse_sdk_name="python", x_langfuse_sdk_version=sdk_version,
+                               x_langfuse_sdk_name=wire.SDK_NAME,
+                               x_langfuse_sdk_version=self.sdk_headers[wire.HEADER_SDK_VERSION],
                                x_langfuse_public_key=creds.public_key, httpx_client=self.http,
                                timeout=request_timeout)
 
@@ -139,9 +143,16 @@ class Client:
                 return fn({"max_retries": 0, "timeout_in_seconds": timeout})
             except ApiError as e:
                 status = e.status_code or 0
-                if status in (401, 403):
-                    raise UsageError(f"Langfuse at {self.creds.base_url} refused the keys (HTTP {status}); "
+                if status == 401:
+                    raise UsageError(f"Langfuse at {self.creds.base_url} refused the keys (HTTP 401); "
                                      f"check {ENV_PUBLIC_KEY} and {ENV_SECRET_KEY}") from None
+                if status == 403:
+                    # forbidden is not always the keys: a project whose ingestion is suspended
+                    # (usage limits, billing) answers 403 with the reason
+                    said = _body_message(e.body) if e.body else ""
+                    raise UsageError(f"Langfuse at {self.creds.base_url} refused {what} (HTTP 403"
+                                     + (f": {said}" if said else f"; check {ENV_PUBLIC_KEY} and {ENV_SECRET_KEY}")
+                                     + ")") from None
                 if status and status != 429 and status < 500:
                     raise Refused(status, _body_message(e.body)) from None
                 wait = retry_after(e.headers)
@@ -175,8 +186,7 @@ class Client:
         resp = self.http.post(
             self.creds.base_url + path, content=_json.dumps_line(body)[:-1],
             auth=(self.creds.public_key, self.creds.secret_key),
-            headers={"Content-Type": "application/json", "X-Fern-SDK-Name": "python",
-                     "x_langfuse_public_key": self.creds.public_key},
+            headers={"Content-Type": "application/json", **self.sdk_headers},
             timeout=options.get("timeout_in_seconds") or self.request_timeout)
         try:
             answer: Any = resp.json() if resp.content else None
@@ -195,8 +205,7 @@ class Client:
         resp = self.http.post(
             self.creds.base_url + "/api/public/otel/v1/traces", content=gzip.compress(body, 5),
             auth=(self.creds.public_key, self.creds.secret_key),
-            headers={"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip",
-                     "x_langfuse_public_key": self.creds.public_key},
+            headers={"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip", **self.sdk_headers},
             timeout=options.get("timeout_in_seconds") or self.request_timeout)
         if resp.status_code >= 300:
             try:

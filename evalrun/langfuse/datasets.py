@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from evalrun import _json
 from evalrun.datasets import Dataset
@@ -66,7 +66,9 @@ def _call(client: Client, what: str, fn: Any) -> Any:
 def get_dataset(client: Client, name: str) -> Any | None:
     """The dataset record, or None when the project has no dataset of that name."""
     try:
-        return client.call(f"get dataset {name!r}", lambda o: client.api.datasets.get(name, request_options=o))
+        # the SDK puts the name into the path as it is: a '/' in it would be a path separator
+        return client.call(f"get dataset {name!r}",
+                           lambda o: client.api.datasets.get(quote(name, safe=""), request_options=o))
     except Refused as e:
         if e.status == 404:
             return None
@@ -141,7 +143,7 @@ def push_dataset(path: str, name: str | None = None, base_dir: Path | None = Non
 
     local = load_local(path, base_dir or Path.cwd())
     name = name or local.name
-    counts: dict[str, int | str] = {"dataset": name, "created": 0, "updated": 0, "unchanged": 0}
+    counts: dict[str, int | str] = {"dataset": name, "created": 0, "updated": 0, "unchanged": 0, "archived": 0}
     with _open(budget=None) as client:
         existing: dict[str, Any] = {}
         if get_dataset(client, name) is not None:
@@ -156,14 +158,18 @@ def push_dataset(path: str, name: str | None = None, base_dir: Path | None = Non
                 counts["unchanged"] = int(counts["unchanged"]) + 1
                 continue
 
+            # no status: a new item starts ACTIVE, an item archived in Langfuse (which the listing
+            # does not show) stays ARCHIVED -- archiving is Langfuse's decision, not the file's
             def create(o: dict[str, Any], it: Item = it) -> Any:
                 return client.api.dataset_items.create(dataset_name=name, id=it.id, input=it.input,
                                                        expected_output=it.expected_output,
-                                                       metadata=it.metadata or None, status="ACTIVE",
-                                                       request_options=o)
+                                                       metadata=it.metadata or None, request_options=o)
 
-            _call_refused(client, f"upsert item {it.id!r}", create, it.source)
-            key = "updated" if old is not None else "created"
+            saved = _call_refused(client, f"upsert item {it.id!r}", create, it.source)
+            if str(getattr(saved.status, "value", saved.status)) == "ARCHIVED":
+                key = "archived"
+            else:
+                key = "updated" if old is not None else "created"
             counts[key] = int(counts[key]) + 1
     return counts
 
@@ -182,6 +188,33 @@ def _same(old: Any, it: Item) -> bool:
             and _json.canonical(old.metadata or {}) == _json.canonical(it.metadata or {}))
 
 
+def _archived_known(client: Client, name: str, out: Path, listed: set[str]) -> list[Any]:
+    """Langfuse's item listing never returns ARCHIVED items, so they cannot be discovered: the
+    ones a previous pull wrote to ``out`` are read back by id and kept when Langfuse says ARCHIVED."""
+    if not out.is_file():
+        return []
+    from evalrun.datasets import load_dataset as load_local
+
+    try:
+        known = [it.id for it in load_local(str(out), out.parent).items]
+    except UsageError:
+        return []
+    found = []
+    for item_id in known:
+        if item_id in listed:
+            continue
+        try:
+            raw = client.call(f"get item {item_id!r}", lambda o, i=item_id: client.api.dataset_items.get(
+                quote(i, safe=""), request_options=o))
+        except Refused:
+            continue  # deleted, or never there
+        except Unreachable as e:
+            raise RunFailed(f"Langfuse at {client.creds.base_url}: {e}") from None
+        if raw.dataset_name == name and str(getattr(raw.status, "value", raw.status)) == "ARCHIVED":
+            found.append(raw)
+    return found
+
+
 def pull_dataset(name: str, out: Path, version: str | None = None, include_archived: bool = False) -> int:
     """Write the Langfuse dataset ``name`` as a YAML golden file; returns the number of items."""
     import yaml
@@ -189,6 +222,8 @@ def pull_dataset(name: str, out: Path, version: str | None = None, include_archi
     v = parse_version(version, f"--version {version}") if version else None
     with _open() as client:
         ds, raw_items = fetch_items(client, name, v)
+        if include_archived:
+            raw_items += _archived_known(client, name, out, {r.id for r in raw_items})
     rows = []
     for r in raw_items:
         archived = str(getattr(r.status, "value", r.status)) == "ARCHIVED"

@@ -236,6 +236,7 @@ class Context:
     base_url: str
     score_types: dict[str, str] = field(default_factory=dict)
     repeat: int = 1  # trials per item: above 1 an item's trace holds every trial
+    items_checked: bool = False  # a local dataset's item ids were found in the Langfuse dataset
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -579,6 +580,29 @@ def _check_run_name_unused(client: Client, run_name: str, run_id: str, dataset_i
                              "give this run its own langfuse.run_name (or --run-name)")
 
 
+def _check_linked_items(client: Client, ctx: Context, item_ids: set[str], manifest: dict[str, Any]) -> None:
+    """A run linked to a Langfuse dataset must be about that dataset's items: a local file's
+    ids are checked against the dataset's (active) items before anything is sent."""
+    from evalrun.langfuse.datasets import PAGE_SIZE, SCHEME
+
+    if str((manifest.get("dataset") or {}).get("source") or "").startswith(SCHEME):
+        return  # the items came from that dataset
+    known: set[str] = set()
+    page = 1
+    while True:
+        res = client.call(f"list items of {ctx.dataset_name!r}", lambda o, page=page: client.api.dataset_items.list(
+            dataset_name=ctx.dataset_name, page=page, limit=PAGE_SIZE, request_options=o))
+        known.update(str(i.id) for i in res.data)
+        if page >= (res.meta.total_pages or 0) or not res.data:
+            break
+        page += 1
+    missing = sorted(item_ids - known)
+    if missing:
+        raise UsageError(f"{len(missing)} of the run's {len(item_ids)} items are not active items of Langfuse "
+                         f"dataset {ctx.dataset_name!r} (first: {missing[0]!r}); push the file with  evalrun "
+                         f"datasets push <file> --name {ctx.dataset_name}  or drop langfuse.dataset_name")
+
+
 # -- sending ----------------------------------------------------------------------------------------
 
 def _batches(units: list[tuple[str, Any, int]], count: int, max_bytes: int) -> Iterator[list[tuple[str, Any, int]]]:
@@ -687,6 +711,7 @@ def push_run(run_dir: RunDir, *, overrides: dict[str, Any] | None = None, budget
     n_traces = len(records)
     planned_scores: list[dict[str, Any]] = []
     planned_traces: set[str] = set()
+    sent = False  # everything was offered to Langfuse (no exception on the way)
     try:
         try:
             if state.context:
@@ -694,6 +719,11 @@ def push_run(run_dir: RunDir, *, overrides: dict[str, Any] | None = None, budget
             else:
                 ctx = freeze_context(run_dir, manifest, state, overrides=overrides, creds=creds,
                                      budget=client.remaining())
+            if ctx.dataset_id and not ctx.items_checked:
+                _check_linked_items(client, ctx, {r.item_id for r in records}, manifest)
+                ctx.items_checked = True
+                state.context = ctx.to_dict()
+                state.save(run_dir)
             pusher = _Pusher(client, run_dir, state, creds.public_key)
             units = []
             with client.paused():  # building spans is not Langfuse's time: the budget is for the network
@@ -714,6 +744,7 @@ def push_run(run_dir: RunDir, *, overrides: dict[str, Any] | None = None, budget
                 planned_scores.extend(_run_scores(ctx, summary))
             pusher.send_traces(units)
             pusher.send_scores([s for s in planned_scores if s["id"] not in state.scores_sent])
+            sent = True
         except Unreachable as e:
             error = str(e)
         except Refused as e:
@@ -723,9 +754,9 @@ def push_run(run_dir: RunDir, *, overrides: dict[str, Any] | None = None, budget
         planned_ids = {s["id"] for s in planned_scores}
         traces_ok = len(state.traces_sent & planned_traces) if planned_traces else len(state.traces_sent)
         scores_ok = len(state.scores_sent & planned_ids) if planned_scores else len(state.scores_sent)
-        if error is None and not state.rejected and ctx is not None:
+        if sent and error is None and not state.rejected:
             status = "complete"
-        elif error is None and state.rejected:
+        elif sent and error is None and state.rejected:
             status = "rejected"
         else:
             status = "pending"
