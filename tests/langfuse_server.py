@@ -275,7 +275,10 @@ class FakeLangfuse:
         with self.lock:
             self._create_dataset({"name": name})
             for it in items:
-                self._upsert_item({"datasetName": name, **it})
+                # mediaReferences: what Langfuse resolves for media uploaded with the item
+                refs = it.get("mediaReferences")
+                self._upsert_item({"datasetName": name, **{k: v for k, v in it.items() if k != "mediaReferences"},
+                                   "_mediaReferences": refs})
 
     # internals --------------------------------------------------------------------------------
     def _ts(self) -> str:
@@ -329,7 +332,7 @@ class FakeLangfuse:
                 "metadata": body.get("metadata"), "sourceTraceId": body.get("sourceTraceId"),
                 "sourceObservationId": body.get("sourceObservationId"), "datasetId": ds["id"],
                 "datasetName": ds["name"], "createdAt": current["createdAt"] if current else ts,
-                "updatedAt": ts, "mediaReferences": [],
+                "updatedAt": ts, "mediaReferences": body.get("_mediaReferences") or [],
             }
             if current is not None and {k: v for k, v in current.items() if k != "updatedAt"} == \
                     {k: v for k, v in new.items() if k != "updatedAt"}:

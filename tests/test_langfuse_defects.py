@@ -132,3 +132,31 @@ def test_records_keep_target_metadata_json(tmp_path):
     back = Record.from_dict(json.loads(json.dumps(rec.to_dict())))
     assert back.target_metadata == rec.target_metadata
     assert "target_metadata" not in Record("a", 0, "in").to_dict()
+
+
+MEDIA_TARGET = '''
+def describe(item):
+    img = item["image"]
+    # the target gets the documented structure, not the raw reference string
+    return f"{img['type']} {img['content_type']} {img['content_length']} {img['url']}"
+'''
+
+
+def test_media_references_reach_the_target_resolved_and_go_back_as_references(fake, tmp_path):
+    ref = "@@@langfuseMedia:type=image/png|id=media-1|source=base64_data_uri@@@"
+    media = {"field": "input", "referenceString": ref, "jsonPath": "$['image']",
+             "media": {"mediaId": "media-1", "contentType": "image/png", "contentLength": 1234,
+                       "url": "https://media.example/media-1?sig=abc", "urlExpiry": "2030-01-01T00:00:00Z"}}
+    fake.add_dataset_items("pics", [{"id": "p1", "input": {"image": ref}, "expectedOutput": "a cat",
+                                     "mediaReferences": [media]}])
+    root = tmp_path / "p"
+    root.mkdir()
+    (root / "tgt.py").write_text(MEDIA_TARGET)
+    (root / "eval.yaml").write_text(json.dumps({"name": "media", "dataset": "langfuse://pics",
+                                                "target": {"python": "tgt:describe"}, "scorers": []}))
+    r = cli(fake, "run", "eval.yaml", "--output-dir", "home", "--push", "langfuse", cwd=root)
+    assert r.returncode == 0, r.stderr
+    recs = [json.loads(x) for x in (run_dir_of(root / "home") / "results.jsonl").read_text().splitlines()]
+    assert recs[0]["output"] == "langfuse_media image/png 1234 https://media.example/media-1?sig=abc"
+    (item,) = fake.experiment_items()
+    assert item["input"] == {"image": ref}  # the reference, not the signed URL or the content

@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 from evalrun import _json
 from evalrun.datasets import Dataset
 from evalrun.errors import RunFailed, UsageError
+from evalrun.langfuse import wire
 from evalrun.langfuse.client import Client, Refused, Unreachable, credentials
 from evalrun.records import Item
 
@@ -108,6 +109,14 @@ def to_item(raw: Any, ref: str) -> Item:
         meta = {"metadata": meta}  # evalrun metadata is a mapping; keep a scalar under one key
     if raw.input is None:
         raise UsageError(f"{ref}: item {raw.id} has no input")
+    media = {m.reference_string: {"type": wire.MEDIA_TYPE, "reference": m.reference_string,
+                                  "media_id": m.media.media_id, "content_type": m.media.content_type,
+                                  "content_length": m.media.content_length, "url": m.media.url}
+             for m in (getattr(raw, "media_references", None) or [])}
+    if media:
+        return Item(id=str(raw.id), input=wire.resolve_media(raw.input, media),
+                    expected_output=wire.resolve_media(raw.expected_output, media),
+                    metadata=wire.resolve_media(meta, media), source=f"{ref}#{raw.id}")
     return Item(id=str(raw.id), input=raw.input, expected_output=raw.expected_output, metadata=meta,
                 source=f"{ref}#{raw.id}")
 
@@ -120,7 +129,9 @@ def load_dataset(ref: str) -> Dataset:
     items = [to_item(r, ref) for r in active]
     if not items:
         raise UsageError(f"{ref}: the dataset has no active items")
-    fingerprint = "sha256:" + _fingerprint([(it.id, it.input, it.expected_output, it.metadata) for it in items])
+    # media as their reference strings: a signed URL changes on every read, the item does not
+    fingerprint = "sha256:" + _fingerprint([wire.media_references((it.id, it.input, it.expected_output, it.metadata))
+                                            for it in items])
     return Dataset(name=name, items=items, source=ref, description=ds.description, fingerprint=fingerprint,
                    extra={"langfuse_dataset_id": ds.id,
                           "langfuse_version": version.isoformat().replace("+00:00", "Z") if version else None,

@@ -53,7 +53,10 @@ def _hex(*parts: Any, n: int) -> str:
 
 def _io(value: Any) -> Any:
     """A string that is itself valid JSON ("42", "true") goes JSON-encoded: Langfuse parses
-    input/output text as JSON where it can, and the string would come back as a number."""
+    input/output text as JSON where it can, and the string would come back as a number. Media
+    from a Langfuse dataset goes back as its reference string."""
+    if isinstance(value, dict | list):
+        return wire.media_references(value)
     if isinstance(value, str):
         try:
             json.loads(value)

@@ -135,3 +135,32 @@ def observation_attributes(*, kind: str, input: Any = None, output: Any = None,
     attrs = {TYPE: kind, LEVEL: level, STATUS_MESSAGE: status_message, INPUT: serialize(input),
              OUTPUT: serialize(output), **metadata_attributes(metadata or {})}
     return {k: v for k, v in attrs.items() if v is not None}
+
+
+#: how a Langfuse media reference reaches a target: this mapping in place of the reference string
+MEDIA_TYPE = "langfuse_media"
+
+
+def resolve_media(value: Any, refs: dict[str, dict[str, Any]]) -> Any:
+    """``value`` with every string that is a known media reference (``@@@langfuseMedia:...@@@``)
+    replaced by ``{"type": "langfuse_media", "reference", "media_id", "content_type",
+    "content_length", "url"}`` (``url``: Langfuse's signed download link)."""
+    if isinstance(value, str):
+        return refs.get(value, value)
+    if isinstance(value, dict):
+        return {k: resolve_media(v, refs) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve_media(v, refs) for v in value]
+    return value
+
+
+def media_references(value: Any) -> Any:
+    """The reverse for what goes back to Langfuse: the reference string, never the content or
+    a signed URL that expires."""
+    if isinstance(value, dict):
+        if value.get("type") == MEDIA_TYPE and isinstance(value.get("reference"), str):
+            return value["reference"]
+        return {k: media_references(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [media_references(v) for v in value]
+    return value
