@@ -86,6 +86,10 @@ class Score:
     reason: str | None = None
     error: str | None = None
     extra: dict[str, Any] | None = None
+    #: what producing this score cost (judge calls: model, tokens, cost_usd); saved with the
+    #: record under ``scorer_usage``, not part of the score itself (a cached verdict is the same
+    #: verdict, at no cost)
+    usage: dict[str, Any] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         # a NaN or infinite score is a scorer error, never a silent null or a poisoned mean
@@ -164,6 +168,9 @@ class Record:
             d["target_metadata"] = self.target_metadata
         if self.repaired:
             d["repaired"] = self.repaired
+        spent = {k: s.usage for k, s in self.scores.items() if s.usage}
+        if spent:
+            d["scorer_usage"] = spent
         return d
 
     def scrub(self) -> None:
@@ -191,6 +198,16 @@ class Record:
 
     @classmethod
     def from_dict(cls, d: Any) -> Record:
+        """A record read back from results.jsonl (its scorers' usage included). Raises
+        ValueError saying what is wrong when the line is not a record evalrun wrote."""
+        rec = cls._from_dict(d)
+        for name, usage in (d.get("scorer_usage") or {}).items():
+            if name in rec.scores and isinstance(usage, dict):
+                rec.scores[name].usage = usage
+        return rec
+
+    @classmethod
+    def _from_dict(cls, d: Any) -> Record:
         """A record read back from results.jsonl. Raises ValueError saying what is wrong when
         the line is not a record evalrun wrote (hand-edited or foreign lines)."""
         if not isinstance(d, dict):

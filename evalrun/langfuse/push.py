@@ -365,7 +365,7 @@ def _call_spans(rec: Record, trace_id: str, parent: str, experiment_attrs: dict[
         spans.append(_span("target-call", trace_id, wire.span_id(trace_id, "generation", parent), parent, gen,
                            _status(level, message), start_ns, end_ns))
     for scorer, score in rec.scores.items():
-        judged = (score.extra or {}).get("usage")
+        judged = score.usage
         if not isinstance(judged, dict) or not judged.get("calls"):
             continue
         ev = {**experiment_attrs, **wire.observation_attributes(kind="evaluator", output=score.to_dict())}

@@ -25,7 +25,7 @@ from evalrun.store import content_key
 CACHE_NS = "judge"
 #: value of each pairwise outcome for the candidate (the run's output)
 OUTCOME_VALUE = {"win": 1.0, "tie": 0.5, "loss": 0.0}
-#: the judge usage of the record being scored in this task (saved as the score's extra["usage"])
+#: the judge usage of the record being scored in this task (saved as the score's ``usage``)
 _RECORD_USAGE: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("judge_usage", default=None)
 
 
@@ -125,7 +125,7 @@ class LLMJudge(Scorer):
         _RECORD_USAGE.set(usage)
         score = await self._score_record(r)
         if usage["calls"]:
-            score.extra = {**(score.extra or {}), "usage": usage}
+            score.usage = usage
         return score
 
     async def _score_record(self, r: Record) -> Score:
