@@ -233,3 +233,44 @@ def test_with_repeats_each_trial_has_its_own_span_for_the_pipeline(fake, tmp_pat
         assert trial["name"].startswith("trial-") and trial["parent_span_id"] == task_span_id(tid)
     assert all(s["attributes"]["langfuse.experiment.item.root_observation_id"] == task_span_id(s["trace_id"])
                for s in pipeline)
+
+
+def test_async_and_threaded_targets_see_the_records_context():
+    """Both ways a python target runs (awaited in the record's task, or in a worker thread)
+    see the record's task span and the propagated experiment attributes; other records and
+    code outside a record see nothing."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from opentelemetry import context, trace
+
+    from evalrun.langfuse.tracecontext import TraceContext, enter_record
+
+    tc = TraceContext("run-1", {"experiment_id": "exp-1", "experiment_name": "name-1"})
+
+    def seen() -> tuple[str, str, Any, Any]:
+        sc = trace.get_current_span().get_span_context()
+        return (f"{sc.trace_id:032x}", f"{sc.span_id:016x}", context.get_value("langfuse.propagated.experiment_id"),
+                context.get_value("langfuse.propagated.experiment_item_id"))
+
+    async def atarget() -> Any:
+        await asyncio.sleep(0)
+        return seen()
+
+    pool = ThreadPoolExecutor(2)
+
+    async def one(item: str) -> tuple[Any, Any]:
+        enter_record(item, 0, {})
+        a = await tc.arun(atarget)
+        b = await asyncio.get_running_loop().run_in_executor(pool, tc.bind(seen))
+        return a, b
+
+    async def main() -> list[tuple[Any, Any]]:
+        return await asyncio.gather(*(asyncio.create_task(one(f"q{i}")) for i in range(3)))
+
+    results = asyncio.run(main())
+    pool.shutdown()
+    for i, (a, b) in enumerate(results):
+        tid, parent, _task = tc.ids(f"q{i}", 0)
+        assert a == b == (tid, parent, "exp-1", f"q{i}")
+    assert seen()[2] is None and tc.carrier() == {}
