@@ -160,3 +160,24 @@ def test_media_references_reach_the_target_resolved_and_go_back_as_references(fa
     assert recs[0]["output"] == "langfuse_media image/png 1234 https://media.example/media-1?sig=abc"
     (item,) = fake.experiment_items()
     assert item["input"] == {"image": ref}  # the reference, not the signed URL or the content
+
+
+def test_inline_base64_media_is_sent_once(fake, tmp_path):
+    import base64
+
+    png = "data:image/png;base64," + base64.b64encode(b"\x89PNG" + bytes(3000)).decode()
+    root = tmp_path / "p"
+    root.mkdir()
+    (root / "tgt.py").write_text("def look(item):\n    return 'a cat'\n")
+    (root / "data.jsonl").write_text(json.dumps({"id": "m1", "input": {"image": png, "q": "what?"},
+                                                 "expected_output": "a cat"}) + "\n")
+    (root / "eval.yaml").write_text(json.dumps({"name": "m", "dataset": "data.jsonl",
+                                                "target": {"python": "tgt:look"}, "scorers": ["exact_match"]}))
+    r = cli(fake, "run", "eval.yaml", "--output-dir", "home", "--push", "langfuse", cwd=root)
+    assert r.returncode == 0, r.stderr
+    spans = {s["name"]: s for s in fake.spans}
+    task_in = json.loads(spans["experiment-item-task"]["attributes"]["langfuse.observation.input"])
+    run_in = json.loads(spans["experiment-item-run"]["attributes"]["langfuse.observation.input"])
+    assert task_in == {"image": png, "q": "what?"}
+    assert run_in == {"image": "[image/png, 3004 bytes: see experiment-item-task]", "q": "what?"}
+    assert sum(png[-200:] in str(v) for s in fake.spans for v in s["attributes"].values()) == 1

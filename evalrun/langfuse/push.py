@@ -425,11 +425,18 @@ def _item_spans(ctx: Context, recs: list[Record], trace_id: str, fallback_start:
         times = [_times(r, fallback_start) for r in recs]
         start_ns, end_ns = min(t[0] for t in times), max(t[1] for t in times)
     status = _status(level, message)
+    root_observation = dict(observation)
+    for k in (wire.INPUT, wire.OUTPUT):
+        text = observation.get(k)
+        if text and wire.DATA_URI_MARK in text:
+            # inline media goes to Langfuse once, on the task span; the root span names it
+            value = json.loads(text) if text[:1] in "[{" else text
+            root_observation[k] = wire.serialize(wire.without_data_uris(value))
     spans[:0] = [
         _span("experiment-item-task", trace_id, task_span, run_span, {**experiment_attrs, **observation}, status,
               start_ns, end_ns),
         _span("experiment-item-run", trace_id, run_span, None, {wire.IS_APP_ROOT: True, **experiment_attrs,
-                                                                **observation}, status,
+                                                                **root_observation}, status,
               start_ns, end_ns),
     ]
     return spans

@@ -164,3 +164,21 @@ def media_references(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [media_references(v) for v in value]
     return value
+
+
+DATA_URI_MARK = ";base64,"
+
+
+def without_data_uris(value: Any) -> Any:
+    """``value`` with each base64 data URI replaced by a short description of it."""
+    if isinstance(value, str):
+        if value.startswith("data:") and DATA_URI_MARK in value[:100]:
+            head, _, data = value.partition(",")
+            size = len(data) * 3 // 4 - data[-2:].count("=")
+            return f"[{head[5:].split(';')[0] or 'media'}, {size} bytes: see experiment-item-task]"
+        return value
+    if isinstance(value, dict):
+        return {k: without_data_uris(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_data_uris(v) for v in value]
+    return value
