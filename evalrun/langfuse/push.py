@@ -430,7 +430,10 @@ def _item_spans(ctx: Context, recs: list[Record], trace_id: str, fallback_start:
         text = observation.get(k)
         if text and wire.DATA_URI_MARK in text:
             # inline media goes to Langfuse once, on the task span; the root span names it
-            value = json.loads(text) if text[:1] in "[{" else text
+            try:
+                value = json.loads(text) if text[:1] in '[{"' else text
+            except ValueError:
+                value = text
             root_observation[k] = wire.serialize(wire.without_data_uris(value))
     spans[:0] = [
         _span("experiment-item-task", trace_id, task_span, run_span, {**experiment_attrs, **observation}, status,
