@@ -100,6 +100,12 @@ def _load() -> list[Operation]:
         Operation("experiments_listItems", "GET", "/api/public/experiment-items",
                   _A + "experiments.raw_client.RawExperimentsClient", "list_items",
                   answer=_sdk("experiments.types.ExperimentItemsResponse")),
+        Operation("prompts_list", "GET", "/api/public/v2/prompts", _A + "prompts.raw_client.RawPromptsClient", "list",
+                  answer=_sdk("prompts.types.PromptMetaListResponse")),
+        Operation("prompts_create", "POST", "/api/public/v2/prompts", _A + "prompts.raw_client.RawPromptsClient",
+                  "create", body=_sdk("prompts.types.CreatePromptRequest"), answer=_sdk("prompts.types.Prompt")),
+        Operation("prompts_get", "GET", "/api/public/v2/prompts/{promptName}",
+                  _A + "prompts.raw_client.RawPromptsClient", "get", answer=_sdk("prompts.types.Prompt")),
         # OTLP: protobuf is decoded by the server; the JSON form is the SDK's OtelResourceSpan list
         Operation("opentelemetry_exportTraces", "POST", "/api/public/otel/v1/traces",
                   _A + "opentelemetry.raw_client.RawOpentelemetryClient", "export_traces",

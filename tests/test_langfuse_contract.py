@@ -43,6 +43,15 @@ def test_sdk_generated_client_reaches_every_operation(server):
     assert api.experiments.list(from_start_time=since).data == []
     assert api.experiments.list_items(from_start_time=since).data == []
     api.opentelemetry.export_traces(resource_spans=[])
+    from langfuse.api.prompts.types import CreateChatPromptRequest, CreateTextPromptRequest
+
+    api.prompts.create(request=CreateTextPromptRequest(name="team/greet", prompt="hi {{x}}", labels=["production"],
+                                                       type="text"))
+    api.prompts.create(request=CreateChatPromptRequest(name="chat", prompt=[{"role": "user", "content": "hi"}],
+                                                       type="chat"))
+    assert api.prompts.get("team%2Fgreet").version == 1
+    assert api.prompts.get("chat", label="latest").type == "chat"
+    assert {p.name for p in api.prompts.list().data} == {"team/greet", "chat"}
     called = {r.operation for r in server.requests}
     assert called == {op.op_id for op in contract._load()}, called ^ {op.op_id for op in contract._load()}
     assert server.errors == []
