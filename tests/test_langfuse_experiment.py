@@ -128,22 +128,26 @@ def test_score_data_type_overridden_in_the_eval_file(fake, tmp_path):
     assert _types(fake, run_dir_of(tmp_path / "h")) == {"graded": "BOOLEAN", "exact_match": "CATEGORICAL"}
 
 
-def test_non_finite_score_values_are_reported_not_dropped():
-    from evalrun.langfuse.push import Context, _item_scores, score_entries
+def test_unsendable_and_non_finite_score_values_are_reported_not_dropped():
+    from evalrun.langfuse import wire
+    from evalrun.langfuse.push import Context, _item_scores, _item_spans, score_entries
     from evalrun.records import Record, Score
 
-    for dtype in ("NUMERIC", "BOOLEAN"):
-        entries, problem = score_entries("s", Score(float("inf"), None), dtype)
-        assert entries == [] and problem == "s: value inf cannot be sent"
-    entries, problem = score_entries("s", Score(float("nan"), True), "NUMERIC")
-    assert entries == [("s.passed", 1.0, "BOOLEAN")] and "nan" in problem
+    # a value that does not fit the declared type is reported
+    assert score_entries("s", Score(0.5, None), "BOOLEAN") == ([], "s: value 0.5 is not a verdict (BOOLEAN)")
+    assert score_entries("s", Score(0.5, True), "BOOLEAN") == ([("s", 1.0, "BOOLEAN")], None)
     ctx = Context(run_id="r", run_name="n", description=None, metadata={}, experiment_id="e", dataset_name=None,
-                  dataset_id=None, dataset_version=None, base_url="http://x", score_types={"s": "NUMERIC"})
+                  dataset_id=None, dataset_version=None, base_url="http://x", score_types={"s": "BOOLEAN"})
     problems: dict[str, str] = {}
-    rec = Record("q1", 0, "in", scores={"s": Score(float("nan"), None), "t": Score(0.5, None)})
+    rec = Record("q1", 0, "in", scores={"s": Score(0.5, None), "t": Score(0.5, None), "u": Score(float("nan"))})
     sent = _item_scores(ctx, rec, "a" * 32, 0.0, problems)
     assert [b["name"] for b in sent] == ["t"]
-    assert list(problems.values()) == ["item q1 trial 0: s: value nan cannot be sent"]
+    assert list(problems.values()) == ["item q1 trial 0: s: value 0.5 is not a verdict (BOOLEAN)"]
+    # a NaN is a scorer error (records.Score), which the item's trace carries in its metadata
+    assert score_entries("u", rec.scores["u"], "NUMERIC") == ([], None)
+    task = _item_spans(ctx, [rec], "a" * 32, 0.0)[0]
+    errors = json.loads(task.attributes[wire.METADATA + ".scorer_errors"])
+    assert "not a finite number (nan)" in errors["u"]
 
 
 def test_a_run_name_names_one_run(fake, tmp_path):

@@ -190,8 +190,9 @@ def score_entries(name: str, score: Score, dtype: str = "NUMERIC"
     ``dtype`` is the scorer's declared type (:func:`declared_score_types`): BOOLEAN sends the
     verdict as 1/0; NUMERIC sends the value, with the verdict beside it as ``<name>.passed``;
     CATEGORICAL sends the label (``extra["label"]``, else the value as text). A string
-    ``extra["label"]`` is also CATEGORICAL ``<name>.label``. A scorer error is no score (it is
-    in the trace's metadata); a value Langfuse cannot hold (NaN, infinity) is the problem.
+    ``extra["label"]`` is also CATEGORICAL ``<name>.label``. A scorer error (a NaN or infinite
+    value is one) is no score: it is in the trace's metadata. A value that does not fit the
+    declared type (0.5 from a BOOLEAN scorer without a verdict) is the problem, not sent.
     """
     if score.error is not None:
         return [], None
@@ -201,13 +202,11 @@ def score_entries(name: str, score: Score, dtype: str = "NUMERIC"
     label = (score.extra or {}).get("label")
     label = label.strip()[:500] if isinstance(label, str) and label.strip() else None
     numeric = v is not None and isinstance(v, int | float) and not isinstance(v, bool)
-    if numeric and not math.isfinite(float(v)):
-        problem = f"{name}: value {float(v)} cannot be sent"
     if dtype == "BOOLEAN":
         verdict = passed if passed is not None else (bool(v) if numeric and float(v) in (0.0, 1.0) else None)
         if verdict is not None:
             out.append((name, 1.0 if verdict else 0.0, "BOOLEAN"))
-        elif v is not None and problem is None:
+        elif v is not None:
             problem = f"{name}: value {v!r} is not a verdict (BOOLEAN)"
     elif dtype == "CATEGORICAL":
         text = label or (str(v)[:500] if v is not None else None)
@@ -215,7 +214,7 @@ def score_entries(name: str, score: Score, dtype: str = "NUMERIC"
             out.append((name, text, "CATEGORICAL"))
         label = None
     else:
-        if numeric and problem is None:
+        if numeric:
             out.append((name, float(v), "NUMERIC"))
         if passed is not None:
             out.append((f"{name}.passed", 1.0 if passed else 0.0, "BOOLEAN"))
