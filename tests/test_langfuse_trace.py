@@ -12,8 +12,15 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import run_cli
 from tests.langfuse_server import FakeLangfuse
-from tests.test_langfuse import cli, records_of, run_dir_of, state_of
+from tests.test_langfuse import records_of, run_dir_of, state_of
+
+
+def cli(fake: FakeLangfuse, *args: str, cwd: Path) -> Any:
+    """In a subprocess: the target's own langfuse SDK exports its spans when its process
+    ends (the process boundary is the point), and its client must not outlive the test."""
+    return run_cli(*args, cwd=cwd, env=fake.env(), timeout=180)
 
 PY_TARGET = '''
 from langfuse import get_client, observe
