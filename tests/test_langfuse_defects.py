@@ -181,3 +181,16 @@ def test_inline_base64_media_is_sent_once(fake, tmp_path):
     assert task_in == {"image": png, "q": "what?"}
     assert run_in == {"image": "[image/png, 3004 bytes: see experiment-item-task]", "q": "what?"}
     assert sum(png[-200:] in str(v) for s in fake.spans for v in s["attributes"].values()) == 1
+
+
+def test_push_run_name_asked_for_before_anything_was_sent_wins(fake, tmp_path):
+    """The live trace context freezes the experiment when the run starts; a first
+    ``evalrun push --run-name`` (nothing sent yet) still names the run."""
+    root = write_project(tmp_path / "p", 3, langfuse={"trace_context": True})
+    r = cli(fake, "run", "eval.yaml", "--output-dir", "home", cwd=root)
+    assert r.returncode in (0, 1), r.stderr
+    run = run_dir_of(root / "home")
+    assert state_of(run)["context"]["run_name"] == f"doubler-{run.name}"
+    r = cli(fake, "push", run.name, "--output-dir", "home", "--run-name", "renamed", cwd=root)
+    assert r.returncode == 0, r.stderr
+    assert {e["name"] for e in fake.experiments()} == {"renamed"}

@@ -726,6 +726,10 @@ def push_run(run_dir: RunDir, *, overrides: dict[str, Any] | None = None, budget
     sent = False  # everything was offered to Langfuse (no exception on the way)
     try:
         try:
+            asked_name = (overrides or {}).get("run_name")
+            if state.context and asked_name and asked_name != state.context.get("run_name") \
+                    and not state.traces_sent and not state.scores_sent:
+                state.context = None  # frozen when the run started; nothing sent yet, so the name asked for wins
             if state.context:
                 ctx = Context(**state.context)
             else:

@@ -154,9 +154,16 @@ def setup(run_dir: Any, manifest: dict[str, Any], push: bool, budget: float = 10
     state = PushState.load(run_dir)
     note = None
     ctx = Context(**state.context) if state.context else None
+    group = manifest.get("group") or {}
     if ctx is None:
         try:
-            ctx = freeze_context(run_dir, manifest, state, budget=budget)
+            overrides = None
+            if group.get("variant"):  # a variant is pushed as its own experiment run <run name>/<variant>
+                from evalrun.langfuse.push import run_settings
+
+                base = run_settings(manifest).get("run_name") or f"{manifest.get('eval')}-{group.get('id')}"
+                overrides = {"run_name": f"{base}/{group['variant']}"}
+            ctx = freeze_context(run_dir, manifest, state, budget=budget, overrides=overrides)
         except UsageError as e:
             note = f"langfuse: trace context without experiment attributes ({e})"
         except Exception as e:  # unreachable, refused: the run goes on, the push resolves later
