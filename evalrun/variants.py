@@ -22,6 +22,7 @@ import dataclasses
 import os
 import signal
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -208,7 +209,7 @@ def new_group(plan: GroupPlan, opts: RunOptions) -> Group:
            "overrides": {n: (base.config.variants or {}).get(n) or {} for n in plan.names},
            "set": base.overrides,
            "options": {**opts.to_manifest(), "concurrency": opts.concurrency or base.config.concurrency},
-           "shard": opts.shard, "started_at": now_iso(), "status": "running"}
+           "shard": opts.shard, "started_at": now_iso(), "started_ts": time.time(), "status": "running"}
     group = Group(_groups_root(home) / gid, doc, home)
     group.save()
     return group

@@ -435,3 +435,19 @@ def test_fetch_prompt_in_a_folder_and_the_default_label(fake, monkeypatch):
     with pytest.raises(UsageError, match="expected langfuse://<name>@<label>"):
         parse_prompt_ref("langfuse://qa@")
     assert not fake.errors
+
+
+def test_pushed_generations_link_the_prompt_version(tmp_path, server, fake):
+    """A chat run pushed to Langfuse: each item's generation names the model and the prompt
+    version that produced it (so Langfuse's per-version metrics count the eval)."""
+    write_suite(tmp_path, chat(server, prompt="langfuse://qa@3"))
+    r = cli("run", "eval.yaml", "--push", "langfuse", "-q", cwd=tmp_path, env=fake.env())
+    assert r.returncode == 0, r.stderr
+    gens = [s["attributes"] for s in fake.spans
+            if s["attributes"].get("langfuse.observation.type") == "generation"]
+    assert len(gens) == len(COUNTRIES)
+    for a in gens:
+        assert a["langfuse.observation.prompt.name"] == "qa" and a["langfuse.observation.prompt.version"] == 3
+        assert a["langfuse.observation.model.name"].startswith("gpt-4o-mini")  # the model the server says answered
+        assert json.loads(a["langfuse.observation.usage_details"])["input"] > 0
+    assert fake.errors == []

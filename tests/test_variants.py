@@ -87,8 +87,12 @@ def run(root: Path, *args: str, timeout: float = 180) -> subprocess.CompletedPro
 
 
 def groups(root: Path) -> list[Path]:
+    """Groups oldest first: ids start with their start second, so groups started within the same
+    second are ordered by the exact start time their group.json holds."""
     g = root / ".evalrun" / "groups"
-    return sorted(p for p in g.iterdir()) if g.is_dir() else []
+    if not g.is_dir():
+        return []
+    return sorted(g.iterdir(), key=lambda p: (p.name[:15], json.loads((p / "group.json").read_text())["started_ts"]))
 
 
 def no_runs(root: Path) -> bool:
