@@ -323,7 +323,12 @@ def item_interval(values: ArrayLike, *, binary: bool = False, clusters: Sequence
         return Interval(mean, mean, mean, n, g_count, method, 0.0, df,
                         note="every item has the same value: no spread, so the interval is that value")
     h = t_quantile_975(int(df)) * se
-    return Interval(mean, mean - h, mean + h, n, g_count, method, se, df)
+    lo, hi = mean - h, mean + h
+    if 0.0 <= min(a) and max(a) <= 1.0:
+        # a score that stays in [0, 1] (similarities, judge grades) cannot average outside it;
+        # cutting the interval there only removes impossible values, so coverage is unchanged
+        lo, hi = max(lo, 0.0), min(hi, 1.0)
+    return Interval(mean, lo, hi, n, g_count, method, se, df)
 
 
 # --- paired comparison --------------------------------------------------------------------
