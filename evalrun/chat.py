@@ -95,7 +95,7 @@ class ChatTarget(Target):
         from evalrun.openai_client import ChatClient
 
         self.client = ChatClient(self.cfg.base_url, self.api_key, timeout=self.timeout, retries=0,
-                                 concurrency=self.concurrency, label="chat")
+                                 concurrency=self.concurrency, label="chat", secrets=self.secrets.values)
 
     async def call(self, input: Any) -> Call:
         return await self.call_item(Item(id="", input=input))

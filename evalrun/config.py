@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from evalrun import _json
+from evalrun._secrets import VAR
 from evalrun._yaml import Located, load_located, read_text
 from evalrun.errors import UsageError
 from evalrun.overrides import apply_overrides, override_for
@@ -240,7 +241,7 @@ class LoadedConfig:
         return p if p.is_absolute() else self.base_dir / p
 
 
-_VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_VAR = VAR  # ${VAR}, ${VAR:-default}, $$
 
 
 def expand_env(value: str, on_missing: Any) -> str:

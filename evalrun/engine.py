@@ -27,6 +27,7 @@ from typing import Any
 
 from evalrun import __version__
 from evalrun._retry import backoff
+from evalrun._secrets import env_values
 from evalrun.config import LoadedConfig, config_json, load_config
 from evalrun.datasets import Dataset, load_dataset, parse_filters, select_items
 from evalrun.errors import RetryableError, RunFailed, UsageError
@@ -134,13 +135,18 @@ def shard_of(item_id: str, n: int) -> int:
 
 
 def build_scorers(loaded: LoadedConfig, ctx_base: ScorerContext) -> list[Scorer]:
+    data = loaded.located.data
+    raw = data.get("scorers") if isinstance(data, dict) else None
     scorers = []
     for i, sc in enumerate(loaded.config.scorers):
+        section = raw[i] if isinstance(raw, list) and i < len(raw) else None
+
         def locate(message: str, *fld: str | int, i: int = i) -> UsageError:
             return loaded.error(message, "scorers", i, *fld)
 
         ctx = ScorerContext(base_dir=ctx_base.base_dir, cache=ctx_base.cache, usage=ctx_base.usage,
-                            baseline_outputs=ctx_base.baseline_outputs, locate=locate)
+                            baseline_outputs=ctx_base.baseline_outputs, locate=locate,
+                            secrets=env_values(section))
         scorers.append(scorer_class(sc.type)(sc, ctx))
     return scorers
 

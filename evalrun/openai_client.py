@@ -23,6 +23,7 @@ import httpx
 
 from evalrun._retry import backoff
 from evalrun._retry import retry_after as shared_retry_after
+from evalrun._secrets import Secrets, url_values
 
 # After this many transport failures in a row with no HTTP answer in between, the server is
 # taken as unreachable and the remaining calls fail at once instead of each backing off.
@@ -148,17 +149,18 @@ def retry_after(resp: httpx.Response) -> float | None:
     return shared_retry_after(resp.headers)
 
 
-def _error_text(resp: httpx.Response) -> str:
+def _error_text(resp: httpx.Response, mask: Callable[[str], str]) -> str:
+    """What an error answer says, secrets masked before it is cut."""
     try:
         data = resp.json()
     except ValueError:
-        return resp.text.strip()[:200]
+        return mask(resp.text.strip())[:200]
     err = data.get("error") if isinstance(data, dict) else None
     if isinstance(err, dict):
-        return str(err.get("message") or err)[:300]
+        return mask(str(err.get("message") or err))[:300]
     if err:
-        return str(err)[:300]
-    return str(data)[:200]
+        return mask(str(err))[:300]
+    return mask(str(data))[:200]
 
 
 def message_content(data: Any) -> Completion:
@@ -172,7 +174,7 @@ def message_content(data: Any) -> Completion:
     if isinstance(content, list):  # content parts
         content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
     if not content and isinstance(message, dict) and message.get("refusal"):
-        raise MalformedResponse(f"the model refused: {str(message['refusal'])[:200]}")
+        raise MalformedResponse(f"the model refused: {message['refusal']}")  # the client masks, then cuts
     usage = data.get("usage") or {}
     prompt = usage.get("prompt_tokens", usage.get("input_tokens", 0)) or 0
     completion = usage.get("completion_tokens", usage.get("output_tokens", 0)) or 0
@@ -190,10 +192,13 @@ FormatFor = Callable[[str], dict[str, Any] | None]
 
 
 class ChatClient:
-    """``label`` names the endpoint in error messages ("judge endpoint answered HTTP 401 ...")."""
+    """``label`` names the endpoint in error messages ("judge endpoint answered HTTP 401 ...");
+    ``secrets`` are more values to mask in them (what the ``${VAR}``s of its config section
+    expand to), besides the API key and the credentials in ``base_url``."""
 
     def __init__(self, base_url: str, api_key: str | None, *, timeout: float, retries: int, concurrency: int,
-                 response_format: str = "none", stats: CallStats | None = None, label: str = "judge") -> None:
+                 response_format: str = "none", stats: CallStats | None = None, label: str = "judge",
+                 secrets: list[str] | tuple[str, ...] = ()) -> None:
         self.label = label
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
@@ -202,6 +207,7 @@ class ChatClient:
         self.stats = stats if stats is not None else CallStats()
         self.limiter = AdaptiveLimiter(concurrency)
         self._secret = api_key or None
+        self._secrets = Secrets([*url_values(self.base_url), *secrets])
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = httpx.AsyncClient(
             base_url=self.base_url, headers=headers, timeout=httpx.Timeout(timeout),
@@ -210,8 +216,11 @@ class ChatClient:
         self._transport_failures = 0
 
     def scrub(self, text: str) -> str:
-        """``text`` with the API key masked, in case a server echoes it back in an error."""
-        return text.replace(self._secret, "***") if self._secret else text
+        """``text`` with the API key and other secrets masked (a server may echo them back in
+        an error, and ``base_url`` may carry some); mask before cutting any text."""
+        if self._secret:
+            text = text.replace(self._secret, "***")
+        return self._secrets.mask(text)
 
     async def close(self) -> None:
         await self._http.aclose()
@@ -244,7 +253,7 @@ class ChatClient:
             except httpx.TransportError as e:
                 self.stats.connection_errors += 1
                 self._transport_failures += 1
-                problem = f"cannot reach {self.base_url}: {type(e).__name__}: {self.scrub(str(e))[:200]}"
+                problem = self.scrub(f"cannot reach {self.base_url}: {type(e).__name__}: {e}")[:400]
                 if self._transport_failures >= UNREACHABLE_AFTER:
                     self._fatal = problem
             else:
@@ -254,13 +263,16 @@ class ChatClient:
                     try:
                         data = resp.json()
                     except ValueError:
-                        raise MalformedResponse(f"response is not JSON: {resp.text[:120]!r}") from None
+                        raise MalformedResponse(f"response is not JSON: {self.scrub(resp.text)[:120]!r}") from None
                     self.limiter.on_success()
-                    done = message_content(data)
+                    try:
+                        done = message_content(data)
+                    except MalformedResponse as e:
+                        raise MalformedResponse(self.scrub(str(e))[:300]) from None
                     self.stats.prompt_tokens += done.usage["prompt_tokens"]
                     self.stats.completion_tokens += done.usage["completion_tokens"]
                     return done
-                detail = self.scrub(_error_text(resp))
+                detail = _error_text(resp, self.scrub)
                 problem = f"HTTP {status}: {detail}"
                 if status == 429:
                     self.stats.rate_limited += 1

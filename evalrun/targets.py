@@ -21,6 +21,7 @@ from typing import Any
 
 from evalrun import _json
 from evalrun._retry import retry_after
+from evalrun._secrets import Secrets, env_values
 from evalrun._user_modules import import_user_module
 from evalrun.errors import RetryableError, UsageError
 from evalrun.records import Item
@@ -101,50 +102,10 @@ def dig(data: Any, path: str) -> Any:
     return cur
 
 
-class Secrets:
-    """Values that must never appear in an error message: every ``${VAR}`` the target section
-    of the eval file expands (URL, query string, userinfo, headers, env, command) and every
-    header value, in their plain and URL-encoded forms. Masked before any text is cut, so no
-    part of a secret survives truncation either."""
-
-    MIN_LEN = 4
-
-    def __init__(self, values: list[str]) -> None:
-        from urllib.parse import quote, quote_plus
-
-        forms: set[str] = set()
-        for v in values:
-            for part in {v, v.split(" ", 1)[-1]}:  # "Bearer <token>": the token alone too
-                if len(part) >= self.MIN_LEN:
-                    forms.update({part, quote(part, safe=""), quote_plus(part), quote(part)})
-        self.values = sorted(forms, key=len, reverse=True)
-
-    def mask(self, text: str) -> str:
-        for v in self.values:
-            if v in text:
-                text = text.replace(v, "***")
-        return text
-
-
 def target_secrets(loaded: Any) -> Secrets:
     """The secrets of ``loaded``'s target: values of the ``${VAR}`` it references, header values."""
-    from evalrun.config import _VAR
-
     raw = (loaded.located.data or {}).get("target") if isinstance(loaded.located.data, dict) else None
-    names: set[str] = set()
-
-    def walk(v: Any) -> None:
-        if isinstance(v, str):
-            names.update(m.group(1) for m in _VAR.finditer(v) if m.group(1))
-        elif isinstance(v, dict):
-            for x in v.values():
-                walk(x)
-        elif isinstance(v, list):
-            for x in v:
-                walk(x)
-
-    walk(raw)
-    values = [os.environ[n] for n in names if os.environ.get(n)]
+    values = env_values(raw)
     http = loaded.config.target.http
     if http is not None:
         values += list(http.headers.values())
@@ -479,7 +440,9 @@ def build_target(loaded: Any, concurrency: int) -> Target:
     if t.chat is not None:
         from evalrun.chat import ChatTarget
 
-        return ChatTarget(loaded, concurrency)
+        chat = ChatTarget(loaded, concurrency)
+        chat.secrets = target_secrets(loaded)
+        return chat
     target: Target
     if t.exec is not None:
         def exec_error(msg: str) -> UsageError:

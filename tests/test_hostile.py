@@ -131,3 +131,71 @@ def test_secrets_never_reach_any_file_or_report(tmp_path):
             # no 8 characters in a row of the secret, anywhere (a cut must not leave a piece)
             for i in range(len(secret) - 8):
                 assert secret[i:i + 8] not in text, (secret[i:i + 8], text[:300])
+
+
+class _OpenAIEcho(BaseHTTPRequestHandler):
+    """An OpenAI-compatible gateway that echoes the failed request (request line with its query
+    string, every header) past the point where evalrun cuts an error text: as a JSON error
+    message (``/json/...``), as plain text (``/plain/...``), or as a 200 that is not JSON."""
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        # the query string's secret straddles the cut: 200 (plain), 300 (JSON), 120 (a 200 not JSON)
+        echo = "E" * (70 if "/ok/" in self.path else 150) + " " + self.requestline + " " + " ".join(f"{k}={v}" for k, v in self.headers.items())
+        status, body = 400, echo.encode()
+        if "/json/" in self.path:
+            body = json.dumps({"error": {"message": echo, "type": "invalid_request_error"}}).encode()
+        elif "/ok/" in self.path:
+            status = 200
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *a):
+        pass
+
+
+def test_openai_clients_mask_key_userinfo_and_query_before_cutting(tmp_path, cli):
+    """The chat target and the LLM judge: the API key, a ``${VAR}`` in base_url's userinfo
+    and one in its query string never reach results.jsonl or a report, not even in part."""
+    key = "sk-" + "K3yMaterial" * 4
+    password = "pw_" + "UserInfoPw7" * 4
+    query = "qv_" + "QueryVal8" * 4
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _OpenAIEcho)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    env = {"OPENAI_API_KEY": key, "PW": password, "QV": query}
+    (tmp_path / "data.jsonl").write_text(json.dumps({"id": "s1", "input": "a", "expected_output": "a"}) + "\n")
+    try:
+        for mode in ("json", "plain", "ok"):
+            url = f"http://bob:${{PW}}@127.0.0.1:{server.server_port}/{mode}/v1?api_key=${{QV}}"
+            for kind in ("chat", "judge"):
+                root = tmp_path / f"{kind}-{mode}"
+                root.mkdir()
+                (root / "tgt.py").write_text("def echo(x):\n    return x\n")
+                if kind == "chat":
+                    target = f"chat:\n    base_url: '{url}'\n    model: m\n    messages:\n" \
+                             "      - {role: user, content: '{{ input }}'}\n  retries: 0"
+                    scorers = "[exact_match]"
+                else:
+                    target = "python: tgt:echo"
+                    scorers = (f"\n  - type: llm_judge\n    rubric: relevance\n    model: m\n"
+                               f"    base_url: '{url}'\n    retries: 0")
+                (root / "eval.yaml").write_text(f"name: t\ndataset: ../data.jsonl\ntarget:\n  {target}\n"
+                                                f"scorers: {scorers}\nerror_budget: 1\n")
+                r = cli("run", "eval.yaml", "--output-dir", str(root / "home"), "--report", "junit",
+                        "--report", "html", "--report", "json", "--report", "md", "--json", cwd=root,
+                        env=env)
+                assert r.returncode in (0, 1, 3), (kind, mode, r.stderr)
+                [run_dir] = list((root / "home" / "runs").iterdir())
+                rec = json.loads((run_dir / "results.jsonl").read_text().splitlines()[0])
+                message = rec["error"]["message"] if kind == "chat" else rec["scores"]["llm_judge"]["error"]
+                assert "***" in message, (kind, mode, message)
+                texts = [r.stdout, r.stderr] + [p.read_text(errors="replace") for p in run_dir.iterdir()
+                                                if p.is_file()]
+                for secret in (key, password, query):
+                    for text in texts:
+                        for i in range(len(secret) - 8):
+                            assert secret[i:i + 8] not in text, (kind, mode, secret[i:i + 8], text[:400])
+    finally:
+        server.shutdown()

@@ -47,6 +47,8 @@ class ScorerContext:
     cancelled: bool = False
     #: builds a file:line UsageError pointing into this scorer's section of the eval file
     locate: Callable[..., UsageError] | None = None
+    #: values the ``${VAR}``s of this scorer's section expand to: masked in its error texts
+    secrets: list[str] = field(default_factory=list)
 
     def error(self, message: str, *field_path: str | int) -> UsageError:
         """A UsageError for ``message`` at this scorer's section (or a field inside it)."""

@@ -101,7 +101,7 @@ class LLMJudge(Scorer):
             cfg = self.config
             self._client = ChatClient(cfg.base_url, self._api_key, timeout=cfg.timeout, retries=cfg.retries,
                                        concurrency=cfg.concurrency, response_format=cfg.response_format,
-                                       stats=self.stats)
+                                       stats=self.stats, secrets=self.ctx.secrets)
             self._used_client = self._client
         return self._client
 
@@ -316,7 +316,11 @@ class LLMJudge(Scorer):
             tot["cost_usd"] = round(tot["cost_usd"] + cost, 8)
 
     def _scrub(self, text: str) -> str:
-        return self._used_client.scrub(text) if self._used_client is not None else text
+        if self._used_client is not None:
+            return self._used_client.scrub(text)
+        from evalrun._secrets import Secrets
+
+        return Secrets([*([self._api_key] if self._api_key else []), *self.ctx.secrets]).mask(text)
 
     # --- summary -------------------------------------------------------------------------
 
