@@ -277,6 +277,8 @@ def _parse_bare(text: str, bare: str, index: int, scorers: list[str], repeat: in
         raise err(f"gate '{text}': expected a number or 'baseline' after '{op}', got {got}{hint}")
     if rest:
         raise err(f"gate '{text}': unexpected '{rest[0][1]}' at the end")
+    if not math.isfinite(number):
+        raise err(f"gate '{text}': the bound must be a finite number")
 
     scorer = stat = None
     if metric in RUN_METRICS:

@@ -191,13 +191,31 @@ def _compile(env: jinja2.Environment, located: Located, source: list[str], key: 
     except TemplateSyntaxError as e:
         raise UsageError(f"template syntax error in '{key}': {e.message}", located.file,
                          first + (e.lineno or 1) - 1) from None
-    unknown = meta.find_undeclared_variables(ast) - allowed - set(env.globals)
+    # a filter or test Jinja2 does not know fails only where it runs (inside an {% if %}, on
+    # some items): name it now, before any call
+    for node in ast.find_all((nodes.Filter, nodes.Test)):
+        known = env.filters if isinstance(node, nodes.Filter) else env.tests
+        if node.name not in known:
+            what = "filter" if isinstance(node, nodes.Filter) else "test"
+            raise UsageError(f"unknown {what} '{node.name}' in '{key}'", located.file, first + node.lineno - 1)
+    try:  # compiles the template: TemplateAssertionError and the like surface here
+        template = env.from_string(text)
+        unknown = meta.find_undeclared_variables(ast) - allowed - set(env.globals)
+    except TemplateSyntaxError as e:
+        raise UsageError(f"template error in '{key}': {e.message}", located.file,
+                         first + (e.lineno or 1) - 1) from None
+    except SyntaxError as e:  # Jinja2 made Python it cannot compile (a macro naming an argument twice)
+        raise UsageError(f"template error in '{key}': {e.msg}", located.file, first) from None
+    # a rubric is one template: there is nothing to extend, include or import (fails on every item)
+    for node in ast.find_all((nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)):
+        raise UsageError(f"'{type(node).__name__.lower()}' is not available in '{key}' (a rubric is one template)",
+                         located.file, first + node.lineno - 1)
     if unknown:
         name = sorted(unknown)[0]
         line = next((n.lineno for n in ast.find_all(nodes.Name) if n.name == name), 1)
         raise UsageError(f"unknown variable '{name}' in '{key}' (a template sees: {', '.join(sorted(allowed))})",
                          located.file, first + line - 1)
-    return env.from_string(text)
+    return template
 
 
 def load_rubric(ref: str, base_dir: Path, locate: Any = None) -> Rubric:
