@@ -16,6 +16,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import run_cli
 from tests.crash_harness import make_suite, run_with_kills
 from tests.openai_server import OpenAIServer
@@ -317,3 +319,48 @@ def test_atomic_writes_replace_a_planted_symlink_instead_of_following_it(tmp_pat
     assert victim.read_text() == "precious\n"
     assert not (rd.path / "manifest.json").is_symlink() and rd.read_manifest() == {"status": "running"}
     assert not list(rd.path.glob("*.tmp*"))
+
+
+BASE_EXC_SCORER = '''
+import asyncio
+
+def _raise(output):
+    if output == "exit":
+        raise SystemExit(4)
+    if output == "kbd":
+        raise KeyboardInterrupt()
+    if output == "base":
+        raise BaseException("odd")
+    return output.startswith("ok")
+
+async def async_score(output):
+    if output == "cancel":
+        raise asyncio.CancelledError()
+    await asyncio.sleep(0)
+    return _raise(output)
+
+def sync_score(output):
+    return _raise(output)
+'''
+
+
+@pytest.mark.parametrize("fn", ["async_score", "sync_score"])
+def test_base_exceptions_from_a_custom_scorer_fail_only_that_records_score(tmp_path, fn):
+    (tmp_path / "bs.py").write_text(BASE_EXC_SCORER)
+    bad = ["exit", "kbd", "base"] + (["cancel"] if fn == "async_score" else [])
+    items = [{"id": b, "input": b, "expected_output": b} for b in bad]
+    items += [{"id": f"ok{i}", "input": f"ok{i}", "expected_output": f"ok{i}"} for i in range(10)]
+    write_suite(tmp_path, items, "python: targets_mod:echo", scorers=f"[{{name: s, type: python, function: bs:{fn}}}]")
+    r = run_cli("run", "eval.yaml", "--output-dir", str(tmp_path / ".evalrun"), "--json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr
+    s = json.loads(r.stdout)
+    assert s["status"] == "finished" and s["records"] == len(items) and s["errors"] == 0
+    recs = {x["item_id"]: x for x in records(only_run(tmp_path))}
+    want = {"exit": "SystemExit: 4", "kbd": "KeyboardInterrupt", "base": "BaseException: odd",
+            "cancel": "CancelledError"}
+    for b in bad:
+        assert recs[b]["output"] == b and want[b] in recs[b]["scores"]["s"]["error"], recs[b]
+    # the other records of the same batch are scored as usual
+    assert all(recs[f"ok{i}"]["scores"]["s"]["value"] == 1.0 for i in range(10))
+    assert json.loads((only_run(tmp_path) / "manifest.json").read_text())["status"] == "finished"

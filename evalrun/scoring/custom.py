@@ -78,13 +78,18 @@ class PythonScorer(Scorer):
     async def _one(self, r: Record) -> Score:
         try:
             return to_score(await self.fn(**self._kwargs(r)), self.config.threshold)
-        except Exception as e:  # one record's scorer failure stays on that record
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # evalrun's own stop (Ctrl-C, a failed write)
+            return Score.failed("the scorer raised CancelledError")
+        except BaseException as e:  # SystemExit, KeyboardInterrupt... too: one record's failure stays on it
             return Score.failed(f"{type(e).__name__}: {e}")
 
     def _one_sync(self, r: Record) -> Score:
         try:
             return to_score(self.fn(**self._kwargs(r)), self.config.threshold)
-        except Exception as e:
+        except BaseException as e:  # on the scorer's own thread, SystemExit belongs to this record too
             return Score.failed(f"{type(e).__name__}: {e}")
 
     async def score_batch(self, records: list[Record]) -> list[Score]:
