@@ -341,7 +341,9 @@ def publish_run(run_dir: Any, summary: Mapping[str, Any], status: str, verdict: 
             # the PR comment step posts a file: keep the markdown beside the run
             markdown = verdict.markdown()
             path = Path(run_dir.path) / "report.md"
-            path.write_text(markdown, encoding="utf-8")
+            from evalrun.store import write_text_atomic
+
+            write_text_atomic(path, markdown)
             report_path = str(path)
         findings = findings_from_verdict(verdict)
     pass_rate = overall_pass_rate(run_dir.iter_records()) if summary.get("records") else None

@@ -196,12 +196,12 @@ def chain(run_dir: RunDir, baseline: Baseline | None) -> list[dict[str, Any]]:
 
 def write_history(run_dir: RunDir, entries: list[dict[str, Any]]) -> None:
     """Write ``history.jsonl`` into the run directory (atomically: a reader never sees half)."""
+    from evalrun.store import write_text_atomic
+
     path = run_dir.path / HISTORY
-    tmp = path.with_suffix(".jsonl.tmp")
     lines = [json.dumps({k: v for k, v in e.items() if k != "source"}, sort_keys=True, ensure_ascii=False)
              for e in entries]
-    tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    tmp.replace(path)
+    write_text_atomic(path, "".join(line + "\n" for line in lines))
 
 
 def collect(eval_name: str | None, home: Path | None = None, *, accepted: Path | None = None,

@@ -49,10 +49,16 @@ def new_run_id() -> str:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
+    """``data`` as JSON at ``path``, the way :func:`write_text_atomic` writes."""
+    write_text_atomic(path, _json.json_pretty(data))
+
+
+def write_text_atomic(path: Path, text: str) -> None:
     """Write via a temporary file and rename, so a reader never sees half a file. The
     temporary file is created new (O_EXCL, O_NOFOLLOW): a symlink or file planted under its
-    name is never followed or overwritten."""
-    text, _ = _scrub_any(_json.json_pretty(data))
+    name is never followed or overwritten, and the rename replaces a symlink at ``path``
+    itself, never the file it points to."""
+    text, _ = _scrub_any(text)
     tmp = path.with_name(f"{path.name}.tmp{os.getpid()}-{secrets.token_hex(4)}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o644)
     try:

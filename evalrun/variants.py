@@ -31,7 +31,7 @@ from evalrun.baseline import Baseline
 from evalrun.config import LoadedConfig, load_config, suggest
 from evalrun.engine import RunOptions, RunOutcome, SharedLimits, now_iso, run_eval
 from evalrun.errors import UsageError
-from evalrun.store import RunDir, default_home, new_run_id, resolve_run, write_json_atomic
+from evalrun.store import RunDir, default_home, new_run_id, resolve_run, write_json_atomic, write_text_atomic
 from evalrun.verdict import PostRun, ReportSpec, Verdict, parse_report_specs, prepare, prepare_from_manifest
 
 if TYPE_CHECKING:
@@ -428,7 +428,7 @@ def write_group_reports(gv: GroupVerdict, specs: list[ReportSpec], group: Group,
         path = Path(spec.path) if spec.path else group.path / DEFAULT_FILES[spec.format]
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
+            write_text_atomic(path, text)
         except OSError as e:
             raise UsageError(f"cannot write the {spec.format} report: {e.strerror}", str(path)) from None
         gv.written.append((spec.format, str(path)))
@@ -456,7 +456,7 @@ def publish_group(group: Group, gv: GroupVerdict | None) -> None:
         markdown = Path(report_path).read_text(encoding="utf-8") if report_path else render_markdown(gv)
         if report_path is None:
             report_path = str(group.path / DEFAULT_FILES["md"])
-            Path(report_path).write_text(markdown, encoding="utf-8")
+            write_text_atomic(Path(report_path), markdown)
         for r in gv.results:
             if r.gated:
                 findings += [dataclasses.replace(f, title=f"[{r.name}] {f.title}")

@@ -170,6 +170,8 @@ def write_reports(verdict: Verdict, specs: list[ReportSpec], run_dir: RunDir, *,
                   out: TextIO | None = None) -> None:
     """Write each report; the console one always goes to ``out`` unless ``console`` is False
     (--quiet, --json), and to a file as well when a ``console:PATH`` asks for it."""
+    from evalrun.store import write_text_atomic
+
     out = out or sys.stdout
     if console:
         from evalrun.report.console import print_console
@@ -186,7 +188,7 @@ def write_reports(verdict: Verdict, specs: list[ReportSpec], run_dir: RunDir, *,
         path = Path(spec.path) if spec.path else run_dir.path / DEFAULT_FILES[spec.format]
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
+            write_text_atomic(path, text)  # a symlink planted at the path is replaced, not followed
         except OSError as e:
             raise UsageError(f"cannot write the {spec.format} report: {e.strerror}", str(path)) from None
         verdict.written.append((spec.format, str(path)))

@@ -321,6 +321,39 @@ def test_atomic_writes_replace_a_planted_symlink_instead_of_following_it(tmp_pat
     assert not list(rd.path.glob("*.tmp*"))
 
 
+
+def test_reports_replace_symlinks_planted_in_the_run_directory(tmp_path, cli):
+    """Every report written into a run directory (md, junit, html, json, console text) and
+    history.jsonl replaces a symlink planted under its name; the file it pointed to stays."""
+    items = [{"id": f"i{i}", "input": f"x{i}", "expected_output": f"x{i}"} for i in range(3)]
+    write_suite(tmp_path, items, "python: targets_mod:echo")
+    home = str(tmp_path / ".evalrun")
+    assert cli("run", "eval.yaml", "--output-dir", home, "--quiet", cwd=tmp_path).returncode == 0
+    assert cli("run", "eval.yaml", "--output-dir", home, "--quiet", cwd=tmp_path).returncode == 0
+    from evalrun.store import list_runs
+
+    first, second = list_runs(tmp_path / ".evalrun")[-2:]
+    names = ["report.md", "junit.xml", "report.html", "comparison.json", "report.txt", "history.jsonl"]
+    victims = {}
+    for name in names:
+        victim = tmp_path / f"victim-{name}"
+        victim.write_text("precious\n")
+        (second.path / name).unlink(missing_ok=True)
+        (second.path / name).symlink_to(victim)
+        victims[name] = victim
+    r = cli("compare", second.id, first.id, "--output-dir", home, "--report", "md", "--report", "junit",
+            "--report", "html", "--report", "json", "--report", "console:" + str(second.path / "report.txt"),
+            cwd=tmp_path)
+    assert r.returncode in (0, 1), r.stderr
+    written = [n for n in names if not (second.path / n).is_symlink()]
+    for name in names:
+        assert victims[name].read_text() == "precious\n", name
+    # every report that was asked for landed as a regular file in its own place
+    assert written == names, written
+    assert (second.path / "report.html").read_text().lstrip().startswith("<!")
+    assert not list(second.path.glob("*.tmp*"))
+
+
 BASE_EXC_SCORER = '''
 import asyncio
 
