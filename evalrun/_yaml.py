@@ -120,9 +120,29 @@ def _check_expansion(root: yaml.Node, file: str) -> None:
                     seen[k.value] = k.start_mark.line + 1
 
 
+# libyaml composes nested collections by C recursion: tens of thousands of levels overflow
+# the C stack (a segfault, not an exception). The parser's events are read first, flat.
+MAX_NESTING = 100  # as deep as a dataset value may nest (datasets.MAX_DEPTH)
+
+
+def _check_nesting(text: str, file: str) -> None:
+    if len(text) < 2 * MAX_NESTING:  # too short to nest that deep
+        return
+    depth = 0
+    for ev in yaml.parse(text, Loader=_Loader):
+        if isinstance(ev, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_NESTING:
+                raise UsageError(f"YAML nests more than {MAX_NESTING:,} levels deep", file,
+                                 ev.start_mark.line + 1, ev.start_mark.column + 1)
+        elif isinstance(ev, yaml.CollectionEndEvent):
+            depth -= 1
+
+
 def load_located(text: str, file: str) -> Located:
     loader = _Loader(text)
     try:
+        _check_nesting(text, file)
         node = loader.get_single_node()
         if node is not None:
             _check_expansion(node, file)
@@ -138,12 +158,37 @@ def load_located(text: str, file: str) -> Located:
         raise UsageError(f"YAML error: {e}", file) from None
     except RecursionError:
         raise UsageError("YAML nests too deeply", file) from None
+    except ValueError as e:  # an integer of thousands of digits (Python's int() limit)
+        raise _unreadable_scalar(node, file, e) from None
     finally:
         loader.dispose()
     marks: dict[Path_, tuple[int, int]] = {}
     if node is not None:
         _walk(node, (), marks)
     return Located(data, marks, file)
+
+
+def _unreadable_scalar(root: yaml.Node, file: str, e: ValueError) -> UsageError:
+    """A one-line error at the longest scalar (what made the constructor fail)."""
+    longest: yaml.Node | None = None
+    stack = [root]
+    seen: set[int] = set()
+    while stack:
+        n = stack.pop()
+        if id(n) in seen:
+            continue
+        seen.add(id(n))
+        if isinstance(n, yaml.ScalarNode):
+            if longest is None or len(n.value) > len(longest.value):
+                longest = n
+        elif isinstance(n, yaml.MappingNode):
+            stack.extend(x for kv in n.value for x in kv)
+        elif isinstance(n, yaml.SequenceNode):
+            stack.extend(n.value)
+    if longest is None:
+        return UsageError(f"YAML value cannot be read: {e}", file)
+    return UsageError(f"YAML value cannot be read ({len(longest.value):,} characters): {str(e).split(';')[0]}",
+                      file, longest.start_mark.line + 1, longest.start_mark.column + 1)
 
 
 def _walk(node: yaml.Node, path: Path_, marks: dict[Path_, tuple[int, int]], depth: int = 0) -> None:

@@ -186,7 +186,7 @@ def _lenient_json(line: str) -> Any:
 
     try:
         value = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: arrays nested thousands deep
         return None
     return scrub_text(value)[0]
 

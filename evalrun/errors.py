@@ -7,6 +7,10 @@ class EvalrunError(Exception):
     exit_code = 1
 
 
+_ONE_LINE = {ord("\n"): "\\n", ord("\r"): "\\r", 0x85: "\\x85", 0x2028: "\\u2028", 0x2029: "\\u2029",
+             0x0B: "\\v", 0x0C: "\\f"}
+
+
 class UsageError(EvalrunError):
     """Unusable input: config, dataset, CLI usage, target not importable. Exit code 2.
 
@@ -32,7 +36,8 @@ class UsageError(EvalrunError):
                 if self.col:
                     where += f":{self.col}"
             where += ": "
-        return where + self.message
+        # one line whatever the message quotes (a gate, an id, a value with line breaks in it)
+        return (where + self.message).translate(_ONE_LINE)
 
 
 class RunFailed(EvalrunError):

@@ -291,6 +291,8 @@ class ExecTarget(Target):
             raise error(f"exec command cannot be split into arguments: {e}") from None
         if not self.argv or not self.argv[0].strip():
             raise error("exec command is empty")
+        if any("\0" in a for a in self.argv) or any("\0" in f"{k}{v}" for k, v in env.items()):
+            raise error("exec command or env holds a NUL character, which no program can receive")
         self.command = command
         self.cwd = base_dir
         self.env = {**os.environ, **env} if env else None
@@ -424,6 +426,19 @@ def check_url(url: str) -> str | None:
     return None
 
 
+_HEADER_NAME = __import__("re").compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def check_header(name: str, value: str) -> str | None:
+    """Why ``name: value`` cannot be sent as an HTTP header (it would fail every call, or
+    smuggle another header in), or None when it can."""
+    if not _HEADER_NAME.fullmatch(name):
+        return f"header name {name!r} is not a valid HTTP header name"
+    if any(c in value for c in "\r\n\0"):
+        return f"header {name} holds a line break or NUL character"
+    return None
+
+
 def build_target(loaded: Any, concurrency: int) -> Target:
     """The configured target; anything that would fail every call (an unimportable module, a
     missing program, a URL that is not http(s), an endless timeout) is a UsageError here."""
@@ -453,6 +468,10 @@ def build_target(loaded: Any, concurrency: int) -> Target:
         problem = check_url(t.http.url)
         if problem:
             raise loaded.error(problem, "target", "http", "url", "__value__")
+        for name, value in t.http.headers.items():
+            why = check_header(name, value)
+            if why:
+                raise loaded.error(why, "target", "http", "headers", name)
         target = HttpTarget(t.http, t.timeout, concurrency)
     target.secrets = target_secrets(loaded)
     return target
