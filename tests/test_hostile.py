@@ -9,6 +9,8 @@ import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import pytest
+
 from evalrun.github import InertStream, inert_line
 from evalrun.report.markdown import cell, code
 from tests.conftest import run_cli
@@ -199,3 +201,105 @@ def test_openai_clients_mask_key_userinfo_and_query_before_cutting(tmp_path, cli
                             assert secret[i:i + 8] not in text, (kind, mode, secret[i:i + 8], text[:400])
     finally:
         server.shutdown()
+
+
+# Held-out hostile text (issue 12b): spellings and places the first adversarial pass did not
+# try. Each string is an item id and that item's (regressed) output; every report must keep it
+# inert: no workflow command in the job log, well-formed JUnit XML, no live HTML or markdown.
+HELD_OUT = {
+    "set_output": "::set-output name=verdict::pass",
+    "group": "::group::pwn",
+    "endgroup_after_crlf": "x\r\n::endgroup::",
+    "percent_encoded_newline": "a%0A::add-mask::pct",
+    "percent_encoded_cr": "a%0D%0A::error::pct",
+    "unicode_line_separator": "a\u2028::warning::ls",
+    "next_line_char": "a\x85::notice::nel",
+    "bom_prefix": "\ufeff::error::bom",
+    "osc_hyperlink_prefix": "\x1b]8;;https://evil.example\x07::add-mask::osc",
+    "vertical_tab": "a\x0b::error::vt",
+    "rich_markup": "[bold red]loud[/] [link=https://evil.example]click[/link]",
+    "script_close": "</script><script>alert(1)</script>",
+    "cdata_end_and_control": "]]><x/>\x01\x08 & <y>",
+    "markdown_link_and_details": "[pr](javascript:alert(1)) <details open> @org/team `tick`",
+    "nul_in_text": "nul\x00byte",
+    "very_long_id": "L" * 20000 + "::add-mask::tail",
+}
+
+
+@pytest.mark.parametrize("name", list(HELD_OUT))
+def test_held_out_hostile_text_stays_inert(tmp_path, cli, name):
+    import xml.etree.ElementTree as ET
+
+    hostile = HELD_OUT[name]
+    items = [{"id": hostile, "input": "a", "expected_output": "a"}, {"id": "plain", "input": "b", "expected_output": "b"}]
+    (tmp_path / "host.py").write_text(f"H = {hostile!r}\ndef echo(x):\n    return x\ndef out(x):\n    return H + x\n")
+    write_suite(tmp_path, items, "python: host:echo")
+    home = str(tmp_path / ".evalrun")
+    assert cli("run", "eval.yaml", "--output-dir", home, "-q", cwd=tmp_path).returncode == 0
+    base = only_run(tmp_path).name
+    (tmp_path / "eval.yaml").write_text((tmp_path / "eval.yaml").read_text().replace("host:echo", "host:out"))
+    summary = tmp_path / "summary.md"
+    r = cli("run", "eval.yaml", "--output-dir", home, "--baseline", base, "--report", "console:-",
+            "--report", "md", "--report", "junit", "--report", "html", cwd=tmp_path,
+            env={"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary), "GITHUB_WORKSPACE": str(tmp_path)})
+    assert r.returncode in (0, 1), r.stderr
+    assert "regressed items" in r.stdout
+    # the job log: the only workflow commands are evalrun's own annotations, whose data has
+    # '%', CR and LF escaped (so an encoded newline in hostile text stays text)
+    for c in _commands(r.stdout) + _commands(r.stderr):
+        assert re.match(r"::(error|warning|notice) (file=|title=)[^:]*::", c), c
+        assert "%0A::" not in c.replace("%250A", "") and "\r" not in c, c
+    # evalrun's own lines in the log never start a command: check every Unicode line break too
+    for line in re.split(r"[\n\r\x0b\x0c\x85\u2028\u2029]", r.stdout):
+        visible = re.sub(r"\x1b(\[[0-9;?]*[A-Za-z]|\][^\x07\x1b]*(\x07|\x1b\\))", "", line).lstrip().lstrip("\ufeff")
+        assert not visible.startswith("::") or re.match(r"::(error|warning|notice) (file=|title=)", visible), line
+    assert "\x1b]8;;https://evil" not in r.stdout  # a terminal hyperlink from model output is not live
+    if name == "rich_markup":
+        assert "[bold red]loud[/]" in r.stdout  # printed as written, not interpreted
+    run_dir = [p for p in (tmp_path / ".evalrun" / "runs").iterdir() if p.name != base][0]
+    ET.parse(run_dir / "junit.xml")  # well-formed whatever the ids hold
+    html = (run_dir / "report.html").read_text()
+    assert "<script>alert(1)" not in html and "</script><script>" not in html
+    for md in (summary.read_text(), (run_dir / "report.md").read_text()):
+        outside_code = re.sub(r"`[^`\n]*`", "", md)  # inside a code span, text is literal
+        assert "<details" not in outside_code and not re.search(r"(?<!\\)\]\(javascript:", outside_code)
+        assert "@org/team" not in md
+        assert "\x00" not in md
+
+
+ECHO_PROG = '''import os, sys
+sys.stdin.read()
+sys.stderr.write("E" * 150 + " argv=" + " ".join(sys.argv[1:]) + " env=" + os.environ.get("SECRET_ENV", "") + "\\n")
+sys.exit(1)
+'''
+
+
+@pytest.mark.parametrize("where", ["exec_argument", "exec_env", "http_path"])
+def test_held_out_secrets_in_other_places_are_masked(tmp_path, cli, where):
+    """A ``${VAR}`` in an exec argument, in target.env, or in the URL path: a failing call that
+    echoes it past the cut leaves no piece of it in results.jsonl or a report."""
+    token = "tk_" + "Hidden42Val" * 4
+    (tmp_path / "prog.py").write_text(ECHO_PROG)
+    server = None
+    if where == "exec_argument":
+        target = "exec: [python3, prog.py, '--key=${TOKEN}']\n  retries: 0"
+    elif where == "exec_env":
+        target = "exec: [python3, prog.py]\n  env: {SECRET_ENV: '${TOKEN}'}\n  retries: 0"
+    else:
+        server = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        target = f"http:\n    url: http://127.0.0.1:{server.server_port}/t/${{TOKEN}}/run\n  retries: 0"
+    try:
+        write_suite(tmp_path, [{"id": "s1", "input": "a", "expected_output": "a"}], target, extra="error_budget: 1\n")
+        r = cli("run", "eval.yaml", "--output-dir", str(tmp_path / ".evalrun"), "--report", "junit", "--report", "html",
+                "--report", "md", "--json", cwd=tmp_path, env={"TOKEN": token})
+    finally:
+        if server is not None:
+            server.shutdown()
+    assert r.returncode in (0, 1, 3), r.stderr
+    run_dir = only_run(tmp_path)
+    rec = json.loads((run_dir / "results.jsonl").read_text().splitlines()[0])
+    assert rec["error"] and "***" in rec["error"]["message"], rec["error"]
+    for text in [r.stdout, r.stderr] + [p.read_text(errors="replace") for p in run_dir.iterdir() if p.is_file()]:
+        for i in range(len(token) - 8):
+            assert token[i:i + 8] not in text, (token[i:i + 8], text[:300])

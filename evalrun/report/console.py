@@ -89,32 +89,41 @@ def _gates_table(verdict: Verdict) -> Table:
     return t
 
 
+# control characters (ESC above all: colours, cursor moves, terminal hyperlinks) from ids and
+# model output are shown as escapes, never sent to the terminal; \n and \t are kept
+_CONTROLS = {c: f"\\x{c:02x}" for c in [*range(0x00, 0x20), *range(0x7f, 0xa0)] if c not in (0x09, 0x0a)}
+
+
+def _text(text: str, style: str = "") -> Text:
+    return Text(text.translate(_CONTROLS), style=style)
+
+
 def _item_block(console: Console, verdict: Verdict, title: str, items: list, limit: int) -> None:
     if not items:
         return
     scorers = list(verdict.comparison.scorers)
     shown = items[:limit]
-    console.print(Text(f"{title} ({len(items)}" + (f", top {len(shown)} shown)" if len(items) > len(shown) else ")"),
+    console.print(_text(f"{title} ({len(items)}" + (f", top {len(shown)} shown)" if len(items) > len(shown) else ")"),
                        style="bold"))
     for it in shown:
         tags = f"  [{', '.join(it.tags)}]" if it.tags else ""
         which = f"  {', '.join(it.regressed or it.flaky or it.failed)}" if (it.regressed or it.flaky or it.failed) else ""
-        console.print(Text(f"- {it.item_id}{tags}{which}", style="bold"))
-        console.print(Text(f"    input:    {input_text(it, TEXT_LIMIT)}"))
-        console.print(Text(f"    expected: {expected_text(it, TEXT_LIMIT)}"))
+        console.print(_text(f"- {it.item_id}{tags}{which}", style="bold"))
+        console.print(_text(f"    input:    {input_text(it, TEXT_LIMIT)}"))
+        console.print(_text(f"    expected: {expected_text(it, TEXT_LIMIT)}"))
         if it.baseline:
-            console.print(Text(f"    baseline: {output_text(it.baseline, TEXT_LIMIT)}"))
-        console.print(Text(f"    new:      {output_text(it.candidate, TEXT_LIMIT)}"))
+            console.print(_text(f"    baseline: {output_text(it.baseline, TEXT_LIMIT)}"))
+        console.print(_text(f"    new:      {output_text(it.candidate, TEXT_LIMIT)}"))
         scores = "; ".join(f"{s} {b} -> {c}" if b else f"{s} {c}" for s, b, c in item_scorer_pairs(it, scorers))
-        console.print(Text(f"    scores:   {scores}"))
+        console.print(_text(f"    scores:   {scores}"))
 
 
 def print_console(verdict: Verdict, out: TextIO | None = None, console: Console | None = None) -> None:
     console = console or Console(file=out, highlight=False, soft_wrap=False)
     cmp = verdict.comparison
     console.print(_scorer_table(verdict))
-    console.print(Text(counts_line(verdict)))
-    console.print(Text(metrics_line(cmp.metrics, cmp.baseline_metrics)))
+    console.print(_text(counts_line(verdict)))
+    console.print(_text(metrics_line(cmp.metrics, cmp.baseline_metrics)))
     slices = _slice_table(verdict)
     if slices is not None:
         console.print(slices)
@@ -122,22 +131,22 @@ def print_console(verdict: Verdict, out: TextIO | None = None, console: Console 
         _item_block(console, verdict, "regressed items", cmp.regressed, TOP_ITEMS)
         flaky = cmp.by_status("flaky")
         if flaky:
-            console.print(Text(f"flaky items ({len(flaky)}): " + ", ".join(
+            console.print(_text(f"flaky items ({len(flaky)}): " + ", ".join(
                 f"{it.item_id} ({', '.join(it.flaky)})" for it in flaky[:20]) + (" …" if len(flaky) > 20 else "")))
         for status in ("new", "removed"):
             ids = [it.item_id for it in cmp.by_status(status)]
             if ids:
-                console.print(Text(f"{status} items ({len(ids)}): " + ", ".join(ids[:20]) + (" …" if len(ids) > 20 else "")))
+                console.print(_text(f"{status} items ({len(ids)}): " + ", ".join(ids[:20]) + (" …" if len(ids) > 20 else "")))
     else:
         flaky = cmp.by_status("flaky")
         if flaky:
             _item_block(console, verdict, "flaky items", flaky, TOP_ITEMS)
     for note in verdict.notes:
-        console.print(Text(f"note: {note}", style="yellow"))
+        console.print(_text(f"note: {note}", style="yellow"))
     if verdict.gates:
         console.print(_gates_table(verdict))
         failed = len(verdict.failed_gates)
-        console.print(Text(f"verdict: {'FAIL' if failed else 'PASS'}"
+        console.print(_text(f"verdict: {'FAIL' if failed else 'PASS'}"
                            + (f" ({failed} of {len(verdict.gates)} gates failed)" if failed else
                               f" ({len(verdict.gates)} gates)"),
                            style="bold red" if failed else "bold green"))

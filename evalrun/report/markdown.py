@@ -35,6 +35,8 @@ CELL_LIMIT = 200
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]{}#+!~|])")
 
 
+#: control characters other than line breaks (NUL, ESC...): shown as U+FFFD
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
 _LINE_BREAKS = re.compile(r"\r\n|[\n\r\u2028\u2029\x0b\x0c\x85]")
 # @user, @org/team: a zero-width joiner after the @ keeps the text but never pings anyone
 _MENTION = re.compile(r"@(?=[A-Za-z0-9])")
@@ -48,7 +50,7 @@ def cell(text: str, limit: int = CELL_LIMIT) -> str:
     """Text safe inside a table cell: markdown and HTML inert, one line, bounded, no @mentions."""
     if len(text) > limit:
         text = text[:limit] + "…"
-    text = html.escape(text, quote=False)
+    text = html.escape(_CONTROL.sub("\ufffd", text), quote=False)
     text = _MD_SPECIAL.sub(r"\\\1", text)
     return _no_mentions(_LINE_BREAKS.sub("<br>", text))
 
@@ -56,7 +58,7 @@ def cell(text: str, limit: int = CELL_LIMIT) -> str:
 def code(text: str) -> str:
     """Inline code that stays one table cell: no backtick to close it early, no line break to
     end the row, pipes escaped (GitHub splits cells on them even inside code)."""
-    text = _LINE_BREAKS.sub(" ", text.replace("`", "'")).replace("|", "\\|")
+    text = _LINE_BREAKS.sub(" ", _CONTROL.sub("\ufffd", text).replace("`", "'")).replace("|", "\\|")
     return "`" + _no_mentions(text) + "`"
 
 
