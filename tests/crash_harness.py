@@ -109,9 +109,11 @@ def _result_keys(home: Path) -> list[tuple[str, int]]:
 
 
 def run_with_kills(root: Path, judge_url: str, kills: int, max_wait: float, seed: int = 0,
-                   timeout: float = 900, package_root: Path = REPO, target_sleep: float = 0.002) -> CrashReport:
+                   timeout: float = 900, package_root: Path = REPO, target_sleep: float = 0.002,
+                   signals: tuple[int, ...] = (signal.SIGKILL,)) -> CrashReport:
     """Start the run, SIGKILL it after a random delay, ``--resume``, repeat ``kills`` times,
-    then let the last resume finish."""
+    then let the last resume finish. ``signals``: what each kill sends, in turn (a second
+    Ctrl-C while the first is being handled, say), 50 ms apart."""
     rng = random.Random(seed)
     home = root / ".evalrun"
     log = root / "calls.log"
@@ -145,7 +147,11 @@ def run_with_kills(root: Path, judge_url: str, kills: int, max_wait: float, seed
                 time.sleep(0.01)
             time.sleep(rng.uniform(0.0, max_wait))
         if k < kills and proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
+            for i, sig in enumerate(signals):
+                if i:
+                    time.sleep(0.05)
+                if proc.poll() is None:
+                    proc.send_signal(sig)
             rep.killed_after_s.append(round(time.monotonic() - t_start, 2))
             proc.communicate(timeout=60)
             rep.kills += 1

@@ -397,3 +397,49 @@ def test_base_exceptions_from_a_custom_scorer_fail_only_that_records_score(tmp_p
     # the other records of the same batch are scored as usual
     assert all(recs[f"ok{i}"]["scores"]["s"]["value"] == 1.0 for i in range(10))
     assert json.loads((only_run(tmp_path) / "manifest.json").read_text())["status"] == "finished"
+
+
+# held-out foreign lines (issue 12b): other wrong shapes than the ones above, each on line 7
+HELD_OUT_FOREIGN = [
+    '{"item_id": "k1", "trial": 0, "scores": "x"}',
+    '{"item_id": 5, "trial": 0}',
+    '[1, 2, 3]',
+    '"just a string"',
+    '{}',
+    '{"item_id": "k1", "trial": -1}',
+    '{"item_id": "k1", "trial": 1e999}',
+    '{"item_id": "k1", "trial": 0, "error": "boom"}',
+    '{"item_id": "k1", "trial": 0, "scores": {"exact_match": "yes"}}',
+    '{"item_id": "k1", "trial": 0, "usage": ["tokens"]}',
+    '{"item_id": "k1", "trial": true}',
+    '{"item_id": "' + "x" * 100 + '\\u2028::add-mask::y", "trial": 0, "latency_ms": null, "scores": []}',
+]
+
+
+@pytest.mark.parametrize("bad", HELD_OUT_FOREIGN)
+def test_held_out_foreign_result_lines(tmp_path, bad):
+    run_dir = _finished_then_running(tmp_path)
+    good = (run_dir / "results.jsonl").read_text()
+    (run_dir / "results.jsonl").write_text(good + bad + "\n")
+    r = run_cli("run", "--resume", str(run_dir), cwd=tmp_path)
+    assert r.returncode == 2, (bad, r.stdout, r.stderr)
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "results.jsonl:7" in lines[0] and "Traceback" not in r.stderr, (bad, r.stderr)
+    assert (run_dir / "results.jsonl").read_text() == good + bad + "\n"  # nothing computed is lost
+
+
+@pytest.mark.parametrize("signals", [(signal.SIGHUP,), (signal.SIGINT, signal.SIGINT),
+                                     (signal.SIGTERM, signal.SIGINT), (signal.SIGQUIT,)],
+                         ids=["hup", "int-int", "term-int", "quit"])
+def test_held_out_signals_lose_nothing_and_double_nothing(tmp_path, signals):
+    """Signals the first pass did not send (a closed terminal, a second Ctrl-C during the
+    first one's shutdown, SIGQUIT): every resume ends with exactly one record per item."""
+    make_suite(tmp_path, 200, concurrency=4, embedding=False)
+    with OpenAIServer(latency=0.02) as srv:
+        rep = run_with_kills(tmp_path, srv.url, kills=2, max_wait=0.6, seed=3, target_sleep=0.03, signals=signals)
+    assert rep.kills >= 1 and len(rep.calls_per_process) >= 2, rep  # a signal landed mid-run, a resume followed
+    assert rep.final_exit == 0, rep.final_stderr
+    assert "Traceback" not in rep.final_stderr
+    assert rep.duplicate_lines == 0 and rep.final_records == rep.final_unique == 200
+    assert all(n <= 4 for n in rep.reexecuted_per_kill), rep.reexecuted_per_kill  # at most the calls in flight
+    assert all(r["scores"]["judge"]["value"] is not None for r in records(only_run(tmp_path)))
