@@ -45,6 +45,8 @@ def read_text(path: Path, what: str = "file") -> str:
     Only regular files are read: a FIFO or a device (``/dev/zero``) would block or never end."""
     import stat
 
+    if "\0" in str(path):  # no file name holds one; the OS would refuse it
+        raise UsageError(f"{what} path holds a NUL character", str(path).replace("\0", "\\0"))
     try:
         mode = path.stat().st_mode
     except FileNotFoundError:

@@ -460,4 +460,7 @@ def _variant_located(located: Located, variant: str) -> Located:
 
 def config_json(loaded: LoadedConfig) -> dict[str, Any]:
     """The eval file as data for the manifest: unexpanded, so secrets stay in the environment."""
-    return _json.loads(_json.canonical(loaded.located.data))
+    import json
+
+    # the standard parser: a non-finite number the file holds (.inf, .nan) stays a string
+    return json.loads(_json.canonical(loaded.located.data), parse_constant=str)

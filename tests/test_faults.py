@@ -443,3 +443,15 @@ def test_held_out_signals_lose_nothing_and_double_nothing(tmp_path, signals):
     assert rep.duplicate_lines == 0 and rep.final_records == rep.final_unique == 200
     assert all(n <= 4 for n in rep.reexecuted_per_kill), rep.reexecuted_per_kill  # at most the calls in flight
     assert all(r["scores"]["judge"]["value"] is not None for r in records(only_run(tmp_path)))
+
+
+def test_a_non_finite_number_the_eval_file_allows_does_not_break_the_manifest(tmp_path, cli):
+    """``tolerance: .inf`` is a valid (if lax) numeric scorer; the manifest keeps the eval file
+    as JSON, where it is the string "Infinity" (held out, issue 12b: was an internal error)."""
+    items = [{"id": "n1", "input": "1", "expected_output": "2"}]
+    write_suite(tmp_path, items, "python: targets_mod:echo", scorers="[{type: numeric, tolerance: .inf}]")
+    r = cli("run", "eval.yaml", "--output-dir", str(tmp_path / ".evalrun"), "--json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    manifest = json.loads((only_run(tmp_path) / "manifest.json").read_text())
+    assert manifest["config"]["scorers"][0]["tolerance"] == "Infinity"
+    assert [x["scores"]["numeric"]["passed"] for x in records(only_run(tmp_path))] == [True]

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from evalrun.errors import UsageError
 
@@ -30,7 +30,7 @@ class ScorerConfig(BaseModel):
     type: str
     name: str | None = None
     #: ``passed`` threshold on ``value`` for scorers with a continuous value
-    threshold: float | None = None
+    threshold: float | None = Field(None, allow_inf_nan=False)
 
 
 @dataclass
