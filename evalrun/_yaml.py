@@ -130,15 +130,24 @@ MAX_NESTING = 100  # as deep as a dataset value may nest (datasets.MAX_DEPTH)
 def _check_nesting(text: str, file: str) -> None:
     if len(text) < 2 * MAX_NESTING:  # too short to nest that deep
         return
+    too_deep = f"YAML nests more than {MAX_NESTING:,} levels deep"
     depth = 0
-    for ev in yaml.parse(text, Loader=_Loader):
-        if isinstance(ev, yaml.CollectionStartEvent):
-            depth += 1
-            if depth > MAX_NESTING:
-                raise UsageError(f"YAML nests more than {MAX_NESTING:,} levels deep", file,
-                                 ev.start_mark.line + 1, ev.start_mark.column + 1)
-        elif isinstance(ev, yaml.CollectionEndEvent):
-            depth -= 1
+    try:
+        for ev in yaml.parse(text, Loader=_Loader):
+            if isinstance(ev, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_NESTING:
+                    raise UsageError(too_deep, file, ev.start_mark.line + 1, ev.start_mark.column + 1)
+            elif isinstance(ev, yaml.CollectionEndEvent):
+                depth -= 1
+    except yaml.MarkedYAMLError as e:
+        # PyYAML >= 6.0.4 has a nesting bound of its own in the scanner, which reads ahead of
+        # the events: the same refusal, said the same way
+        if "maximum nesting depth" not in str(e.problem):
+            raise
+        mark = e.problem_mark
+        raise UsageError(too_deep, file, mark.line + 1 if mark else None,
+                         mark.column + 1 if mark else None) from None
 
 
 def load_located(text: str, file: str) -> Located:
