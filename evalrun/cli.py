@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from evalrun.errors import EvalrunError, UsageError
+from evalrun.errors import EvalrunError, ExitCode, UsageError
 
 if TYPE_CHECKING:
     from evalrun.engine import RunOptions, RunOutcome
@@ -32,7 +32,7 @@ def _root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks o
         from evalrun import __version__
 
         typer.echo(__version__)
-        raise typer.Exit(0)
+        raise typer.Exit(ExitCode.OK)
 
 
 BaselineOpt = Annotated[str | None, typer.Option(
@@ -417,7 +417,8 @@ def compare_cmd(
     else:
         for fmt, path in verdict.written:
             typer.echo(f"{fmt} report: {path}", err=True)
-    raise typer.Exit(verdict.exit_code if verdict.run_status == "finished" else (0 if verdict.passed else 1))
+    # comparing a saved run judges its gates only: how that run ended is its own exit code
+    raise typer.Exit(ExitCode.of_run("finished", verdict.passed))
 
 
 @app.command("history")
@@ -645,7 +646,7 @@ def invoke(argv: list[str]) -> int:
         rc = app(args=argv, prog_name="evalrun", standalone_mode=False)
     except UsageError as e:
         print(f"evalrun: error: {e}", file=sys.stderr)
-        return 2
+        return ExitCode.USAGE
     except EvalrunError as e:
         print(f"evalrun: error: {e}", file=sys.stderr)
         return e.exit_code
@@ -653,24 +654,24 @@ def invoke(argv: list[str]) -> int:
         return e.exit_code
     except KeyboardInterrupt:
         print("evalrun: interrupted", file=sys.stderr)
-        return 130
+        return ExitCode.INTERRUPTED
     except Exception as e:
         import click
 
         # recent typer releases vendor click (typer._click); older ones raise click's own
         vendored = getattr(getattr(getattr(typer, "_click", None), "exceptions", None), "ClickException", None)
         if isinstance(e, click.exceptions.Abort | typer.Abort):
-            return 130
+            return ExitCode.INTERRUPTED
         if isinstance(e, click.ClickException) or (vendored is not None and isinstance(e, vendored)):
             # one line, like every other usage error (click prints usage + hint + error)
             ctx = getattr(e, "ctx", None)
             where = f"{ctx.command_path}: " if ctx is not None and getattr(ctx, "command_path", None) else ""
             msg = " ".join(e.format_message().split())
             print(f"evalrun: error: {where}{msg} (see --help)", file=sys.stderr)
-            return 2
+            return ExitCode.USAGE
         if _debug or os.environ.get("EVALRUN_DEBUG"):
             raise
         print(f"evalrun: internal error: {type(e).__name__}: {e} (rerun with --debug for the traceback)",
               file=sys.stderr)
-        return 3
+        return ExitCode.RUN_FAILED
     return rc if isinstance(rc, int) else 0

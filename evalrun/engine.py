@@ -30,7 +30,7 @@ from evalrun._retry import backoff
 from evalrun._secrets import env_values
 from evalrun.config import LoadedConfig, config_json, load_config
 from evalrun.datasets import Dataset, load_dataset, parse_filters, select_items
-from evalrun.errors import RetryableError, RunFailed, UsageError
+from evalrun.errors import ExitCode, RetryableError, RunFailed, RunStatus, UsageError
 from evalrun.progress import Progress
 from evalrun.records import Item, Record, Score
 from evalrun.scoring.base import Scorer, ScorerContext, scorer_class
@@ -110,11 +110,11 @@ class Plan:
 class RunOutcome:
     run_dir: RunDir
     summary: dict[str, Any]
-    status: str  # finished | interrupted | failed
+    status: RunStatus
 
     @property
-    def exit_code(self) -> int:
-        return {"finished": 0, "interrupted": 130, "failed": 3}[self.status]
+    def exit_code(self) -> ExitCode:
+        return ExitCode.of_run(self.status)
 
 
 def parse_shard(spec: str | None) -> tuple[int, int] | None:
@@ -435,7 +435,7 @@ class Engine:
             presses += 1
             if presses > 1:
                 print("\nevalrun: interrupted again, exiting now", file=sys.stderr, flush=True)
-                os._exit(130)
+                os._exit(ExitCode.INTERRUPTED)
             print("\nevalrun: interrupted; saving partial results (Ctrl-C again to exit at once)",
                   file=sys.stderr, flush=True)
             self.stop()
@@ -515,7 +515,7 @@ def _scorer_extras(plan: Plan) -> dict[str, Any]:
     return {s.name: s.summary_extra() for s in plan.scorers}
 
 
-def write_summary(run_dir: RunDir, plan: Plan, builder: SummaryBuilder, status: str, manifest: dict[str, Any]
+def write_summary(run_dir: RunDir, plan: Plan, builder: SummaryBuilder, status: RunStatus, manifest: dict[str, Any]
                   ) -> dict[str, Any]:
     summary = builder.build(run_id=run_dir.id, eval=plan.loaded.config.name, status=status,
                             planned=plan.total, started_at=manifest.get("started_at"), finished_at=now_iso())

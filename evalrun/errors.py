@@ -1,10 +1,47 @@
-"""Errors that map to exit codes: user input (2) and infrastructure (3)."""
+"""Exit codes, and the errors that map to them: user input (2) and infrastructure (3)."""
 
 from __future__ import annotations
 
+from enum import IntEnum
+from typing import Literal
+
+# how a run ended: ``finished`` (every item attempted, within the error budget), ``interrupted``
+# (Ctrl-C / SIGTERM; partial results saved), ``failed`` (infrastructure beyond the error budget)
+RunStatus = Literal["finished", "interrupted", "failed"]
+
+
+class ExitCode(IntEnum):
+    """Every exit code evalrun uses: the only place they are spelled out."""
+
+    OK = 0
+    GATE_FAILED = 1
+    USAGE = 2
+    RUN_FAILED = 3
+    INTERRUPTED = 130
+
+    @classmethod
+    def of_run(cls, status: str, passed: bool = True) -> ExitCode:
+        """A run's exit code: its status decides, then (for a finished run) its gates."""
+        if status == "interrupted":
+            return cls.INTERRUPTED
+        if status != "finished":
+            return cls.RUN_FAILED
+        return cls.OK if passed else cls.GATE_FAILED
+
+
+# what GitHub outputs (``verdict``) say of a run that did not get as far as its gates
+VERDICT_WORD = {"finished": "pass", "failed": "error", "interrupted": "interrupted"}
+
+
+def verdict_word(status: str, passed: bool = True) -> str:
+    """``pass`` | ``fail`` | ``error`` | ``interrupted``: the one-word verdict of a run."""
+    if status == "finished":
+        return "pass" if passed else "fail"
+    return VERDICT_WORD.get(status, "error")
+
 
 class EvalrunError(Exception):
-    exit_code = 1
+    exit_code: int = ExitCode.GATE_FAILED
 
 
 _ONE_LINE = {ord("\n"): "\\n", ord("\r"): "\\r", 0x85: "\\x85", 0x2028: "\\u2028", 0x2029: "\\u2029",
@@ -17,7 +54,7 @@ class UsageError(EvalrunError):
     Rendered as one line ``file:line:col: message`` where a location is known.
     """
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
     def __init__(self, message: str, file: str | None = None, line: int | None = None,
                  col: int | None = None) -> None:
@@ -43,7 +80,7 @@ class UsageError(EvalrunError):
 class RunFailed(EvalrunError):
     """The run could not complete (infrastructure beyond the error budget). Exit code 3."""
 
-    exit_code = 3
+    exit_code = ExitCode.RUN_FAILED
 
 
 class RetryableError(Exception):

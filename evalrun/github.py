@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from evalrun.errors import ExitCode, verdict_word
+
 # GitHub truncates a job summary above 1 MiB per step; stay well under it
 STEP_SUMMARY_LIMIT = 1_000_000
 # annotations beyond this many per step are dropped by GitHub (10 errors, 10 warnings shown
@@ -274,7 +276,6 @@ def overall_pass_rate(records: Iterable[Any]) -> float | None:
     return passed / judged if judged else None
 
 
-VERDICT_OF_STATUS = {"finished": "pass", "failed": "error", "interrupted": "interrupted"}
 # how much of an output an annotation quotes; the report has the rest
 QUOTE = 160
 
@@ -322,7 +323,7 @@ def publish_run(run_dir: Any, summary: Mapping[str, Any], status: str, verdict: 
     :class:`~evalrun.verdict.Verdict` (gates and comparison); a run that did not finish is
     error/interrupted whatever its gates say."""
     env = os.environ if env is None else env
-    word = VERDICT_OF_STATUS.get(status, "error")
+    word = verdict_word(status)
     markdown = report_path = None
     findings: list[Finding] = []
     if verdict is None and status != "interrupted":
@@ -332,8 +333,7 @@ def publish_run(run_dir: Any, summary: Mapping[str, Any], status: str, verdict: 
         verdict = PostRun([], "significant", None, [], list(run_dir.read_manifest().get("scorers") or [])
                           ).judge(run_dir, dict(summary), status)
     if verdict is not None:
-        if status == "finished":
-            word = "pass" if verdict.passed else "fail"
+        word = verdict_word(status, verdict.passed)
         report_path = next((p for fmt, p in verdict.written if fmt == "md"), None)
         if report_path:
             markdown = Path(report_path).read_text(encoding="utf-8")
@@ -452,14 +452,14 @@ def comment_main(argv: list[str] | None = None, env: Mapping[str, str] | None = 
     try:
         report = Path(args.report).read_text(encoding="utf-8")
     except OSError as e:
-        return fail(f"{args.report}: cannot read the report ({e.strerror or e})", 2)
+        return fail(f"{args.report}: cannot read the report ({e.strerror or e})", ExitCode.USAGE)
     number = args.pr or _pr_number(env)
     if number is None:
         print("evalrun: not a pull request event; no comment posted", file=sys.stderr)
-        return 0
+        return ExitCode.OK
     token, repo = env.get("GITHUB_TOKEN"), env.get("GITHUB_REPOSITORY")
     if not token or not repo:
-        return fail("GITHUB_TOKEN and GITHUB_REPOSITORY must be set to post a PR comment", 2)
+        return fail("GITHUB_TOKEN and GITHUB_REPOSITORY must be set to post a PR comment", ExitCode.USAGE)
     import httpx
 
     try:
@@ -471,12 +471,12 @@ def comment_main(argv: list[str] | None = None, env: Mapping[str, str] | None = 
             # a pull request from a fork gets a read-only token: the gate still stands
             emit_command(annotation("warning", msg + " (a read-only token, as on pull requests from forks?)",
                                     title="evalrun"), sys.stdout)
-            return 0
-        return fail(msg, 3)
+            return ExitCode.OK
+        return fail(msg, ExitCode.RUN_FAILED)
     except httpx.HTTPError as e:
-        return fail(f"could not post the PR comment: {type(e).__name__}: {e}", 3)
+        return fail(f"could not post the PR comment: {type(e).__name__}: {e}", ExitCode.RUN_FAILED)
     print(f"evalrun: {action} the PR comment (id {cid}) on #{number}", file=sys.stderr)
-    return 0
+    return ExitCode.OK
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -485,7 +485,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] != "comment":
         print("usage: python -m evalrun.github comment --report FILE [--key KEY] [--pr N]", file=sys.stderr)
-        return 2
+        return ExitCode.USAGE
     return comment_main(argv[1:])
 
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from evalrun.baseline import Baseline, accepted_path, configured_path_of_run, resolve_baseline
 from evalrun.compare import Comparison, compare, run_metrics
-from evalrun.errors import UsageError
+from evalrun.errors import ExitCode, RunStatus, UsageError
 from evalrun.gates import Gate, GateResult, check_policy, check_slices, evaluate, parse_gates
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ class Verdict:
     comparison: Comparison
     gates: list[GateResult]
     policy: str
-    run_status: str = "finished"
+    run_status: RunStatus = "finished"
     written: list[tuple[str, str]] = field(default_factory=list)  # (format, path) of reports written
     notes: list[str] = field(default_factory=list)
     slices: SliceReport | None = None
@@ -78,12 +78,8 @@ class Verdict:
         return not self.failed_gates
 
     @property
-    def exit_code(self) -> int:
-        if self.run_status == "interrupted":
-            return 130
-        if self.run_status == "failed":
-            return 3
-        return 0 if self.passed else 1
+    def exit_code(self) -> ExitCode:
+        return ExitCode.of_run(self.run_status, self.passed)
 
     @property
     def word(self) -> str:

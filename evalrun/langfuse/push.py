@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from evalrun import __version__
-from evalrun.errors import UsageError
+from evalrun.errors import ExitCode, UsageError
 from evalrun.langfuse import otlp, wire
 from evalrun.langfuse.client import Client, Credentials, Refused, Unreachable, credentials
 from evalrun.langfuse.otlp import STATUS_ERROR, STATUS_UNSET, SpanData
@@ -139,8 +139,8 @@ class PushResult:
     unsendable: dict[str, str] = field(default_factory=dict)
 
     @property
-    def exit_code(self) -> int:
-        return 0 if self.status == "complete" else 3
+    def exit_code(self) -> ExitCode:
+        return ExitCode.OK if self.status == "complete" else ExitCode.RUN_FAILED
 
     def line(self, run_id: str) -> str:
         t, s = self.traces, self.scores
