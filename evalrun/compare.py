@@ -27,6 +27,8 @@ from typing import Any
 
 from evalrun import stats
 from evalrun.records import Record
+from evalrun.runs import RunMetrics
+from evalrun.runs import rounded as _num
 from evalrun.summary import SummaryBuilder, cluster_label
 
 #: per-item statistics a gate or a report can ask for; pass@k / pass^k take k from the name
@@ -303,12 +305,6 @@ class Comparison:
         }
 
 
-def _num(x: float | None) -> float | None:
-    if x is None:
-        return None
-    x = float(x)
-    return None if math.isnan(x) else round(x, 6)
-
 
 def scorer_numbers(records: list[Record], names: list[str], cluster: str | None = None) -> dict[str, dict[str, Any]]:
     """Per scorer n, mean, ci95, pass_rate, passed, failed, errors (and clusters): exactly as
@@ -322,33 +318,8 @@ def scorer_numbers(records: list[Record], names: list[str], cluster: str | None 
 
 
 def run_metrics(records: list[Record], summary: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Run-level numbers gates can use: errors, latency percentiles, cost."""
-    n = len(records)
-    errors = sum(1 for r in records if r.error)
-    lat = [r.latency_ms for r in records if r.latency_ms is not None]
-    cost = 0.0
-    priced = False
-    for r in records:
-        c = (r.usage or {}).get("cost_usd")
-        if isinstance(c, int | float) and not isinstance(c, bool):
-            cost += c
-            priced = True
-    for u in ((summary or {}).get("scorer_usage") or {}).values():
-        c = u.get("cost_usd") if isinstance(u, dict) else None
-        if isinstance(c, int | float) and not isinstance(c, bool):
-            cost += c  # judge calls cost money too
-            priced = True
-    return {
-        "records": n,
-        "errors": errors,
-        "error_rate": _num(errors / n) if n else 0.0,
-        "latency_mean_ms": _num(math.fsum(lat) / len(lat)) if lat else None,
-        "latency_p50_ms": _num(stats.percentile(lat, 50)),
-        "latency_p95_ms": _num(stats.percentile(lat, 95)),
-        "latency_p99_ms": _num(stats.percentile(lat, 99)),
-        "latency_max_ms": _num(max(lat)) if lat else None,
-        "cost_usd": _num(cost) if priced else None,
-    }
+    """Run-level numbers gates can use: errors, latency percentiles, cost (see :class:`RunMetrics`)."""
+    return RunMetrics.of(records, summary).to_dict()
 
 
 def _by_item(records: list[Record]) -> dict[str, list[Record]]:

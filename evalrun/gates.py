@@ -46,10 +46,9 @@ from typing import Any
 from evalrun import stats
 from evalrun.compare import ITEM_STATS, Comparison, parse_k_stat
 from evalrun.errors import UsageError
+from evalrun.runs import RUN_METRICS
 
 #: run-level metrics (no scorer) a gate can name
-RUN_METRICS = ("errors", "error_rate", "cost_usd", "latency_mean_ms", "latency_p50_ms", "latency_p95_ms",
-               "latency_p99_ms", "latency_max_ms")
 RATE_METRICS = ("errors", "error_rate")
 OPS = (">=", "<=", ">", "<")
 POLICIES = stats.POLICIES

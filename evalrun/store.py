@@ -25,11 +25,12 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from evalrun import _json
 from evalrun.errors import UsageError
 from evalrun.records import Record
+from evalrun.runs import Manifest, Summary
 
 MANIFEST = "manifest.json"
 RESULTS = "results.jsonl"
@@ -139,19 +140,19 @@ class RunDir:
     def exists(self) -> bool:
         return (self.path / MANIFEST).is_file()
 
-    def read_manifest(self) -> dict[str, Any]:
-        return self._read_json(MANIFEST)
+    def read_manifest(self) -> Manifest:
+        return cast(Manifest, self._read_json(MANIFEST))
 
-    def write_manifest(self, manifest: dict[str, Any]) -> None:
+    def write_manifest(self, manifest: Manifest) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
         write_json_atomic(self.path / MANIFEST, manifest)
 
-    def read_summary(self) -> dict[str, Any] | None:
+    def read_summary(self) -> Summary | None:
         if not (self.path / SUMMARY).is_file():
             return None
-        return self._read_json(SUMMARY)
+        return cast(Summary, self._read_json(SUMMARY))
 
-    def write_summary(self, summary: dict[str, Any]) -> None:
+    def write_summary(self, summary: Summary) -> None:
         write_json_atomic(self.path / SUMMARY, summary)
 
     def _read_json(self, name: str) -> dict[str, Any]:

@@ -13,7 +13,8 @@ from typing import Any
 
 from evalrun import stats
 from evalrun.records import Record
-from evalrun.stats import percentile
+from evalrun.runs import MetricsBuilder
+from evalrun.runs import rounded as _num
 
 
 class _ItemAcc:
@@ -38,8 +39,6 @@ class _ScorerAcc:
         self.binary = True  # every value seen is 0 or 1
 
 
-def _num(x: float) -> float | None:
-    return None if x is None or (isinstance(x, float) and math.isnan(x)) else round(float(x), 6)
 
 
 def cluster_label(metadata: dict[str, Any] | None, key: str | None, item_id: str) -> object:
@@ -86,7 +85,7 @@ class SummaryBuilder:
         self.items: set[str] = set()
         self.errors = 0
         self.error_types: Counter[str] = Counter()
-        self.latencies: list[float] = []
+        self.metrics = MetricsBuilder()  # errors, latency and cost: the run-level metrics
         self.usage: Counter[str] = Counter()
 
     def add(self, rec: Record) -> None:
@@ -94,8 +93,7 @@ class SummaryBuilder:
         self.items.add(rec.item_id)
         if self.cluster:
             self.clusters[rec.item_id] = cluster_label(rec.metadata, self.cluster, rec.item_id)
-        if rec.latency_ms is not None:
-            self.latencies.append(rec.latency_ms)
+        self.metrics.add(rec)
         if rec.usage:
             for k, v in rec.usage.items():
                 if isinstance(v, int | float) and not isinstance(v, bool):
@@ -163,7 +161,6 @@ class SummaryBuilder:
                 "skipped": acc.skipped,
             })
             scorers[name] = entry
-        lat = sorted(self.latencies)  # sorted: the mean must not depend on completion order
         return {
             **head,
             "records": self.records,
@@ -172,8 +169,6 @@ class SummaryBuilder:
             "error_rate": _num(self.errors / self.records) if self.records else 0.0,
             "error_types": dict(self.error_types.most_common()),
             "scorers": scorers,
-            "latency_ms": None if not lat else {
-                "mean": _num(math.fsum(lat) / len(lat)), "p50": _num(percentile(lat, 50)),
-                "p95": _num(percentile(lat, 95)), "max": _num(lat[-1])},
+            "latency_ms": self.metrics.build().latency_block(),
             "usage": {k: _num(v) for k, v in sorted(self.usage.items())},
         }

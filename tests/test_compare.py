@@ -137,3 +137,22 @@ def test_run_metrics():
     assert m["cost_usd"] == pytest.approx(1.5)
     assert run_metrics([rec("a", True)])["cost_usd"] is None
     assert math.isclose(m["latency_mean_ms"], 50.5)
+
+
+def test_summary_latency_and_gate_metrics_are_one_computation():
+    """summary.json's latency_ms block and the gate metrics come from one RunMetrics."""
+    import random
+
+    from evalrun.summary import SummaryBuilder
+
+    lat = [random.Random(7).uniform(1, 900) for _ in range(57)]
+    recs = [rec(str(i), True, latency=v) for i, v in enumerate(lat)]
+    b = SummaryBuilder(["em"])
+    for r in reversed(recs):
+        b.add(r)
+    block = b.build()["latency_ms"]
+    m = run_metrics(recs)
+    assert block == {"mean": m["latency_mean_ms"], "p50": m["latency_p50_ms"], "p95": m["latency_p95_ms"],
+                     "max": m["latency_max_ms"]}
+    assert block["p95"] == pytest.approx(np.percentile(lat, 95), abs=1e-5)
+    assert SummaryBuilder(["em"]).build()["latency_ms"] is None
