@@ -23,7 +23,8 @@ from collections import defaultdict
 from evalrun.compare import compare
 from evalrun.gates import evaluate, parse_gates
 from evalrun.records import Record, Score
-from evalrun.verdict import Verdict, render
+from evalrun.report import render
+from evalrun.verdict import Verdict
 
 SCORERS = ["em", "sim", "judge"]
 GATES = ["em.mean >= 0.5", "sim.mean >= baseline - 0.02", "judge.pass_rate >= baseline", "errors <= 2%",

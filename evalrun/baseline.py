@@ -25,11 +25,13 @@ from evalrun import _json
 from evalrun.errors import UsageError
 from evalrun.records import Record
 from evalrun.store import (
+    HISTORY,
     RESULTS,
     RunDir,
     default_home,
     iter_results_file,
     list_runs,
+    read_history_file,
     resolve_run,
     write_json_atomic,
 )
@@ -210,8 +212,6 @@ def baseline_document(rd: RunDir) -> dict[str, Any]:
 
 
 def _run_history(rd: RunDir) -> list[dict[str, Any]]:
-    from evalrun.history import HISTORY, read_history_file
-
     return read_history_file(rd.path / HISTORY)
 
 

@@ -14,8 +14,8 @@ from evalrun.errors import EvalrunError, ExitCode, UsageError
 
 if TYPE_CHECKING:
     from evalrun.engine import RunOptions, RunOutcome
+    from evalrun.postrun import PostRun
     from evalrun.variants import Group, GroupPlan
-    from evalrun.verdict import PostRun
 
 app = typer.Typer(help="evalrun: eval and regression runner for LLM pipelines.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
@@ -29,7 +29,7 @@ def _root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks o
     global _debug
     _debug = debug
     if version:
-        from evalrun import __version__
+        from evalrun._version import __version__
 
         typer.echo(__version__)
         raise typer.Exit(ExitCode.OK)
@@ -141,7 +141,7 @@ def run(
     group = find_group(resume, output_dir) if resume else None
     if group is not None or (not resume and _has_variants(config, variant, overrides)):
         _run_group(opts, group, variant, baseline, report, push is not None, json_out, quiet, slice)
-    from evalrun.verdict import prepare_for_run
+    from evalrun.postrun import prepare_for_run
 
     # gates, baseline and --report are checked before the run starts: bad input costs no calls
     post = prepare_for_run(config, resume=resume, home=output_dir, baseline_ref=baseline, reports=report,
@@ -227,8 +227,7 @@ def _finish_group(group: Group, plan: GroupPlan, outcomes: dict[str, RunOutcome]
             for n, o in outcomes.items():
                 typer.echo(f"{n}: run {o.status}, saved in {o.run_dir.path}", err=True)
             typer.echo(f"group {group.id}: {group.path}", err=True)
-    codes = {"interrupted": 130, "failed": 3}
-    raise typer.Exit(codes.get(status, verdict.exit_code if verdict is not None else 0))
+    raise typer.Exit(verdict.exit_code if verdict is not None and status == "finished" else ExitCode.of_run(status))
 
 
 def _push_after_run(outcome: RunOutcome, asked: bool) -> None:
@@ -296,8 +295,8 @@ def merge(
     _check_push(push)
     from evalrun.engine import RunOutcome
     from evalrun.merge import load_shards, write_merged
+    from evalrun.postrun import prepare_from_manifest
     from evalrun.variants import find_group
-    from evalrun.verdict import prepare_from_manifest
 
     groups = [find_group(r, output_dir) for r in runs]
     if any(g is not None for g in groups):
@@ -397,8 +396,8 @@ def compare_cmd(
     slice: SliceOpt = None,
 ) -> None:
     """Compare a run with a baseline and judge its gates (exit 1 when a gate fails)."""
+    from evalrun.postrun import prepare_from_manifest
     from evalrun.store import resolve_run
-    from evalrun.verdict import prepare_from_manifest
 
     rd = resolve_run(run_ref, output_dir)
     manifest = rd.read_manifest()

@@ -7,7 +7,6 @@ secret given through the environment never lands in a run directory.
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from evalrun import _json
 from evalrun._secrets import VAR
 from evalrun._yaml import Located, load_located, read_text
-from evalrun.errors import UsageError
+from evalrun.errors import UsageError, suggest
 from evalrun.overrides import apply_overrides, override_for
 from evalrun.prices import Price
 from evalrun.scoring.base import SCORER_TYPES, ScorerConfig, scorer_class
@@ -183,7 +182,6 @@ class EvalConfig(_Strict):
     @field_validator("slices")
     @classmethod
     def _slice_keys(cls, v: list[str]) -> list[str]:
-        from evalrun.slices import key_error, normalize_key
 
         for key in v:
             if normalize_key(key) is None:
@@ -269,12 +267,6 @@ def _expand_tree(data: Any, located: Located, path: tuple = ()) -> Any:
     if isinstance(data, list):
         return [_expand_tree(v, located, path + (i,)) for i, v in enumerate(data)]
     return data
-
-
-def suggest(word: str, choices: list[str] | set[str]) -> str:
-    """' (did you mean 'x'?)' when something close is among ``choices``, else ''."""
-    close = difflib.get_close_matches(str(word), sorted(map(str, choices)), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 def validation_to_usage(err: ValidationError, model: type[BaseModel], located: Located,
@@ -464,3 +456,27 @@ def config_json(loaded: LoadedConfig) -> dict[str, Any]:
 
     # the standard parser: a non-finite number the file holds (.inf, .nan) stays a string
     return json.loads(_json.canonical(loaded.located.data), parse_constant=str)
+
+
+# --- slice keys (`slices:`, `--slice`, gates `... by KEY`) -----------------------------------
+
+SLICE_TAGS = "tags"
+SLICE_METADATA = "metadata."
+
+
+def normalize_key(key: str) -> str | None:
+    """``tags`` / ``tag`` -> ``tags``; ``metadata.X`` -> itself; anything else -> None."""
+    key = key.strip()
+    if key in ("tag", "tags"):
+        return SLICE_TAGS
+    if key.startswith(SLICE_METADATA) and len(key) > len(SLICE_METADATA):
+        return key
+    return None
+
+
+def key_error(key: str) -> str:
+    """Why ``key`` is not a slice key, with a suggestion."""
+    hint = suggest(key, [SLICE_TAGS, "tag"])
+    if not hint and key and "." not in key:
+        hint = f" (did you mean 'metadata.{key}'?)"
+    return f"unknown slice key '{key}'{hint}; use tags or metadata.KEY"

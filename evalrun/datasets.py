@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import io
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evalrun import _json
 from evalrun._yaml import load_located, read_text
-from evalrun.config import suggest
-from evalrun.errors import UsageError
+from evalrun.errors import UsageError, suggest
 from evalrun.records import Item, scrub_text, stable_id
 from evalrun.store import file_fingerprint
 
@@ -33,12 +32,36 @@ class Dataset:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def load_dataset(ref: str, base_dir: Path) -> Dataset:
-    """Load ``ref`` (a path relative to ``base_dir``, or ``langfuse://name``)."""
-    if ref.startswith("langfuse://"):
-        from evalrun.langfuse import load_langfuse_dataset  # imported only when used
+# Dataset sources by scheme (``langfuse://name``): a source module registers its loader with
+# :func:`register_source` when imported, so it depends on this module and never the reverse.
+# A scheme nobody registered yet is looked up here: the module that provides it, imported only
+# when a reference uses it.
+_SOURCES: dict[str, Callable[[str], Dataset]] = {}
+SOURCE_MODULES = {"langfuse": "evalrun.langfuse.datasets"}
 
-        return load_langfuse_dataset(ref)
+
+def register_source(scheme: str, loader: Callable[[str], Dataset]) -> None:
+    """Make ``scheme://...`` dataset references load with ``loader(ref)``."""
+    _SOURCES[scheme] = loader
+
+
+def source_of(ref: str) -> Callable[[str], Dataset] | None:
+    """The loader of a ``scheme://`` reference, or None for a file path."""
+    scheme, sep, _ = ref.partition("://")
+    if not sep:
+        return None
+    if scheme not in _SOURCES and scheme in SOURCE_MODULES:
+        import importlib
+
+        importlib.import_module(SOURCE_MODULES[scheme])
+    return _SOURCES.get(scheme)
+
+
+def load_dataset(ref: str, base_dir: Path) -> Dataset:
+    """Load ``ref`` (a path relative to ``base_dir``, or a registered source's ``scheme://...``)."""
+    source = source_of(ref)
+    if source is not None:
+        return source(ref)
     path = Path(ref).expanduser()
     if not path.is_absolute():
         path = base_dir / path

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import signal
 import subprocess
@@ -25,9 +26,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from evalrun import __version__
 from evalrun._retry import backoff
 from evalrun._secrets import env_values
+from evalrun._version import __version__
 from evalrun.config import LoadedConfig, config_json, load_config
 from evalrun.datasets import Dataset, load_dataset, parse_filters, select_items
 from evalrun.errors import ExitCode, RetryableError, RunFailed, RunStatus, UsageError
@@ -46,7 +47,16 @@ from evalrun.store import (
     resolve_run,
 )
 from evalrun.summary import SummaryBuilder
-from evalrun.targets import Target, TargetError, build_target
+from evalrun.targets import (
+    ExecTarget,
+    HttpTarget,
+    PythonTarget,
+    Target,
+    TargetError,
+    check_header,
+    check_url,
+    target_secrets,
+)
 
 # how many scoring batches may be in flight at once: lets a slow scorer (an LLM judge)
 # overlap batches instead of serialising them behind each other
@@ -115,6 +125,42 @@ class RunOutcome:
     @property
     def exit_code(self) -> ExitCode:
         return ExitCode.of_run(self.status)
+
+
+def build_target(loaded: Any, concurrency: int) -> Target:
+    """The configured target; anything that would fail every call (an unimportable module, a
+    missing program, a URL that is not http(s), an endless timeout) is a UsageError here."""
+    t = loaded.config.target
+    if not math.isfinite(t.timeout):
+        raise loaded.error("timeout must be a finite number of seconds", "target", "timeout", "__value__")
+    if t.python is not None:
+        def error(msg: str) -> UsageError:
+            return loaded.error(msg, "target", "python", "__value__")
+
+        return PythonTarget(t.python, loaded.base_dir, concurrency, error)
+    if t.chat is not None:
+        from evalrun.chat import ChatTarget
+
+        chat = ChatTarget(loaded, concurrency)
+        chat.secrets = target_secrets(loaded)
+        return chat
+    target: Target
+    if t.exec is not None:
+        def exec_error(msg: str) -> UsageError:
+            return loaded.error(msg, "target", "exec", "__value__")
+
+        target = ExecTarget(t.exec, loaded.base_dir, t.env, t.output_path, t.usage_path, exec_error)
+    else:
+        problem = check_url(t.http.url)
+        if problem:
+            raise loaded.error(problem, "target", "http", "url", "__value__")
+        for name, value in t.http.headers.items():
+            why = check_header(name, value)
+            if why:
+                raise loaded.error(why, "target", "http", "headers", name)
+        target = HttpTarget(t.http, t.timeout, concurrency)
+    target.secrets = target_secrets(loaded)
+    return target
 
 
 def parse_shard(spec: str | None) -> tuple[int, int] | None:

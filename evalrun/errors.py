@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import IntEnum
 from typing import Literal
 
@@ -38,6 +39,14 @@ def verdict_word(status: str, passed: bool = True) -> str:
     if status == "finished":
         return "pass" if passed else "fail"
     return VERDICT_WORD.get(status, "error")
+
+
+def suggest(word: str, choices: Iterable[str]) -> str:
+    """' (did you mean 'x'?)' when something close is among ``choices``, else ''."""
+    import difflib
+
+    close = difflib.get_close_matches(str(word), sorted(map(str, choices)), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 class EvalrunError(Exception):

@@ -174,7 +174,7 @@ def _tokens(text: str, err: Callable[[str], UsageError]) -> list[tuple[str, str,
 
 
 def _suggest(word: str, choices: list[str]) -> str:
-    from evalrun.config import suggest
+    from evalrun.errors import suggest
 
     return suggest(word, choices)
 
@@ -190,7 +190,7 @@ def _selector(text: str, err: Callable[[str], UsageError]) -> tuple[str, str | N
             raise err(f"gate '{text}': a slice selector goes right after the statistic, as in "
                       "'exact_match.mean[tag=math] >= 0.8'")
         return text, None, None
-    from evalrun.slices import key_error, normalize_key
+    from evalrun.config import key_error, normalize_key
 
     key, sep, value = m.group(2).partition("=")
     if not sep or not key.strip() or not value.strip():

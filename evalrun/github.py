@@ -328,7 +328,7 @@ def publish_run(run_dir: Any, summary: Mapping[str, Any], status: str, verdict: 
     findings: list[Finding] = []
     if verdict is None and status != "interrupted":
         # no gates, baseline or --report: the job summary still gets the run's report
-        from evalrun.verdict import PostRun
+        from evalrun.postrun import PostRun
 
         verdict = PostRun([], "significant", None, [], list(run_dir.read_manifest().get("scorers") or [])
                           ).judge(run_dir, dict(summary), status)
@@ -339,7 +339,9 @@ def publish_run(run_dir: Any, summary: Mapping[str, Any], status: str, verdict: 
             markdown = Path(report_path).read_text(encoding="utf-8")
         else:
             # the PR comment step posts a file: keep the markdown beside the run
-            markdown = verdict.markdown()
+            from evalrun.report.markdown import render_markdown
+
+            markdown = render_markdown(verdict)
             path = Path(run_dir.path) / "report.md"
             from evalrun.store import write_text_atomic
 

@@ -22,12 +22,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evalrun.errors import UsageError
+from evalrun.store import HISTORY, read_history_file
+from evalrun.store import valid_history_entry as _valid
 
 if TYPE_CHECKING:
     from evalrun.baseline import Baseline
     from evalrun.store import RunDir
 
-HISTORY = "history.jsonl"
 #: entries a history.jsonl keeps (the newest): a year of daily runs, a few hundred kB
 KEEP = 400
 
@@ -114,24 +115,6 @@ def accepted_entry(path: Path) -> dict[str, Any] | None:
                  summary=b.build(), source="accepted")
 
 
-def read_history_file(path: Path) -> list[dict[str, Any]]:
-    """Entries of a history.jsonl; a torn or foreign line is skipped (history is a convenience,
-    never a reason to fail a run)."""
-    out = []
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return []
-    for line in text.splitlines():
-        try:
-            e = json.loads(line)
-        except ValueError:
-            continue
-        if _valid(e):
-            out.append(e)
-    return out
-
-
 def _history_near(path: Path | None) -> list[dict[str, Any]]:
     """The history a run directory / artifact folder holds (its history.jsonl), or the one an
     accepted-baseline file carries (its ``history`` key), or a results file's run directory's."""
@@ -147,10 +130,6 @@ def _history_near(path: Path | None) -> list[dict[str, Any]]:
     folder = path if path.is_dir() else path.parent
     f = folder / HISTORY
     return read_history_file(f) if f.is_file() else []
-
-
-def _valid(e: Any) -> bool:
-    return isinstance(e, dict) and isinstance(e.get("run_id"), str) and isinstance(e.get("scorers"), dict)
 
 
 def merge(entries: list[dict[str, Any]], eval_name: str | None = None) -> list[dict[str, Any]]:

@@ -23,6 +23,11 @@ from typing import TYPE_CHECKING, Any
 
 from evalrun import stats
 from evalrun.compare import ScorerComparison, Side, scorer_numbers
+
+# the slice key syntax (tags, metadata.KEY) lives with the eval file schema that checks it
+from evalrun.config import SLICE_METADATA as METADATA
+from evalrun.config import SLICE_TAGS as TAGS
+from evalrun.config import normalize_key
 from evalrun.summary import item_stats
 
 if TYPE_CHECKING:
@@ -30,8 +35,6 @@ if TYPE_CHECKING:
 
 #: a slice with fewer items than this is shown, but marked: its interval is wide or missing
 TINY = 10
-TAGS = "tags"
-METADATA = "metadata."
 
 
 # --- the statistics adapter (one place to follow evalrun.stats) ----------------------------
@@ -54,26 +57,6 @@ def _interval(sides: dict[str, Side], stat: str, binary: bool,
 
 
 # --- keys and membership --------------------------------------------------------------------
-
-def normalize_key(key: str) -> str | None:
-    """``tags`` / ``tag`` -> ``tags``; ``metadata.X`` -> itself; anything else -> None."""
-    key = key.strip()
-    if key in ("tag", "tags"):
-        return TAGS
-    if key.startswith(METADATA) and len(key) > len(METADATA):
-        return key
-    return None
-
-
-def key_error(key: str) -> str:
-    """Why ``key`` is not a slice key, with a suggestion."""
-    from evalrun.config import suggest
-
-    hint = suggest(key, [TAGS, "tag"])
-    if not hint and key and "." not in key:
-        hint = f" (did you mean 'metadata.{key}'?)"
-    return f"unknown slice key '{key}'{hint}; use tags or metadata.KEY"
-
 
 def values_of(metadata: dict[str, Any] | None, key: str) -> list[str]:
     """The slice values of one item under ``key`` (several for a list, none when absent)."""
@@ -250,7 +233,7 @@ def check_selector(cmp: Comparison, key: str, value: str) -> str | None:
 def check_in(metadatas: Iterable[dict[str, Any] | None], key: str, value: str) -> str | None:
     """Why ``[key=value]`` selects none of the items with these metadata (None when it selects some),
     with a "did you mean" among the keys or values that exist."""
-    from evalrun.config import suggest
+    from evalrun.errors import suggest
 
     found: set[str] = set()
     keys: set[str] = set()

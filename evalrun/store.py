@@ -35,6 +35,8 @@ from evalrun.runs import Manifest, Summary
 MANIFEST = "manifest.json"
 RESULTS = "results.jsonl"
 SUMMARY = "summary.json"
+# the eval's run history as this run knew it (evalrun.history writes and merges it)
+HISTORY = "history.jsonl"
 PENDING = "pending.jsonl"
 LOCK = "lock"
 # O_NOFOLLOW: a symlink planted in a run directory must not redirect evalrun's writes
@@ -428,3 +430,27 @@ class Cache:
 
 def open_cache(home: Path | None = None) -> Cache:
     return Cache((home or default_home()) / "cache" / "cache.sqlite")
+
+
+def read_history_file(path: Path) -> list[dict[str, Any]]:
+    """Entries of a history.jsonl; a torn or foreign line is skipped (history is a convenience,
+    never a reason to fail a run)."""
+    import json
+
+    out = []
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return []
+    for line in text.splitlines():
+        try:
+            e = json.loads(line)
+        except ValueError:
+            continue
+        if valid_history_entry(e):
+            out.append(e)
+    return out
+
+
+def valid_history_entry(e: Any) -> bool:
+    return isinstance(e, dict) and isinstance(e.get("run_id"), str) and isinstance(e.get("scorers"), dict)

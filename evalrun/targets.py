@@ -166,7 +166,7 @@ class PythonTarget(Target):
             fn = getattr(fn, part, None)
             if fn is None:
                 public = [n for n in dir(module) if not n.startswith("_") and callable(getattr(module, n))]
-                from evalrun.config import suggest
+                from evalrun.errors import suggest
 
                 raise error(f"target function '{attr}' not found in module '{module_name}'{suggest(attr, public)}")
         if not callable(fn):
@@ -437,41 +437,3 @@ def check_header(name: str, value: str) -> str | None:
     if any(c in value for c in "\r\n\0"):
         return f"header {name} holds a line break or NUL character"
     return None
-
-
-def build_target(loaded: Any, concurrency: int) -> Target:
-    """The configured target; anything that would fail every call (an unimportable module, a
-    missing program, a URL that is not http(s), an endless timeout) is a UsageError here."""
-    import math
-
-    t = loaded.config.target
-    if not math.isfinite(t.timeout):
-        raise loaded.error("timeout must be a finite number of seconds", "target", "timeout", "__value__")
-    if t.python is not None:
-        def error(msg: str) -> UsageError:
-            return loaded.error(msg, "target", "python", "__value__")
-
-        return PythonTarget(t.python, loaded.base_dir, concurrency, error)
-    if t.chat is not None:
-        from evalrun.chat import ChatTarget
-
-        chat = ChatTarget(loaded, concurrency)
-        chat.secrets = target_secrets(loaded)
-        return chat
-    target: Target
-    if t.exec is not None:
-        def exec_error(msg: str) -> UsageError:
-            return loaded.error(msg, "target", "exec", "__value__")
-
-        target = ExecTarget(t.exec, loaded.base_dir, t.env, t.output_path, t.usage_path, exec_error)
-    else:
-        problem = check_url(t.http.url)
-        if problem:
-            raise loaded.error(problem, "target", "http", "url", "__value__")
-        for name, value in t.http.headers.items():
-            why = check_header(name, value)
-            if why:
-                raise loaded.error(why, "target", "http", "headers", name)
-        target = HttpTarget(t.http, t.timeout, concurrency)
-    target.secrets = target_secrets(loaded)
-    return target

@@ -10,7 +10,7 @@ group, so ``show``, ``compare``, ``push`` and ``baseline set`` work on it like o
 Target calls of all variants share one concurrency limit and one start rate (the file's, or
 ``--concurrency``), taken first come first served, so a slow variant holds no more than its
 share and never serialises the others. Every variant is compared with the reference variant
-through :mod:`evalrun.verdict` (the same pairing, intervals, regressions and gate verdicts a
+through :mod:`evalrun.postrun` (the same pairing, intervals, regressions and gate verdicts a
 baseline comparison gets); relative gates use the accepted baseline instead when there is
 one (or ``--baseline``).
 """
@@ -25,22 +25,18 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from evalrun.baseline import Baseline
-from evalrun.config import LoadedConfig, load_config, suggest
+from evalrun.config import LoadedConfig, load_config
 from evalrun.engine import RunOptions, RunOutcome, SharedLimits, now_iso, run_eval
-from evalrun.errors import UsageError
+from evalrun.errors import ExitCode, UsageError, suggest, verdict_word
+from evalrun.postrun import PostRun, prepare, prepare_from_manifest
+from evalrun.report import DEFAULT_FILES, ReportSpec, parse_report_specs
 from evalrun.store import RunDir, default_home, new_run_id, resolve_run, write_json_atomic, write_text_atomic
-from evalrun.verdict import PostRun, ReportSpec, Verdict, parse_report_specs, prepare, prepare_from_manifest
-
-if TYPE_CHECKING:
-    from evalrun.gates import GateResult
+from evalrun.verdict import GroupVerdict, VariantResult
 
 GROUP_FILE = "group.json"
-#: group report files, in the group's folder
-DEFAULT_FILES = {"md": "report.md", "junit": "junit.xml", "html": "report.html", "json": "comparison.json",
-                 "console": "report.txt"}
 
 
 # ----------------------------------------------------------------------------- the group on disk
@@ -151,7 +147,7 @@ def plan_group(config_path: str | None, asked: list[str] | None, *, home: Path |
                overrides: dict[str, Any] | None = None, slices: list[str] | None = None) -> GroupPlan:
     """Load and check every variant (config, target import, gates, baseline, --report);
     ``overrides`` (``--set``) apply to every variant, over its own."""
-    from evalrun.targets import build_target
+    from evalrun.engine import build_target
 
     base = load_config(config_path, overrides)
     names, ref, gated = _select(base, asked)
@@ -255,7 +251,7 @@ async def run_group(group: Group, plan: GroupPlan, opts: RunOptions) -> dict[str
         presses += 1
         if presses > 1:
             print("\nevalrun: interrupted again, exiting now", file=sys.stderr, flush=True)
-            os._exit(130)
+            os._exit(ExitCode.INTERRUPTED)
         print("\nevalrun: interrupted; saving partial results of every variant (Ctrl-C again to exit at once)",
               file=sys.stderr, flush=True)
         running = {e.plan.loaded.variant for e in shared.engines}
@@ -305,73 +301,6 @@ async def run_group(group: Group, plan: GroupPlan, opts: RunOptions) -> dict[str
 # ----------------------------------------------------------------------------- judging
 
 
-@dataclass
-class VariantResult:
-    name: str
-    run_dir: RunDir
-    status: str
-    paired: Verdict  # against the reference variant (the reference itself: alone)
-    gate_verdict: Verdict  # what its gates were judged on: ``paired``, or the accepted baseline
-    gated: bool
-    overrides: dict[str, Any]
-
-    @property
-    def failed(self) -> bool:
-        return self.gated and not self.gate_verdict.passed
-
-    @property
-    def gates(self) -> list[GateResult]:
-        return self.gate_verdict.gates
-
-
-@dataclass
-class GroupVerdict:
-    group_id: str
-    eval: str
-    reference: str
-    results: list[VariantResult]
-    policy: str
-    gate_baseline: dict[str, Any] | None  # the accepted baseline gates used, None: the reference
-    status: str
-    notes: list[str] = field(default_factory=list)
-    written: list[tuple[str, str]] = field(default_factory=list)
-
-    def result(self, name: str) -> VariantResult:
-        return next(r for r in self.results if r.name == name)
-
-    @property
-    def passed(self) -> bool:
-        return not any(r.failed for r in self.results)
-
-    @property
-    def exit_code(self) -> int:
-        if self.status == "interrupted":
-            return 130
-        if self.status == "failed":
-            return 3
-        return 0 if self.passed else 1
-
-    @property
-    def word(self) -> str:
-        if self.status != "finished":
-            return self.status
-        return "passed" if self.passed else "failed"
-
-    def brief(self) -> dict[str, Any]:
-        return {"verdict": "pass" if self.passed else "fail", "group_id": self.group_id,
-                "compare_to": self.reference, "gate_policy": self.policy, "gate_baseline": self.gate_baseline,
-                "variants": {r.name: {"run_id": r.run_dir.id, "status": r.status, "gated": r.gated,
-                                      "verdict": "pass" if r.gate_verdict.passed else "fail",
-                                      "gates": [g.to_dict() for g in r.gates]} for r in self.results},
-                "notes": self.notes, "reports": [{"format": f, "path": p} for f, p in self.written]}
-
-    def to_dict(self) -> dict[str, Any]:
-        out = self.brief()
-        out["variants"] = {r.name: {**out["variants"][r.name], "overrides": r.overrides,
-                                    "comparison": r.paired.comparison.to_dict()} for r in self.results}
-        return out
-
-
 def _reference_baseline(rd: RunDir, name: str) -> Baseline:
     m = rd.read_manifest()
     return Baseline(rd.records(), f"variant {name}", "run", m.get("eval"), rd.id, rd.read_summary(),
@@ -411,7 +340,7 @@ def judge_group(group: Group, plan: GroupPlan) -> GroupVerdict:
 
 def write_group_reports(gv: GroupVerdict, specs: list[ReportSpec], group: Group, *, console: bool = True,
                         out: Any = None) -> None:
-    """As :func:`evalrun.verdict.write_reports`, for the variant matrix (files in the group folder)."""
+    """As :func:`evalrun.report.write_reports`, for the variant matrix (files in the group folder)."""
     from evalrun.report import matrix
 
     out = out or sys.stdout
@@ -444,14 +373,13 @@ def publish_group(group: Group, gv: GroupVerdict | None) -> None:
     from evalrun import github
 
     status = group.doc.get("status") or "finished"
-    word = github.VERDICT_OF_STATUS.get(status, "error")
+    word = verdict_word(status)
     markdown = report_path = None
     findings: list[github.Finding] = []
     if gv is not None:
         from evalrun.report.matrix import render_markdown
 
-        if status == "finished":
-            word = "pass" if gv.passed else "fail"
+        word = verdict_word(status, gv.passed)
         report_path = next((p for fmt, p in gv.written if fmt == "md"), None)
         markdown = Path(report_path).read_text(encoding="utf-8") if report_path else render_markdown(gv)
         if report_path is None:

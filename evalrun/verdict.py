@@ -1,59 +1,20 @@
-"""After a run: load the baseline, compare, judge the gates, write the reports, give the verdict.
+"""What a run comes to: the comparison, each gate's result, pass or fail and the exit code.
 
-Split in two so bad input fails before anything runs:
-
-- :func:`prepare` (or :func:`prepare_from_manifest` for an existing run) parses the gates,
-  resolves the baseline and the ``--report`` options, raising UsageError;
-- :meth:`PostRun.finish` does the comparison on the finished run and returns a :class:`Verdict`.
-
-``evalrun run``, ``evalrun compare`` and ``evalrun merge`` all go through here, so a merged
-run gets exactly the verdict of an unsharded run of the same records.
-"""
+No rendering and no I/O here: :mod:`evalrun.postrun` judges a run into a :class:`Verdict`,
+:mod:`evalrun.report` renders it, :mod:`evalrun.github` publishes it."""
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
-from evalrun.baseline import Baseline, accepted_path, configured_path_of_run, resolve_baseline
-from evalrun.compare import Comparison, compare, run_metrics
-from evalrun.errors import ExitCode, RunStatus, UsageError
-from evalrun.gates import Gate, GateResult, check_policy, check_slices, evaluate, parse_gates
+from evalrun.compare import Comparison
+from evalrun.errors import ExitCode, RunStatus
+from evalrun.gates import GateResult
 
 if TYPE_CHECKING:
-    from evalrun.config import LoadedConfig
     from evalrun.slices import SliceReport
     from evalrun.store import RunDir
-
-FORMATS = ("console", "md", "junit", "html", "json")
-DEFAULT_FILES = {"md": "report.md", "junit": "junit.xml", "html": "report.html", "json": "comparison.json",
-                 "console": "report.txt"}
-
-
-@dataclass(frozen=True)
-class ReportSpec:
-    format: str
-    path: str | None  # None: the default (stdout for console, a file in the run directory otherwise); "-": stdout
-
-
-def parse_report_specs(specs: list[str] | None) -> list[ReportSpec]:
-    out = []
-    for spec in specs or []:
-        fmt, sep, path = spec.partition(":")
-        fmt = fmt.strip().lower()
-        if fmt == "markdown":
-            fmt = "md"
-        if fmt not in FORMATS:
-            from evalrun.config import suggest
-
-            raise UsageError(f"--report {spec}: unknown format '{fmt}'{suggest(fmt, FORMATS)}; "
-                             f"formats: {', '.join(FORMATS)} (FORMAT[:PATH])")
-        if sep and not path.strip():
-            raise UsageError(f"--report {spec}: empty path after ':'")
-        out.append(ReportSpec(fmt, path.strip() if sep else None))
-    return out
 
 
 @dataclass
@@ -102,245 +63,67 @@ class Verdict:
                            ("regressed", "improved", "flaky", "unchanged", "new", "removed")},
                 "notes": self.notes, "reports": [{"format": f, "path": p} for f, p in self.written]}
 
-    def markdown(self) -> str:
-        from evalrun.report.markdown import render_markdown
 
-        return render_markdown(self)
+# --- a variant group (evalrun.variants): each variant's verdict, and the group's
+
+@dataclass
+class VariantResult:
+    name: str
+    run_dir: RunDir
+    status: str
+    paired: Verdict  # against the reference variant (the reference itself: alone)
+    gate_verdict: Verdict  # what its gates were judged on: ``paired``, or the accepted baseline
+    gated: bool
+    overrides: dict[str, Any]
+
+    @property
+    def failed(self) -> bool:
+        return self.gated and not self.gate_verdict.passed
+
+    @property
+    def gates(self) -> list[GateResult]:
+        return self.gate_verdict.gates
 
 
 @dataclass
-class PostRun:
-    gates: list[Gate]
+class GroupVerdict:
+    group_id: str
+    eval: str
+    reference: str
+    results: list[VariantResult]
     policy: str
-    baseline: Baseline | None
-    reports: list[ReportSpec]
-    scorers: list[str]
+    gate_baseline: dict[str, Any] | None  # the accepted baseline gates used, None: the reference
+    status: str
     notes: list[str] = field(default_factory=list)
-    slices: list[str] = field(default_factory=list)  # slice keys: the eval file's and --slice
-    cluster: str | None = None  # the eval file's `cluster:` metadata key
+    written: list[tuple[str, str]] = field(default_factory=list)
 
-    def judge(self, run_dir: RunDir, summary: dict[str, Any] | None = None, status: str | None = None) -> Verdict:
-        """Compare the run with the baseline and judge the gates (no output)."""
-        manifest = run_dir.read_manifest()
-        summary = summary if summary is not None else run_dir.read_summary()
-        records = run_dir.records()
-        bl = self.baseline
-        cmp = compare(
-            records, bl.records if bl is not None else None,
-            run={"run_id": run_dir.id, "eval": manifest.get("eval"), "path": str(run_dir.path),
-                 "started_at": manifest.get("started_at"), "git": manifest.get("git"),
-                 **({"prompt": manifest["prompt"]} if manifest.get("prompt") else {})},
-            baseline_info=bl.info() if bl is not None else None,
-            scorers=self.scorers, summary=summary,
-            baseline_metrics=(bl.metrics or run_metrics(bl.records, bl.summary)) if bl is not None else None,
-            cluster=self.cluster,
-        )
-        from evalrun import history
-        from evalrun.slices import slice_report
+    def result(self, name: str) -> VariantResult:
+        return next(r for r in self.results if r.name == name)
 
-        home = run_dir.path.parent.parent if run_dir.path.parent.name == "runs" else None
-        return Verdict(cmp, evaluate(self.gates, cmp, self.policy), self.policy,
-                       status or (summary or {}).get("status") or manifest.get("status") or "finished",
-                       notes=list(self.notes), slices=slice_report(cmp, self.slices),
-                       history=history.collect(manifest.get("eval"), home, current=run_dir, baseline=bl)
-                       if home is not None else history.chain(run_dir, bl))
+    @property
+    def passed(self) -> bool:
+        return not any(r.failed for r in self.results)
 
-    def finish(self, run_dir: RunDir, summary: dict[str, Any] | None = None, *, status: str | None = None,
-               console: bool = True, out: TextIO | None = None) -> Verdict:
-        """Judge the run, keep its history beside it, and write every report asked for (the
-        console one on ``out``)."""
-        verdict = self.judge(run_dir, summary, status)
-        from evalrun import history
+    @property
+    def exit_code(self) -> ExitCode:
+        return ExitCode.of_run(self.status, self.passed)
 
-        try:
-            # everything this machine knows of the eval's runs, so the run directory (in CI: the
-            # next baseline artifact) carries the history on to a runner that has none
-            history.write_history(run_dir, verdict.history[-history.KEEP:])
-        except OSError as e:
-            verdict.notes.append(f"could not write {history.HISTORY}: {e.strerror}")
-        write_reports(verdict, self.reports, run_dir, console=console, out=out)
-        return verdict
+    @property
+    def word(self) -> str:
+        if self.status != "finished":
+            return self.status
+        return "passed" if self.passed else "failed"
 
+    def brief(self) -> dict[str, Any]:
+        return {"verdict": "pass" if self.passed else "fail", "group_id": self.group_id,
+                "compare_to": self.reference, "gate_policy": self.policy, "gate_baseline": self.gate_baseline,
+                "variants": {r.name: {"run_id": r.run_dir.id, "status": r.status, "gated": r.gated,
+                                      "verdict": "pass" if r.gate_verdict.passed else "fail",
+                                      "gates": [g.to_dict() for g in r.gates]} for r in self.results},
+                "notes": self.notes, "reports": [{"format": f, "path": p} for f, p in self.written]}
 
-def write_reports(verdict: Verdict, specs: list[ReportSpec], run_dir: RunDir, *, console: bool = True,
-                  out: TextIO | None = None) -> None:
-    """Write each report; the console one always goes to ``out`` unless ``console`` is False
-    (--quiet, --json), and to a file as well when a ``console:PATH`` asks for it."""
-    from evalrun.store import write_text_atomic
-
-    out = out or sys.stdout
-    if console:
-        from evalrun.report.console import print_console
-
-        print_console(verdict, out)
-    for spec in specs:
-        if spec.format == "console" and spec.path in (None, "-"):
-            continue
-        text = render(verdict, spec.format)
-        if spec.path == "-":
-            out.write(text)
-            out.flush()
-            continue
-        path = Path(spec.path) if spec.path else run_dir.path / DEFAULT_FILES[spec.format]
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_text_atomic(path, text)  # a symlink planted at the path is replaced, not followed
-        except OSError as e:
-            raise UsageError(f"cannot write the {spec.format} report: {e.strerror}", str(path)) from None
-        verdict.written.append((spec.format, str(path)))
-
-
-def render(verdict: Verdict, fmt: str) -> str:
-    if fmt == "md":
-        from evalrun.report.markdown import render_markdown
-
-        return render_markdown(verdict)
-    if fmt == "junit":
-        from evalrun.report.junit import render_junit
-
-        return render_junit(verdict)
-    if fmt == "html":
-        from evalrun.report.html import render_html
-
-        return render_html(verdict)
-    if fmt == "json":
-        from evalrun.report.json import render_json
-
-        return render_json(verdict)
-    from evalrun.report.console import render_console_text
-
-    return render_console_text(verdict)
-
-
-def _implicit_baseline(eval_name: str, home: Path | None, configured: str | None, base_dir: Path | None,
-                       notes: list[str]) -> str | None:
-    """Without --baseline: the accepted baseline when one exists."""
-    path = accepted_path(eval_name, home, configured, base_dir)
-    if path.is_file():
-        return "accepted"
-    if configured:
-        notes.append(f"no accepted baseline at {path} yet; accept a run with: evalrun baseline set RUN")
-    return None
-
-
-def slice_keys(configured: Any, extra: list[str] | None) -> list[str]:
-    """The eval file's ``slices`` plus ``--slice`` keys (a bad --slice key is a UsageError)."""
-    from evalrun.slices import key_error, normalize_key
-
-    keys = [k for k in (configured if isinstance(configured, list) else []) if isinstance(k, str)]
-    for k in extra or []:
-        if normalize_key(k) is None:
-            raise UsageError(f"--slice {k}: {key_error(k)}")
-        keys.append(k)
-    return keys
-
-
-def prepare(loaded: LoadedConfig, *, baseline_ref: str | None = None, reports: list[str] | None = None,
-            home: Path | None = None, repeat: int | None = None, slices: list[str] | None = None) -> PostRun:
-    """Everything that can be wrong with gates, baseline and reports, checked before a run starts."""
-    cfg = loaded.config
-    scorers = [s.name or s.type for s in cfg.scorers]
-    specs = parse_report_specs(reports)
-    gates = parse_gates(cfg.gates, scorers=scorers, repeat=repeat or cfg.repeat,
-                        locate=lambda msg, i: loaded.error(msg, "gates", i))
-    if any(g.slice_key for g in gates) and not cfg.dataset.startswith("langfuse://"):
-        from evalrun.datasets import load_dataset
-
-        # a local dataset is cheap to read twice; a remote one is checked when the gates are judged
-        check_slices(gates, [it.metadata for it in load_dataset(cfg.dataset, loaded.base_dir).items])
-    notes: list[str] = []
-    configured = cfg.baseline
-    ref = baseline_ref or _implicit_baseline(cfg.name, home, configured, loaded.base_dir, notes)
-    bl = resolve_baseline(ref, eval_name=cfg.name, home=home, configured=configured,
-                          base_dir=loaded.base_dir) if ref else None
-    _note_skipped(gates, bl, notes)
-    return PostRun(gates, cfg.gate_policy, bl, specs, scorers, notes, slice_keys(cfg.slices, slices),
-                   cluster=cfg.cluster)
-
-
-def _note_skipped(gates: list[Gate], bl: Baseline | None, notes: list[str]) -> None:
-    if bl is None and not notes and any(g.relative or g.kind == "no_regressions" for g in gates):
-        notes.append("no baseline, so gates relative to it are skipped; pass --baseline REF or accept a run "
-                     "with: evalrun baseline set RUN")
-
-
-def prepare_for_run(config_path: str | None, *, resume: str | None = None, home: Path | None = None,
-                    baseline_ref: str | None = None, reports: list[str] | None = None,
-                    repeat: int | None = None, overrides: dict[str, Any] | None = None,
-                    slices: list[str] | None = None) -> PostRun | None:
-    """``evalrun run``: the post-run work for this eval file (or the resumed run's), or None when
-    there is nothing to judge or report (no gates, no baseline, no --report)."""
-    from evalrun.config import load_config
-
-    if resume:
-        from evalrun.store import resolve_run
-
-        saved = resolve_run(resume, home).read_manifest()
-        config_path, overrides = saved.get("config_path"), saved.get("overrides")
-    post = prepare(load_config(config_path, overrides), baseline_ref=baseline_ref, reports=reports, home=home,
-                   repeat=repeat, slices=slices)
-    if not (post.gates or post.baseline or post.reports or post.notes or post.slices):
-        return None
-    return post
-
-
-def prepare_from_manifest(manifest: dict[str, Any], *, baseline_ref: str | None = None,
-                          reports: list[str] | None = None, home: Path | None = None,
-                          default_latest_before: str | None = None, slices: list[str] | None = None) -> PostRun:
-    """Like :func:`prepare`, for a run that already exists (``compare``, ``merge``): the gates are
-    the ones the run was configured with. With neither a baseline REF nor an accepted baseline,
-    ``default_latest_before`` (a run id) picks the newest finished earlier run of the same eval."""
-    cfg = manifest.get("config") or {}
-    eval_name = manifest.get("eval") or cfg.get("name")
-    scorers = list(manifest.get("scorers") or [])
-    specs = parse_report_specs(reports)
-    raw_gates = cfg.get("gates") or []
-    if not isinstance(raw_gates, list):
-        raw_gates = []
-    config_path = manifest.get("config_path")
-    repeat = (manifest.get("planned") or {}).get("repeat")
-    gates = parse_gates(raw_gates, scorers=scorers, repeat=repeat, locate=_manifest_locator(config_path, raw_gates))
-    policy = check_policy(str(cfg.get("gate_policy") or "significant"))
-    configured, base_dir = configured_path_of_run(manifest)
-    notes: list[str] = []
-    ref = baseline_ref or _implicit_baseline(eval_name, home, configured, base_dir, notes)
-    if ref is None and default_latest_before:
-        ref = _previous_run(eval_name, home, default_latest_before)
-    bl = resolve_baseline(ref, eval_name=eval_name, home=home, configured=configured, base_dir=base_dir) if ref else None
-    _note_skipped(gates, bl, notes)
-    return PostRun(gates, policy, bl, specs, scorers, notes, slice_keys(cfg.get("slices"), slices),
-                   cluster=cfg.get("cluster") or None)
-
-
-def _previous_run(eval_name: str | None, home: Path | None, run_id: str) -> str | None:
-    from evalrun.store import list_runs
-
-    prev = None
-    for rd in list_runs(home):
-        if rd.id == run_id:
-            break
-        m = rd.read_manifest()
-        if m.get("status") == "finished" and m.get("eval") == eval_name:
-            prev = str(rd.path)
-    return prev
-
-
-def _manifest_locator(config_path: str | None, raw_gates: list[Any]) -> Any:
-    """Gate errors point into the eval file when it still holds the same gates, else name the file."""
-    located = None
-    if config_path and Path(config_path).is_file():
-        try:
-            from evalrun._yaml import load_located, read_text
-
-            loc = load_located(read_text(Path(config_path), "eval file"), config_path)
-            if isinstance(loc.data, dict) and loc.data.get("gates") == raw_gates:
-                located = loc
-        except UsageError:
-            located = None
-
-    def locate(msg: str, i: int) -> UsageError:
-        if located is not None:
-            return located.error(msg, ("gates", i))
-        return UsageError(msg, config_path)
-
-    return locate
+    def to_dict(self) -> dict[str, Any]:
+        out = self.brief()
+        out["variants"] = {r.name: {**out["variants"][r.name], "overrides": r.overrides,
+                                    "comparison": r.paired.comparison.to_dict()} for r in self.results}
+        return out

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from evalrun import _json
-from evalrun.datasets import Dataset
+from evalrun.datasets import Dataset, register_source
 from evalrun.errors import RunFailed, UsageError
 from evalrun.langfuse import wire
 from evalrun.langfuse.client import Client, Refused, Unreachable, credentials
@@ -259,3 +259,6 @@ def pull_dataset(name: str, out: Path, version: str | None = None, include_archi
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text, encoding="utf-8")
     return len(rows)
+
+
+register_source("langfuse", load_dataset)

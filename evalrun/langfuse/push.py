@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from evalrun import __version__
+from evalrun._version import __version__
 from evalrun.errors import ExitCode, UsageError
 from evalrun.langfuse import otlp, wire
 from evalrun.langfuse.client import Client, Credentials, Refused, Unreachable, credentials

@@ -79,7 +79,7 @@ def _env() -> SandboxedEnvironment:
 
 
 def render_html(verdict: Verdict) -> str:
-    from evalrun import __version__
+    from evalrun._version import __version__
 
     cmp = verdict.comparison
     scorers = list(cmp.scorers)

@@ -33,7 +33,7 @@ from evalrun.report._common import (
 if TYPE_CHECKING:
     from evalrun.compare import ItemDiff
     from evalrun.records import Record
-    from evalrun.variants import GroupVerdict, VariantResult
+    from evalrun.verdict import GroupVerdict, VariantResult
 
 TOP_ITEMS = 10
 TEXT_LIMIT = 300
@@ -275,7 +275,7 @@ def side_by_side(gv: GroupVerdict) -> tuple[list[str], list[dict[str, Any]]]:
 
 
 def render_html(gv: GroupVerdict) -> str:
-    from evalrun import __version__
+    from evalrun._version import __version__
     from evalrun.report.html import _env
 
     scorers, items = side_by_side(gv)
