@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from types import ModuleType
 from typing import Any
 
+_orjson: ModuleType | None
 try:  # orjson is several times faster on the hot path of writing records
     import orjson as _orjson
 except ImportError:  # pragma: no cover - orjson is a declared dependency

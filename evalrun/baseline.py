@@ -24,6 +24,7 @@ from typing import Any
 from evalrun import _json
 from evalrun.errors import UsageError
 from evalrun.records import Record
+from evalrun.runs import Manifest, Summary
 from evalrun.store import (
     HISTORY,
     RESULTS,
@@ -50,13 +51,13 @@ class Baseline:
     kind: str  # run | results | accepted | langfuse
     eval: str | None = None
     run_id: str | None = None
-    summary: dict[str, Any] | None = None
+    summary: Summary | None = None
     metrics: dict[str, Any] | None = None  # run-level numbers kept in an accepted-baseline file
     config_fingerprint: str | None = None
     path: Path | None = None
 
     def info(self) -> dict[str, Any]:
-        info = {"source": self.source, "kind": self.kind, "run_id": self.run_id, "eval": self.eval,
+        info: dict[str, Any] = {"source": self.source, "kind": self.kind, "run_id": self.run_id, "eval": self.eval,
                 "records": len(self.records)}
         prompt = (self.summary or {}).get("prompt")
         if prompt:  # a chat target's resolved prompt: reports name both versions
@@ -215,7 +216,7 @@ def _run_history(rd: RunDir) -> list[dict[str, Any]]:
     return read_history_file(rd.path / HISTORY)
 
 
-def configured_path_of_run(manifest: dict[str, Any]) -> tuple[str | None, Path | None]:
+def configured_path_of_run(manifest: Manifest) -> tuple[str | None, Path | None]:
     """The ``baseline:`` of the eval file a run used (env-expanded) and that file's folder."""
     from evalrun.config import expand_env
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -270,7 +271,7 @@ def _finish(outcome: RunOutcome, json_out: bool, quiet: bool, post: PostRun | No
     raise typer.Exit(verdict.exit_code if verdict is not None else outcome.exit_code)
 
 
-def _render_summary(summary: dict, json_out: bool, quiet: bool) -> None:
+def _render_summary(summary: Mapping[str, Any], json_out: bool, quiet: bool) -> None:
     if json_out:
         from evalrun._json import json_pretty
 
@@ -304,10 +305,8 @@ def merge(
 
     shards = load_shards(runs, output_dir)
     # as for run: gates, baseline and --report are checked before anything is written
-    post: PostRun | None = prepare_from_manifest(shards[0].manifest, baseline_ref=baseline, reports=report,
-                                                 home=output_dir)
-    if not (post.gates or post.baseline or post.reports or post.notes):
-        post = None
+    prepared = prepare_from_manifest(shards[0].manifest, baseline_ref=baseline, reports=report, home=output_dir)
+    post = prepared if (prepared.gates or prepared.baseline or prepared.reports or prepared.notes) else None
     run_dir, summary = write_merged(shards, output_dir)
     outcome = RunOutcome(run_dir, summary, summary["status"])
     _push_after_run(outcome, push is not None)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -149,10 +150,15 @@ class Paired:
 def paired_stat(cand: dict[str, Side], base: dict[str, Side], stat: str, *, binary: bool,
                 clusters: dict[str, object] | None = None) -> Paired | None:
     """Candidate minus baseline of one per-item statistic on the items both sides have."""
-    ids = [i for i, s in sorted(cand.items())
-           if i in base and s.stat(stat) is not None and base[i].stat(stat) is not None]
-    c = [cand[i].stat(stat) for i in ids]
-    b = [base[i].stat(stat) for i in ids]
+    ids: list[str] = []
+    c: list[float] = []
+    b: list[float] = []
+    for i, s in sorted(cand.items()):
+        cv, bv = s.stat(stat), (base[i].stat(stat) if i in base else None)
+        if cv is not None and bv is not None:
+            ids.append(i)
+            c.append(cv)
+            b.append(bv)
     labels = [clusters.get(i, ("item", i)) for i in ids] if clusters is not None else None
     d = stats.paired_difference(c, b, binary=binary, clusters=labels)
     mde = stats.detectable_drop(d, 0.0, "significant")
@@ -317,7 +323,7 @@ def scorer_numbers(records: list[Record], names: list[str], cluster: str | None 
     return {name: {k: s[k] for k in keys if k in s} for name, s in builder.build()["scorers"].items()}
 
 
-def run_metrics(records: list[Record], summary: dict[str, Any] | None = None) -> dict[str, Any]:
+def run_metrics(records: list[Record], summary: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Run-level numbers gates can use: errors, latency percentiles, cost (see :class:`RunMetrics`)."""
     return RunMetrics.of(records, summary).to_dict()
 
@@ -342,7 +348,7 @@ def scorer_names(records: list[Record], preferred: list[str] | None = None) -> l
 
 def compare(candidate: list[Record], baseline: list[Record] | None, *, run: dict[str, Any] | None = None,
             baseline_info: dict[str, Any] | None = None, scorers: list[str] | None = None,
-            summary: dict[str, Any] | None = None, baseline_metrics: dict[str, Any] | None = None,
+            summary: Mapping[str, Any] | None = None, baseline_metrics: dict[str, Any] | None = None,
             cluster: str | None = None) -> Comparison:
     """Pair ``candidate`` with ``baseline`` (None: the candidate alone, for gates and reports).
 

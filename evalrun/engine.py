@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from evalrun._retry import backoff
 from evalrun._secrets import env_values
@@ -34,6 +34,7 @@ from evalrun.datasets import Dataset, load_dataset, parse_filters, select_items
 from evalrun.errors import ExitCode, RetryableError, RunFailed, RunStatus, UsageError
 from evalrun.progress import Progress
 from evalrun.records import Item, Record, Score
+from evalrun.runs import Manifest, Summary
 from evalrun.scoring.base import Scorer, ScorerContext, scorer_class
 from evalrun.store import (
     Cache,
@@ -119,7 +120,7 @@ class Plan:
 @dataclass
 class RunOutcome:
     run_dir: RunDir
-    summary: dict[str, Any]
+    summary: Summary
     status: RunStatus
 
     @property
@@ -310,8 +311,11 @@ class Engine:
             shared.slots if shared is not None else contextlib.nullcontext())
         self._main: asyncio.Task[Any] | None = None
         # everything in the target section can change an output (url, paths, headers, env...)
-        self.cache_ns = "target:" + content_key(cfg.target.model_dump(mode="json")) if cfg.target.cache else None
+        self.cache_ns: str | None = "target:" + content_key(cfg.target.model_dump(mode="json")) if cfg.target.cache else None
         self.target_key = plan.target.cache_key
+        # the scoring loop's adaptive batch size (set again when it starts)
+        self.max_batch = self.batch_cap = FIRST_BATCH
+        self.batches_scored = 0
         self.interrupted = False
 
     def _work(self) -> Iterator[tuple[Item, int]]:
@@ -324,11 +328,12 @@ class Engine:
     async def _call(self, item: Item, trial: int) -> Record:
         rec = Record(item_id=item.id, trial=trial, input=item.input, expected_output=item.expected_output,
                      metadata=item.metadata)
-        cache = self.plan.cache if self.cache_ns else None
+        ns = self.cache_ns or ""
+        cache = self.plan.cache if ns else None
         key = content_key(self.target_key(item), trial) if cache else ""
         if cache is not None:
             # SQLite may wait on another process's lock: never on the event loop
-            hit = await asyncio.to_thread(cache.get_json, self.cache_ns, key)
+            hit = await asyncio.to_thread(cache.get_json, ns, key)
             if hit is not None:
                 # no call was made: no latency to count, and the usage is marked as not spent again
                 # (a priced call costs 0 this time, so a cost gate sees a known, free re-run)
@@ -369,7 +374,7 @@ class Engine:
                 entry = {"output": call.output, "usage": call.usage}
                 if call.metadata:
                     entry["metadata"] = call.metadata
-                await asyncio.to_thread(cache.put_json, self.cache_ns, key, entry)
+                await asyncio.to_thread(cache.put_json, ns, key, entry)
             return rec
 
     async def _worker(self, work: Iterator[tuple[Item, int]], queue: asyncio.Queue[Record | None]) -> None:
@@ -466,7 +471,7 @@ class Engine:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def run(self, pending: list[Record] | None = None) -> str:
+    async def run(self, pending: list[Record] | None = None) -> RunStatus:
         plan = self.plan
         self.writer = ResultsWriter(self.run_dir.results_path)
         self.journal = ResultsWriter(self.run_dir.pending_path)
@@ -561,8 +566,8 @@ def _scorer_extras(plan: Plan) -> dict[str, Any]:
     return {s.name: s.summary_extra() for s in plan.scorers}
 
 
-def write_summary(run_dir: RunDir, plan: Plan, builder: SummaryBuilder, status: RunStatus, manifest: dict[str, Any]
-                  ) -> dict[str, Any]:
+def write_summary(run_dir: RunDir, plan: Plan, builder: SummaryBuilder, status: RunStatus, manifest: Manifest
+                  ) -> Summary:
     summary = builder.build(run_id=run_dir.id, eval=plan.loaded.config.name, status=status,
                             planned=plan.total, started_at=manifest.get("started_at"), finished_at=now_iso())
     for name, extra in _scorer_extras(plan).items():
@@ -573,7 +578,8 @@ def write_summary(run_dir: RunDir, plan: Plan, builder: SummaryBuilder, status: 
     if manifest.get("prompt"):
         summary["prompt"] = manifest["prompt"]
     run_dir.write_summary(summary)
-    manifest.update(status=status, finished_at=summary["finished_at"])
+    manifest["status"] = status
+    manifest["finished_at"] = summary["finished_at"]
     run_dir.write_manifest(manifest)
     return summary
 
@@ -588,7 +594,7 @@ async def run_eval(opts: RunOptions) -> RunOutcome:
 
 
 async def _run_locked(opts: RunOptions, lock: RunLock) -> RunOutcome:
-    manifest: dict[str, Any]
+    manifest: Manifest
     if opts.resume:
         run_dir = resolve_run(opts.resume, opts.home)
         # one run, one writer: a second resume of a live run stops here, before any call
@@ -615,7 +621,8 @@ async def _run_locked(opts: RunOptions, lock: RunLock) -> RunOutcome:
         plan = await prepare(opts, opts.loaded)
         run_dir = RunDir(plan.home / "runs" / (opts.run_id or new_run_id()))
         lock.acquire(run_dir.path)
-        manifest = {
+        # typed keys, and what the target (a resolved prompt) and a variant group add
+        manifest = cast(Manifest, {
             "run_id": run_dir.id,
             "eval": plan.loaded.config.name,
             "description": plan.loaded.config.description,
@@ -637,7 +644,7 @@ async def _run_locked(opts: RunOptions, lock: RunLock) -> RunOutcome:
             "started_ts": time.time(),
             "status": "running",
             **opts.manifest_extra,
-        }
+        })
         run_dir.write_manifest(manifest)
 
     builder = SummaryBuilder([s.name for s in plan.scorers], cluster=plan.loaded.config.cluster)
@@ -666,6 +673,7 @@ async def _run_locked(opts: RunOptions, lock: RunLock) -> RunOutcome:
     progress.errors = builder.errors
     engine = Engine(plan, run_dir, done | {r.key for r in pending}, builder, progress, opts.shared)
     failure: RunFailed | None = None
+    status: RunStatus
     try:
         status = await engine.run(pending)
     except RunFailed as e:

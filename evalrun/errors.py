@@ -22,10 +22,10 @@ class ExitCode(IntEnum):
 
     @classmethod
     def of_run(cls, status: str, passed: bool = True) -> ExitCode:
-        """A run's exit code: its status decides, then (for a finished run) its gates."""
+        """A run's exit code: an interrupted or failed run says so, any other is judged by its gates."""
         if status == "interrupted":
             return cls.INTERRUPTED
-        if status != "finished":
+        if status == "failed":
             return cls.RUN_FAILED
         return cls.OK if passed else cls.GATE_FAILED
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from evalrun.errors import ExitCode, verdict_word
+from evalrun.runs import Summary
 
 # GitHub truncates a job summary above 1 MiB per step; stay well under it
 STEP_SUMMARY_LIMIT = 1_000_000
@@ -317,7 +318,7 @@ def findings_from_verdict(verdict: Any) -> list[Finding]:
     return out
 
 
-def publish_run(run_dir: Any, summary: Mapping[str, Any], status: str, verdict: Any = None,
+def publish_run(run_dir: Any, summary: Summary, status: str, verdict: Any = None,
                 env: Mapping[str, str] | None = None) -> None:
     """Everything a run (or a merge) tells GitHub Actions. ``verdict`` is the post-run
     :class:`~evalrun.verdict.Verdict` (gates and comparison); a run that did not finish is
@@ -331,7 +332,7 @@ def publish_run(run_dir: Any, summary: Mapping[str, Any], status: str, verdict: 
         from evalrun.postrun import PostRun
 
         verdict = PostRun([], "significant", None, [], list(run_dir.read_manifest().get("scorers") or [])
-                          ).judge(run_dir, dict(summary), status)
+                          ).judge(run_dir, summary.copy(), status)
     if verdict is not None:
         word = verdict_word(status, verdict.passed)
         report_path = next((p for fmt, p in verdict.written if fmt == "md"), None)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,7 +41,7 @@ def _r(x: Any) -> float | None:
     return None if math.isnan(x) else round(x, 6)
 
 
-def _scorers_from_summary(summary: dict[str, Any]) -> dict[str, Any]:
+def _scorers_from_summary(summary: Mapping[str, Any]) -> dict[str, Any]:
     from evalrun.stats import clopper_pearson_interval
 
     out = {}
@@ -57,7 +58,7 @@ def _scorers_from_summary(summary: dict[str, Any]) -> dict[str, Any]:
 
 
 def entry(*, run_id: str | None, eval_name: str | None, started_at: str | None, git: dict[str, Any] | None,
-          summary: dict[str, Any] | None, source: str, finished_at: str | None = None,
+          summary: Mapping[str, Any] | None, source: str, finished_at: str | None = None,
           started_ts: float | None = None) -> dict[str, Any]:
     s = summary or {}
     return {"run_id": run_id, "eval": eval_name, "started_at": started_at, "started_ts": started_ts,

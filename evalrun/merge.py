@@ -18,6 +18,7 @@ from typing import Any
 
 from evalrun.engine import now_iso, parse_shard
 from evalrun.errors import UsageError
+from evalrun.runs import Manifest, Summary
 from evalrun.store import ResultsWriter, RunDir, default_home, new_run_id, resolve_run
 from evalrun.summary import SummaryBuilder
 
@@ -28,7 +29,7 @@ _SELECTION_OPTIONS = ("limit", "filters", "sample", "seed")
 @dataclass
 class Shard:
     run: RunDir
-    manifest: dict[str, Any]
+    manifest: Manifest
     index: int
     count: int
 
@@ -104,7 +105,7 @@ def check_shards(shards: list[Shard]) -> None:
                          f"(got {', '.join(s.spec for s in sorted(shards, key=lambda s: s.index))})")
 
 
-def _merged_summary_extras(summaries: list[dict[str, Any]], built: dict[str, Any]) -> None:
+def _merged_summary_extras(summaries: list[Summary], built: Summary) -> None:
     """Carry over what scorers added to each shard's summary (model name, judge settings...)
     where every shard agrees; statistics of a scorer's own that cannot be pooled are left out
     rather than shown for one shard only. Scorer usage (calls, tokens) is summed."""
@@ -135,12 +136,12 @@ def load_shards(refs: Sequence[str], home: Path | None = None) -> list[Shard]:
     return sorted(shards, key=lambda s: s.index)
 
 
-def merge_runs(refs: Sequence[str], home: Path | None = None) -> tuple[RunDir, dict[str, Any]]:
+def merge_runs(refs: Sequence[str], home: Path | None = None) -> tuple[RunDir, Summary]:
     """Check the shards, then write one run directory holding all of them; returns it and its summary."""
     return write_merged(load_shards(refs, home), home)
 
 
-def write_merged(shards: list[Shard], home: Path | None = None) -> tuple[RunDir, dict[str, Any]]:
+def write_merged(shards: list[Shard], home: Path | None = None) -> tuple[RunDir, Summary]:
     """One run directory from checked shards (see :func:`load_shards`)."""
     summaries = []
     for s in shards:
@@ -182,7 +183,7 @@ def write_merged(shards: list[Shard], home: Path | None = None) -> tuple[RunDir,
         "records": sum((s.manifest.get("planned") or {}).get("records", 0) for s in shards),
     }
     started = min((s.manifest.get("started_at") or "" for s in shards), default="") or None
-    manifest = {
+    manifest: Manifest = {
         **first,
         "run_id": out.id,
         "options": {**(first.get("options") or {}), "shard": None,

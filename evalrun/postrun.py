@@ -22,6 +22,7 @@ from evalrun.compare import compare, run_metrics
 from evalrun.errors import UsageError
 from evalrun.gates import Gate, check_policy, check_slices, evaluate, parse_gates
 from evalrun.report import ReportSpec, parse_report_specs, write_reports
+from evalrun.runs import Manifest, Summary
 from evalrun.verdict import Verdict
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ class PostRun:
     slices: list[str] = field(default_factory=list)  # slice keys: the eval file's and --slice
     cluster: str | None = None  # the eval file's `cluster:` metadata key
 
-    def judge(self, run_dir: RunDir, summary: dict[str, Any] | None = None, status: str | None = None) -> Verdict:
+    def judge(self, run_dir: RunDir, summary: Summary | None = None, status: str | None = None) -> Verdict:
         """Compare the run with the baseline and judge the gates (no output)."""
         manifest = run_dir.read_manifest()
         summary = summary if summary is not None else run_dir.read_summary()
@@ -66,7 +67,7 @@ class PostRun:
                        history=history.collect(manifest.get("eval"), home, current=run_dir, baseline=bl)
                        if home is not None else history.chain(run_dir, bl))
 
-    def finish(self, run_dir: RunDir, summary: dict[str, Any] | None = None, *, status: str | None = None,
+    def finish(self, run_dir: RunDir, summary: Summary | None = None, *, status: str | None = None,
                console: bool = True, out: TextIO | None = None) -> Verdict:
         """Judge the run, keep its history beside it, and write every report asked for (the
         console one on ``out``)."""
@@ -83,10 +84,10 @@ class PostRun:
         return verdict
 
 
-def _implicit_baseline(eval_name: str, home: Path | None, configured: str | None, base_dir: Path | None,
+def _implicit_baseline(eval_name: str | None, home: Path | None, configured: str | None, base_dir: Path | None,
                        notes: list[str]) -> str | None:
     """Without --baseline: the accepted baseline when one exists."""
-    path = accepted_path(eval_name, home, configured, base_dir)
+    path = accepted_path(str(eval_name), home, configured, base_dir)
     if path.is_file():
         return "accepted"
     if configured:
@@ -155,7 +156,7 @@ def prepare_for_run(config_path: str | None, *, resume: str | None = None, home:
     return post
 
 
-def prepare_from_manifest(manifest: dict[str, Any], *, baseline_ref: str | None = None,
+def prepare_from_manifest(manifest: Manifest, *, baseline_ref: str | None = None,
                           reports: list[str] | None = None, home: Path | None = None,
                           default_latest_before: str | None = None, slices: list[str] | None = None) -> PostRun:
     """Like :func:`prepare`, for a run that already exists (``compare``, ``merge``): the gates are

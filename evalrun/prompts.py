@@ -177,7 +177,7 @@ def load_prompt_file(path: Path, shown: str) -> Prompt:
         raise located.error("model: must be a string", ("model", "__value__"))
     from evalrun.store import content_key
 
-    info = {"name": str(data.get("name") or path.stem), "version": None, "labels": [], "source": "file",
+    info: dict[str, Any] = {"name": str(data.get("name") or path.stem), "version": None, "labels": [], "source": "file",
             "file": shown, "sha256": content_key(data)[:12]}
     return Prompt([dict(m) for m in messages], "jinja", model, dict(params), info,
                   located_messages(located, ("messages",), text))

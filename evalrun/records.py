@@ -248,7 +248,7 @@ class Record:
             usage=d.get("usage"),
             scores={str(k): Score.from_dict(v) for k, v in scores.items()},
             metadata=d.get("metadata") or {},
-            attempts=d.get("attempts") if d.get("attempts") is not None else 1,
+            attempts=int(d["attempts"]) if d.get("attempts") is not None else 1,
             started_at=d.get("started_at"),
             target_metadata=d.get("target_metadata"),
             repaired=[str(x) for x in repaired] if isinstance(repaired, list) else [],

@@ -44,9 +44,10 @@ class Manifest(TypedDict, total=False):
     started_ts: float
     finished_at: str
     resumed_at: list[str]
-    status: str
+    status: str  # a RunStatus, or "running" while it runs
     prompt: dict[str, Any]  # a resolved Langfuse prompt (name, version, label)
     merged_from: list[Any]
+    group: dict[str, Any]  # a variant's run: its group id, variant name and reference
 
 
 class Summary(TypedDict, total=False):
@@ -54,7 +55,7 @@ class Summary(TypedDict, total=False):
 
     run_id: str
     eval: str
-    status: str
+    status: RunStatus
     started_at: str | None
     finished_at: str
     planned: int

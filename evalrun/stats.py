@@ -403,19 +403,21 @@ def paired_difference(candidate: ArrayLike, baseline: ArrayLike, *, binary: bool
     else:
         se, g = (sd / math.sqrt(n) if n > 1 else nan), None
         df, method = float(n - 1), "t"
-    base = dict(se=se, df=df, method=method, clusters=g, discordant=disc)
+    def result(lo: float, hi: float, p: float, se: float = se, note: str = "") -> PairedDifference:
+        return PairedDifference(n, cm, bm, mean_d, sd, lo, hi, p, se=se, df=df, method=method, clusters=g,
+                                discordant=disc, note=note)
+
     if not df >= 1 or math.isnan(se):
-        return PairedDifference(n, cm, bm, mean_d, sd, nan, nan, nan, **base,
-                                note=f"too few {'clusters' if clusters is not None else 'items'} for an interval")
+        return result(nan, nan, nan,
+                      note=f"too few {'clusters' if clusters is not None else 'items'} for an interval")
     noise = _noise(c.tolist() + b.tolist())
     if se <= noise:
-        base["se"] = 0.0
         same = abs(mean_d) <= noise
         note = "no item changed" if same else "every item changed by exactly the same amount: no spread, so no test"
-        return PairedDifference(n, cm, bm, mean_d, sd, mean_d, mean_d, 1.0 if same else nan, **base, note=note)
+        return result(mean_d, mean_d, 1.0 if same else nan, se=0.0, note=note)
     h = t_quantile_975(int(df)) * se
     p = min(1.0, 2.0 * t_sf(abs(mean_d) / se, df))
-    return PairedDifference(n, cm, bm, mean_d, sd, mean_d - h, mean_d + h, p, **base)
+    return result(mean_d - h, mean_d + h, p)
 
 
 #: Agresti-Min pseudo-observations: half a count in each discordant cell (+1, -1), one in total
@@ -448,7 +450,8 @@ def _paired_binary(d: Any, n: int, cm: float, bm: float, mean_d: float, sd: floa
         vals = dl + [v for v, _ in _PSEUDO]
         wts = [1.0] * n + [w for _, w in _PSEUDO]
         if clusters is not None:
-            labels: list[object] = [("c", x) for x in clusters] + [("pseudo", i) for i in range(len(_PSEUDO))]
+            labels: list[object] = [("c", x) for x in clusters]
+            labels += [("pseudo", i) for i in range(len(_PSEUDO))]
             g = len(set(clusters))
             method = "agresti-min-cluster-t"
         else:
@@ -457,7 +460,8 @@ def _paired_binary(d: Any, n: int, cm: float, bm: float, mean_d: float, sd: floa
         units = g if g is not None else n
         df = float(units - 1)
         if not df >= 1:
-            return PairedDifference(n, cm, bm, mean_d, sd, math.nan, math.nan, math.nan, se, df, method, g, disc,
+            # (no standard error either: there is nothing to compute one from)
+            return PairedDifference(n, cm, bm, mean_d, sd, math.nan, math.nan, math.nan, math.nan, df, method, g, disc,
                                     note=f"too few {'clusters' if clusters is not None else 'items'} for an interval")
         # the small-sample factor counts the real units, not the pseudo-counts
         se, _ = _cluster_se([v - centre for v in vals], labels, wts, g_correction=units)

@@ -8,12 +8,12 @@ cluster-robust with ``cluster:``), and the pass rate over items with its Clopper
 from __future__ import annotations
 
 import math
-from collections import Counter
-from typing import Any
+from collections import Counter, defaultdict
+from typing import Any, cast
 
 from evalrun import stats
 from evalrun.records import Record
-from evalrun.runs import MetricsBuilder
+from evalrun.runs import MetricsBuilder, Summary
 from evalrun.runs import rounded as _num
 
 
@@ -86,7 +86,7 @@ class SummaryBuilder:
         self.errors = 0
         self.error_types: Counter[str] = Counter()
         self.metrics = MetricsBuilder()  # errors, latency and cost: the run-level metrics
-        self.usage: Counter[str] = Counter()
+        self.usage: defaultdict[str, float] = defaultdict(float)
 
     def add(self, rec: Record) -> None:
         self.records += 1
@@ -140,7 +140,7 @@ class SummaryBuilder:
             return self.errors == self.records
         return self.errors / self.records > budget
 
-    def build(self, **head: Any) -> dict[str, Any]:
+    def build(self, **head: Any) -> Summary:
         scorers: dict[str, Any] = {}
         clusters = self.clusters if self.cluster else None
         for name, acc in self.scorers.items():
@@ -161,7 +161,8 @@ class SummaryBuilder:
                 "skipped": acc.skipped,
             })
             scorers[name] = entry
-        return {
+        # head: run_id, eval, status... (Summary's first keys)
+        return cast(Summary, {
             **head,
             "records": self.records,
             "items": len(self.items),
@@ -171,4 +172,4 @@ class SummaryBuilder:
             "scorers": scorers,
             "latency_ms": self.metrics.build().latency_block(),
             "usage": {k: _num(v) for k, v in sorted(self.usage.items())},
-        }
+        })

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from evalrun.compare import Comparison
-from evalrun.errors import ExitCode, RunStatus
+from evalrun.errors import ExitCode
 from evalrun.gates import GateResult
 
 if TYPE_CHECKING:
@@ -24,7 +24,7 @@ class Verdict:
     comparison: Comparison
     gates: list[GateResult]
     policy: str
-    run_status: RunStatus = "finished"
+    run_status: str = "finished"  # a RunStatus; a run judged while its manifest says "running" keeps that
     written: list[tuple[str, str]] = field(default_factory=list)  # (format, path) of reports written
     notes: list[str] = field(default_factory=list)
     slices: SliceReport | None = None

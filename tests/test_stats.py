@@ -173,3 +173,10 @@ def test_bootstrap_coverage():
         lo, hi = stats.paired_bootstrap_ci(cand, base, n_boot=1000, seed=i)
         covered += lo <= true_diff <= hi
     assert covered / sims >= 0.925, covered / sims
+
+
+def test_one_repeated_pass_fail_item_has_no_interval_rather_than_a_crash():
+    """One item whose trials were averaged (0.5 vs 1.0): too few items for an interval. Found
+    by the type checker: this path read a standard error it had not computed yet."""
+    d = stats.paired_difference([1.0], [0.5], binary=True)
+    assert d.diff == 0.5 and math.isnan(d.lo) and math.isnan(d.se) and d.note == "too few items for an interval"

@@ -33,6 +33,7 @@ from evalrun.langfuse import otlp, wire
 from evalrun.langfuse.client import Client, Credentials, Refused, Unreachable, credentials
 from evalrun.langfuse.otlp import STATUS_ERROR, STATUS_UNSET, SpanData
 from evalrun.records import Record, Score
+from evalrun.runs import Manifest, Summary
 from evalrun.store import RunDir, write_json_atomic
 
 STATE_FILE = "push_state.json"
@@ -466,7 +467,7 @@ def _item_scores(ctx: Context, rec: Record, trace_id: str, fallback_start: float
     return out
 
 
-def _run_scores(ctx: Context, summary: dict[str, Any] | None) -> list[dict[str, Any]]:
+def _run_scores(ctx: Context, summary: Summary | None) -> list[dict[str, Any]]:
     if not summary:
         return []
     entries: list[tuple[str, float | str, str, str | None]] = []
@@ -477,8 +478,9 @@ def _run_scores(ctx: Context, summary: dict[str, Any] | None) -> list[dict[str, 
         if s.get("pass_rate") is not None:
             entries.append((f"{name}.pass_rate", float(s["pass_rate"]), "NUMERIC",
                             f"passed {s.get('passed')}, failed {s.get('failed')}"))
-    if summary.get("error_rate") is not None:
-        entries.append(("error_rate", float(summary["error_rate"]), "NUMERIC",
+    rate = summary.get("error_rate")
+    if rate is not None:
+        entries.append(("error_rate", float(rate), "NUMERIC",
                         f"{summary.get('errors')} of {summary.get('records')} records"))
     if summary.get("status"):
         entries.append(("run_status", str(summary["status"]), "CATEGORICAL", None))
@@ -501,7 +503,7 @@ def _run_scores(ctx: Context, summary: dict[str, Any] | None) -> list[dict[str, 
 
 # -- resolving the experiment ---------------------------------------------------------------------
 
-def run_settings(manifest: dict[str, Any]) -> dict[str, str]:
+def run_settings(manifest: Manifest) -> dict[str, str]:
     """The eval file's ``langfuse:`` strings (run_name, description, dataset_name), with
     ``${VAR}`` expanded now: the manifest keeps them unexpanded."""
     from evalrun.config import expand_env
@@ -512,7 +514,7 @@ def run_settings(manifest: dict[str, Any]) -> dict[str, str]:
             for k, v in raw.items() if isinstance(v, str)}
 
 
-def resolve_context(client: Client, run_dir: RunDir, manifest: dict[str, Any],
+def resolve_context(client: Client, run_dir: RunDir, manifest: Manifest,
                     overrides: dict[str, Any]) -> Context:
     from evalrun.langfuse.datasets import SCHEME, get_dataset, parse_dataset_ref
 

@@ -35,7 +35,7 @@ def _nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
     mag = 10 ** math.floor(math.log10(raw))
     step = min((m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw), default=10 * mag)
     start = math.ceil(lo / step - 1e-9) * step
-    out = []
+    out: list[float] = []
     v = start
     while v <= hi + step * 1e-9 and len(out) < 12:
         out.append(round(v, 10))
@@ -114,10 +114,10 @@ def trend_chart(scorer: str, entries: list[dict[str, Any]], current_run: str | N
     """A scorer's mean over the history with its 95% interval band; the current run highlighted."""
     pts = []
     for e in entries[-TREND_RUNS:]:
-        s = (e.get("scorers") or {}).get(scorer) or {}
+        s: dict[str, Any] = (e.get("scorers") or {}).get(scorer) or {}
         m = s.get("mean")
-        ci = s.get("ci95") or [None, None]
-        if _finite(m):
+        ci: list[Any] = s.get("ci95") or [None, None]
+        if m is not None and _finite(m):
             lo, hi = (ci[0], ci[1]) if len(ci) == 2 and _finite(ci[0], ci[1]) else (m, m)
             pts.append((e.get("run_id") or "", float(m), float(lo), float(hi)))
     if not pts:

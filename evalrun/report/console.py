@@ -66,8 +66,8 @@ def _slice_table(verdict: Verdict) -> Table | None:
     if rep.has_baseline:
         cols += ["baseline", "diff [95% CI]", "regressed", "improved"]
     cols.append("")
-    for i, c in enumerate(cols):
-        t.add_column(c, justify="right" if 1 < i < len(cols) - 1 else "left")
+    for i, col in enumerate(cols):
+        t.add_column(col, justify="right" if 1 < i < len(cols) - 1 else "left")
     for row in shown:
         c = slice_cells(row, rep.has_baseline)
         cells = [c.slice, c.scorer, c.n, c.mean]

@@ -178,7 +178,7 @@ def _id_list(title: str, ids: list[str], budget: int) -> list[str]:
     if not ids:
         return []
     text = f"\n**{title} ({len(ids)}):** "
-    parts = []
+    parts: list[str] = []
     for i, x in enumerate(ids):
         piece = code(x[:80])
         if len(text) + sum(len(p) + 2 for p in parts) + len(piece) + 40 > budget:

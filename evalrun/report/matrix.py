@@ -65,19 +65,22 @@ def scorer_sections(gv: GroupVerdict) -> list[Section]:
             row = rows.get(name)
             sc = r.paired.comparison.scorers.get(name)
             pm = sc.paired("mean") if sc is not None else None
-            ref = r.name == gv.reference or row is None
             cells["mean"].append(row.mean if row else "–")
             cells["95% CI"].append(row.ci_own if row else "–")
             cells["pass rate"].append(row.pass_rate if row else "–")
-            cells["Δ mean vs ref"].append("" if ref else row.d_mean)
-            cells["95% CI "].append("" if ref else row.ci_mean)
-            cells["Δ pass rate vs ref"].append("" if ref else row.d_pass)
-            cells["95% CI  "].append("" if ref else row.ci_pass)
-            cells["p (paired)"].append("" if ref or pm is None or not pm.diff.n else num(pm.diff.p_value, 4))
-            cells["regressed"].append("" if ref or row.regressions is None else str(row.regressions))
-            cells["improved"].append("" if ref or row.improvements is None else str(row.improvements))
-            cells["McNemar p"].append("" if ref else row.mcnemar)
-            cells["MDE"].append("" if ref else row.mde)
+            if row is None or r.name == gv.reference:  # nothing to set against the reference
+                for k in list(cells)[3:]:
+                    cells[k].append("")
+                continue
+            cells["Δ mean vs ref"].append(row.d_mean)
+            cells["95% CI "].append(row.ci_mean)
+            cells["Δ pass rate vs ref"].append(row.d_pass)
+            cells["95% CI  "].append(row.ci_pass)
+            cells["p (paired)"].append("" if pm is None or not pm.diff.n else num(pm.diff.p_value, 4))
+            cells["regressed"].append("" if row.regressions is None else str(row.regressions))
+            cells["improved"].append("" if row.improvements is None else str(row.improvements))
+            cells["McNemar p"].append(row.mcnemar)
+            cells["MDE"].append(row.mde)
         out.append(Section(name, [(k.strip(), v) for k, v in cells.items()]))
     return out
 

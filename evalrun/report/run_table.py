@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from rich.console import Console
@@ -12,7 +13,7 @@ def _fmt(x: Any, digits: int = 3) -> str:
     return "–" if x is None else f"{x:.{digits}f}"
 
 
-def scorer_table(summary: dict[str, Any]) -> Table:
+def scorer_table(summary: Mapping[str, Any]) -> Table:
     t = Table(title=f"{summary.get('eval')} · run {summary.get('run_id')} · {summary.get('status')}",
               title_justify="left")
     t.add_column("scorer")
@@ -30,7 +31,7 @@ def scorer_table(summary: dict[str, Any]) -> Table:
     return t
 
 
-def footer_lines(summary: dict[str, Any]) -> list[str]:
+def footer_lines(summary: Mapping[str, Any]) -> list[str]:
     lines = []
     n, planned = summary.get("records", 0), summary.get("planned")
     lines.append(f"records: {n}" + (f"/{planned}" if planned and planned != n else "")
@@ -61,7 +62,7 @@ def footer_lines(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
-def print_run_summary(summary: dict[str, Any], console: Console | None = None) -> None:
+def print_run_summary(summary: Mapping[str, Any], console: Console | None = None) -> None:
     console = console or Console()
     console.print(scorer_table(summary))
     for line in footer_lines(summary):

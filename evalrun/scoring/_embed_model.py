@@ -9,6 +9,7 @@ importing this module stays cheap.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import threading
@@ -87,7 +88,7 @@ def _check_model_dir(path: Path, name: str) -> Path:
 
 
 def _model_files(path: Path) -> list[Path]:
-    files = []
+    files: list[Path] = []
     for root, dirs, names in os.walk(path, followlinks=True):
         dirs[:] = sorted(d for d in dirs if d not in _IGNORED_DIRS)
         files.extend(Path(root) / n for n in sorted(names) if n not in _IGNORED_FILES)
@@ -122,7 +123,7 @@ def model_fingerprint(path: Path, cache: Cache | None = None) -> str:
             for f, (rel, size, _mtime) in zip(files, stats, strict=True):
                 h.update(f"{rel}\0{size}\0".encode())
                 with open(f, "rb") as fh:
-                    for chunk in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                    for chunk in iter(functools.partial(fh.read, 1 << 20), b""):
                         h.update(chunk)
             fp = h.hexdigest()
             if cache is not None:

@@ -7,6 +7,7 @@ records whose target call succeeded. It returns one :class:`Score` per record, i
 
 from __future__ import annotations
 
+import builtins
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -62,7 +63,8 @@ class Scorer:
     ``score_batch`` (or ``score_one`` for simple per-record logic)."""
 
     type: ClassVar[str]
-    Config: ClassVar[type[ScorerConfig]] = ScorerConfig
+    # builtins.type: the class attribute `type` above hides the builtin in this class body
+    Config: ClassVar[builtins.type[ScorerConfig]] = ScorerConfig
     #: how many records the engine hands over at once at most
     batch_size: ClassVar[int] = 256
     #: the Langfuse score data type of this scorer's value, whatever the values of a run are

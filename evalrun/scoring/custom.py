@@ -32,11 +32,11 @@ def to_score(value: Any, threshold: float | None) -> Score:
         v = float(value)
         return Score(v, v >= threshold if threshold is not None else None)
     if isinstance(value, dict) and "value" in value:
-        v = value.get("value")
+        raw = value.get("value")
         passed = value.get("passed")
-        if passed is None and threshold is not None and isinstance(v, int | float):
-            passed = v >= threshold
-        return Score(None if v is None else float(v), passed, value.get("reason"))
+        if passed is None and threshold is not None and isinstance(raw, int | float):
+            passed = raw >= threshold
+        return Score(None if raw is None else float(raw), passed, value.get("reason"))
     raise TypeError(f"scorer returned {type(value).__name__}; expected Score, bool, number or {{value, passed, reason}}")
 
 
@@ -46,6 +46,7 @@ class PythonScorer(Scorer):
     type = "python"
     langfuse_data_type = "NUMERIC"
     Config = PythonScorerConfig
+    config: PythonScorerConfig
     batch_size = 512
     _thread: ThreadPoolExecutor | None = None
 

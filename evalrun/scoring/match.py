@@ -10,6 +10,7 @@ import math
 import re
 import string
 import unicodedata
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import Field
@@ -25,7 +26,7 @@ _WS = re.compile(r"\s+")
 _ARTICLES = re.compile(r"\b(a|an|the)\b", re.IGNORECASE)
 
 
-def normalize(text: str, steps: list[str]) -> str:
+def normalize(text: str, steps: Sequence[str]) -> str:
     """Apply the normalisations in a fixed order (unicode first, whitespace last)."""
     if "unicode" in steps:
         text = unicodedata.normalize("NFKD", text)
@@ -54,6 +55,7 @@ class _TextScorer(Scorer):
     """Shared logic: text of the output vs. text of each expected output; best match wins."""
 
     Config = TextConfig
+    config: TextConfig
     batch_size = 4096
 
     def prep(self, value: Any) -> str:
@@ -122,6 +124,7 @@ class Regex(Scorer):
     type = "regex"
     langfuse_data_type = "BOOLEAN"
     Config = RegexConfig
+    config: RegexConfig
     batch_size = 4096
 
     async def setup(self) -> None:
@@ -173,11 +176,11 @@ class Numeric(Scorer):
     type = "numeric"
     langfuse_data_type = "BOOLEAN"
     Config = NumericConfig
+    config: NumericConfig
     batch_size = 4096
 
     def score_one(self, record: Record) -> Score:
-        expected = [parse_number(e) for e in record.expected_list]
-        expected = [e for e in expected if e is not None]
+        expected = [n for n in (parse_number(e) for e in record.expected_list) if n is not None]
         if not expected:
             return NO_EXPECTED if not record.expected_list else Score(None, None, "expected_output is not a number")
         got = parse_number(record.output)
@@ -210,6 +213,7 @@ class JsonMatch(Scorer):
     type = "json_match"
     langfuse_data_type = "BOOLEAN"
     Config = JsonMatchConfig
+    config: JsonMatchConfig
     batch_size = 4096
 
     def score_one(self, record: Record) -> Score:
