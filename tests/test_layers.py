@@ -20,7 +20,8 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("base", ["evalrun._version", "evalrun.errors", "evalrun._json", "evalrun._yaml", "evalrun._retry",
               "evalrun._user_modules", "evalrun.records", "evalrun.stats", "evalrun.prices",
               "evalrun.overrides", "evalrun.progress", "evalrun.runs", "evalrun.store", "evalrun.summary",
-              "evalrun.openai_client", "evalrun.langfuse.client"]),
+              "evalrun.openai_client", "evalrun.langfuse.client", "evalrun.langfuse.wire",
+              "evalrun.langfuse.otlp"]),
     # what config validates against: the scorer base class and its registry
     ("plugin interfaces", ["evalrun.scoring", "evalrun.scoring.base"]),
     ("config", ["evalrun.config", "evalrun.prompts", "evalrun.langfuse.prompts"]),
@@ -32,9 +33,19 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("gates", ["evalrun.gates"]),
     ("verdict", ["evalrun.verdict"]),
     ("report / integrations", ["evalrun.report", "evalrun.report.*", "evalrun.github", "evalrun.langfuse",
-                               "evalrun.langfuse.push", "evalrun.postrun", "evalrun.variants"]),
+                               "evalrun.langfuse.push", "evalrun.langfuse.tracecontext", "evalrun.postrun", "evalrun.variants"]),
     ("API / CLI", ["evalrun", "evalrun.api", "evalrun.cli", "evalrun.__main__"]),
 ]
+
+
+# Known upward imports, each with its reason. Keep this short: an entry is a debt, not a design.
+UPWARD: dict[tuple[str, str], str] = {
+    # issue 17's live trace context: at run start the engine freezes the Langfuse experiment
+    # ids the push will use (langfuse.push's Context/PushState); moving that experiment state
+    # below the engine would make this edge go away
+    ("evalrun.engine", "evalrun.langfuse.tracecontext"):
+        "the engine installs the Langfuse trace context (issue 17)",
+}
 
 
 def modules() -> dict[str, Path]:
@@ -147,9 +158,14 @@ def test_no_lower_layer_imports_a_higher_one():
     bad = []
     for name, targets in sorted(graph().items()):
         for t in sorted(targets):
-            if layer_of(t) > layer_of(name):
+            if layer_of(t) > layer_of(name) and (name, t) not in UPWARD:
                 bad.append(f"{name} ({LAYERS[layer_of(name)][0]}) imports {t} ({LAYERS[layer_of(t)][0]})")
     assert bad == []
+
+
+def test_every_allowed_upward_import_is_still_there():
+    edges = graph()
+    assert [pair for pair in UPWARD if pair[1] not in edges.get(pair[0], set())] == []
 
 
 def test_the_contract_catches_what_it_claims(tmp_path):

@@ -215,8 +215,10 @@ def _archived_known(client: Client, name: str, out: Path, listed: set[str]) -> l
         if item_id in listed:
             continue
         try:
-            raw = client.call(f"get item {item_id!r}", lambda o, i=item_id: client.api.dataset_items.get(
-                quote(i, safe=""), request_options=o))
+            def get_item(o: Any, i: str = item_id) -> Any:
+                return client.api.dataset_items.get(quote(i, safe=""), request_options=o)
+
+            raw = client.call(f"get item {item_id!r}", get_item)
         except Refused:
             continue  # deleted, or never there
         except Unreachable as e:

@@ -162,7 +162,7 @@ class PushResult:
 
 # -- what a record becomes --------------------------------------------------------------------
 
-def declared_score_types(manifest: dict[str, Any]) -> dict[str, str]:
+def declared_score_types(manifest: Manifest) -> dict[str, str]:
     """Per scorer, its Langfuse data type as its class declares it (``langfuse_data_type``),
     overridden by ``langfuse: {score_types: ...}``: never inferred from a run's values, so the
     same scorer is one score column across runs."""
@@ -202,9 +202,9 @@ def score_entries(name: str, score: Score, dtype: str = "NUMERIC"
     v, passed = score.value, score.passed
     label = (score.extra or {}).get("label")
     label = label.strip()[:500] if isinstance(label, str) and label.strip() else None
-    numeric = v is not None and isinstance(v, int | float) and not isinstance(v, bool)
+    number = float(v) if v is not None and isinstance(v, int | float) and not isinstance(v, bool) else None
     if dtype == "BOOLEAN":
-        verdict = passed if passed is not None else (bool(v) if numeric and float(v) in (0.0, 1.0) else None)
+        verdict = passed if passed is not None else (bool(v) if number is not None and number in (0.0, 1.0) else None)
         if verdict is not None:
             out.append((name, 1.0 if verdict else 0.0, "BOOLEAN"))
         elif v is not None:
@@ -215,8 +215,8 @@ def score_entries(name: str, score: Score, dtype: str = "NUMERIC"
             out.append((name, text, "CATEGORICAL"))
         label = None
     else:
-        if numeric:
-            out.append((name, float(v), "NUMERIC"))
+        if number is not None:
+            out.append((name, number, "NUMERIC"))
         if passed is not None:
             out.append((f"{name}.passed", 1.0 if passed else 0.0, "BOOLEAN"))
     if label:
@@ -561,7 +561,7 @@ def resolve_context(client: Client, run_dir: RunDir, manifest: Manifest,
                    dataset_id=dataset_id, dataset_version=version, base_url=client.creds.base_url)
 
 
-def freeze_context(run_dir: RunDir, manifest: dict[str, Any], state: PushState, *, budget: float | None = 10.0,
+def freeze_context(run_dir: RunDir, manifest: Manifest, state: PushState, *, budget: float | None = 10.0,
                    overrides: dict[str, Any] | None = None, creds: Credentials | None = None) -> Context:
     """Resolve the experiment (a Langfuse call when the run links a dataset) and keep it in the
     state, so every later push and the live trace context use the same ids."""
@@ -594,7 +594,7 @@ def _check_run_name_unused(client: Client, run_name: str, run_id: str, dataset_i
                              "give this run its own langfuse.run_name (or --run-name)")
 
 
-def _check_linked_items(client: Client, ctx: Context, item_ids: set[str], manifest: dict[str, Any]) -> None:
+def _check_linked_items(client: Client, ctx: Context, item_ids: set[str], manifest: Manifest) -> None:
     """A run linked to a Langfuse dataset must be about that dataset's items: a local file's
     ids are checked against the dataset's (active) items before anything is sent."""
     from evalrun.langfuse.datasets import PAGE_SIZE, SCHEME
@@ -604,8 +604,11 @@ def _check_linked_items(client: Client, ctx: Context, item_ids: set[str], manife
     known: set[str] = set()
     page = 1
     while True:
-        res = client.call(f"list items of {ctx.dataset_name!r}", lambda o, page=page: client.api.dataset_items.list(
-            dataset_name=ctx.dataset_name, page=page, limit=PAGE_SIZE, request_options=o))
+        def list_page(o: Any, page: int = page) -> Any:
+            return client.api.dataset_items.list(dataset_name=ctx.dataset_name, page=page, limit=PAGE_SIZE,
+                                                 request_options=o)
+
+        res = client.call(f"list items of {ctx.dataset_name!r}", list_page)
         known.update(str(i.id) for i in res.data)
         if page >= (res.meta.total_pages or 0) or not res.data:
             break

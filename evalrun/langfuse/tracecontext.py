@@ -20,9 +20,12 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evalrun.langfuse import wire
+
+if TYPE_CHECKING:
+    from evalrun.runs import Manifest
 
 #: (item id, trial, item metadata) of the record whose target call runs in this task
 CURRENT: contextvars.ContextVar[tuple[str, int, dict[str, Any]] | None] = contextvars.ContextVar(
@@ -135,7 +138,7 @@ class TraceContext:
         return bound
 
 
-def wanted(manifest: dict[str, Any], push: bool) -> bool:
+def wanted(manifest: Manifest, push: bool) -> bool:
     settings = (manifest.get("config") or {}).get("langfuse") or {}
     explicit = settings.get("trace_context")
     if explicit is not None:
@@ -143,7 +146,7 @@ def wanted(manifest: dict[str, Any], push: bool) -> bool:
     return push or bool(settings.get("push"))
 
 
-def setup(run_dir: Any, manifest: dict[str, Any], push: bool, budget: float = 10.0) -> tuple[TraceContext | None, str | None]:
+def setup(run_dir: Any, manifest: Manifest, push: bool, budget: float = 10.0) -> tuple[TraceContext | None, str | None]:
     """The run's trace context (None when not wanted) and a note when the experiment could not be
     resolved (then only the trace and span ids propagate). Never raises for Langfuse trouble."""
     if not wanted(manifest, push):
@@ -178,7 +181,7 @@ def setup(run_dir: Any, manifest: dict[str, Any], push: bool, budget: float = 10
     return TraceContext(run_dir.id, experiment, repeat), note
 
 
-def install(target: Any, run_dir: Any, manifest: dict[str, Any], push: bool) -> None:
+def install(target: Any, run_dir: Any, manifest: Manifest, push: bool) -> None:
     """Give ``target`` the run's trace context when one is wanted; a note goes to stderr."""
     import sys
 
