@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from evalrun.engine import RunOptions, RunOutcome
     from evalrun.postrun import PostRun
     from evalrun.variants import Group, GroupPlan
+    from evalrun.verdict import Verdict
 
 app = typer.Typer(help="evalrun: eval and regression runner for LLM pipelines.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
@@ -114,26 +115,14 @@ def run(
     """Run an eval: every item through the target, scored, saved in a run directory. With
     'variants:' in the eval file, every variant over the same items, compared side by side."""
     _check_push(push)
-    from evalrun.engine import RunOptions, run_eval
+    from evalrun import api
+    from evalrun.engine import RunOptions, RunOutcome
     from evalrun.overrides import parse_set_options
     from evalrun.progress import Progress
 
     overrides = parse_set_options(set_ or [])
-    opts = RunOptions(config_path=config, concurrency=concurrency, repeat=repeat, limit=limit,
-                      filters=filter or [], sample=sample, seed=seed, shard=shard, home=output_dir,
-                      resume=resume, progress=Progress.auto(quiet), overrides=overrides,
-                      push=push is not None)
-    if resume and config:
-        raise UsageError("--resume takes the eval file from the run's manifest; don't pass one")
-    if resume and overrides:
-        raise UsageError("--resume keeps the run's own --set values; drop --set")
-    if resume:
-        # the plan (items x trials) is fixed when a run starts; changing it mid-way would mix
-        # records of two plans in one run
-        given = [n for n, v in (("--repeat", repeat), ("--limit", limit), ("--filter", filter),
-                                ("--sample", sample), ("--seed", seed), ("--shard", shard)) if v]
-        if given:
-            raise UsageError(f"--resume keeps the run's own plan; drop {', '.join(given)}")
+    api.check_resume(resume, config, overrides, repeat=repeat, limit=limit, filters=filter, sample=sample,
+                     seed=seed, shard=shard)
     check_paths(output_dir, report, baseline)
     if variant and resume:
         raise UsageError("--resume continues every variant of the group; drop --variant")
@@ -141,24 +130,18 @@ def run(
 
     group = find_group(resume, output_dir) if resume else None
     if group is not None or (not resume and _has_variants(config, variant, overrides)):
+        opts = RunOptions(config_path=config, concurrency=concurrency, repeat=repeat, limit=limit,
+                          filters=filter or [], sample=sample, seed=seed, shard=shard, home=output_dir,
+                          resume=resume, progress=Progress.auto(quiet), overrides=overrides,
+                          push=push is not None)
         _run_group(opts, group, variant, baseline, report, push is not None, json_out, quiet, slice)
-    from evalrun.postrun import prepare_for_run
-
-    # gates, baseline and --report are checked before the run starts: bad input costs no calls
-    post = prepare_for_run(config, resume=resume, home=output_dir, baseline_ref=baseline, reports=report,
-                           repeat=repeat, overrides=overrides, slices=slice)
-    if post is not None and post.baseline is not None:
-        opts.baseline_outputs = post.baseline.outputs()
-    if shard and post is not None and post.gates:
-        # a slice's gates mean little, and failing them would stop a matrix job before
-        # `evalrun merge` judges the whole run
-        post.gates = []
-        post.notes.append("gates are judged on the merged run (evalrun merge), not on a shard")
-    import asyncio
-
-    outcome = asyncio.run(run_eval(opts))
+    result = api.run(config, concurrency=concurrency, repeat=repeat, limit=limit, filters=filter, sample=sample,
+                     seed=seed, shard=shard, home=output_dir, resume=resume, overrides=overrides,
+                     baseline=baseline, reports=report, slices=slice, push=push is not None,
+                     progress=Progress.auto(quiet))
+    outcome = RunOutcome(result.run_dir, result.summary, result.status)
     _push_after_run(outcome, push is not None)
-    _finish(outcome, json_out, quiet, post)
+    _render_run(outcome, result.verdict, json_out, quiet)
 
 
 def _has_variants(config: str | None, asked: list[str] | None, overrides: dict) -> bool:
@@ -243,14 +226,22 @@ def _push_after_run(outcome: RunOutcome, asked: bool) -> None:
 
 
 def _finish(outcome: RunOutcome, json_out: bool, quiet: bool, post: PostRun | None = None) -> None:
-    """Report a finished run (from ``run`` or ``merge``) and exit with its code: compared with
-    its baseline and judged by its gates when ``post`` says so."""
-    from evalrun import github
-
+    """Report a finished run (from ``merge``) and exit with its code: compared with its baseline
+    and judged by its gates when ``post`` says so."""
     verdict = None
     if post is not None and outcome.status != "interrupted":
-        verdict = post.finish(outcome.run_dir, outcome.summary, status=outcome.status,
-                              console=not quiet and not json_out)
+        verdict = post.finish(outcome.run_dir, outcome.summary, status=outcome.status, console=False)
+    _render_run(outcome, verdict, json_out, quiet)
+
+
+def _render_run(outcome: RunOutcome, verdict: Verdict | None, json_out: bool, quiet: bool) -> None:
+    """Print a run (and its verdict, reports written), tell GitHub Actions, exit with its code."""
+    from evalrun import github
+
+    if verdict is not None and not quiet and not json_out:
+        from evalrun.report.console import print_console
+
+        print_console(verdict, sys.stdout)
     if github.active():
         github.publish_run(outcome.run_dir, outcome.summary, outcome.status, verdict)
     if verdict is None:
@@ -395,19 +386,16 @@ def compare_cmd(
     slice: SliceOpt = None,
 ) -> None:
     """Compare a run with a baseline and judge its gates (exit 1 when a gate fails)."""
-    from evalrun.postrun import prepare_from_manifest
-    from evalrun.store import resolve_run
+    from evalrun import api
 
-    rd = resolve_run(run_ref, output_dir)
-    manifest = rd.read_manifest()
-    post = prepare_from_manifest(manifest, baseline_ref=baseline_ref, reports=report, home=output_dir,
-                                 default_latest_before=rd.id, slices=slice)
-    if post.baseline is None:
-        raise UsageError(f"no baseline to compare run {rd.id} with: pass one (a run id, 'latest', a baseline "
-                         "file) or accept a run with  evalrun baseline set RUN")
-    if post.baseline.run_id == rd.id:
-        typer.echo(f"note: comparing run {rd.id} with itself", err=True)
-    verdict = post.finish(rd, status=manifest.get("status"), console=not json_out)
+    verdict = api.compare(run_ref, baseline_ref, home=output_dir, reports=report, slices=slice)
+    run_id = verdict.comparison.run.get("run_id")
+    if (verdict.comparison.baseline_info or {}).get("run_id") == run_id:
+        typer.echo(f"note: comparing run {run_id} with itself", err=True)
+    if not json_out:
+        from evalrun.report.console import print_console
+
+        print_console(verdict, sys.stdout)
     if json_out:
         from evalrun._json import json_pretty
 

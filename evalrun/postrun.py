@@ -151,9 +151,12 @@ def prepare_for_run(config_path: str | None, *, resume: str | None = None, home:
         config_path, overrides = saved.get("config_path"), saved.get("overrides")
     post = prepare(load_config(config_path, overrides), baseline_ref=baseline_ref, reports=reports, home=home,
                    repeat=repeat, slices=slices)
-    if not (post.gates or post.baseline or post.reports or post.notes or post.slices):
-        return None
-    return post
+    return post if post_run_needed(post) else None
+
+
+def post_run_needed(post: PostRun) -> bool:
+    """Whether a run has anything to be judged or reported by (gates, a baseline, --report...)."""
+    return bool(post.gates or post.baseline or post.reports or post.notes or post.slices)
 
 
 def prepare_from_manifest(manifest: Manifest, *, baseline_ref: str | None = None,

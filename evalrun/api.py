@@ -1,0 +1,137 @@
+"""The library entry points: :func:`run` an eval and :func:`compare` a saved run with a baseline.
+
+``evalrun run`` and ``evalrun compare`` are these functions plus rendering: the command line
+parses options, calls them, prints what they return and exits with ``result.exit_code``.
+Nothing here prints; bad input raises :class:`~evalrun.errors.UsageError` before any call is
+made, as on the command line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from evalrun.errors import ExitCode, UsageError
+
+if TYPE_CHECKING:
+    from evalrun.config import LoadedConfig
+    from evalrun.records import Record
+    from evalrun.runs import Manifest, RunStatus, Summary
+    from evalrun.store import RunDir
+    from evalrun.verdict import Verdict
+
+
+@dataclass
+class RunResult:
+    """A finished (or interrupted, or failed) run: where it is saved, its summary, and the
+    verdict when it had gates, a baseline or reports to judge it by."""
+
+    run_dir: RunDir
+    summary: Summary
+    status: RunStatus
+    verdict: Verdict | None = None
+
+    @property
+    def run_id(self) -> str:
+        return self.run_dir.id
+
+    @property
+    def passed(self) -> bool:
+        """Finished, and no gate failed."""
+        return self.exit_code == ExitCode.OK
+
+    @property
+    def exit_code(self) -> ExitCode:
+        if self.verdict is not None and self.status == "finished":
+            return self.verdict.exit_code
+        return ExitCode.of_run(self.status)
+
+    def records(self) -> list[Record]:
+        return self.run_dir.records()
+
+    def manifest(self) -> Manifest:
+        return self.run_dir.read_manifest()
+
+
+def run(config: str | Path | LoadedConfig | None = None, *, concurrency: int | None = None,
+        repeat: int | None = None, limit: int | None = None, filters: list[str] | None = None,
+        sample: int | None = None, seed: int | None = None, shard: str | None = None,
+        home: str | Path | None = None, resume: str | None = None, overrides: dict[str, Any] | None = None,
+        baseline: str | None = None, reports: list[str] | None = None, slices: list[str] | None = None,
+        push: bool = False, progress: str = "off") -> RunResult:
+    """Run an eval file (a path, or a :class:`~evalrun.config.LoadedConfig`; None: ``evalrun.yaml``
+    found from the working directory) and judge it: compared with ``baseline`` (or the accepted
+    one), gates checked, ``reports`` (``FORMAT[:PATH]``) written. Options mean what the
+    ``evalrun run`` options of the same names mean; ``progress`` is ``off``, ``lines`` or ``bar``.
+
+    Runs without variants (a variant group runs through ``evalrun run``). Uses ``asyncio.run``,
+    so call it from synchronous code."""
+    import asyncio
+
+    from evalrun.config import LoadedConfig
+    from evalrun.engine import RunOptions, run_eval
+    from evalrun.postrun import post_run_needed, prepare, prepare_for_run
+
+    overrides = dict(overrides or {})
+    loaded = config if isinstance(config, LoadedConfig) else None
+    config_path = None if config is None or loaded is not None else str(config)
+    check_resume(resume, config, overrides, repeat=repeat, limit=limit, filters=filters, sample=sample,
+                 seed=seed, shard=shard)
+    home_path = Path(home) if home is not None else None
+    opts = RunOptions(config_path=config_path, concurrency=concurrency, repeat=repeat, limit=limit,
+                      filters=list(filters or []), sample=sample, seed=seed, shard=shard, home=home_path,
+                      resume=resume, progress=progress, overrides=overrides, push=push, loaded=loaded)
+    # gates, baseline and --report are checked before the run starts: bad input costs no calls
+    if loaded is not None:
+        prepared = prepare(loaded, baseline_ref=baseline, reports=reports, home=home_path, repeat=repeat,
+                           slices=slices)
+        post = prepared if post_run_needed(prepared) else None
+    else:
+        post = prepare_for_run(config_path, resume=resume, home=home_path, baseline_ref=baseline,
+                               reports=reports, repeat=repeat, overrides=overrides, slices=slices)
+    if post is not None and post.baseline is not None:
+        opts.baseline_outputs = post.baseline.outputs()
+    if shard and post is not None and post.gates:
+        # a slice's gates mean little, and failing them would stop a matrix job before
+        # `evalrun merge` judges the whole run
+        post.gates = []
+        post.notes.append("gates are judged on the merged run (evalrun merge), not on a shard")
+    outcome = asyncio.run(run_eval(opts))
+    verdict = None
+    if post is not None and outcome.status != "interrupted":
+        verdict = post.finish(outcome.run_dir, outcome.summary, status=outcome.status, console=False)
+    return RunResult(outcome.run_dir, outcome.summary, outcome.status, verdict)
+
+
+def check_resume(resume: str | None, config: object, overrides: dict[str, Any] | None, **plan: Any) -> None:
+    """A resumed run keeps its eval file, its ``--set`` values and its plan (items x trials):
+    changing them mid-way would mix records of two plans in one run."""
+    if resume and config is not None:
+        raise UsageError("--resume takes the eval file from the run's manifest; don't pass one")
+    if resume and overrides:
+        raise UsageError("--resume keeps the run's own --set values; drop --set")
+    if resume:
+        given = ["--" + name.replace("filters", "filter") for name, v in plan.items() if v]
+        if given:
+            raise UsageError(f"--resume keeps the run's own plan; drop {', '.join(given)}")
+
+
+def compare(run: str, baseline: str | None = None, *, home: str | Path | None = None,
+            reports: list[str] | None = None, slices: list[str] | None = None) -> Verdict:
+    """Compare saved run ``run`` (an id, a run directory or ``latest``) with ``baseline`` (a run,
+    ``latest``, ``accepted``, a baseline file; default: the accepted baseline, else the previous
+    run of the same eval) and judge the gates it was configured with. ``verdict.passed`` says
+    whether every gate held; ``reports`` are written as with ``evalrun compare --report``."""
+    from evalrun.postrun import prepare_from_manifest
+    from evalrun.store import resolve_run
+
+    home_path = Path(home) if home is not None else None
+    rd = resolve_run(run, home_path)
+    manifest = rd.read_manifest()
+    post = prepare_from_manifest(manifest, baseline_ref=baseline, reports=reports, home=home_path,
+                                 default_latest_before=rd.id, slices=slices)
+    if post.baseline is None:
+        raise UsageError(f"no baseline to compare run {rd.id} with: pass one (a run id, 'latest', a baseline "
+                         "file) or accept a run with  evalrun baseline set RUN")
+    return post.finish(rd, status=manifest.get("status"), console=False)
