@@ -574,16 +574,16 @@ app.add_typer(scorers_app, name="scorers")
 @scorers_app.command("list")
 def scorers_list(json_out: Annotated[bool, typer.Option("--json", help="As JSON.")] = False) -> None:
     """List scorer types and built-in judge rubrics (rubric: NAME in an llm_judge scorer)."""
-    from evalrun.scoring.base import SCORER_TYPES
+    from evalrun.scoring.base import scorer_types
     from evalrun.scoring.judge.rubric import describe_builtins
 
     rubrics = describe_builtins()
     if json_out:
         from evalrun._json import json_pretty
 
-        sys.stdout.write(json_pretty({"types": list(SCORER_TYPES), "rubrics": rubrics}))
+        sys.stdout.write(json_pretty({"types": list(scorer_types()), "rubrics": rubrics}))
         return
-    typer.echo("scorer types: " + ", ".join(SCORER_TYPES))
+    typer.echo("scorer types: " + ", ".join(scorer_types()))
     typer.echo("\nbuilt-in rubrics for llm_judge (or rubric: path/to/your.yaml):")
     w1 = max((len(r["name"]) for r in rubrics), default=0)
     w2 = max((len(r["grading"]) for r in rubrics), default=0)

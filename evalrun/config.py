@@ -22,7 +22,7 @@ from evalrun._yaml import Located, load_located, read_text
 from evalrun.errors import UsageError, suggest
 from evalrun.overrides import apply_overrides, override_for
 from evalrun.prices import Price
-from evalrun.scoring.base import SCORER_TYPES, ScorerConfig, scorer_class
+from evalrun.scoring.base import ScorerConfig, is_scorer_type, scorer_class, scorer_types
 from evalrun.store import content_key
 
 DEFAULT_FILE = "evalrun.yaml"
@@ -314,11 +314,14 @@ def _scorer_section(entry: Any, i: int, located: Located) -> ScorerConfig:
         raise located.error("a scorer is a type name or a mapping with 'type'", where)
     type_name = entry.get("type")
     if type_name is None:
-        raise located.error("scorer needs a 'type'" + (f" (one of {', '.join(SCORER_TYPES)})"), where)
-    if type_name not in SCORER_TYPES:
-        raise located.error(f"unknown scorer type '{type_name}'{suggest(type_name, SCORER_TYPES.keys())}",
+        raise located.error("scorer needs a 'type'" + (f" (one of {', '.join(scorer_types())})"), where)
+    if not is_scorer_type(type_name):
+        raise located.error(f"unknown scorer type '{type_name}'{suggest(type_name, scorer_types().keys())}",
                             where + ("type", "__value__"))
-    cls = scorer_class(type_name)
+    try:
+        cls = scorer_class(type_name)
+    except UsageError as e:  # a plugin whose entry point is broken
+        raise located.error(e.message, where + ("type", "__value__")) from None
     try:
         return cls.Config.model_validate(entry)
     except ValidationError as e:

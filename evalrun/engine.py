@@ -216,7 +216,7 @@ async def prepare(opts: RunOptions, loaded: LoadedConfig | None = None) -> Plan:
     repeat = opts.repeat or cfg.repeat
     if concurrency < 1 or repeat < 1:
         raise UsageError("--concurrency and --repeat must be at least 1")
-    needs_cache = cfg.target.cache or any(sc.type in ("embedding_similarity", "llm_judge") for sc in cfg.scorers)
+    needs_cache = cfg.target.cache or any(scorer_class(sc.type).uses_cache for sc in cfg.scorers)
     cache = open_cache(home) if needs_cache else None
     ctx = ScorerContext(base_dir=loaded.base_dir, cache=cache, baseline_outputs=opts.baseline_outputs)
     scorers = build_scorers(loaded, ctx)

@@ -59,10 +59,16 @@ class ScorerContext:
 
 
 class Scorer:
-    """Base class of built-in scorers. Subclasses set ``type``/``Config`` and implement
-    ``score_batch`` (or ``score_one`` for simple per-record logic)."""
+    """Base class of scorers. A subclass declares everything about itself: ``type`` (the name in
+    eval files), ``Config`` (its section's fields), ``uses_cache``, ``langfuse_data_type``,
+    ``batch_size``; and implements ``score_batch`` (or ``score_one`` for per-record logic).
+    Another package adds one through the ``evalrun.scorers`` entry-point group
+    (``my_type = "my_package.module:MyScorer"``)."""
 
     type: ClassVar[str]
+    #: whether it keeps results in the content cache (embeddings, judge verdicts): the run
+    #: opens the cache when a scorer or the target needs it
+    uses_cache: ClassVar[bool] = False
     # builtins.type: the class attribute `type` above hides the builtin in this class body
     Config: ClassVar[builtins.type[ScorerConfig]] = ScorerConfig
     #: how many records the engine hands over at once at most
@@ -94,9 +100,10 @@ class Scorer:
         return {}
 
 
-# type name -> "module:Class"; modules are imported only when a config uses the type, so
-# heavy dependencies (torch, openai) stay out of runs that do not need them.
-SCORER_TYPES: dict[str, str] = {
+#: where each built-in scorer class lives, by its ``type``; a module is imported only when a
+#: config uses the type, so heavy dependencies (torch, openai) stay out of runs that do not need
+#: them. Each class's own ``type`` must equal its key (checked when loaded, and by a test).
+BUILTIN_SCORERS: dict[str, str] = {
     "exact_match": "evalrun.scoring.match:ExactMatch",
     "contains": "evalrun.scoring.match:Contains",
     "regex": "evalrun.scoring.match:Regex",
@@ -104,10 +111,48 @@ SCORER_TYPES: dict[str, str] = {
     "json_match": "evalrun.scoring.match:JsonMatch",
     "python": "evalrun.scoring.custom:PythonScorer",
     "embedding_similarity": "evalrun.scoring.embedding:EmbeddingSimilarity",
-    "llm_judge": "evalrun.scoring.judge:LLMJudge",
+    "llm_judge": "evalrun.scoring.judge.scorer:LLMJudge",
 }
 
 
+ENTRY_POINT_GROUP = "evalrun.scorers"
+_plugins: dict[str, str] | None = None
+
+
+def plugin_scorers() -> dict[str, str]:
+    """Scorers other packages declare in the ``evalrun.scorers`` entry-point group (name ->
+    ``module:Class``), read once; a name taken by a built-in stays the built-in's."""
+    global _plugins
+    if _plugins is None:
+        from importlib.metadata import entry_points
+
+        _plugins = {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)
+                    if ep.name not in BUILTIN_SCORERS}
+    return _plugins
+
+
+def scorer_types() -> dict[str, str]:
+    """Every scorer type an eval file may name: the built-ins, then the plugins'."""
+    return {**BUILTIN_SCORERS, **plugin_scorers()}
+
+
+def is_scorer_type(type_name: str) -> bool:
+    # the entry points are read only for a name that is not a built-in
+    return type_name in BUILTIN_SCORERS or type_name in plugin_scorers()
+
+
 def scorer_class(type_name: str) -> type[Scorer]:
-    module_name, _, attr = SCORER_TYPES[type_name].partition(":")
-    return getattr(importlib.import_module(module_name), attr)
+    """The class of scorer type ``type_name`` (imported now); a plugin whose entry point does not
+    name a Scorer subclass declaring that ``type`` is a UsageError."""
+    spec = BUILTIN_SCORERS.get(type_name) or plugin_scorers().get(type_name)
+    if spec is None:
+        raise UsageError(f"unknown scorer type '{type_name}'")
+    module_name, _, attr = spec.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as e:
+        raise UsageError(f"scorer type '{type_name}' ({spec}) cannot be loaded: {type(e).__name__}: {e}") from None
+    if not (isinstance(cls, builtins.type) and issubclass(cls, Scorer)) or getattr(cls, "type", None) != type_name:
+        raise UsageError(f"scorer type '{type_name}' ({spec}) is not an evalrun Scorer subclass "
+                         f"declaring type = {type_name!r}")
+    return cls

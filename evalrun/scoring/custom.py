@@ -63,6 +63,16 @@ class PythonScorer(Scorer):
         fn = getattr(module, attr, None)
         if not callable(fn):
             raise self.ctx.error(f"scorer function '{attr}' not found in '{module_name}'", "function", "__value__")
+        if inspect.isclass(fn):
+            # a class: one instance for the run (load a model once in __init__), called per record
+            try:
+                instance = fn()
+            except Exception as e:
+                raise self.ctx.error(f"scorer class '{attr}' could not be created: {type(e).__name__}: {e}",
+                                     "function", "__value__") from None
+            if not callable(instance):
+                raise self.ctx.error(f"scorer class '{attr}' has no __call__ method", "function", "__value__")
+            fn = instance.__call__
         params = inspect.signature(fn).parameters
         self.wants = [p for p in PARAMS if p in params]
         if not self.wants:

@@ -83,6 +83,7 @@ class EmbeddingSimilarity(Scorer):
 
     type = "embedding_similarity"
     langfuse_data_type = "NUMERIC"
+    uses_cache = True  # embeddings by text, and the model's fingerprint
     Config = EmbeddingConfig
     #: records per call: more records per batch means more duplicates removed and less padding
     batch_size = 512

@@ -63,6 +63,7 @@ class LLMJudge(Scorer):
 
     type = "llm_judge"
     langfuse_data_type = "NUMERIC"
+    uses_cache = True  # verdicts by what determines them
     Config = JudgeConfig
     batch_size = 64
 
