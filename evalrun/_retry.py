@@ -1,12 +1,45 @@
-"""Retry timing shared by everything that calls a remote service (HTTP targets, the judge,
-Langfuse): the server's Retry-After, and exponential backoff with jitter."""
+"""The one retry policy of everything that calls a remote service (targets through the engine,
+the judge's OpenAI-compatible client, the Langfuse client): the server's Retry-After when it
+gives one, else exponential backoff with jitter; never a single wait longer than
+:data:`MAX_WAIT`."""
 
 from __future__ import annotations
 
 import random
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
+
+#: the longest evalrun waits between two attempts, whoever asks: a Retry-After beyond it is
+#: waited this long (the engine, the judge) or given up on (a Langfuse push, resent later with
+#: ``evalrun push``), and backoff stops growing here. One answer cannot stall a run for long.
+MAX_WAIT = 60.0
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """``attempts`` calls at most (1: no retry); between them the server's Retry-After (capped at
+    ``cap``, plus up to 10% so clients told the same time do not all come back at once) or
+    jittered exponential backoff from ``base`` seconds."""
+
+    attempts: int
+    base: float = 0.5
+    cap: float = MAX_WAIT
+
+    def retries_left(self, attempt: int) -> bool:
+        """Whether another attempt follows attempt number ``attempt`` (1-based)."""
+        return attempt < self.attempts
+
+    def too_long(self, asked: float | None) -> bool:
+        """The server asked for a wait beyond the cap (callers that can resume later give up)."""
+        return asked is not None and asked > self.cap
+
+    def delay(self, attempt: int, asked: float | None = None) -> float:
+        """Seconds to wait after attempt number ``attempt`` failed; ``asked``: the Retry-After."""
+        if asked is not None:
+            return min(asked, self.cap) * random.uniform(1.0, 1.1)
+        return backoff(attempt, self.base, self.cap)
 
 
 def retry_after(headers: Mapping[str, Any] | Any) -> float | None:
@@ -37,7 +70,7 @@ def retry_after(headers: Mapping[str, Any] | Any) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def backoff(attempt: int, base: float = 0.5, cap: float = 30.0) -> float:
+def backoff(attempt: int, base: float = 0.5, cap: float = MAX_WAIT) -> float:
     """Exponential backoff with jitter: somewhere in the upper half of base * 2^(attempt-1),
     so clients that failed together do not retry together."""
     top = min(cap, base * 2 ** (attempt - 1))

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
-from evalrun._retry import backoff
+from evalrun._retry import RetryPolicy
 from evalrun._secrets import env_values
 from evalrun._version import __version__
 from evalrun.config import LoadedConfig, config_json, load_config
@@ -303,8 +303,7 @@ class Engine:
         self.progress = progress
         cfg = plan.loaded.config
         self.timeout = cfg.target.timeout
-        self.retries = cfg.target.retries
-        self.backoff = cfg.target.backoff
+        self.retry = RetryPolicy(attempts=cfg.target.retries + 1, base=cfg.target.backoff)
         self.shared = shared
         self.limiter = shared.rate if shared is not None else RateLimiter(cfg.rate)
         self.slots: contextlib.AbstractAsyncContextManager[Any] = (
@@ -360,10 +359,9 @@ class Engine:
             except Exception as exc:  # the target's failure is this record's, never the run's
                 rec.latency_ms = round((time.perf_counter() - t0) * 1000, 3)
                 err, retryable = classify(exc, self.timeout, self.plan.target.mask)
-                if retryable and attempt <= self.retries:
-                    asked = getattr(exc, "retry_after", None)
+                if retryable and self.retry.retries_left(attempt):
                     # the server's Retry-After wins (bounded so one answer cannot stall the run)
-                    await asyncio.sleep(min(asked, 60.0) if asked is not None else backoff(attempt, self.backoff))
+                    await asyncio.sleep(self.retry.delay(attempt, getattr(exc, "retry_after", None)))
                     continue
                 rec.error, rec.attempts = err, attempt
                 return rec

@@ -12,7 +12,6 @@ model, unreachable server). The API key lives only in the request headers.
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections import deque
 from collections.abc import Callable
@@ -21,14 +20,13 @@ from typing import Any
 
 import httpx
 
-from evalrun._retry import backoff
+from evalrun._retry import RetryPolicy
 from evalrun._retry import retry_after as shared_retry_after
 from evalrun._secrets import Secrets, url_values
 
 # After this many transport failures in a row with no HTTP answer in between, the server is
 # taken as unreachable and the remaining calls fail at once instead of each backing off.
 UNREACHABLE_AFTER = 12
-MAX_WAIT = 60.0  # longest Retry-After honoured as given; beyond it we wait this long
 
 
 class ChatCallError(Exception):
@@ -202,7 +200,7 @@ class ChatClient:
         self.label = label
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
-        self.retries = retries
+        self.retry = RetryPolicy(attempts=retries + 1)
         self.format_mode = response_format
         self.stats = stats if stats is not None else CallStats()
         self.limiter = AdaptiveLimiter(concurrency)
@@ -296,17 +294,13 @@ class ChatClient:
                 else:
                     raise ChatCallError(f"{self.label} endpoint answered {problem}")
             attempt += 1
-            if attempt > self.retries or self._fatal:
+            if not self.retry.retries_left(attempt) or self._fatal:
                 if self._fatal:
                     raise ChatCallError(self._fatal)
                 raise ChatCallError(f"{problem} (gave up after {attempt} attempts)", retryable=True,
                                     retry_after=wait)
             self.stats.retries += 1
-            if wait is not None:
-                delay = min(wait, MAX_WAIT) * random.uniform(1.0, 1.1)
-            else:
-                delay = backoff(attempt, cap=20.0)
-            await asyncio.sleep(delay)
+            await asyncio.sleep(self.retry.delay(attempt, wait))
 
 
 def _about_format(detail: str) -> bool:

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from evalrun._retry import backoff, retry_after
+from evalrun._retry import RetryPolicy, retry_after
 from evalrun.errors import UsageError
 
 ENV_PUBLIC_KEY = "LANGFUSE_PUBLIC_KEY"
@@ -24,7 +24,6 @@ ENV_SECRET_KEY = "LANGFUSE_SECRET_KEY"
 ENV_BASE_URL = "LANGFUSE_BASE_URL"
 DEFAULT_BASE_URL = "https://cloud.langfuse.com"
 #: the longest Retry-After we honour; a server asking for more is treated as unavailable
-MAX_RETRY_AFTER = 120.0
 
 T = TypeVar("T")
 
@@ -87,9 +86,8 @@ class Client:
         self.creds = creds
         self.deadline = time.monotonic() + budget if budget is not None else None
         self.request_timeout = request_timeout
-        self.attempts = attempts
         self.connect_attempts = connect_attempts or attempts
-        self.backoff = backoff
+        self.retry = RetryPolicy(attempts=attempts, base=backoff)
         self._sleep = sleep
         self.waited = 0.0  # seconds spent honouring Retry-After and backing off, for reports
         self.http = httpx.Client(timeout=request_timeout)
@@ -156,7 +154,7 @@ class Client:
                 if status and status != 429 and status < 500:
                     raise Refused(status, _body_message(e.body)) from None
                 wait = retry_after(e.headers)
-                if wait is not None and wait > MAX_RETRY_AFTER:
+                if self.retry.too_long(wait):  # the push can be resent later
                     raise Unreachable(f"{what}: HTTP {status}, Retry-After {wait:g}s") from None
                 problem = f"HTTP {status}"
             except httpx.TimeoutException:
@@ -166,10 +164,9 @@ class Client:
                 problem = f"cannot connect to {self.creds.base_url} ({type(e).__name__})"
                 if connect_failures >= self.connect_attempts:
                     raise Unreachable(f"{what}: {problem}") from None
-            if attempt >= self.attempts:
+            if not self.retry.retries_left(attempt):
                 raise Unreachable(f"{what}: {problem} (gave up after {attempt} attempts)")
-            if wait is None:
-                wait = backoff(attempt, self.backoff, cap=float("inf"))
+            wait = self.retry.delay(attempt, wait)
             left = self.remaining()
             if left is not None and wait >= left:
                 raise Unreachable(f"{what}: {problem}; retrying after {wait:.1f}s would pass the time budget")
