@@ -90,3 +90,12 @@ def test_public_names():
     assert callable(evalrun.compare) and evalrun.compare is not sys.modules["evalrun.compare"]
     assert Comparison.__module__ == "evalrun.compare"
     assert evalrun.Scorer.__module__ == "evalrun.scoring.base"
+
+
+def test_run_takes_a_loaded_config(project):
+    from evalrun.config import load_config
+
+    loaded = load_config(str(project / "echo.yaml"), {"repeat": 2})
+    result = evalrun.run(loaded, home=project / ".evalrun")
+    assert result.passed and len(result.records()) == 4
+    assert result.manifest()["config_path"] == str((project / "echo.yaml").resolve())
