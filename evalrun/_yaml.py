@@ -137,7 +137,9 @@ def _check_nesting(text: str, file: str) -> None:
             if isinstance(ev, yaml.CollectionStartEvent):
                 depth += 1
                 if depth > MAX_NESTING:
-                    raise UsageError(too_deep, file, ev.start_mark.line + 1, ev.start_mark.column + 1)
+                    mark = ev.start_mark  # always set by the parser; None only in the stubs' type
+                    raise UsageError(too_deep, file, mark.line + 1 if mark else None,
+                                     mark.column + 1 if mark else None)
             elif isinstance(ev, yaml.CollectionEndEvent):
                 depth -= 1
     except yaml.MarkedYAMLError as e:

@@ -207,9 +207,9 @@ def _compile(env: jinja2.Environment, located: Located, source: list[str], key: 
     except SyntaxError as e:  # Jinja2 made Python it cannot compile (a macro naming an argument twice)
         raise UsageError(f"template error in '{key}': {e.msg}", located.file, first) from None
     # a rubric is one template: there is nothing to extend, include or import (fails on every item)
-    for node in ast.find_all((nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)):
-        raise UsageError(f"'{type(node).__name__.lower()}' is not available in '{key}' (a rubric is one template)",
-                         located.file, first + node.lineno - 1)
+    for stmt in ast.find_all((nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)):
+        raise UsageError(f"'{type(stmt).__name__.lower()}' is not available in '{key}' (a rubric is one template)",
+                         located.file, first + stmt.lineno - 1)
     if unknown:
         name = sorted(unknown)[0]
         line = next((n.lineno for n in ast.find_all(nodes.Name) if n.name == name), 1)
