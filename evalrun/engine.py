@@ -394,6 +394,11 @@ class Engine:
         t0 = time.monotonic()
         if ok:
             await asyncio.gather(*(self._score_with(s, ok) for s in self.plan.scorers))
+        if self.interrupted:
+            # Ctrl-C came while this batch was being scored: scorers stopped early, so their
+            # scores say "cancelled", not what the outputs deserve. The calls are already in the
+            # pending journal: --resume scores them again (judge answers come from the cache).
+            return
         took = time.monotonic() - t0
         self.batches_scored += 1
         if took < BATCH_SECONDS[0] and len(batch) >= self.batch_cap:
