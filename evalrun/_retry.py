@@ -38,7 +38,8 @@ class RetryPolicy:
     def delay(self, attempt: int, asked: float | None = None) -> float:
         """Seconds to wait after attempt number ``attempt`` failed; ``asked``: the Retry-After."""
         if asked is not None:
-            return min(asked, self.cap) * random.uniform(1.0, 1.1)
+            # never shorter than asked, never longer than the cap
+            return min(asked * random.uniform(1.0, 1.1), self.cap)
         return backoff(attempt, self.base, self.cap)
 
 

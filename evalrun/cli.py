@@ -54,7 +54,7 @@ def _check_push(push: str | None) -> None:
 
 # beyond these a number is a typo, and would only build an endless plan or a thread per slot
 MAX_CONCURRENCY = 10_000
-MAX_REPEAT = 100_000
+MAX_REPEAT = 1000  # the eval file's bound too (config.EvalConfig.repeat): one limit however it is set
 
 
 def check_paths(output_dir: Path | None, reports: list[str] | None, baseline: str | None) -> None:
@@ -331,9 +331,9 @@ def _merge_groups(groups: list[Group | None], refs: list[str], home: Path | None
 def runs_cmd(output_dir: HomeOpt = None,
              json_out: Annotated[bool, typer.Option("--json", help="As JSON.")] = False) -> None:
     """List runs, oldest first."""
-    from rich.console import Console
     from rich.table import Table
 
+    from evalrun.report._width import table_console
     from evalrun.store import list_runs
 
     rows = []
@@ -357,7 +357,7 @@ def runs_cmd(output_dir: HomeOpt = None,
     for row in rows:
         t.add_row(*(str(row[c]) if row[c] is not None else "" for c in ("run_id", "eval", "status", "started_at",
                                                                          "records", "errors")))
-    Console().print(t)
+    table_console().print(t)
 
 
 @app.command()
@@ -648,6 +648,11 @@ def invoke(argv: list[str]) -> int:
         vendored = getattr(getattr(getattr(typer, "_click", None), "exceptions", None), "ClickException", None)
         if isinstance(e, click.exceptions.Abort | typer.Abort):
             return ExitCode.INTERRUPTED
+        help_ctx = getattr(e, "ctx", None) if type(e).__name__ == "NoArgsIsHelpError" else None
+        if help_ctx is not None:
+            # `evalrun` or a command group with nothing after it: its help, as --help prints it
+            print(help_ctx.get_help(), file=sys.stderr)
+            return ExitCode.USAGE
         if isinstance(e, click.ClickException) or (vendored is not None and isinstance(e, vendored)):
             # one line, like every other usage error (click prints usage + hint + error)
             ctx = getattr(e, "ctx", None)

@@ -77,6 +77,9 @@ def run_entry(rd: RunDir, source: str = "run") -> dict[str, Any] | None:
         return None
     if summary is None or m.get("status") != "finished":
         return None
+    opts = m.get("options") or {}
+    if not m.get("merged_from") and any(opts.get(k) for k in ("limit", "filters", "sample", "shard")):
+        return None  # a part of the eval (--limit, --filter, --sample, one shard): not a point of its trend
     # the manifest's id: a downloaded artifact's folder is named after the artifact, not the run
     return entry(run_id=str(m.get("run_id") or rd.id), eval_name=m.get("eval"), started_at=m.get("started_at"), git=m.get("git"),
                  summary=summary, source=source, finished_at=m.get("finished_at"), started_ts=m.get("started_ts"))

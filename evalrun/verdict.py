@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from evalrun.compare import Comparison
-from evalrun.errors import ExitCode
+from evalrun.errors import ExitCode, verdict_word
 from evalrun.gates import GateResult
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ class Verdict:
         return "passed" if self.passed else "failed"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"verdict": "pass" if self.passed else "fail", "run_status": self.run_status,
+        return {"verdict": verdict_word(self.run_status, self.passed), "run_status": self.run_status,
                 "gate_policy": self.policy, "gates": [g.to_dict() for g in self.gates], "notes": self.notes,
                 "slices": self.slices.to_dict() if self.slices is not None else None,
                 "history": self.history, "comparison": self.comparison.to_dict()}
@@ -57,7 +57,7 @@ class Verdict:
     def brief(self) -> dict[str, Any]:
         """The verdict without the per-item data (for ``--json`` next to the summary)."""
         cmp = self.comparison
-        return {"verdict": "pass" if self.passed else "fail", "gate_policy": self.policy,
+        return {"verdict": verdict_word(self.run_status, self.passed), "gate_policy": self.policy,
                 "gates": [g.to_dict() for g in self.gates], "baseline": cmp.baseline_info,
                 "counts": {s: len(cmp.by_status(s)) for s in
                            ("regressed", "improved", "flaky", "unchanged", "new", "removed")},
@@ -115,10 +115,10 @@ class GroupVerdict:
         return "passed" if self.passed else "failed"
 
     def brief(self) -> dict[str, Any]:
-        return {"verdict": "pass" if self.passed else "fail", "group_id": self.group_id,
+        return {"verdict": verdict_word(self.status, self.passed), "group_id": self.group_id,
                 "compare_to": self.reference, "gate_policy": self.policy, "gate_baseline": self.gate_baseline,
                 "variants": {r.name: {"run_id": r.run_dir.id, "status": r.status, "gated": r.gated,
-                                      "verdict": "pass" if r.gate_verdict.passed else "fail",
+                                      "verdict": verdict_word(r.status, r.gate_verdict.passed),
                                       "gates": [g.to_dict() for g in r.gates]} for r in self.results},
                 "notes": self.notes, "reports": [{"format": f, "path": p} for f, p in self.written]}
 

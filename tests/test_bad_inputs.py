@@ -48,3 +48,11 @@ def test_bad_input(case: Path, tmp_path: Path, cli):
         assert spec["where"] in line, f"{spec['where']!r} not in {line!r}"
     # bad input is caught before anything runs: no run directory was started
     assert not (home / "runs").exists() or not any((home / "runs").iterdir())
+
+
+def test_repeat_has_one_bound_on_the_command_line_and_in_the_eval_file():
+    from evalrun.cli import MAX_REPEAT
+    from evalrun.config import EvalConfig
+
+    bound = [m.le for m in EvalConfig.model_fields["repeat"].metadata if hasattr(m, "le")]
+    assert bound == [MAX_REPEAT]

@@ -177,6 +177,20 @@ def test_every_call_failing_is_exit_3(tmp_path):
     assert r.returncode == 3, r.stderr
     assert "too many target errors" in r.stderr
     assert json.loads((only_run(tmp_path) / "summary.json").read_text())["status"] == "failed"
+    # over the error budget with some calls answered: the machine-readable verdict agrees with
+    # the exit code (a failed run is never "pass")
+    items = [{"id": "a", "input": "ok1", "expected_output": "ok1"}, {"id": "b", "input": "raise"}]
+    write_suite(tmp_path, items, "python: targets_mod:troubled",
+                extra="error_budget: 0.05\ngates: [exact_match.mean >= 0]\n")
+    r = invoke_cli("run", "eval.yaml", "--output-dir", str(tmp_path / "again"), "--json", cwd=tmp_path)
+    assert r.returncode == 3 and json.loads(r.stdout)["verdict"]["verdict"] == "error", r.stdout
+
+
+def test_bare_command_groups_print_their_help(tmp_path):
+    for args in ((), ("scorers",), ("prompts",)):
+        r = invoke_cli(*args, cwd=tmp_path)
+        assert r.returncode == 2
+        assert "Usage:" in r.stderr and "Commands" in r.stderr and len(r.stderr.splitlines()) > 3, r.stderr
 
 
 def test_retries_with_backoff(tmp_path):

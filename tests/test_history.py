@@ -27,6 +27,16 @@ def five_runs(root: Path) -> list[Path]:
     return runs
 
 
+def test_partial_runs_are_not_points_of_the_trend(tmp_path):
+    """--limit / --filter / --shard runs measure a part of the eval: history leaves them out."""
+    root = project(tmp_path / "p", [])
+    for args in ((), ("--limit", "10"), ("--filter", "tag=math"), ("--shard", "1/2"), ()):
+        res = invoke_cli("run", "eval.yaml", "-q", *args, cwd=root, env={"VARIANT": "good"})
+        assert res.returncode == 0, res.stderr
+    data = json.loads(invoke_cli("history", "eval.yaml", "--json", cwd=root).stdout)
+    assert len(data["runs"]) == 2 and all(e["scorers"]["exact_match"]["n"] == 120 for e in data["runs"])
+
+
 def trend_points(html: str) -> list[tuple[str, str]]:
     """(class, tooltip) of each point of the first trend chart."""
     svg = re.search(r'<svg class="chart" id="trend-exact_match".*?</svg>', html, re.S)

@@ -303,3 +303,17 @@ def test_held_out_secrets_in_other_places_are_masked(tmp_path, cli, where):
     for text in [r.stdout, r.stderr] + [p.read_text(errors="replace") for p in run_dir.iterdir() if p.is_file()]:
         for i in range(len(token) - 8):
             assert token[i:i + 8] not in text, (token[i:i + 8], text[:300])
+
+
+def test_bidirectional_overrides_cannot_reorder_ids_or_outputs():
+    """U+202E and friends make text display in another order than it is ("Trojan Source"): the
+    console shows them as escapes, markdown cells and code spans as U+FFFD."""
+    from evalrun.report.console import _text
+    from evalrun.report.markdown import cell, code
+
+    hostile = "ok\u202egnp.exe\u2066x\u2069\u200f"
+    shown = _text(hostile).plain
+    assert shown == "ok\\u202egnp.exe\\u2066x\\u2069\\u200f"
+    for rendered in (cell(hostile), code(hostile)):
+        assert not any(ch in rendered for ch in "\u202e\u2066\u2069\u200f"), rendered
+        assert "gnp.exe" in rendered

@@ -806,7 +806,7 @@ def push_after_run(run_dir: RunDir, overrides: dict[str, Any] | None = None, bud
                 pass
         state.status, state.last_error = "pending", str(e)
         state.save(run_dir)
-        return f"langfuse: not pushed: {e}; send later with  evalrun push {run_dir.id}"
+        return f"langfuse: not pushed: {e}; send later with: evalrun push {run_dir.id}"
     except Exception as e:  # the run is saved; a push bug must not turn it into a failure
-        return f"langfuse: not pushed ({type(e).__name__}: {e}); send later with  evalrun push {run_dir.id}"
+        return f"langfuse: not pushed ({type(e).__name__}: {e}); send later with: evalrun push {run_dir.id}"
     return result.line(run_dir.id)

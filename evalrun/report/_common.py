@@ -10,6 +10,7 @@ from evalrun._json import as_text
 from evalrun.prompts import describe
 
 if TYPE_CHECKING:
+
     from evalrun.compare import ItemDiff, ScorerComparison
     from evalrun.records import Record
     from evalrun.verdict import Verdict
@@ -255,3 +256,4 @@ def slice_cells(row: Any, has_baseline: bool) -> SliceCells:
         regressed="" if row.regressions is None else str(row.regressions),
         improved="" if row.improvements is None else str(row.improvements),
         flag=", ".join(flags))
+

@@ -20,6 +20,7 @@ from evalrun.report._common import (
     scorer_rows,
     slice_cells,
 )
+from evalrun.report._width import table_console
 
 if TYPE_CHECKING:
     from evalrun.verdict import Verdict
@@ -91,7 +92,11 @@ def _gates_table(verdict: Verdict) -> Table:
 
 # control characters (ESC above all: colours, cursor moves, terminal hyperlinks) from ids and
 # model output are shown as escapes, never sent to the terminal; \n and \t are kept
-_CONTROLS = {c: f"\\x{c:02x}" for c in [*range(0x00, 0x20), *range(0x7f, 0xa0)] if c not in (0x09, 0x0a)}
+# C0/C1 controls, and the bidirectional marks and overrides that make text display in another
+# order than it is ("Trojan Source"): shown as escapes
+_BIDI = [0x200e, 0x200f, *range(0x202a, 0x202f), *range(0x2066, 0x206a)]
+_CONTROLS = {c: f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
+             for c in [*range(0x00, 0x20), *range(0x7f, 0xa0), *_BIDI] if c not in (0x09, 0x0a)}
 
 
 def _text(text: str, style: str = "") -> Text:
@@ -119,7 +124,7 @@ def _item_block(console: Console, verdict: Verdict, title: str, items: list, lim
 
 
 def print_console(verdict: Verdict, out: TextIO | None = None, console: Console | None = None) -> None:
-    console = console or Console(file=out, highlight=False, soft_wrap=False)
+    console = console or table_console(out)
     cmp = verdict.comparison
     console.print(_scorer_table(verdict))
     console.print(_text(counts_line(verdict)))

@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from evalrun.report._common import interval, num
+from evalrun.report._width import table_console
 
 BARS = "▁▂▃▄▅▆▇█"
 
@@ -52,9 +53,7 @@ def _cell(e: dict[str, Any], scorer: str) -> str:
 
 def print_history(eval_name: str, entries: list[dict[str, Any]], console: Console | None = None) -> None:
     if console is None:
-        console = Console(highlight=False, soft_wrap=False)
-        if not console.is_terminal:
-            console = Console(highlight=False, soft_wrap=False, width=200)  # piped: whole rows, not 80 columns
+        console = table_console()
     names = scorer_names(entries)
     t = Table(title=Text(f"{eval_name}: {len(entries)} runs, oldest first (mean [95% CI])"), title_justify="left")
     for c in ("run", "started (UTC)", "commit", "source", *names):

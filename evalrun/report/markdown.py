@@ -36,7 +36,8 @@ _MD_SPECIAL = re.compile(r"([\\`*_\[\]{}#+!~|])")
 
 
 #: control characters other than line breaks (NUL, ESC...): shown as U+FFFD
-_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
+# controls, and bidirectional marks/overrides (text displayed in another order than it is)
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _LINE_BREAKS = re.compile(r"\r\n|[\n\r\u2028\u2029\x0b\x0c\x85]")
 # @user, @org/team: a zero-width joiner after the @ keeps the text but never pings anyone
 _MENTION = re.compile(r"@(?=[A-Za-z0-9])")

@@ -29,6 +29,7 @@ from evalrun.report._common import (
     scorer_rows,
     signed,
 )
+from evalrun.report._width import table_console
 
 if TYPE_CHECKING:
     from evalrun.compare import ItemDiff
@@ -60,7 +61,7 @@ def scorer_sections(gv: GroupVerdict) -> list[Section]:
     for name in names:
         cells: dict[str, list[str]] = {k: [] for k in ("mean", "95% CI", "pass rate", "Δ mean vs ref", "95% CI ",
                                                        "Δ pass rate vs ref", "95% CI  ", "p (paired)",
-                                                       "regressed", "improved", "McNemar p", "MDE")}
+                                                       "regressed", "improved", "McNemar p", "detectable drop")}
         for r, rows in zip(gv.results, per, strict=True):
             row = rows.get(name)
             sc = r.paired.comparison.scorers.get(name)
@@ -80,7 +81,7 @@ def scorer_sections(gv: GroupVerdict) -> list[Section]:
             cells["regressed"].append("" if row.regressions is None else str(row.regressions))
             cells["improved"].append("" if row.improvements is None else str(row.improvements))
             cells["McNemar p"].append(row.mcnemar)
-            cells["MDE"].append(row.mde)
+            cells["detectable drop"].append(row.mde)
         out.append(Section(name, [(k.strip(), v) for k, v in cells.items()]))
     return out
 
@@ -154,7 +155,7 @@ def _items_block(console: Console, r: VariantResult, gv: GroupVerdict) -> None:
 
 
 def print_console(gv: GroupVerdict, out: TextIO | None = None, console: Console | None = None) -> None:
-    console = console or Console(file=out, highlight=False, soft_wrap=False)
+    console = console or table_console(out)
     console.print(Text(headline(gv), style="bold"))
     for sec in scorer_sections(gv):
         console.print(_table(gv, sec))

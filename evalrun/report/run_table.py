@@ -8,6 +8,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from evalrun.report._width import table_console
+
 
 def _fmt(x: Any, digits: int = 3) -> str:
     return "–" if x is None else f"{x:.{digits}f}"
@@ -63,7 +65,7 @@ def footer_lines(summary: Mapping[str, Any]) -> list[str]:
 
 
 def print_run_summary(summary: Mapping[str, Any], console: Console | None = None) -> None:
-    console = console or Console()
+    console = console or table_console()
     console.print(scorer_table(summary))
     for line in footer_lines(summary):
         console.print(line)
