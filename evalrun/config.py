@@ -11,10 +11,18 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from evalrun import _json
 from evalrun._secrets import VAR
@@ -58,6 +66,12 @@ def check_env_name(v: str) -> str:
     return v
 
 
+#: an http(s) URL with a host (an OpenAI-compatible server's base_url)
+HttpUrlStr = Annotated[str, AfterValidator(check_http_url)]
+#: the name of an environment variable (that holds a key; never the key itself)
+EnvName = Annotated[str, AfterValidator(check_env_name)]
+
+
 class ChatMessage(_Strict):
     role: str = Field(min_length=1)
     #: a Jinja2 template (sandboxed) that sees ``input``, ``metadata`` and ``item_id``
@@ -69,8 +83,8 @@ class ChatTarget(_Strict):
 
     #: optional when the prompt's config names one
     model: str | None = Field(None, min_length=1)
-    base_url: str = "https://api.openai.com/v1"
-    api_key_env: str = "OPENAI_API_KEY"
+    base_url: HttpUrlStr = "https://api.openai.com/v1"
+    api_key_env: EnvName = "OPENAI_API_KEY"
     messages: list[ChatMessage] | None = None
     #: ``langfuse://name@label`` / ``langfuse://name@3`` or a local file (``prompts/x.yaml``)
     prompt: str | None = None
@@ -80,16 +94,6 @@ class ChatTarget(_Strict):
     output_path: str | None = None
     #: USD per million tokens, added to / overriding the built-in table
     prices: dict[str, Price] = Field(default_factory=dict)
-
-    @field_validator("base_url")
-    @classmethod
-    def _http_url(cls, v: str) -> str:
-        return check_http_url(v)
-
-    @field_validator("api_key_env")
-    @classmethod
-    def _env_name(cls, v: str) -> str:
-        return check_env_name(v)
 
     @model_validator(mode="after")
     def _one_source(self) -> ChatTarget:

@@ -20,7 +20,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -242,6 +242,40 @@ def git_state() -> dict[str, Any] | None:
     commit, _, branch = heads.partition("\n")
     return {"commit": commit, "branch": branch or None,
             "dirty": bool(_git("status", "--porcelain", "--untracked-files=no"))}
+
+
+def on_interrupt(stop: Callable[[], None], saving: str) -> Callable[[], None]:
+    """Ctrl-C (SIGINT) and SIGTERM on the running loop: the first calls ``stop`` (the run saves
+    ``saving``), a second exits at once. Returns the function that puts the handlers found back
+    (asyncio alone would leave SIGINT at its default)."""
+    loop = asyncio.get_running_loop()
+    presses = 0
+
+    def on_signal() -> None:
+        nonlocal presses
+        presses += 1
+        if presses > 1:
+            print("\nevalrun: interrupted again, exiting now", file=sys.stderr, flush=True)
+            os._exit(ExitCode.INTERRUPTED)
+        print(f"\nevalrun: interrupted; saving {saving} (Ctrl-C again to exit at once)", file=sys.stderr, flush=True)
+        stop()
+
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            previous = signal.getsignal(sig)
+            loop.add_signal_handler(sig, on_signal)
+            installed.append((sig, previous))
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass
+
+    def restore() -> None:
+        for sig, previous in installed:
+            loop.remove_signal_handler(sig)
+            if previous is not None:  # None: set outside Python, nothing to put back
+                signal.signal(sig, previous)
+
+    return restore
 
 
 def now_iso() -> str:
@@ -480,30 +514,12 @@ class Engine:
         self.journal = ResultsWriter(self.run_dir.pending_path)
         queue: asyncio.Queue[Record | None] = asyncio.Queue(maxsize=plan.concurrency * 4 + 1024)
         work = self._work()
-        loop = asyncio.get_running_loop()
         self._main = asyncio.current_task()
-        presses = 0
-
-        def on_signal() -> None:
-            nonlocal presses
-            presses += 1
-            if presses > 1:
-                print("\nevalrun: interrupted again, exiting now", file=sys.stderr, flush=True)
-                os._exit(ExitCode.INTERRUPTED)
-            print("\nevalrun: interrupted; saving partial results (Ctrl-C again to exit at once)",
-                  file=sys.stderr, flush=True)
-            self.stop()
-
-        installed = []  # (signal, the handler to put back: asyncio would leave SIGINT's default)
         if self.shared is not None:
-            self.shared.engines.append(self)
-        for sig in (signal.SIGINT, signal.SIGTERM) if self.shared is None else ():
-            try:
-                previous = signal.getsignal(sig)
-                loop.add_signal_handler(sig, on_signal)
-                installed.append((sig, previous))
-            except (NotImplementedError, RuntimeError, ValueError):
-                pass
+            self.shared.engines.append(self)  # the group handles Ctrl-C for all its runs
+            restore_signals = lambda: None  # noqa: E731
+        else:
+            restore_signals = on_interrupt(self.stop, "partial results")
         await plan.target.start()
         try:
             scoring = asyncio.create_task(self._scoring_loop(queue))
@@ -542,10 +558,7 @@ class Engine:
                 await asyncio.gather(*workers, scoring, return_exceptions=True)
                 raise RunFailed(f"records could not be saved: {type(exc).__name__}: {exc}") from exc
         finally:
-            for sig, previous in installed:
-                loop.remove_signal_handler(sig)
-                if previous is not None:  # None: set outside Python, nothing to put back
-                    signal.signal(sig, previous)
+            restore_signals()
             self.writer.close()
             self.journal.close()
             await plan.target.close()

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
-import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -29,8 +27,8 @@ from typing import Any
 
 from evalrun.baseline import Baseline
 from evalrun.config import LoadedConfig, load_config
-from evalrun.engine import RunOptions, RunOutcome, SharedLimits, now_iso, run_eval
-from evalrun.errors import ExitCode, UsageError, suggest, verdict_word
+from evalrun.engine import RunOptions, RunOutcome, SharedLimits, now_iso, on_interrupt, run_eval
+from evalrun.errors import UsageError, suggest, verdict_word
 from evalrun.postrun import PostRun, prepare, prepare_from_manifest
 from evalrun.report import DEFAULT_FILES, ReportSpec, parse_report_specs
 from evalrun.store import RunDir, default_home, new_run_id, resolve_run, write_json_atomic, write_text_atomic
@@ -243,17 +241,7 @@ async def run_group(group: Group, plan: GroupPlan, opts: RunOptions) -> dict[str
             o.filters = list(saved.get("filters") or [])
         tasks[n] = asyncio.create_task(run_eval(o), name=f"variant:{n}")
 
-    loop = asyncio.get_running_loop()
-    presses = 0
-
-    def on_signal() -> None:
-        nonlocal presses
-        presses += 1
-        if presses > 1:
-            print("\nevalrun: interrupted again, exiting now", file=sys.stderr, flush=True)
-            os._exit(ExitCode.INTERRUPTED)
-        print("\nevalrun: interrupted; saving partial results of every variant (Ctrl-C again to exit at once)",
-              file=sys.stderr, flush=True)
+    def stop_all() -> None:
         running = {e.plan.loaded.variant for e in shared.engines}
         for e in shared.engines:
             e.stop()
@@ -261,21 +249,11 @@ async def run_group(group: Group, plan: GroupPlan, opts: RunOptions) -> dict[str
             if n not in running:
                 t.cancel()  # still preparing: nothing of it to save
 
-    installed = []  # (signal, the handler to put back: asyncio would leave SIGINT's default)
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            previous = signal.getsignal(sig)
-            loop.add_signal_handler(sig, on_signal)
-            installed.append((sig, previous))
-        except (NotImplementedError, RuntimeError, ValueError):
-            pass
+    restore_signals = on_interrupt(stop_all, "partial results of every variant")
     try:
         results = await asyncio.gather(*tasks.values(), return_exceptions=True)
     finally:
-        for sig, previous in installed:
-            loop.remove_signal_handler(sig)
-            if previous is not None:  # None: set outside Python, nothing to put back
-                signal.signal(sig, previous)
+        restore_signals()
     errors: list[BaseException] = []
     for n, res in zip(tasks, results, strict=True):
         if isinstance(res, RunOutcome):

@@ -11,9 +11,9 @@ from statistics import mean, pstdev
 from typing import Any, Literal
 from urllib.parse import urlparse
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from evalrun.config import check_env_name, check_http_url
+from evalrun.config import EnvName, HttpUrlStr
 from evalrun.openai_client import CallStats, ChatCallError, ChatClient, MalformedResponse
 from evalrun.prices import Price, cost_usd, price_for
 from evalrun.records import Record, Score
@@ -32,9 +32,9 @@ _RECORD_USAGE: contextvars.ContextVar[dict[str, Any] | None] = contextvars.Conte
 class JudgeConfig(ScorerConfig):
     rubric: str
     model: str = Field(min_length=1)
-    base_url: str = "https://api.openai.com/v1"
+    base_url: HttpUrlStr = "https://api.openai.com/v1"
     #: the environment variable holding the API key (never the key itself)
-    api_key_env: str = "OPENAI_API_KEY"
+    api_key_env: EnvName = "OPENAI_API_KEY"
     samples: int = Field(1, ge=1, le=25)
     concurrency: int = Field(8, ge=1, le=512)
     timeout: float = Field(60.0, gt=0)
@@ -46,16 +46,6 @@ class JudgeConfig(ScorerConfig):
     response_format: Literal["json_schema", "json_object", "none"] = "json_schema"
     #: USD per million tokens, added to / overriding the built-in table
     prices: dict[str, Price] = Field(default_factory=dict)
-
-    @field_validator("base_url")
-    @classmethod
-    def _http_url(cls, v: str) -> str:
-        return check_http_url(v)
-
-    @field_validator("api_key_env")
-    @classmethod
-    def _env_name(cls, v: str) -> str:
-        return check_env_name(v)
 
 
 class LLMJudge(Scorer):
