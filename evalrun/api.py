@@ -8,6 +8,7 @@ made, as on the command line.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,9 +17,10 @@ from evalrun.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
     from evalrun.config import LoadedConfig
-    from evalrun.records import Record
+    from evalrun.records import Item, Record
     from evalrun.runs import Manifest, RunStatus, Summary
     from evalrun.store import RunDir
+    from evalrun.targets import Target
     from evalrun.verdict import Verdict
 
 
@@ -31,6 +33,8 @@ class RunResult:
     summary: Summary
     status: RunStatus
     verdict: Verdict | None = None
+    #: the items the run covered, as read from the dataset (each with its ``source`` file:line)
+    items: list[Item] | None = None
 
     @property
     def run_id(self) -> str:
@@ -63,33 +67,29 @@ def run(config: str | Path | LoadedConfig | None = None, *, concurrency: int | N
     """Run an eval file (a path, or a :class:`~evalrun.config.LoadedConfig`; None: ``evalrun.yaml``
     found from the working directory) and judge it: compared with ``baseline`` (or the accepted
     one), gates checked, ``reports`` (``FORMAT[:PATH]``) written. Options mean what the
-    ``evalrun run`` options of the same names mean; ``progress`` is ``off``, ``lines`` or ``bar``.
+    ``evalrun run`` options of the same names mean (``overrides`` apply to an eval file given by
+    path); ``progress`` is ``off``, ``lines`` or ``bar``.
 
     Runs without variants (a variant group runs through ``evalrun run``). Uses ``asyncio.run``,
     so call it from synchronous code."""
     import asyncio
 
-    from evalrun.config import LoadedConfig
     from evalrun.engine import RunOptions, run_eval
-    from evalrun.postrun import post_run_needed, prepare, prepare_for_run
+    from evalrun.postrun import post_run_needed, prepare
 
     overrides = dict(overrides or {})
-    loaded = config if isinstance(config, LoadedConfig) else None
-    config_path = None if config is None or loaded is not None else str(config)
     check_resume(resume, config, overrides, repeat=repeat, limit=limit, filters=filters, sample=sample,
                  seed=seed, shard=shard)
     home_path = Path(home) if home is not None else None
-    opts = RunOptions(config_path=config_path, concurrency=concurrency, repeat=repeat, limit=limit,
+    # the eval file is read and validated once; the checks below and the engine share it
+    loaded, resume = load_for_run(config, overrides, resume, home_path)
+    opts = RunOptions(config_path=str(loaded.path), concurrency=concurrency, repeat=repeat, limit=limit,
                       filters=list(filters or []), sample=sample, seed=seed, shard=shard, home=home_path,
-                      resume=resume, progress=progress, overrides=overrides, push=push, loaded=loaded)
+                      resume=resume, progress=progress, overrides=loaded.overrides, loaded=loaded,
+                      on_start=trace_context(push))
     # gates, baseline and --report are checked before the run starts: bad input costs no calls
-    if loaded is not None:
-        prepared = prepare(loaded, baseline_ref=baseline, reports=reports, home=home_path, repeat=repeat,
-                           slices=slices)
-        post = prepared if post_run_needed(prepared) else None
-    else:
-        post = prepare_for_run(config_path, resume=resume, home=home_path, baseline_ref=baseline,
-                               reports=reports, repeat=repeat, overrides=overrides, slices=slices)
+    prepared = prepare(loaded, baseline_ref=baseline, reports=reports, home=home_path, repeat=repeat, slices=slices)
+    post = prepared if post_run_needed(prepared) else None
     if post is not None and post.baseline is not None:
         opts.baseline_outputs = post.baseline.outputs()
     if shard and post is not None and post.gates:
@@ -101,7 +101,40 @@ def run(config: str | Path | LoadedConfig | None = None, *, concurrency: int | N
     verdict = None
     if post is not None and outcome.status != "interrupted":
         verdict = post.finish(outcome.run_dir, outcome.summary, status=outcome.status, console=False)
-    return RunResult(outcome.run_dir, outcome.summary, outcome.status, verdict)
+    return RunResult(outcome.run_dir, outcome.summary, outcome.status, verdict, outcome.items)
+
+
+def load_for_run(config: str | Path | LoadedConfig | None, overrides: dict[str, Any] | None,
+                 resume: str | None, home: Path | None) -> tuple[LoadedConfig, str | None]:
+    """The eval file a run uses, loaded (read, expanded, validated) once: ``config`` itself, or
+    the file at ``config`` with ``overrides``, or for ``resume`` the run's own file and
+    ``--set`` values (its manifest's). With the run to resume as a directory, so every later
+    step reopens the same run even when ``resume`` was ``latest``."""
+    from evalrun.config import LoadedConfig, load_config
+
+    if isinstance(config, LoadedConfig):
+        return config, resume
+    if resume:
+        from evalrun.store import resolve_run
+
+        rd = resolve_run(resume, home)
+        saved = rd.read_manifest()
+        return load_config(saved.get("config_path"), saved.get("overrides")), str(rd.path)
+    return load_config(config, overrides), None
+
+
+def trace_context(push: bool) -> Callable[[Target, RunDir, Manifest], None]:
+    """The ``RunOptions.on_start`` hook of a run started here or by the CLI: the live Langfuse
+    trace context (:mod:`evalrun.langfuse.tracecontext`) for a run that is pushed or has
+    ``langfuse:`` settings; any other run never imports ``evalrun.langfuse``."""
+
+    def start(target: Target, run_dir: RunDir, manifest: Manifest) -> None:
+        if push or (manifest.get("config") or {}).get("langfuse"):
+            from evalrun.langfuse.tracecontext import install
+
+            install(target, run_dir, manifest, push)
+
+    return start
 
 
 def check_resume(resume: str | None, config: object, overrides: dict[str, Any] | None, **plan: Any) -> None:

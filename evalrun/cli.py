@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -14,6 +14,7 @@ import typer
 from evalrun.errors import EvalrunError, ExitCode, UsageError
 
 if TYPE_CHECKING:
+    from evalrun.config import LoadedConfig
     from evalrun.engine import RunOptions, RunOutcome
     from evalrun.postrun import PostRun
     from evalrun.variants import Group, GroupPlan
@@ -129,42 +130,41 @@ def run(
     from evalrun.variants import find_group
 
     group = find_group(resume, output_dir) if resume else None
-    if group is not None or (not resume and _has_variants(config, variant, overrides)):
+    # the eval file is read and validated once per command: here, or (--resume) from the run's manifest
+    loaded = None
+    if not resume:
+        from evalrun.config import load_config
+
+        loaded = load_config(config, overrides)
+        if loaded.config.variants is None and variant:
+            raise loaded.error("--variant needs a 'variants:' section in the eval file")
+    if group is not None or (loaded is not None and loaded.config.variants is not None):
         opts = RunOptions(config_path=config, concurrency=concurrency, repeat=repeat, limit=limit,
                           filters=filter or [], sample=sample, seed=seed, shard=shard, home=output_dir,
                           resume=resume, progress=Progress.auto(quiet), overrides=overrides,
-                          push=push is not None)
-        _run_group(opts, group, variant, baseline, report, push is not None, json_out, quiet, slice)
-    result = api.run(config, concurrency=concurrency, repeat=repeat, limit=limit, filters=filter, sample=sample,
-                     seed=seed, shard=shard, home=output_dir, resume=resume, overrides=overrides,
-                     baseline=baseline, reports=report, slices=slice, push=push is not None,
-                     progress=Progress.auto(quiet))
-    outcome = RunOutcome(result.run_dir, result.summary, result.status)
+                          on_start=api.trace_context(push is not None))
+        _run_group(opts, group, loaded, variant, baseline, report, push is not None, json_out, quiet, slice)
+    result = api.run(loaded, concurrency=concurrency, repeat=repeat, limit=limit, filters=filter, sample=sample,
+                     seed=seed, shard=shard, home=output_dir, resume=resume, baseline=baseline, reports=report,
+                     slices=slice, push=push is not None, progress=Progress.auto(quiet))
+    outcome = RunOutcome(result.run_dir, result.summary, result.status, result.items)
     _push_after_run(outcome, push is not None)
     _render_run(outcome, result.verdict, json_out, quiet)
 
 
-def _has_variants(config: str | None, asked: list[str] | None, overrides: dict) -> bool:
-    from evalrun.config import load_config
-
-    loaded = load_config(config, overrides)
-    if loaded.config.variants is None and asked:
-        raise loaded.error("--variant needs a 'variants:' section in the eval file")
-    return loaded.config.variants is not None
-
-
-def _run_group(opts: RunOptions, group: Group | None, asked: list[str] | None, baseline: str | None,
-               report: list[str] | None, push: bool, json_out: bool, quiet: bool,
+def _run_group(opts: RunOptions, group: Group | None, base: LoadedConfig | None, asked: list[str] | None,
+               baseline: str | None, report: list[str] | None, push: bool, json_out: bool, quiet: bool,
                slices: list[str] | None = None) -> None:
-    """``evalrun run`` of an eval file with variants (or ``--resume`` of a group): every variant
-    run under shared limits, then one comparison; exits with the group's code."""
+    """``evalrun run`` of an eval file with variants (``base``, loaded) or ``--resume`` of a
+    group: every variant run under shared limits, then one comparison; exits with the group's code."""
     import asyncio
 
     from evalrun import variants as v
 
     if group is None:
-        plan = v.plan_group(opts.config_path, asked, home=opts.home, baseline_ref=baseline, reports=report,
-                            repeat=opts.repeat, shard=opts.shard, overrides=opts.overrides, slices=slices)
+        assert base is not None
+        plan = v.plan_group(base, asked, home=opts.home, baseline_ref=baseline, reports=report,
+                            repeat=opts.repeat, shard=opts.shard, slices=slices)
         group = v.new_group(plan, opts)
     else:
         if group.doc.get("status") == "finished" or group.doc.get("merged_from"):
@@ -192,7 +192,7 @@ def _finish_group(group: Group, plan: GroupPlan, outcomes: dict[str, RunOutcome]
     from evalrun import github
 
     if github.active():
-        v.publish_group(group, verdict)
+        v.publish_group(group, verdict, _item_sources(outcomes.values()))
     if json_out:
         from evalrun._json import json_pretty
 
@@ -225,6 +225,18 @@ def _push_after_run(outcome: RunOutcome, asked: bool) -> None:
     typer.echo(push_after_run(outcome.run_dir), err=True)
 
 
+def _item_sources(outcomes: Iterable[RunOutcome]) -> dict[str, str]:
+    """Where the items were written (id -> file:line), for GitHub annotations: from the items a
+    run of this process read; for runs it did not run (a merge), their dataset file if unchanged."""
+    from evalrun.datasets import item_sources, run_item_sources
+
+    found = list(outcomes)
+    for o in found:
+        if o.items is not None:
+            return item_sources(o.items)
+    return run_item_sources(found[0].run_dir.read_manifest()) if found else {}
+
+
 def _finish(outcome: RunOutcome, json_out: bool, quiet: bool, post: PostRun | None = None) -> None:
     """Report a finished run (from ``merge``) and exit with its code: compared with its baseline
     and judged by its gates when ``post`` says so."""
@@ -243,7 +255,13 @@ def _render_run(outcome: RunOutcome, verdict: Verdict | None, json_out: bool, qu
 
         print_console(verdict, sys.stdout)
     if github.active():
-        github.publish_run(outcome.run_dir, outcome.summary, outcome.status, verdict)
+        shown = verdict
+        if shown is None and outcome.status != "interrupted":
+            from evalrun.postrun import plain_verdict
+
+            # no gates, baseline or --report: the job summary still gets the run's report
+            shown = plain_verdict(outcome.run_dir, outcome.summary, outcome.status)
+        github.publish_run(outcome.run_dir, outcome.summary, outcome.status, shown, _item_sources([outcome]))
     if verdict is None:
         _render_summary(outcome.summary, json_out, quiet)
     elif json_out:

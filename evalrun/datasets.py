@@ -19,6 +19,8 @@ from evalrun.store import file_fingerprint
 if TYPE_CHECKING:
     import csv
 
+    from evalrun.runs import Manifest
+
 ITEM_KEYS = {"id", "input", "expected_output", "metadata"}
 
 
@@ -77,6 +79,28 @@ def load_dataset(ref: str, base_dir: Path) -> Dataset:
     _check_unique(items, str(path))
     return Dataset(name=name or path.stem, items=items, source=str(path), description=description,
                    fingerprint=file_fingerprint(path))
+
+
+def item_sources(items: Iterable[Item]) -> dict[str, str]:
+    """item id -> ``path:line`` where it was written (items of a file; a remote item has none)."""
+    return {it.id: it.source for it in items if it.source}
+
+
+def run_item_sources(manifest: Manifest) -> dict[str, str]:
+    """:func:`item_sources` of a saved run nobody in this process ran (a merge of shards): its
+    dataset file as it is now, read only while unchanged since the run (else its lines could
+    belong to other items); {} for a remote dataset or a file that cannot be read."""
+    ref = (manifest.get("config") or {}).get("dataset")
+    config_path = manifest.get("config_path")
+    if not isinstance(ref, str) or not config_path or "://" in ref or "$" in ref:
+        return {}
+    try:
+        dataset = load_dataset(ref, Path(config_path).parent)
+    except UsageError:
+        return {}
+    if dataset.fingerprint and dataset.fingerprint != (manifest.get("dataset") or {}).get("fingerprint"):
+        return {}
+    return item_sources(dataset.items)
 
 
 def make_item(raw: Any, file: str, line: int | None, error: Any) -> Item:

@@ -56,6 +56,7 @@ from evalrun.targets import (
     TargetError,
     check_header,
     check_url,
+    enter_record,
     target_secrets,
 )
 
@@ -92,7 +93,10 @@ class RunOptions:
     shared: SharedLimits | None = None
     run_id: str | None = None
     manifest_extra: dict[str, Any] = field(default_factory=dict)
-    push: bool = False  # --push langfuse: also turns the live trace context on
+    #: called once the run directory and its manifest exist, before any target call: what a
+    #: caller adds to the run's target (the API and the CLI install the Langfuse trace context,
+    #: ``target.trace``, here; the engine itself knows nothing of Langfuse)
+    on_start: Callable[[Target, RunDir, Manifest], None] | None = None
 
     def to_manifest(self) -> dict[str, Any]:
         return {"concurrency": self.concurrency, "repeat": self.repeat, "limit": self.limit,
@@ -122,6 +126,9 @@ class RunOutcome:
     run_dir: RunDir
     summary: Summary
     status: RunStatus
+    #: the items this process ran (None for a run read back from disk): their ``source``
+    #: file:line places a report's findings without reading the dataset again
+    items: list[Item] | None = None
 
     @property
     def exit_code(self) -> ExitCode:
@@ -198,8 +205,10 @@ def build_scorers(loaded: LoadedConfig, ctx_base: ScorerContext) -> list[Scorer]
     return scorers
 
 
-async def prepare(opts: RunOptions, loaded: LoadedConfig | None = None) -> Plan:
-    loaded = loaded or load_config(opts.config_path, opts.overrides)
+async def prepare(opts: RunOptions) -> Plan:
+    # the API and the CLI load the eval file once and pass it (``opts.loaded``); a direct
+    # caller of run_eval may give just the path
+    loaded = opts.loaded or load_config(opts.config_path, opts.overrides)
     cfg = loaded.config
     home = opts.home or default_home()
     check_home(home)
@@ -377,8 +386,6 @@ class Engine:
                 rec.target_metadata = hit.get("metadata")
                 return rec
         if self.plan.target.trace is not None:
-            from evalrun.langfuse.tracecontext import enter_record
-
             enter_record(item.id, trial, item.metadata)
         attempt = 0
         while True:
@@ -625,7 +632,7 @@ async def _run_locked(opts: RunOptions, lock: RunLock) -> RunOutcome:
             if getattr(opts, k) is None:
                 setattr(opts, k, saved.get(k))
         opts.filters = opts.filters or saved.get("filters") or []
-        plan = await prepare(opts, opts.loaded)
+        plan = await prepare(opts)
         if plan.loaded.fingerprint != manifest.get("config_fingerprint"):
             raise UsageError(f"{plan.loaded.path} changed since run {run_dir.id} started; start a new run")
         if plan.dataset.fingerprint and plan.dataset.fingerprint != manifest["dataset"].get("fingerprint"):
@@ -634,7 +641,7 @@ async def _run_locked(opts: RunOptions, lock: RunLock) -> RunOutcome:
             raise UsageError(f"the prompt changed since run {run_dir.id} started (now "
                              f"{(plan.target.info().get('prompt') or {}).get('label')}); start a new run")
     else:
-        plan = await prepare(opts, opts.loaded)
+        plan = await prepare(opts)
         run_dir = RunDir(plan.home / "runs" / (opts.run_id or new_run_id()))
         lock.acquire(run_dir.path)
         # typed keys, and what the target (a resolved prompt) and a variant group add
@@ -679,10 +686,8 @@ async def _run_locked(opts: RunOptions, lock: RunLock) -> RunOutcome:
         manifest.setdefault("resumed_at", []).append(now_iso())
         run_dir.write_manifest(manifest)
 
-    if opts.push or (manifest.get("config") or {}).get("langfuse"):
-        from evalrun.langfuse.tracecontext import install
-
-        install(plan.target, run_dir, manifest, opts.push)
+    if opts.on_start is not None:
+        opts.on_start(plan.target, run_dir, manifest)
     label = plan.loaded.config.name + (f"/{plan.loaded.variant}" if plan.loaded.variant else "")
     progress = Progress(opts.progress, label)
     progress.start(plan.total, len(done))
@@ -707,7 +712,7 @@ async def _run_locked(opts: RunOptions, lock: RunLock) -> RunOutcome:
     if failure is not None:
         # what was saved stays saved and counted; the run can be resumed once the cause is fixed
         raise failure
-    return RunOutcome(run_dir, summary, status)
+    return RunOutcome(run_dir, summary, status, plan.items)
 
 
 def check_home(home: Path) -> None:

@@ -14,10 +14,14 @@ import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evalrun.errors import ExitCode, verdict_word
 from evalrun.runs import Summary
+
+if TYPE_CHECKING:
+    from evalrun.store import RunDir
+    from evalrun.verdict import Verdict
 
 # GitHub truncates a job summary above 1 MiB per step; stay well under it
 STEP_SUMMARY_LIMIT = 1_000_000
@@ -168,35 +172,16 @@ def _relative_to_workspace(path: str, env: Mapping[str, str]) -> str:
         return p.as_posix()
 
 
-def item_sources(manifest: Mapping[str, Any], env: Mapping[str, str] | None = None) -> dict[str, tuple[str, int | None]]:
-    """item id -> (file relative to the workspace, line), from the run's dataset as it is now.
-
-    Records do not keep where their item was written, so the dataset is read again; when it
-    cannot be (a Langfuse dataset, a file since removed), annotations go without a place.
-    """
+def places(sources: Mapping[str, str], env: Mapping[str, str] | None = None) -> dict[str, tuple[str, int | None]]:
+    """item id -> (file relative to the workspace, line), from the items' ``path:line`` sources
+    (:func:`evalrun.datasets.item_sources`: the items a run read, never the dataset read again)."""
     env = os.environ if env is None else env
-    config = manifest.get("config") or {}
-    ref = config.get("dataset")
-    config_path = manifest.get("config_path")
-    if not isinstance(ref, str) or not config_path or "://" in ref or "$" in ref:
-        return {}
-    from evalrun.datasets import load_dataset
-    from evalrun.errors import UsageError
-
-    try:
-        dataset = load_dataset(ref, Path(config_path).parent)
-    except UsageError:
-        return {}
-    if dataset.fingerprint and dataset.fingerprint != (manifest.get("dataset") or {}).get("fingerprint"):
-        return {}  # the file changed since the run: its lines would point at other items
     out: dict[str, tuple[str, int | None]] = {}
-    for item in dataset.items:
-        if not item.source:
-            continue
-        path, _, line = item.source.rpartition(":")
+    for item_id, source in sources.items():
+        path, _, line = source.rpartition(":")
         if not path or not line.isdigit():
-            path, line = item.source, ""
-        out[item.id] = (_relative_to_workspace(path, env), int(line) if line else None)
+            path, line = source, ""
+        out[item_id] = (_relative_to_workspace(path, env), int(line) if line else None)
     return out
 
 
@@ -235,10 +220,11 @@ def annotation_lines(findings: Iterable[Finding], sources: Mapping[str, tuple[st
     return lines
 
 
-def publish(pub: Publication, manifest: Mapping[str, Any], env: Mapping[str, str] | None = None,
+def publish(pub: Publication, sources: Mapping[str, str], env: Mapping[str, str] | None = None,
             log: Any = None) -> None:
-    """Write the job summary and step outputs and print the annotations. They go to stderr:
-    the runner reads workflow commands from both streams, and stdout stays clean for --json."""
+    """Write the job summary and step outputs and print the annotations, each placed on its
+    item's line (``sources``: item id -> ``path:line``). They go to stderr: the runner reads
+    workflow commands from both streams, and stdout stays clean for --json."""
     import sys
 
     env = os.environ if env is None else env
@@ -255,8 +241,7 @@ def publish(pub: Publication, manifest: Mapping[str, Any], env: Mapping[str, str
     set_outputs(outputs, env)
     if pub.findings:
         needs_place = any(f.item_id for f in pub.findings)
-        sources = item_sources(manifest, env) if needs_place else {}
-        for line in annotation_lines(pub.findings, sources):
+        for line in annotation_lines(pub.findings, places(sources, env) if needs_place else {}):
             emit_command(line, log)
         log.flush()
 
@@ -288,7 +273,7 @@ def _quote(value: Any) -> str:
     return repr(text if len(text) <= QUOTE else text[:QUOTE] + "…")
 
 
-def findings_from_verdict(verdict: Any) -> list[Finding]:
+def findings_from_verdict(verdict: Verdict) -> list[Finding]:
     """Failed gates as errors (a no_regressions gate: one per offending item, on its line),
     then every other regressed item as a warning, worst first."""
     out: list[Finding] = []
@@ -318,21 +303,17 @@ def findings_from_verdict(verdict: Any) -> list[Finding]:
     return out
 
 
-def publish_run(run_dir: Any, summary: Summary, status: str, verdict: Any = None,
-                env: Mapping[str, str] | None = None) -> None:
-    """Everything a run (or a merge) tells GitHub Actions. ``verdict`` is the post-run
-    :class:`~evalrun.verdict.Verdict` (gates and comparison); a run that did not finish is
-    error/interrupted whatever its gates say."""
+def publish_run(run_dir: RunDir, summary: Summary, status: str, verdict: Verdict | None,
+                sources: Mapping[str, str], env: Mapping[str, str] | None = None) -> None:
+    """Everything a run (or a merge) tells GitHub Actions. ``verdict`` is the run's
+    :class:`~evalrun.verdict.Verdict` (:func:`evalrun.postrun.plain_verdict` for a run without
+    gates, baseline or reports; None for an interrupted run, which gets no report); a run that
+    did not finish is error/interrupted whatever its gates say. ``sources`` places the
+    annotations (item id -> ``path:line``)."""
     env = os.environ if env is None else env
     word = verdict_word(status)
     markdown = report_path = None
     findings: list[Finding] = []
-    if verdict is None and status != "interrupted":
-        # no gates, baseline or --report: the job summary still gets the run's report
-        from evalrun.postrun import PostRun
-
-        verdict = PostRun([], "significant", None, [], list(run_dir.read_manifest().get("scorers") or [])
-                          ).judge(run_dir, summary.copy(), status)
     if verdict is not None:
         word = verdict_word(status, verdict.passed)
         report_path = next((p for fmt, p in verdict.written if fmt == "md"), None)
@@ -353,7 +334,7 @@ def publish_run(run_dir: Any, summary: Summary, status: str, verdict: Any = None
     pub = Publication(run_id=run_dir.id, verdict=word, pass_rate=pass_rate, markdown=markdown,
                       report_path=str(Path(report_path).resolve()) if report_path else None,
                       findings=findings, extra_outputs={"run_dir": str(Path(run_dir.path).resolve())})
-    publish(pub, run_dir.read_manifest(), env)
+    publish(pub, sources, env)
 
 
 # GitHub refuses a comment body above 65,536 characters

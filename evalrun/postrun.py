@@ -84,6 +84,13 @@ class PostRun:
         return verdict
 
 
+def plain_verdict(run_dir: RunDir, summary: Summary, status: str) -> Verdict:
+    """The verdict of a run with nothing to judge it by (no gates, baseline or --report): its
+    results alone, for the reporters that show every run (GitHub's job summary)."""
+    scorers = list(run_dir.read_manifest().get("scorers") or [])
+    return PostRun([], "significant", None, [], scorers).judge(run_dir, summary.copy(), status)
+
+
 def _implicit_baseline(eval_name: str | None, home: Path | None, configured: str | None, base_dir: Path | None,
                        notes: list[str]) -> str | None:
     """Without --baseline: the accepted baseline when one exists."""
@@ -134,24 +141,6 @@ def _note_skipped(gates: list[Gate], bl: Baseline | None, notes: list[str]) -> N
     if bl is None and not notes and any(g.relative or g.kind == "no_regressions" for g in gates):
         notes.append("no baseline, so gates relative to it are skipped; pass --baseline REF or accept a run "
                      "with: evalrun baseline set RUN")
-
-
-def prepare_for_run(config_path: str | None, *, resume: str | None = None, home: Path | None = None,
-                    baseline_ref: str | None = None, reports: list[str] | None = None,
-                    repeat: int | None = None, overrides: dict[str, Any] | None = None,
-                    slices: list[str] | None = None) -> PostRun | None:
-    """``evalrun run``: the post-run work for this eval file (or the resumed run's), or None when
-    there is nothing to judge or report (no gates, no baseline, no --report)."""
-    from evalrun.config import load_config
-
-    if resume:
-        from evalrun.store import resolve_run
-
-        saved = resolve_run(resume, home).read_manifest()
-        config_path, overrides = saved.get("config_path"), saved.get("overrides")
-    post = prepare(load_config(config_path, overrides), baseline_ref=baseline_ref, reports=reports, home=home,
-                   repeat=repeat, slices=slices)
-    return post if post_run_needed(post) else None
 
 
 def post_run_needed(post: PostRun) -> bool:

@@ -9,6 +9,7 @@ as :class:`~evalrun.errors.RetryableError`; the engine owns retries and timeouts
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import os
 import queue
@@ -112,9 +113,22 @@ def target_secrets(loaded: Any) -> Secrets:
     return Secrets(values)
 
 
+#: (item id, trial, item metadata) of the record whose target call runs in this task. The
+#: engine sets it before each call of a target that has a ``trace``; the trace context reads
+#: it to know whose call it is (the seam lets the engine know nothing of Langfuse).
+CURRENT_RECORD: contextvars.ContextVar[tuple[str, int, dict[str, Any]] | None] = contextvars.ContextVar(
+    "evalrun_record", default=None)
+
+
+def enter_record(item_id: str, trial: int, metadata: dict[str, Any] | None) -> None:
+    """The record whose target call this task makes next (the worker task's own context)."""
+    CURRENT_RECORD.set((item_id, trial, metadata or {}))
+
+
 class Target:
     secrets = Secrets([])
-    #: the live trace context (evalrun.langfuse.tracecontext), when the run has one
+    #: the run's trace context (``evalrun.langfuse.tracecontext.TraceContext``), when the run
+    #: has one: set by a ``RunOptions.on_start`` hook, read per call through ``CURRENT_RECORD``
     trace: Any = None
 
     def mask(self, text: str) -> str:

@@ -140,20 +140,19 @@ def _select(base: LoadedConfig, asked: list[str] | None) -> tuple[list[str], str
     return chosen, str(ref), gated
 
 
-def plan_group(config_path: str | None, asked: list[str] | None, *, home: Path | None, baseline_ref: str | None,
+def plan_group(base: LoadedConfig, asked: list[str] | None, *, home: Path | None, baseline_ref: str | None,
                reports: list[str] | None, repeat: int | None, shard: str | None,
-               overrides: dict[str, Any] | None = None, slices: list[str] | None = None) -> GroupPlan:
-    """Load and check every variant (config, target import, gates, baseline, --report);
-    ``overrides`` (``--set``) apply to every variant, over its own."""
+               slices: list[str] | None = None) -> GroupPlan:
+    """Load and check every variant of the eval file ``base`` (config, target import, gates,
+    baseline, --report); its ``--set`` values apply to every variant, over its own."""
     from evalrun.engine import build_target
 
-    base = load_config(config_path, overrides)
     names, ref, gated = _select(base, asked)
     notes: list[str] = []
     if ref != base.config.reference_variant:
         notes.append(f"compare_to variant '{base.config.reference_variant}' is not among --variant; "
                      f"comparing with '{ref}'")
-    loaded = {n: load_config(config_path, overrides, variant=n) for n in names}
+    loaded = {n: load_config(base.path, base.overrides, variant=n) for n in names}
     for lv in loaded.values():
         if lv.config.target.kind == "python":
             build_target(lv, 1)  # an unimportable target fails here, before any variant runs
@@ -344,10 +343,11 @@ def write_group_reports(gv: GroupVerdict, specs: list[ReportSpec], group: Group,
 # ----------------------------------------------------------------------------- GitHub, Langfuse, merge
 
 
-def publish_group(group: Group, gv: GroupVerdict | None) -> None:
+def publish_group(group: Group, gv: GroupVerdict | None, sources: dict[str, str]) -> None:
     """In GitHub Actions: the matrix as the job summary (and report.md in the group folder for
     the PR comment step), the gated variants' failed gates and regressions as annotations
-    titled with the variant, and the step outputs (``run_id`` is the group id)."""
+    titled with the variant, placed by ``sources`` (item id -> file:line), and the step outputs
+    (``run_id`` is the group id)."""
     from evalrun import github
 
     status = group.doc.get("status") or "finished"
@@ -367,11 +367,10 @@ def publish_group(group: Group, gv: GroupVerdict | None) -> None:
             if r.gated:
                 findings += [dataclasses.replace(f, title=f"[{r.name}] {f.title}")
                              for f in github.findings_from_verdict(r.gate_verdict)]
-    ref = group.run_dir(gv.reference if gv is not None else group.reference)
     pub = github.Publication(run_id=group.id, verdict=word, pass_rate=None, markdown=markdown,
                              report_path=str(Path(report_path).resolve()) if report_path else None,
                              findings=findings, extra_outputs={"group_dir": str(group.path.resolve())})
-    github.publish(pub, ref.read_manifest() if ref.exists() else {}, None)
+    github.publish(pub, sources, None)
 
 
 def push_group(group: Group, outcomes: dict[str, RunOutcome], asked: bool) -> list[str]:

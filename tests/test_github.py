@@ -7,7 +7,8 @@ import io
 import json
 from pathlib import Path
 
-from evalrun.github import Finding, annotation, annotation_lines, format_outputs, item_sources
+from evalrun.datasets import run_item_sources
+from evalrun.github import Finding, annotation, annotation_lines, format_outputs, places
 from tests.conftest import invoke_cli
 
 
@@ -142,12 +143,12 @@ def test_item_sources_point_at_dataset_lines(tmp_path):
     assert r.returncode == 0
     run_dir = next((tmp_path / ".evalrun" / "runs").iterdir())
     manifest = json.loads((run_dir / "manifest.json").read_text())
-    sources = item_sources(manifest, {"GITHUB_WORKSPACE": str(tmp_path)})
+    sources = places(run_item_sources(manifest), {"GITHUB_WORKSPACE": str(tmp_path)})
     assert sources["good"] == ("data/items.yaml", 2) and sources["bad"] == ("data/items.yaml", 5)
     assert len(sources) == 3
     # once the dataset changes, its lines may belong to other items: no place rather than a wrong one
     (tmp_path / "data" / "items.yaml").write_text("items:\n  - {id: x, input: y}\n" + DATA.split("\n", 1)[1])
-    assert item_sources(manifest, {"GITHUB_WORKSPACE": str(tmp_path)}) == {}
+    assert places(run_item_sources(manifest), {"GITHUB_WORKSPACE": str(tmp_path)}) == {}
     log = io.StringIO()
     lines = annotation_lines([Finding("warning", "regressed", "bad got worse", item_id="bad")], sources)
     print(*lines, file=log)

@@ -251,7 +251,8 @@ def test_async_and_threaded_targets_see_the_records_context():
 
     from opentelemetry import context, trace
 
-    from evalrun.langfuse.tracecontext import TraceContext, enter_record
+    from evalrun.langfuse.tracecontext import TraceContext
+    from evalrun.targets import enter_record  # the engine's seam: whose call runs in this task
 
     tc = TraceContext("run-1", {"experiment_id": "exp-1", "experiment_name": "name-1"})
 

@@ -17,24 +17,17 @@ frozen in ``push_state.json``, so the push sends the task spans under exactly th
 
 from __future__ import annotations
 
-import contextvars
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from evalrun.langfuse import wire
+from evalrun.targets import CURRENT_RECORD
 
 if TYPE_CHECKING:
     from evalrun.runs import Manifest
-
-#: (item id, trial, item metadata) of the record whose target call runs in this task
-CURRENT: contextvars.ContextVar[tuple[str, int, dict[str, Any]] | None] = contextvars.ContextVar(
-    "evalrun_record", default=None)
-
-
-def enter_record(item_id: str, trial: int, metadata: dict[str, Any] | None) -> None:
-    """Called by the engine before a target call (the worker task's own context)."""
-    CURRENT.set((item_id, trial, metadata or {}))
+    from evalrun.store import RunDir
+    from evalrun.targets import Target
 
 
 @dataclass
@@ -63,7 +56,7 @@ class TraceContext:
 
     def otel_context(self) -> Any:
         """The OTel context for the current record (None outside a record)."""
-        cur = CURRENT.get()
+        cur = CURRENT_RECORD.get()
         if cur is None:
             return None
         from opentelemetry import baggage, context, trace
@@ -181,8 +174,9 @@ def setup(run_dir: Any, manifest: Manifest, push: bool, budget: float = 10.0) ->
     return TraceContext(run_dir.id, experiment, repeat), note
 
 
-def install(target: Any, run_dir: Any, manifest: Manifest, push: bool) -> None:
-    """Give ``target`` the run's trace context when one is wanted; a note goes to stderr."""
+def install(target: Target, run_dir: RunDir, manifest: Manifest, push: bool) -> None:
+    """Give ``target`` the run's trace context when one is wanted; a note goes to stderr.
+    (The engine calls it through ``RunOptions.on_start``, which the API and the CLI set.)"""
     import sys
 
     tc, note = setup(run_dir, manifest, push)
