@@ -282,3 +282,76 @@ def test_async_and_threaded_targets_see_the_records_context():
         tid, parent, _task = tc.ids(f"q{i}", 0)
         assert a == b == (tid, parent, "exp-1", f"q{i}")
     assert seen()[2] is None and tc.carrier() == {}
+
+
+# the python target of the next test, stopping its process (as a crash would) at the second
+# item while the flag file exists
+CRASHING_TARGET = PY_TARGET.replace('''def answer(question):
+''', '''def answer(question):
+    import os, pathlib
+    if question == "question 1" and pathlib.Path(__file__).with_name("CRASH").exists():
+        os._exit(9)
+''')
+
+API_RUN = '''
+import sys, evalrun
+result = evalrun.run(sys.argv[1] if sys.argv[1] != "-" else None, home="h", push=True,
+                     resume=None if sys.argv[1] != "-" else "latest")
+sys.exit(result.exit_code)
+'''
+
+
+def _check_joined(fake: FakeLangfuse, run: Path, name: str, items: set[str]) -> None:
+    """Each span ``name`` sits in its item's trace under the item's task span, with the run's
+    frozen experiment id; ``items`` all have one."""
+    exp_id = state_of(run)["context"]["experiment_id"]
+    seen = set()
+    for s in fake.spans:
+        if s["name"] != name or s["attributes"].get("langfuse.experiment.id") != exp_id:
+            continue
+        item = s["attributes"]["langfuse.experiment.item.id"]
+        assert (s["trace_id"], s["parent_span_id"]) == _ids(run.name, item), item
+        assert s["attributes"]["langfuse.experiment.item.root_observation_id"] == _ids(run.name, item)[1]
+        seen.add(item)
+    assert items <= seen, (items, seen)
+
+
+def test_library_run_and_its_resume_join_the_item_traces(fake, tmp_path):
+    """evalrun.run(push=True) installs the trace context as the CLI does, and a resumed run
+    (crashed at the second item) calls the rest under the same run's ids and experiment."""
+    import subprocess
+
+    from tests.conftest import _cli_env
+
+    root = _project(tmp_path / "p", {"python": "tgt:answer", "retries": 0})
+    (root / "tgt.py").write_text(CRASHING_TARGET)
+    cfg = json.loads((root / "eval.yaml").read_text())
+    (root / "eval.yaml").write_text(json.dumps({**cfg, "concurrency": 1}))
+    (root / "CRASH").write_text("")
+    env = _cli_env(fake.env())
+    r = subprocess.run([sys.executable, "-c", API_RUN, "eval.yaml"], cwd=root, env=env, capture_output=True,
+                       text=True, timeout=180)
+    assert r.returncode == 9, r.stderr
+    run = run_dir_of(root / "h")
+    frozen = state_of(run)["context"]["experiment_id"]
+    (root / "CRASH").unlink()
+    r = subprocess.run([sys.executable, "-c", API_RUN, "-"], cwd=root, env=env, capture_output=True, text=True,
+                       timeout=180)
+    assert r.returncode == 0, r.stderr
+    assert run_dir_of(root / "h") == run and state_of(run)["context"]["experiment_id"] == frozen
+    _check_joined(fake, run, "pipeline", {"q1", "q2"})
+
+
+def test_each_variant_joins_its_own_experiment_items(fake, tmp_path):
+    root = _project(tmp_path / "p", {"python": "tgt:answer", "retries": 0}, n=2)
+    (root / "tgt.py").write_text(PY_TARGET)
+    cfg = json.loads((root / "eval.yaml").read_text())
+    (root / "eval.yaml").write_text(json.dumps({**cfg, "variants": {"a": {}, "b": {"target.timeout": 30}}}))
+    r = cli(fake, "run", "eval.yaml", "--output-dir", str(tmp_path / "h"), "--push", "langfuse", "-q", cwd=root)
+    assert r.returncode == 0, r.stderr
+    runs = sorted((tmp_path / "h" / "runs").iterdir())
+    assert [p.name.rsplit(".", 1)[1] for p in runs] == ["a", "b"]
+    for run in runs:
+        _check_joined(fake, run, "pipeline", {"q0", "q1"})
+    assert len({state_of(run)["context"]["experiment_id"] for run in runs}) == 2
+    assert len([s for s in fake.spans if s["name"] == "pipeline"]) == 4
