@@ -87,9 +87,11 @@ class RunOptions:
     baseline_outputs: dict[tuple[str, int], Any] | None = None
     #: ``--set`` overrides of eval-file keys (dotted key -> value)
     overrides: dict[str, Any] = field(default_factory=dict)
-    # set when runs are grouped (variants): the config to run instead of reading config_path,
-    # the limits shared with the other runs, the run's id chosen up front, manifest additions
+    #: the eval file, loaded once by the caller (the API, the CLI, a variant group); None: read
+    #: config_path here
     loaded: LoadedConfig | None = None
+    # set when runs are grouped (variants): the limits shared with the other runs, the run's id
+    # chosen up front, manifest additions
     shared: SharedLimits | None = None
     run_id: str | None = None
     manifest_extra: dict[str, Any] = field(default_factory=dict)
