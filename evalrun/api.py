@@ -77,12 +77,20 @@ def run(config: str | Path | LoadedConfig | None = None, *, concurrency: int | N
     from evalrun.engine import RunOptions, run_eval
     from evalrun.postrun import post_run_needed, prepare
 
-    overrides = dict(overrides or {})
+    check_options(config=config, concurrency=concurrency, repeat=repeat, limit=limit, filters=filters,
+                  sample=sample, seed=seed, shard=shard, home=home, resume=resume, baseline=baseline,
+                  reports=reports, slices=slices, push=push, progress=progress)
+    from evalrun.overrides import check_overrides
+
+    overrides = check_overrides(overrides)
     check_resume(resume, config, overrides, repeat=repeat, limit=limit, filters=filters, sample=sample,
                  seed=seed, shard=shard)
     home_path = Path(home) if home is not None else None
     # the eval file is read and validated once; the checks below and the engine share it
     loaded, resume = load_for_run(config, overrides, resume, home_path)
+    if loaded.variant is None and loaded.config.variants is not None:
+        raise UsageError(f"{loaded.path} has variants: a variant group runs through the command line "
+                         "(evalrun run); the library runs one eval")
     opts = RunOptions(config_path=str(loaded.path), concurrency=concurrency, repeat=repeat, limit=limit,
                       filters=list(filters or []), sample=sample, seed=seed, shard=shard, home=home_path,
                       resume=resume, progress=progress, overrides=loaded.overrides, loaded=loaded,
@@ -111,6 +119,7 @@ def load_for_run(config: str | Path | LoadedConfig | None, overrides: dict[str, 
     ``--set`` values (its manifest's). With the run to resume as a directory, so every later
     step reopens the same run even when ``resume`` was ``latest``."""
     from evalrun.config import LoadedConfig, load_config
+    from evalrun.overrides import check_overrides
 
     if isinstance(config, LoadedConfig):
         return config, resume
@@ -119,7 +128,11 @@ def load_for_run(config: str | Path | LoadedConfig | None, overrides: dict[str, 
 
         rd = resolve_run(resume, home)
         saved = rd.read_manifest()
-        return load_config(saved.get("config_path"), saved.get("overrides")), str(rd.path)
+        try:
+            overrides = check_overrides(saved.get("overrides"))
+        except UsageError as e:
+            raise UsageError(f"{rd.path / 'manifest.json'}: {e.message}") from None
+        return load_config(saved.get("config_path"), overrides), str(rd.path)
     return load_config(config, overrides), None
 
 
@@ -135,6 +148,46 @@ def trace_context(push: bool) -> Callable[[Target, RunDir, Manifest], None]:
             install(target, run_dir, manifest, push)
 
     return start
+
+
+_COUNTS = {"concurrency": (1, 10_000), "repeat": (1, 1000), "limit": (1, None), "sample": (1, None),
+           "seed": (None, None)}
+_TEXTS = ("shard", "resume", "baseline", "run")
+_LISTS = ("filters", "reports", "slices")
+PROGRESS_MODES = ("off", "lines", "bar")
+
+
+def check_options(**given: Any) -> None:
+    """The library's options, checked as the command line checks its own (types and ranges), so
+    a wrong one is a UsageError naming it, never a TypeError from deep inside a run."""
+    from os import PathLike
+
+    from evalrun.config import LoadedConfig
+
+    def fail(name: str, want: str) -> None:
+        raise UsageError(f"{name}={given[name]!r}: expected {want}")
+
+    for name, (lo, hi) in _COUNTS.items():
+        v = given.get(name)
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, int) or (lo is not None and v < lo) or (hi is not None and v > hi):
+            fail(name, "a whole number" + (f" from {lo}" if lo is not None else "") + (f" to {hi}" if hi else ""))
+    for name in _TEXTS:
+        if given.get(name) is not None and not isinstance(given[name], str):
+            fail(name, "text (a run id, a directory, 'latest'...)" if name != "shard" else "text like '2/4'")
+    for name in _LISTS:
+        v = given.get(name)
+        if v is not None and (not isinstance(v, list | tuple) or not all(isinstance(x, str) for x in v)):
+            fail(name, "a list of strings")
+    for name, kinds in (("home", (str, PathLike)), ("config", (str, PathLike, LoadedConfig))):
+        v = given.get(name)
+        if v is not None and not isinstance(v, kinds):
+            fail(name, "a path" + (" or a LoadedConfig" if name == "config" else ""))
+    if "push" in given and not isinstance(given["push"], bool):
+        fail("push", "True or False")
+    if "progress" in given and given["progress"] not in PROGRESS_MODES:
+        fail("progress", " | ".join(PROGRESS_MODES))
 
 
 def check_resume(resume: str | None, config: object, overrides: dict[str, Any] | None, **plan: Any) -> None:
@@ -159,6 +212,7 @@ def compare(run: str, baseline: str | None = None, *, home: str | Path | None = 
     from evalrun.postrun import prepare_from_manifest
     from evalrun.store import resolve_run
 
+    check_options(run=run, baseline=baseline, home=home, reports=reports, slices=slices)
     home_path = Path(home) if home is not None else None
     rd = resolve_run(run, home_path)
     manifest = rd.read_manifest()

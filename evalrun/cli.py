@@ -351,6 +351,7 @@ def runs_cmd(output_dir: HomeOpt = None,
     """List runs, oldest first."""
     from rich.table import Table
 
+    from evalrun.report._terminal import safe_text
     from evalrun.report._width import table_console
     from evalrun.store import list_runs
 
@@ -373,8 +374,8 @@ def runs_cmd(output_dir: HomeOpt = None,
     for col in ("run_id", "eval", "status", "started_at", "records", "errors"):
         t.add_column(col)
     for row in rows:
-        t.add_row(*(str(row[c]) if row[c] is not None else "" for c in ("run_id", "eval", "status", "started_at",
-                                                                         "records", "errors")))
+        t.add_row(*(safe_text(str(row[c]) if row[c] is not None else "") for c in ("run_id", "eval", "status",
+                                                                                   "started_at", "records", "errors")))
     table_console().print(t)
 
 
@@ -580,9 +581,10 @@ def prompts_pull(
     """Write a Langfuse prompt version into a local prompt file."""
     from evalrun.langfuse.prompts import SCHEME, pull_prompt
     from evalrun.prompts import describe
+    from evalrun.report._terminal import visible
 
     p = pull_prompt(ref if ref.startswith(SCHEME) else SCHEME + ref, output)
-    typer.echo(f"pulled prompt {describe(p.info)} into {output}", err=True)
+    typer.echo(visible(f"pulled prompt {describe(p.info)} into {output}"), err=True)
 
 
 scorers_app = typer.Typer(help="Scorer types and the built-in LLM-judge rubrics.", no_args_is_help=True)

@@ -28,8 +28,9 @@ from evalrun import _json
 from evalrun._secrets import VAR
 from evalrun._yaml import Located, load_located, read_text
 from evalrun.errors import UsageError, suggest
-from evalrun.overrides import apply_overrides, override_for
+from evalrun.overrides import apply_overrides, check_overrides, override_for
 from evalrun.prices import Price
+from evalrun.prompts import params_problem, role_problem
 from evalrun.scoring.base import ScorerConfig, is_scorer_type, scorer_class, scorer_types
 from evalrun.store import content_key
 
@@ -53,9 +54,19 @@ class HttpTarget(_Strict):
 
 
 def check_http_url(v: str) -> str:
-    """A base URL must be http(s) with a host (shared by the judge and the chat target)."""
+    """A base URL must be http(s) with a host, and no whitespace or control character (a line
+    break would end the request line); shared by the judge and the chat target."""
     if urlparse(v).scheme not in ("http", "https") or not urlparse(v).netloc:
         raise ValueError("base_url must be an http(s) URL like https://api.openai.com/v1")
+    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7f for c in v):
+        raise ValueError("base_url may not hold spaces, line breaks or control characters")
+    return v
+
+
+def check_dotted_path(v: str | None) -> str | None:
+    """A dotted path into a JSON answer (``choices.0.message.content``): no empty step."""
+    if v and any(not part for part in v.split(".")):
+        raise ValueError(f"'{v}' has an empty step; a dotted path reads like choices.0.message.content")
     return v
 
 
@@ -77,6 +88,14 @@ class ChatMessage(_Strict):
     #: a Jinja2 template (sandboxed) that sees ``input``, ``metadata`` and ``item_id``
     content: str
 
+    @field_validator("role")
+    @classmethod
+    def _known_role(cls, v: str) -> str:
+        problem = role_problem(v)
+        if problem:
+            raise ValueError(problem)
+        return v
+
 
 class ChatTarget(_Strict):
     """A model called through an OpenAI-compatible ``POST {base_url}/chat/completions``."""
@@ -91,9 +110,17 @@ class ChatTarget(_Strict):
     #: request parameters (temperature, max_tokens, ...), over the prompt's own
     params: dict[str, Any] = Field(default_factory=dict)
     #: parse the answer as JSON and take this dotted path as the output
-    output_path: str | None = None
+    output_path: Annotated[str | None, AfterValidator(check_dotted_path)] = None
     #: USD per million tokens, added to / overriding the built-in table
     prices: dict[str, Price] = Field(default_factory=dict)
+
+    @field_validator("params")
+    @classmethod
+    def _sendable(cls, v: dict[str, Any]) -> dict[str, Any]:
+        bad = params_problem(v)
+        if bad is not None:
+            raise ValueError(f"{bad[0]} {bad[1]}" if bad[0] else bad[1])
+        return v
 
     @model_validator(mode="after")
     def _one_source(self) -> ChatTarget:
@@ -354,7 +381,7 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
         located = _variant_located(located, variant)
         data = located.data
     data = _expand_tree(data, located)
-    overrides = dict(overrides or {})
+    overrides = check_overrides(overrides)
     if overrides:
         data = apply_overrides(data, overrides)
     raw_scorers = data.get("scorers") or []

@@ -12,8 +12,7 @@ import copy
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import yaml
-
+from evalrun._yaml import load_located
 from evalrun.errors import UsageError
 
 
@@ -25,16 +24,37 @@ def parse_set_options(specs: Iterable[str]) -> dict[str, Any]:
         key = key.strip()
         if not sep or not key:
             raise UsageError(f"--set {spec}: expected KEY=VALUE with a dotted key, like target.chat.model=gpt-4o")
-        parts = key.split(".")
-        if any(not p.strip() for p in parts):
-            raise UsageError(f"--set {spec}: empty part in the key '{key}'")
+        key_problem(key, spec)
         try:
-            value = yaml.safe_load(text) if text.strip() else ""
-        except yaml.YAMLError as e:
-            problem = str(e).splitlines()[0]
-            raise UsageError(f"--set {spec}: value is not valid YAML ({problem})") from None
+            # the eval file's own reader: aliases that refer to themselves or expand without
+            # bound, and nesting past its limit, are refused here as they are there
+            value = load_located(text, "").data if text.strip() else ""
+        except UsageError as e:
+            raise UsageError(f"--set {spec}: value is not valid YAML ({e.message})") from None
         out[key] = value
     return out
+
+
+def key_problem(key: Any, spec: Any = None) -> None:
+    """A UsageError unless ``key`` is a dotted key (text, no empty part)."""
+    shown = key if spec is None else spec
+    if not isinstance(key, str) or not key.strip():
+        raise UsageError(f"--set {shown!s}: expected KEY=VALUE with a dotted key, like target.chat.model=gpt-4o")
+    if any(not p.strip() for p in key.split(".")):
+        raise UsageError(f"--set {shown}: empty part in the key '{key}'")
+
+
+def check_overrides(overrides: Any) -> dict[str, Any]:
+    """``overrides`` as a dict of dotted keys to values (what ``--set`` gives, the library's
+    ``overrides=`` and a run's manifest hold), or a UsageError saying what is wrong."""
+    if overrides is None:
+        return {}
+    if not isinstance(overrides, Mapping):
+        raise UsageError(f"overrides must map dotted keys to values, like {{'target.timeout': 5}} "
+                         f"(got {type(overrides).__name__})")
+    for key in overrides:
+        key_problem(key)
+    return dict(overrides)
 
 
 def apply_overrides(config: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -45,7 +65,7 @@ def apply_overrides(config: Mapping[str, Any], overrides: Mapping[str, Any]) -> 
     list, or past the end of a list, is a UsageError naming the key.
     """
     out = copy.deepcopy(dict(config))
-    for dotted, value in overrides.items():
+    for dotted, value in check_overrides(overrides).items():
         parts = dotted.split(".")
         cur: Any = out
         for depth, part in enumerate(parts):

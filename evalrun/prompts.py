@@ -28,6 +28,44 @@ from evalrun.records import Item
 CONFIG_PARAMS = ("temperature", "top_p", "max_tokens", "max_completion_tokens", "presence_penalty",
                  "frequency_penalty", "stop", "seed", "response_format", "reasoning_effort", "logit_bias")
 _LANGFUSE_VAR = re.compile(r"\{\{\s*([A-Za-z_][\w.]*)\s*\}\}")
+#: the roles a prompt's messages may have (an OpenAI-compatible chat request's own)
+ROLES = ("system", "developer", "user", "assistant")
+_NUMBER_PARAMS = ("temperature", "top_p", "presence_penalty", "frequency_penalty")
+_COUNT_PARAMS = ("max_tokens", "max_completion_tokens")
+
+
+def role_problem(role: Any) -> str | None:
+    """Why ``role`` cannot be a message's role, or None."""
+    if role in ROLES:
+        return None
+    return f"role must be one of {', '.join(ROLES)} (got {role!r})"
+
+
+def params_problem(params: Any) -> tuple[str | None, str] | None:
+    """(key, why) for the first request setting that cannot be sent as written (wherever it
+    comes from: the eval file, a prompt file, a Langfuse prompt's config), else None: a
+    temperature that is not a finite number, a token count that is not a whole number >= 1,
+    any value JSON cannot carry (NaN, infinity, a value that contains itself)."""
+    import json
+    import math
+
+    if not isinstance(params, dict):
+        return None, "must be a mapping of request settings"
+    for key, value in params.items():
+        if not isinstance(key, str):
+            return str(key), "setting names are text"
+        is_number = isinstance(value, int | float) and not isinstance(value, bool)
+        if key in _NUMBER_PARAMS and not (is_number and math.isfinite(value)):
+            return key, f"must be a finite number (got {value!r})"
+        if key in _COUNT_PARAMS and not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+            return key, f"must be a whole number >= 1 (got {value!r})"
+        if key == "seed" and not (isinstance(value, int) and not isinstance(value, bool)):
+            return key, f"must be a whole number (got {value!r})"
+        try:
+            json.dumps(value, allow_nan=False)
+        except (ValueError, TypeError, RecursionError):
+            return key, "cannot be sent as JSON (NaN, infinity, or a value that contains itself)"
+    return None
 
 
 @dataclass
@@ -169,9 +207,13 @@ def load_prompt_file(path: Path, shown: str) -> Prompt:
         if not (isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
                 and set(m) <= {"role", "content"}):
             raise located.error("each message is {role: ..., content: ...} with text values", ("messages", i))
+        if role_problem(m["role"]):
+            raise located.error(f"message {i + 1}: {role_problem(m['role'])}", ("messages", i, "role", "__value__"))
     params = data.get("params") or {}
-    if not isinstance(params, dict):
-        raise located.error("params: must be a mapping", ("params",))
+    bad = params_problem(params)
+    if bad is not None:
+        key, why = bad
+        raise located.error(f"params{'.' + key if key else ''}: {why}", ("params",) + ((key,) if key else ()))
     model = data.get("model")
     if model is not None and not isinstance(model, str):
         raise located.error("model: must be a string", ("model", "__value__"))
@@ -197,9 +239,16 @@ def prompt_file_data(messages: list[dict[str, str]], model: str | None, params: 
     return doc
 
 
-def split_config(config: Any) -> tuple[str | None, dict[str, Any]]:
-    """(model, request params) from a Langfuse prompt config; other keys are not request settings."""
+def split_config(config: Any, ref: str = "prompt") -> tuple[str | None, dict[str, Any]]:
+    """(model, request params) from a Langfuse prompt config; other keys are not request settings.
+    A model or setting that cannot be sent is a UsageError naming ``ref``."""
     if not isinstance(config, dict):
         return None, {}
     model = config.get("model")
-    return (str(model) if model else None), {k: config[k] for k in CONFIG_PARAMS if k in config}
+    if model is not None and not isinstance(model, str):
+        raise UsageError(f"{ref}: config model must be text (got {model!r})")
+    params = {k: config[k] for k in CONFIG_PARAMS if k in config}
+    bad = params_problem(params)
+    if bad is not None:
+        raise UsageError(f"{ref}: config {bad[0]} {bad[1]}")
+    return model or None, params

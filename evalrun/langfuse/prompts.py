@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 from evalrun.errors import RunFailed, UsageError
 from evalrun.langfuse.client import Client, Refused, Unreachable, credentials
-from evalrun.prompts import Prompt, load_prompt_file, prompt_file_data, split_config
+from evalrun.prompts import Prompt, load_prompt_file, prompt_file_data, role_problem, split_config
 
 SCHEME = "langfuse://"
 DEFAULT_LABEL = "production"
@@ -71,8 +71,10 @@ def prompt_from_langfuse(got: Any, ref: str) -> Prompt:
             if d.get("type") == "placeholder" or "role" not in d:
                 raise UsageError(f"{ref}: message {i + 1} is a placeholder ('{d.get('name')}'); "
                                  "evalrun fills only {{variables}}")
+            if role_problem(d["role"]):
+                raise UsageError(f"{ref}: message {i + 1}: {role_problem(d['role'])}")
             messages.append({"role": str(d["role"]), "content": str(d.get("content") or "")})
-    model, params = split_config(got.config)
+    model, params = split_config(got.config, ref)
     info = {"name": got.name, "version": got.version, "labels": list(got.labels or []), "source": "langfuse",
             "type": kind or "chat"}
     return Prompt(messages, "langfuse", model, params, info)

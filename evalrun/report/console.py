@@ -20,6 +20,7 @@ from evalrun.report._common import (
     scorer_rows,
     slice_cells,
 )
+from evalrun.report._terminal import safe_text
 from evalrun.report._width import table_console
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ TEXT_LIMIT = 300
 
 def _scorer_table(verdict: Verdict) -> Table:
     cmp = verdict.comparison
-    t = Table(title=Text(headline(verdict)), title_justify="left")
+    t = Table(title=_text(headline(verdict)), title_justify="left")
     rows = scorer_rows(verdict)
     if cmp.has_baseline:
         cols = ["scorer", "n", "mean", "baseline", "diff", "95% CI", "pass rate", "baseline", "diff", "95% CI",
@@ -52,7 +53,7 @@ def _scorer_table(verdict: Verdict) -> Table:
             cells = [r.name, str(r.n), r.mean, r.ci_own, r.pass_rate]
         if "flaky" in cols:
             cells.append(str(r.flaky) if r.flaky else "")
-        t.add_row(*(Text(c) for c in cells))
+        t.add_row(*(_text(c) for c in cells))
     return t
 
 
@@ -62,7 +63,7 @@ def _slice_table(verdict: Verdict) -> Table | None:
         return None
     shown = rep.rows[:TOP_SLICES]
     more = f", worst {len(shown)} of {len(rep.rows)}" if len(rep.rows) > len(shown) else ""
-    t = Table(title=Text(f"slices by {', '.join(rep.keys)} (worst first{more})"), title_justify="left")
+    t = Table(title=_text(f"slices by {', '.join(rep.keys)} (worst first{more})"), title_justify="left")
     cols = ["slice", "scorer", "n", "mean [95% CI]"]
     if rep.has_baseline:
         cols += ["baseline", "diff [95% CI]", "regressed", "improved"]
@@ -75,32 +76,22 @@ def _slice_table(verdict: Verdict) -> Table | None:
         if rep.has_baseline:
             cells += [c.baseline, c.diff, c.regressed, c.improved]
         style = "bold red" if row.change == "drop" else "green" if row.change == "gain" else ""
-        t.add_row(*(Text(x) for x in cells), Text(c.flag, style=style))
+        t.add_row(*(_text(x) for x in cells), _text(c.flag, style=style))
     return t
 
 
 def _gates_table(verdict: Verdict) -> Table:
-    t = Table(title=Text(f"gates ({verdict.policy})"), title_justify="left")
+    t = Table(title=_text(f"gates ({verdict.policy})"), title_justify="left")
     for c in ("", "gate", "numbers", "note"):
         t.add_column(c)
     style = {"pass": "green", "fail": "bold red", "skip": "yellow"}
     for g in verdict.gates:
-        t.add_row(Text(g.verdict.upper(), style=style.get(g.verdict, "")), Text(g.gate.text), Text(g.numbers()),
-                  Text(g.note))
+        t.add_row(_text(g.verdict.upper(), style=style.get(g.verdict, "")), _text(g.gate.text), _text(g.numbers()),
+                  _text(g.note))
     return t
 
 
-# control characters (ESC above all: colours, cursor moves, terminal hyperlinks) from ids and
-# model output are shown as escapes, never sent to the terminal; \n and \t are kept
-# C0/C1 controls, and the bidirectional marks and overrides that make text display in another
-# order than it is ("Trojan Source"): shown as escapes
-_BIDI = [0x200e, 0x200f, *range(0x202a, 0x202f), *range(0x2066, 0x206a)]
-_CONTROLS = {c: f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
-             for c in [*range(0x00, 0x20), *range(0x7f, 0xa0), *_BIDI] if c not in (0x09, 0x0a)}
-
-
-def _text(text: str, style: str = "") -> Text:
-    return Text(text.translate(_CONTROLS), style=style)
+_text = safe_text
 
 
 def _item_block(console: Console, verdict: Verdict, title: str, items: list, limit: int) -> None:

@@ -7,9 +7,9 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
-from rich.text import Text
 
 from evalrun.report._common import interval, num
+from evalrun.report._terminal import safe_text
 from evalrun.report._width import table_console
 
 BARS = "▁▂▃▄▅▆▇█"
@@ -55,14 +55,14 @@ def print_history(eval_name: str, entries: list[dict[str, Any]], console: Consol
     if console is None:
         console = table_console()
     names = scorer_names(entries)
-    t = Table(title=Text(f"{eval_name}: {len(entries)} runs, oldest first (mean [95% CI])"), title_justify="left")
+    t = Table(title=safe_text(f"{eval_name}: {len(entries)} runs, oldest first (mean [95% CI])"), title_justify="left")
     for c in ("run", "started (UTC)", "commit", "source", *names):
         t.add_column(c, justify="right" if c in names else "left", no_wrap=True)
     for e in entries:
         started = str(e.get("started_at") or "")[:16].replace("T", " ")
-        t.add_row(Text(str(e.get("run_id") or "")), Text(started),
-                  Text(str(e.get("commit") or "")[:10]), Text(str(e.get("source") or "")),
-                  *(Text(_cell(e, n)) for n in names))
+        t.add_row(safe_text(str(e.get("run_id") or "")), safe_text(started),
+                  safe_text(str(e.get("commit") or "")[:10]), safe_text(str(e.get("source") or "")),
+                  *(safe_text(_cell(e, n)) for n in names))
     console.print(t)
     for n in names:
-        console.print(Text(f"{n}: {sparkline(means(entries, n))}"))
+        console.print(safe_text(f"{n}: {sparkline(means(entries, n))}"))

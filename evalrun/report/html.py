@@ -73,9 +73,22 @@ def _charts(verdict: Verdict) -> list[Any]:
     return [c for c in out if c is not None]
 
 
+def _no_controls(value: Any) -> Any:
+    """Every string a template prints, with control characters (ESC, NUL...) and bidirectional
+    overrides as U+FFFD: model text is escaped for HTML and carries nothing for a terminal that
+    shows the file either. Markup (the charts, built from numbers) is left as built."""
+    from markupsafe import Markup
+
+    from evalrun.report.markdown import _CONTROL
+
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return _CONTROL.sub("\ufffd", value)
+    return value
+
+
 def _env() -> SandboxedEnvironment:
     return SandboxedEnvironment(loader=PackageLoader("evalrun.report", "templates"), autoescape=True,
-                                trim_blocks=True, lstrip_blocks=True)
+                                trim_blocks=True, lstrip_blocks=True, finalize=_no_controls)
 
 
 def render_html(verdict: Verdict) -> str:

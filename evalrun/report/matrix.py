@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from rich.console import Console
 from rich.table import Table
-from rich.text import Text
 
 from evalrun.report._common import (
     expected_text,
@@ -29,6 +28,7 @@ from evalrun.report._common import (
     scorer_rows,
     signed,
 )
+from evalrun.report._terminal import safe_text
 from evalrun.report._width import table_console
 
 if TYPE_CHECKING:
@@ -129,13 +129,13 @@ def headline(gv: GroupVerdict) -> str:
 
 
 def _table(gv: GroupVerdict, sec: Section) -> Table:
-    t = Table(title=Text(sec.title), title_justify="left")
+    t = Table(title=safe_text(sec.title), title_justify="left")
     t.add_column("")
     for r in gv.results:
-        t.add_column(Text(_header(r, gv)), justify="right")
+        t.add_column(safe_text(_header(r, gv)), justify="right")
     for label, cells in sec.rows:
         if any(cells):
-            t.add_row(Text(label), *(Text(c) for c in cells))
+            t.add_row(safe_text(label), *(safe_text(c) for c in cells))
     return t
 
 
@@ -145,18 +145,18 @@ def _items_block(console: Console, r: VariantResult, gv: GroupVerdict) -> None:
     if not items:
         return
     shown = items[:TOP_ITEMS]
-    console.print(Text(f"{r.name}: regressed vs {gv.reference} ({len(items)}"
+    console.print(safe_text(f"{r.name}: regressed vs {gv.reference} ({len(items)}"
                        + (f", top {len(shown)} shown)" if len(items) > len(shown) else ")"), style="bold"))
     for it in shown:
         tags = f"  [{', '.join(it.tags)}]" if it.tags else ""
-        console.print(Text(f"- {it.item_id}{tags}  {', '.join(it.regressed)}"))
-        console.print(Text(f"    {gv.reference}: {output_text(it.baseline, TEXT_LIMIT)}"))
-        console.print(Text(f"    {r.name}: {output_text(it.candidate, TEXT_LIMIT)}"))
+        console.print(safe_text(f"- {it.item_id}{tags}  {', '.join(it.regressed)}"))
+        console.print(safe_text(f"    {gv.reference}: {output_text(it.baseline, TEXT_LIMIT)}"))
+        console.print(safe_text(f"    {r.name}: {output_text(it.candidate, TEXT_LIMIT)}"))
 
 
 def print_console(gv: GroupVerdict, out: TextIO | None = None, console: Console | None = None) -> None:
     console = console or table_console(out)
-    console.print(Text(headline(gv), style="bold"))
+    console.print(safe_text(headline(gv), style="bold"))
     for sec in scorer_sections(gv):
         console.print(_table(gv, sec))
     console.print(_table(gv, run_section(gv)))
@@ -164,21 +164,21 @@ def print_console(gv: GroupVerdict, out: TextIO | None = None, console: Console 
         if r.name != gv.reference:
             _items_block(console, r, gv)
     for note in gv.notes:
-        console.print(Text(f"note: {note}", style="yellow"))
+        console.print(safe_text(f"note: {note}", style="yellow"))
     style = {"pass": "green", "fail": "bold red", "skip": "yellow"}
     for r in gv.results:
         if not r.gates:
             continue
-        t = Table(title=Text(f"gates of {r.name} ({gv.policy})" + ("" if r.gated else ", not gating")),
+        t = Table(title=safe_text(f"gates of {r.name} ({gv.policy})" + ("" if r.gated else ", not gating")),
                   title_justify="left")
         for c in ("", "gate", "numbers", "note"):
             t.add_column(c)
         for g in r.gates:
-            t.add_row(Text(g.verdict.upper(), style=style.get(g.verdict, "")), Text(g.gate.text), Text(g.numbers()),
-                      Text(g.note))
+            t.add_row(safe_text(g.verdict.upper(), style=style.get(g.verdict, "")), safe_text(g.gate.text), safe_text(g.numbers()),
+                      safe_text(g.note))
         console.print(t)
     failing = [r.name for r in gv.results if r.failed]
-    console.print(Text(f"verdict: {'FAIL' if failing else 'PASS'}" + (f" (gates failed: {', '.join(failing)})"
+    console.print(safe_text(f"verdict: {'FAIL' if failing else 'PASS'}" + (f" (gates failed: {', '.join(failing)})"
                                                                       if failing else ""),
                        style="bold red" if failing else "bold green"))
 

@@ -8,6 +8,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from evalrun.report._terminal import safe_text, visible
 from evalrun.report._width import table_console
 
 
@@ -16,7 +17,7 @@ def _fmt(x: Any, digits: int = 3) -> str:
 
 
 def scorer_table(summary: Mapping[str, Any]) -> Table:
-    t = Table(title=f"{summary.get('eval')} · run {summary.get('run_id')} · {summary.get('status')}",
+    t = Table(title=safe_text(f"{summary.get('eval')} · run {summary.get('run_id')} · {summary.get('status')}"),
               title_justify="left")
     t.add_column("scorer")
     t.add_column("n", justify="right")
@@ -27,7 +28,7 @@ def scorer_table(summary: Mapping[str, Any]) -> Table:
     for name, s in summary.get("scorers", {}).items():
         lo, hi = (s.get("ci95") or [None, None])[:2]
         n = str(s["n"]) + (f" ({s['clusters']} clusters)" if s.get("clusters") is not None else "")
-        t.add_row(name, n, _fmt(s.get("mean")), f"[{_fmt(lo)}, {_fmt(hi)}]",
+        t.add_row(safe_text(name), n, _fmt(s.get("mean")), f"[{_fmt(lo)}, {_fmt(hi)}]",
                   "–" if s.get("pass_rate") is None else f"{100 * s['pass_rate']:.1f}%",
                   str(s.get("errors", 0)) if s.get("errors") else "")
     return t
@@ -39,7 +40,9 @@ def footer_lines(summary: Mapping[str, Any]) -> list[str]:
     lines.append(f"records: {n}" + (f"/{planned}" if planned and planned != n else "")
                  + f" · items: {summary.get('items', 0)}")
     if summary.get("errors"):
-        kinds = ", ".join(f"{k} ×{v}" for k, v in (summary.get("error_types") or {}).items())
+        from rich.markup import escape
+
+        kinds = escape(visible(", ".join(f"{k} ×{v}" for k, v in (summary.get("error_types") or {}).items())))
         lines.append(f"[red]target errors: {summary['errors']} ({100 * (summary.get('error_rate') or 0):.1f}%): {kinds}")
     for name, s in (summary.get("scorers") or {}).items():
         if s.get("ci_note"):  # a constant scorer: say why its interval is a point
@@ -52,7 +55,7 @@ def footer_lines(summary: Mapping[str, Any]) -> list[str]:
 
         from evalrun.prompts import describe
 
-        lines.append("prompt: " + escape(describe(summary["prompt"])))  # a name from Langfuse is not markup
+        lines.append("prompt: " + escape(visible(describe(summary["prompt"]))))  # a name from Langfuse is not markup
     usage = summary.get("usage") or {}
     if usage:
         lines.append("usage: " + " · ".join(f"{k} {v:g}" for k, v in usage.items()))
