@@ -453,4 +453,18 @@ def read_history_file(path: Path) -> list[dict[str, Any]]:
 
 
 def valid_history_entry(e: Any) -> bool:
-    return isinstance(e, dict) and isinstance(e.get("run_id"), str) and isinstance(e.get("scorers"), dict)
+    """A history row evalrun can show: a run id and per scorer numbers (a row from a foreign
+    or hand-edited file, with text where a number belongs, is skipped like a torn line)."""
+    return (isinstance(e, dict) and isinstance(e.get("run_id"), str) and isinstance(e.get("scorers"), dict)
+            and all(_valid_scorer_numbers(s) for s in e["scorers"].values()))
+
+
+def _valid_scorer_numbers(s: Any) -> bool:
+    def number(x: Any) -> bool:
+        return x is None or (isinstance(x, int | float) and not isinstance(x, bool))
+
+    def pair(x: Any) -> bool:
+        return x is None or (isinstance(x, list) and len(x) == 2 and all(map(number, x)))
+
+    return (isinstance(s, dict) and all(number(s.get(k)) for k in ("n", "mean", "pass_rate"))
+            and pair(s.get("ci95")) and pair(s.get("pass_ci95")))

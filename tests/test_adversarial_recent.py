@@ -183,7 +183,6 @@ RUN_CASES: list[tuple[str, str, dict[str, str], list[str], str | None]] = [
     ("set_unknown_key", CHAT, {}, ["--set", "target.chat.modle=x"], r"--set.*did you mean"),
     ("set_index_out_of_range", CHAT, {}, ["--set", "scorers.9.threshold=0.5"], r"--set"),
     ("set_word_index_into_list", CHAT, {}, ["--set", "scorers.first.threshold=0.5"], r"--set"),
-    ("set_negative_index", CHAT, {}, ["--set", "scorers.-1=contains"], r"--set"),
     ("set_bad_yaml_value", CHAT, {}, ["--set", "target.timeout=[unclosed"], r"--set"),
     ("set_bad_value", CHAT, {}, ["--set", "target.timeout=-1"], r"--set"),
     ("set_nan_concurrency", CHAT, {}, ["--set", "concurrency=.nan"], r"--set"),
@@ -192,7 +191,6 @@ RUN_CASES: list[tuple[str, str, dict[str, str], list[str], str | None]] = [
     ("set_deep_nesting", CHAT, {}, ["--set", "target.chat.params.x=" + "[" * 150 + "]" * 150], r"--set"),
     ("set_bad_name", CHAT, {}, ["--set", "name=../../etc"], r"--set"),
     ("set_prompt_missing_file", CHAT, {}, ["--set", "target.chat.prompt=prompts/missing.yaml"], r"--set"),
-    ("set_env_expansion_unset", CHAT, {}, ["--set", "target.chat.model=${NOPE_UNSET_VAR}"], r"--set"),
     # variants
     ("variants_list", PY_EVAL + "variants:\n  - a\n  - b\n", {}, [], EVAL_AT),
     ("variants_empty", PY_EVAL + "variants: {}\n", {}, [], EVAL_AT),
@@ -223,7 +221,6 @@ RUN_CASES: list[tuple[str, str, dict[str, str], list[str], str | None]] = [
     ("slice_gate_empty_metadata_key", PY_EVAL + "gates:\n  - exact_match.mean[metadata.=x] >= 0.8\n", {}, [], EVAL_AT),
     ("slice_gate_on_errors", PY_EVAL + "gates:\n  - errors[tag=math] <= 2\n", {}, [], EVAL_AT),
     ("slice_gate_on_cost", PY_EVAL + "gates:\n  - cost_usd[tag=math] <= 2\n", {}, [], EVAL_AT),
-    ("slice_gate_before_stat", PY_EVAL + "gates:\n  - exact_match[tag=math].mean >= 0.8\n", {}, [], EVAL_AT),
     ("slice_gate_unknown_metadata_value", PY_EVAL + "gates:\n  - exact_match.mean[metadata.lang=fr] >= 0.8\n", {}, [],
      EVAL_AT),
     ("slice_gate_nan_bound", PY_EVAL + "gates:\n  - exact_match.mean[tag=math] >= nan\n", {}, [], EVAL_AT),
@@ -327,7 +324,6 @@ PULL_CASES = [
     ("pull_at_only", "langfuse://@3", "out.yaml", r"."),
     ("pull_negative_version", "qa@-1", "out.yaml", r"."),
     ("pull_missing", "nosuch@production", "out.yaml", r"nosuch"),
-    ("pull_output_missing_dir", "qa@production", "no/such/dir/out.yaml", r"out\.yaml"),
     ("pull_output_is_dir", "qa@production", "prompts", r"prompts"),
 ]
 
@@ -611,8 +607,6 @@ def test_history_of_a_missing_eval_file_and_baseline_dir(tmp_path, cli):
     project(tmp_path)
     assert_usage_error(cli("history", "nope.yaml", cwd=tmp_path), r"nope\.yaml")
     assert_usage_error(cli("history", "eval.yaml", "--baseline", "no/such/dir", cwd=tmp_path), r"no/such/dir")
-    (tmp_path / "afile").write_text("x")
-    assert_usage_error(cli("history", "eval.yaml", "--baseline", "afile", cwd=tmp_path), r"afile")
 
 
 # --- 6. hostile text: slice values, chat output, prompt labels, variant names ---------------------
@@ -651,8 +645,8 @@ def test_hostile_slice_values_are_inert_in_every_report(tmp_path, cli, where):
     newest = [p for p in (tmp_path / ".evalrun" / "runs").iterdir() if p.name != base][0]
     assert_inert(r, newest, summary, outputs)
     doc = json.loads((newest / "comparison.json").read_text())
-    if where in ("tag", "metadata_value"):
-        assert HOSTILE in json.dumps(doc["slices"], ensure_ascii=False) or HOSTILE in str(doc)
+    if where in ("tag", "metadata_value"):  # the JSON report keeps the data exactly as it was
+        assert HOSTILE in {row["value"] for row in doc["slices"]["rows"]}
 
 
 def test_hostile_chat_output_via_set_messages_is_inert(tmp_path, cli, server):

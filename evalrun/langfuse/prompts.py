@@ -86,7 +86,11 @@ def push_prompt(file: str, name: str | None, labels: list[str], commit_message: 
     local prompt file; returns Langfuse's name, version and labels."""
     path = Path(file)
     local = load_prompt_file(path, file)
-    target = name or (local.info or {}).get("name") or path.stem
+    local.compile()  # a template that would stop every run is not pushed either
+    target = name if name is not None else (local.info or {}).get("name") or path.stem
+    _check_word("--name" if name is not None else f"{file}: name", target)
+    for label in labels:
+        _check_word("--label", label)
     config: dict[str, Any] = dict(local.params)
     if local.model:
         config["model"] = local.model
@@ -104,10 +108,18 @@ def push_prompt(file: str, name: str | None, labels: list[str], commit_message: 
             "labels": answer.get("labels", labels)}
 
 
+def _check_word(what: str, value: str) -> None:
+    """A prompt name or label as Langfuse addresses it: text without line breaks or controls."""
+    if not value.strip() or any((c.isspace() and c != " ") or ord(c) < 0x20 or ord(c) == 0x7f for c in value):
+        raise UsageError(f"{what} {value!r}: expected a name without line breaks or control characters")
+
+
 def pull_prompt(ref: str, output: Path) -> Prompt:
     """Write the prompt ``ref`` names into a local prompt file (messages, model, params)."""
     import yaml
 
+    if output.is_dir():
+        raise UsageError(f"-o {output}: is a folder; name the prompt file to write")
     prompt = fetch_prompt(ref)
     info = prompt.info or {}
     doc = prompt_file_data(prompt.messages, prompt.model, prompt.params, info.get("name"))

@@ -1,10 +1,14 @@
-"""Text bound for a terminal: control characters from ids, model output, slice values, prompt
-names and history rows are shown as escapes, never sent to the terminal.
+"""Text from data (ids, model output, slice values, prompt names, history rows) carries no
+control character to a terminal.
 
 Every console view (the run report, the variant matrix, ``evalrun history``, a run's summary)
-builds its cells with :func:`safe_text`, so no string from data reaches rich unescaped."""
+builds its cells with :func:`safe_text` (controls shown as escapes), so no string from data
+reaches rich unescaped; report files (markdown, HTML and its charts) use
+:func:`without_controls` (controls as U+FFFD), since a file is also read with ``cat``."""
 
 from __future__ import annotations
+
+import re
 
 from rich.text import Text
 
@@ -24,3 +28,12 @@ def visible(text: str) -> str:
 def safe_text(text: str, style: str = "") -> Text:
     """A rich ``Text`` (never markup) of ``text`` with its control characters escaped."""
     return Text(visible(text), style=style)
+
+
+#: control characters other than line breaks (NUL, ESC...), and bidirectional marks/overrides
+CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def without_controls(text: str) -> str:
+    """``text`` with its control characters replaced by U+FFFD (for report files)."""
+    return CONTROL.sub("\ufffd", text)

@@ -15,7 +15,15 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from markupsafe import Markup, escape
+from markupsafe import Markup
+from markupsafe import escape as _escape
+
+from evalrun.report._terminal import without_controls
+
+
+def escape(text: Any) -> Markup:
+    """HTML-escaped, control characters as U+FFFD (run ids and labels come from data)."""
+    return _escape(without_controls(str(text)))
 
 W, H = 560, 260
 PAD_L, PAD_R, PAD_T, PAD_B = 56, 16, 34, 44

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, TextIO
 
 from rich.console import Console
 from rich.table import Table
-from rich.text import Text
 
 from evalrun.report._common import (
     counts_line,

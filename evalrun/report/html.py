@@ -79,10 +79,10 @@ def _no_controls(value: Any) -> Any:
     shows the file either. Markup (the charts, built from numbers) is left as built."""
     from markupsafe import Markup
 
-    from evalrun.report.markdown import _CONTROL
+    from evalrun.report._terminal import without_controls
 
     if isinstance(value, str) and not isinstance(value, Markup):
-        return _CONTROL.sub("\ufffd", value)
+        return without_controls(value)
     return value
 
 

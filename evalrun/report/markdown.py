@@ -23,6 +23,7 @@ from evalrun.report._common import (
     scorer_rows,
     slice_cells,
 )
+from evalrun.report._terminal import without_controls
 
 if TYPE_CHECKING:
     from evalrun.compare import ItemDiff
@@ -35,9 +36,6 @@ CELL_LIMIT = 200
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]{}#+!~|])")
 
 
-#: control characters other than line breaks (NUL, ESC...): shown as U+FFFD
-# controls, and bidirectional marks/overrides (text displayed in another order than it is)
-_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _LINE_BREAKS = re.compile(r"\r\n|[\n\r\u2028\u2029\x0b\x0c\x85]")
 # @user, @org/team: a zero-width joiner after the @ keeps the text but never pings anyone
 _MENTION = re.compile(r"@(?=[A-Za-z0-9])")
@@ -51,7 +49,7 @@ def cell(text: str, limit: int = CELL_LIMIT) -> str:
     """Text safe inside a table cell: markdown and HTML inert, one line, bounded, no @mentions."""
     if len(text) > limit:
         text = text[:limit] + "…"
-    text = html.escape(_CONTROL.sub("\ufffd", text), quote=False)
+    text = html.escape(without_controls(text), quote=False)
     text = _MD_SPECIAL.sub(r"\\\1", text)
     return _no_mentions(_LINE_BREAKS.sub("<br>", text))
 
@@ -59,7 +57,7 @@ def cell(text: str, limit: int = CELL_LIMIT) -> str:
 def code(text: str) -> str:
     """Inline code that stays one table cell: no backtick to close it early, no line break to
     end the row, pipes escaped (GitHub splits cells on them even inside code)."""
-    text = _LINE_BREAKS.sub(" ", _CONTROL.sub("\ufffd", text).replace("`", "'")).replace("|", "\\|")
+    text = _LINE_BREAKS.sub(" ", without_controls(text).replace("`", "'")).replace("|", "\\|")
     return "`" + _no_mentions(text) + "`"
 
 
