@@ -720,3 +720,34 @@ def test_hostile_variant_names_are_refused_or_inert(tmp_path, cli, vname):
     assert_inert(r, group, summary, outputs)
     for p in (tmp_path / ".evalrun" / "runs").iterdir():
         assert p.parent == tmp_path / ".evalrun" / "runs"
+
+
+# --- 7. what the first pass expected wrongly: documented (or deliberate) behaviour, pinned ------
+
+
+def test_set_negative_index_counts_from_the_end_and_values_are_not_expanded(tmp_path, cli, server):
+    """``scorers.-1`` is the last entry (overrides.apply_overrides allows it on purpose), and a
+    ``--set`` value is taken as written: ``${VAR}`` is not expanded, so no secret reaches the
+    manifest through ``--set``."""
+    project(tmp_path, CHAT.replace("{url}", server.url))
+    r = cli("run", "eval.yaml", "-q", "--set", "scorers.-1={type: contains}", "--set",
+            "target.chat.model=${ADV_MODEL}", cwd=tmp_path, env={"OPENAI_API_KEY": "sk-x", "ADV_MODEL": "expanded"})
+    assert r.returncode == 0, r.stderr
+    (run_dir,) = (tmp_path / ".evalrun" / "runs").iterdir()
+    assert set(json.loads((run_dir / "summary.json").read_text())["scorers"]) == {"contains"}
+    assert {b["model"] for b in server.state.bodies} == {"${ADV_MODEL}"}
+
+
+def test_a_selector_after_the_scorer_name_is_the_same_slice_gate(tmp_path, cli):
+    """``exact_match[tag=math].mean`` reads as ``exact_match.mean[tag=math]``: the selector is
+    applied (an unknown value is refused at its line), not dropped."""
+    project(tmp_path, PY_EVAL + "gates:\n  - exact_match[tag=nosuch].mean >= 0.8\n")
+    assert_usage_error(cli("run", "eval.yaml", cwd=tmp_path), EVAL_AT + r".*nosuch")
+    assert no_target_calls(tmp_path)
+
+
+def test_pull_into_a_new_folder_creates_it(tmp_path, cli, fake):
+    project(tmp_path)
+    r = cli("prompts", "pull", "qa@production", "-o", "no/such/dir/out.yaml", cwd=tmp_path, env=fake.env())
+    assert r.returncode == 0, r.stderr
+    assert "v1 {{a}}" in (tmp_path / "no" / "such" / "dir" / "out.yaml").read_text()
