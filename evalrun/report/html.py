@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from jinja2 import PackageLoader
 from jinja2.sandbox import SandboxedEnvironment
+from markupsafe import Markup
 
 from evalrun.report._common import (
     counts_line,
@@ -27,6 +28,7 @@ from evalrun.report._common import (
     scorer_rows,
     slice_cells,
 )
+from evalrun.report._terminal import without_controls
 
 if TYPE_CHECKING:
     from evalrun.records import Record
@@ -77,10 +79,6 @@ def _no_controls(value: Any) -> Any:
     """Every string a template prints, with control characters (ESC, NUL...) and bidirectional
     overrides as U+FFFD: model text is escaped for HTML and carries nothing for a terminal that
     shows the file either. Markup (the charts, built from numbers) is left as built."""
-    from markupsafe import Markup
-
-    from evalrun.report._terminal import without_controls
-
     if isinstance(value, str) and not isinstance(value, Markup):
         return without_controls(value)
     return value
