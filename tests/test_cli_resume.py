@@ -15,6 +15,7 @@ from tests.conftest import invoke_cli, run_cli
 from tests.test_cli_run import only_run, records, write_suite
 
 ITEMS = [{"id": f"k{i}", "input": f"k{i}", "expected_output": f"k{i}"} for i in range(30)]
+FAST = {"SLOW_TARGET_S": "0"}  # targets_mod:slow without its delay
 
 
 def start(root: Path) -> subprocess.Popen[str]:
@@ -54,7 +55,9 @@ def test_ctrl_c_saves_partial_results_and_resume_finishes(tmp_path):
     partial = keys(run_dir)
     assert 4 <= len(partial) < 60 and summary["records"] == len(partial)
 
-    r = run_cli("run", "--resume", "--output-dir", str(tmp_path / ".evalrun"), "--json", cwd=tmp_path, timeout=120)
+    # the resume finishes the remaining calls without the target's delay
+    r = run_cli("run", "--resume", "--output-dir", str(tmp_path / ".evalrun"), "--json", cwd=tmp_path, timeout=120,
+                env=FAST)
     assert r.returncode == 0, r.stderr
     assert only_run(tmp_path) == run_dir  # the run id stays
     final = keys(run_dir)
@@ -76,7 +79,7 @@ def test_sigkill_then_resume_by_id(tmp_path):
     assert json.loads((run_dir / "manifest.json").read_text())["status"] == "running"
     before = len(keys(run_dir))
     r = run_cli("run", "--resume", run_dir.name, "--output-dir", str(tmp_path / ".evalrun"), "--json",
-                cwd=tmp_path, timeout=120)
+                cwd=tmp_path, timeout=120, env=FAST)
     assert r.returncode == 0, r.stderr
     final = keys(run_dir)
     assert len(final) == len(set(final)) == 30 and before >= 3

@@ -62,7 +62,8 @@ async def with_usage(x):
     return Output(x, usage={"input_tokens": 3, "output_tokens": 5}, cost_usd=0.25)
 
 async def slow(x):
-    await asyncio.sleep(0.2)
+    # a resume that only has to finish the run sets SLOW_TARGET_S=0
+    await asyncio.sleep(float(os.environ.get("SLOW_TARGET_S", "0.2")))
     return x
 '''
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import invoke_cli, run_cli
 from tests.crash_harness import make_suite, run_with_kills
 from tests.openai_server import OpenAIServer
 from tests.test_cli_run import only_run, records, write_suite
@@ -113,12 +113,12 @@ def test_a_full_disk_with_a_fast_target_exits_3_and_never_hangs(tmp_path):
     assert len(saved) == len({(r["item_id"], r["trial"]) for r in saved}) > 0
 
 
-def test_text_utf8_cannot_hold_is_repaired_and_flagged(tmp_path):
+def test_text_utf8_cannot_hold_is_repaired_and_flagged(tmp_path, cli):
     (tmp_path / "srv_mod.py").write_text(
         "def bad(x):\n    return '\\ud800 lone ' + x\n")
     items = [{"id": "a", "input": "a", "expected_output": "a"}, {"id": "b", "input": "b", "expected_output": "b"}]
     write_suite(tmp_path, items, "python: srv_mod:bad")
-    r = run_cli("run", "eval.yaml", "--output-dir", str(tmp_path / ".evalrun"), "--json", cwd=tmp_path)
+    r = cli("run", "eval.yaml", "--output-dir", str(tmp_path / ".evalrun"), "--json", cwd=tmp_path)
     assert r.returncode in (0, 1), r.stderr
     run_dir = only_run(tmp_path)
     recs = records(run_dir)
@@ -126,11 +126,11 @@ def test_text_utf8_cannot_hold_is_repaired_and_flagged(tmp_path):
     for rec in recs:
         assert rec["output"].startswith("\ufffd lone ") and rec["repaired"] == ["output"] and rec["error"] is None
     # and a resume/baseline read of the same file works
-    r2 = run_cli("compare", str(run_dir), str(run_dir), "--json", cwd=tmp_path)
+    r2 = cli("compare", str(run_dir), str(run_dir), "--json", cwd=tmp_path)
     assert r2.returncode == 0, r2.stderr
 
 
-def test_a_lone_surrogate_over_http_is_stored_safely(tmp_path):
+def test_a_lone_surrogate_over_http_is_stored_safely(tmp_path, cli):
     # the JSON body holds "\ud800" escaped, which JSON allows and UTF-8 cannot store
     class H(BaseHTTPRequestHandler):
         def do_POST(self):
@@ -149,7 +149,7 @@ def test_a_lone_surrogate_over_http_is_stored_safely(tmp_path):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         write_suite(tmp_path, ITEMS[:3], f"http:\n    url: http://127.0.0.1:{server.server_port}/\n    output_path: answer")
-        r = run_cli("run", "eval.yaml", "--output-dir", str(tmp_path / ".evalrun"), "--json", cwd=tmp_path)
+        r = cli("run", "eval.yaml", "--output-dir", str(tmp_path / ".evalrun"), "--json", cwd=tmp_path)
     finally:
         server.shutdown()
     assert r.returncode in (0, 1), r.stderr
@@ -244,7 +244,9 @@ def test_a_second_process_on_a_live_run_gets_exit_2_naming_the_holder(tmp_path):
         p.kill()
         p.communicate(timeout=30)
     # once the holder is gone (killed: the kernel dropped its lock) the resume goes through
-    r = run_cli("run", "--resume", run_dir.name, "--output-dir", str(tmp_path / ".evalrun"), "--json", cwd=tmp_path)
+    # (finishing the remaining calls without the target's delay)
+    r = run_cli("run", "--resume", run_dir.name, "--output-dir", str(tmp_path / ".evalrun"), "--json", cwd=tmp_path,
+                env={"SLOW_TARGET_S": "0"})
     assert r.returncode == 0, r.stderr
     keys = [(x["item_id"], x["trial"]) for x in records(run_dir)]
     assert len(keys) == len(set(keys)) == 30
@@ -252,7 +254,7 @@ def test_a_second_process_on_a_live_run_gets_exit_2_naming_the_holder(tmp_path):
 
 def _finished_then_running(tmp_path: Path, n: int = 6) -> Path:
     write_suite(tmp_path, ITEMS[:n], "python: targets_mod:echo")
-    assert run_cli("run", "eval.yaml", "--output-dir", str(tmp_path / ".evalrun"), "--quiet", cwd=tmp_path).returncode == 0
+    assert invoke_cli("run", "eval.yaml", "--output-dir", str(tmp_path / ".evalrun"), "--quiet", cwd=tmp_path).returncode == 0
     run_dir = only_run(tmp_path)
     m = json.loads((run_dir / "manifest.json").read_text())
     m["status"] = "running"
@@ -260,37 +262,37 @@ def _finished_then_running(tmp_path: Path, n: int = 6) -> Path:
     return run_dir
 
 
-def test_a_complete_last_record_without_newline_is_kept(tmp_path):
+def test_a_complete_last_record_without_newline_is_kept(tmp_path, cli):
     run_dir = _finished_then_running(tmp_path)
     text = (run_dir / "results.jsonl").read_text()
     last = json.loads(text.splitlines()[-1])
     (run_dir / "results.jsonl").write_text(text.rstrip("\n"))
-    r = run_cli("run", "--resume", str(run_dir), "--json", cwd=tmp_path)
+    r = cli("run", "--resume", str(run_dir), "--json", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     recs = records(run_dir)
     assert len(recs) == 6 == json.loads(r.stdout)["records"]
     assert recs[-1] == last  # kept as it was, not cut and run again
 
 
-def test_foreign_result_lines_are_exit_2_with_file_and_line(tmp_path):
+def test_foreign_result_lines_are_exit_2_with_file_and_line(tmp_path, cli):
     run_dir = _finished_then_running(tmp_path)
     good = (run_dir / "results.jsonl").read_text()
     for bad in ('{"item_id": "k1", "trial": "x"}', "null", '{"item_id": "k1", "trial": 0, "latency_ms": "fast"}',
                 '{"trial": 0}', '{"item_id": "k1", "scores": {"exact_match": {"value": "high"}}}'):
         (run_dir / "results.jsonl").write_text(good + bad + "\n")
-        r = run_cli("run", "--resume", str(run_dir), cwd=tmp_path)
+        r = cli("run", "--resume", str(run_dir), cwd=tmp_path)
         assert r.returncode == 2, (bad, r.stderr)
         lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
         assert len(lines) == 1 and "results.jsonl:7" in lines[0] and "Traceback" not in r.stderr, (bad, r.stderr)
 
 
-def test_a_symlink_planted_in_the_run_directory_is_not_followed(tmp_path):
+def test_a_symlink_planted_in_the_run_directory_is_not_followed(tmp_path, cli):
     run_dir = _finished_then_running(tmp_path)
     victim = tmp_path / "victim.txt"
     victim.write_text("keep me\n")
     (run_dir / "results.jsonl").unlink()
     (run_dir / "results.jsonl").symlink_to(victim)
-    r = run_cli("run", "--resume", str(run_dir), cwd=tmp_path)
+    r = cli("run", "--resume", str(run_dir), cwd=tmp_path)
     assert r.returncode == 2 and "symlink" in r.stderr, r.stderr
     assert victim.read_text() == "keep me\n"
 
@@ -417,11 +419,11 @@ HELD_OUT_FOREIGN = [
 
 
 @pytest.mark.parametrize("bad", HELD_OUT_FOREIGN)
-def test_held_out_foreign_result_lines(tmp_path, bad):
+def test_held_out_foreign_result_lines(tmp_path, bad, cli):
     run_dir = _finished_then_running(tmp_path)
     good = (run_dir / "results.jsonl").read_text()
     (run_dir / "results.jsonl").write_text(good + bad + "\n")
-    r = run_cli("run", "--resume", str(run_dir), cwd=tmp_path)
+    r = cli("run", "--resume", str(run_dir), cwd=tmp_path)
     assert r.returncode == 2, (bad, r.stdout, r.stderr)
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "results.jsonl:7" in lines[0] and "Traceback" not in r.stderr, (bad, r.stderr)
@@ -434,13 +436,14 @@ def test_held_out_foreign_result_lines(tmp_path, bad):
 def test_held_out_signals_lose_nothing_and_double_nothing(tmp_path, signals):
     """Signals the first pass did not send (a closed terminal, a second Ctrl-C during the
     first one's shutdown, SIGQUIT): every resume ends with exactly one record per item."""
-    make_suite(tmp_path, 200, concurrency=4, embedding=False)
+    # 100 items: the third process still starts mid-run (the first two make ~10 and ~35 calls)
+    make_suite(tmp_path, 100, concurrency=4, embedding=False)
     with OpenAIServer(latency=0.02) as srv:
         rep = run_with_kills(tmp_path, srv.url, kills=2, max_wait=0.6, seed=3, target_sleep=0.03, signals=signals)
     assert rep.kills >= 1 and len(rep.calls_per_process) >= 2, rep  # a signal landed mid-run, a resume followed
     assert rep.final_exit == 0, rep.final_stderr
     assert "Traceback" not in rep.final_stderr
-    assert rep.duplicate_lines == 0 and rep.final_records == rep.final_unique == 200
+    assert rep.duplicate_lines == 0 and rep.final_records == rep.final_unique == 100
     assert all(n <= 4 for n in rep.reexecuted_per_kill), rep.reexecuted_per_kill  # at most the calls in flight
     assert all(r["scores"]["judge"]["value"] is not None for r in records(only_run(tmp_path)))
 

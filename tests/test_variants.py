@@ -1,6 +1,7 @@
 """Variants: several candidates of one eval run over the same items in one command, compared
 side by side with the paired statistics a baseline comparison gets, gated, reported; sharded,
-merged, killed and resumed as one group. Everything through the real CLI in a subprocess."""
+merged, killed and resumed as one group. Everything through the real CLI: in this process
+(the ``cli`` fixture's :func:`invoke_cli`), in a subprocess where a signal is the point."""
 
 from __future__ import annotations
 
@@ -18,10 +19,10 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from tests.conftest import run_cli
+from tests.conftest import invoke_cli, run_cli
 
 TARGETS = '''
-import asyncio
+import asyncio, os
 from evalrun import Output
 
 def _answer(q):
@@ -40,7 +41,8 @@ async def pricey(q):
     return Output(_answer(q), cost_usd=0.01)
 
 async def slow(q):
-    await asyncio.sleep(0.03)
+    # a resume that only has to finish the group sets SLOW_TARGET_S=0
+    await asyncio.sleep(float(os.environ.get("SLOW_TARGET_S", "0.03")))
     return q["a"]
 '''
 
@@ -82,8 +84,8 @@ def project(root: Path, extra: str = VARIANTS, n: int = N_ITEMS, base: str = BAS
     return root
 
 
-def run(root: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    return run_cli("run", *args, "--output-dir", str(root / ".evalrun"), cwd=root, timeout=timeout)
+def run(root: Path, *args: str, timeout: float = 180):
+    return invoke_cli("run", *args, "--output-dir", str(root / ".evalrun"), cwd=root, timeout=timeout)
 
 
 def groups(root: Path) -> list[Path]:
@@ -262,7 +264,7 @@ def test_shards_slice_items_the_same_for_every_variant_and_merge_restores_the_gr
         per_variant = [sorted(x["item_id"] for x in records(tmp_path / ".evalrun" / "runs" / s["run_id"]))
                        for s in doc["variants"].values()]
         assert per_variant[0] == per_variant[1] == per_variant[2] and 0 < len(per_variant[0]) < 60
-    r = run_cli("merge", *shard_ids, "--output-dir", str(tmp_path / ".evalrun"), "--report", "json", "--json",
+    r = invoke_cli("merge", *shard_ids, "--output-dir", str(tmp_path / ".evalrun"), "--report", "json", "--json",
                 cwd=tmp_path)
     assert r.returncode == 1, r.stderr  # the worse variant's gate, judged on the merged group
     gid = json.loads(r.stdout)["group_id"]
@@ -326,7 +328,7 @@ def test_kill_and_resume_finishes_every_variant_exactly_once_per_item_and_trial(
     # resume by a variant's run id (or the group id): the whole group finishes
     some_run = next(iter(group["variants"].values()))
     r = run_cli("run", "--resume", some_run, "--output-dir", str(tmp_path / ".evalrun"), "--json", cwd=tmp_path,
-                timeout=180)
+                timeout=180, env={"SLOW_TARGET_S": "0"})
     assert r.returncode == 0, r.stderr
     group = json.loads((gdir / "group.json").read_text())
     assert group["status"] == "finished" and len(groups(tmp_path)) == 1
@@ -392,7 +394,7 @@ def test_with_an_accepted_baseline_every_variant_is_gated_against_it(tmp_path):
     r = run(tmp_path, "eval.yaml", "--variant", "control", "--json")
     assert r.returncode == 0, r.stderr
     control_run = json.loads(r.stdout)["variants"]["control"]["run_id"]
-    r = run_cli("baseline", "set", control_run, "--output-dir", str(tmp_path / ".evalrun"), cwd=tmp_path)
+    r = invoke_cli("baseline", "set", control_run, "--output-dir", str(tmp_path / ".evalrun"), cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     r = run(tmp_path, "eval.yaml", "--json")
     assert r.returncode == 1, r.stderr
@@ -438,7 +440,7 @@ def test_in_github_actions_the_matrix_is_the_job_summary_and_failed_gates_name_t
     project(tmp_path, n=40)
     env = {"GITHUB_ACTIONS": "true", "GITHUB_OUTPUT": str(tmp_path / "gh_output"),
            "GITHUB_STEP_SUMMARY": str(tmp_path / "gh_summary.md"), "GITHUB_WORKSPACE": str(tmp_path)}
-    r = run_cli("run", "eval.yaml", "--output-dir", str(tmp_path / ".evalrun"), cwd=tmp_path, env=env)
+    r = invoke_cli("run", "eval.yaml", "--output-dir", str(tmp_path / ".evalrun"), cwd=tmp_path, env=env)
     assert r.returncode == 1, r.stderr
     summary = (tmp_path / "gh_summary.md").read_text()
     assert "3 variants, compared with 'control'" in summary and "worse: regressed vs control (5)" in summary
@@ -458,7 +460,7 @@ def test_a_variant_pair_gets_exactly_what_evalrun_compare_gives_the_same_two_run
     [g] = groups(tmp_path)
     group = json.loads((g / "comparison.json").read_text())
     runs = json.loads((g / "group.json").read_text())["variants"]
-    r = run_cli("compare", runs["worse"], runs["control"], "--report", f"json:{tmp_path / 'pair.json'}",
+    r = invoke_cli("compare", runs["worse"], runs["control"], "--report", f"json:{tmp_path / 'pair.json'}",
                 "--output-dir", str(tmp_path / ".evalrun"), cwd=tmp_path)
     assert r.returncode == 1, r.stderr
     pair = json.loads((tmp_path / "pair.json").read_text())
