@@ -185,7 +185,8 @@ def _run_base_exc(tmp_path: Path, target: str, bad: list[str]) -> None:
     items = [{"id": b, "input": b, "expected_output": b} for b in bad]
     items += [{"id": f"ok{i}", "input": f"ok{i}", "expected_output": f"ok{i}"} for i in range(10)]
     write_suite(tmp_path, items, f"python: be:{target}", extra="error_budget: 0.9\nconcurrency: 3\n")
-    r = run_cli("run", "eval.yaml", "--output-dir", str(tmp_path / ".evalrun"), "--json", cwd=tmp_path)
+    # in this process: a SystemExit or KeyboardInterrupt that got past the run would end pytest
+    r = invoke_cli("run", "eval.yaml", "--output-dir", str(tmp_path / ".evalrun"), "--json", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "Traceback" not in r.stderr
     s = json.loads(r.stdout)
@@ -302,7 +303,7 @@ def test_a_runaway_regex_fails_only_its_records(tmp_path):
              {"id": "good", "input": "aaaa", "expected_output": "-"}]
     write_suite(tmp_path, items, "python: targets_mod:echo",
                 scorers="[{type: regex, pattern: '(a|aa)+$', timeout: 0.3}]")
-    r = run_cli("run", "eval.yaml", "--output-dir", str(tmp_path / ".evalrun"), "--json", cwd=tmp_path, timeout=60)
+    r = invoke_cli("run", "eval.yaml", "--output-dir", str(tmp_path / ".evalrun"), "--json", cwd=tmp_path, timeout=60)
     assert r.returncode == 0, r.stderr
     recs = {x["item_id"]: x for x in records(only_run(tmp_path))}
     assert "longer than 0.3s" in recs["bad"]["scores"]["regex"]["error"]
@@ -386,7 +387,7 @@ def test_base_exceptions_from_a_custom_scorer_fail_only_that_records_score(tmp_p
     items = [{"id": b, "input": b, "expected_output": b} for b in bad]
     items += [{"id": f"ok{i}", "input": f"ok{i}", "expected_output": f"ok{i}"} for i in range(10)]
     write_suite(tmp_path, items, "python: targets_mod:echo", scorers=f"[{{name: s, type: python, function: bs:{fn}}}]")
-    r = run_cli("run", "eval.yaml", "--output-dir", str(tmp_path / ".evalrun"), "--json", cwd=tmp_path)
+    r = invoke_cli("run", "eval.yaml", "--output-dir", str(tmp_path / ".evalrun"), "--json", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "Traceback" not in r.stderr
     s = json.loads(r.stdout)

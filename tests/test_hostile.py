@@ -13,7 +13,7 @@ import pytest
 
 from evalrun.github import InertStream, inert_line
 from evalrun.report.markdown import cell, code
-from tests.conftest import run_cli
+from tests.conftest import invoke_cli
 from tests.test_cli_run import only_run, write_suite
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -62,13 +62,14 @@ def test_hostile_output_and_ids_under_github_actions(tmp_path):
     (tmp_path / "host.py").write_text(HOSTILE_TARGET)
     write_suite(tmp_path, items, "python: host:echo")
     home = str(tmp_path / ".evalrun")
-    assert run_cli("run", "eval.yaml", "--output-dir", home, "-q", cwd=tmp_path).returncode == 0
+    assert invoke_cli("run", "eval.yaml", "--output-dir", home, "-q", cwd=tmp_path).returncode == 0
     base = only_run(tmp_path).name
     (tmp_path / "eval.yaml").write_text((tmp_path / "eval.yaml").read_text().replace("host:echo", "host:out"))
     summary = tmp_path / "summary.md"
-    r = run_cli("run", "eval.yaml", "--output-dir", home, "--baseline", base, "--report", "console:-",
-                "--report", "md:-", cwd=tmp_path,
-                env={"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary), "GITHUB_WORKSPACE": str(tmp_path)})
+    r = invoke_cli("run", "eval.yaml", "--output-dir", home, "--baseline", base, "--report", "console:-",
+                   "--report", "md:-", cwd=tmp_path,
+                   env={"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary),
+                        "GITHUB_WORKSPACE": str(tmp_path)})
     assert r.returncode in (0, 1), r.stderr
     assert "regressed items" in r.stdout and "::add-mask::" in r.stdout  # shown, readable
     cmds = _commands(r.stdout) + _commands(r.stderr)
@@ -118,9 +119,9 @@ def test_secrets_never_reach_any_file_or_report(tmp_path):
                     "    headers: {Authorization: 'Bearer ${TOKEN}', X-Api-Key: '${TOKEN}'}\n  retries: 0",
                     extra="error_budget: 1\n")
         home = tmp_path / ".evalrun"
-        r = run_cli("run", "eval.yaml", "--output-dir", str(home), "--report", "junit", "--report", "html",
-                    "--report", "json", "--report", "md", "--json", cwd=tmp_path,
-                    env={"TOKEN": token, "QKEY": query})
+        r = invoke_cli("run", "eval.yaml", "--output-dir", str(home), "--report", "junit", "--report", "html",
+                       "--report", "json", "--report", "md", "--json", cwd=tmp_path,
+                       env={"TOKEN": token, "QKEY": query})
     finally:
         server.shutdown()
     assert r.returncode in (0, 1, 3), r.stderr
