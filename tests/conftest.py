@@ -98,6 +98,12 @@ def invoke_cli(*args: str, cwd: Path | str | None = None, env: dict[str, str] | 
     return CliResult(list(args), code, out.getvalue(), err.getvalue())
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests marked ``slow`` first, the rest in file order: with ``-n 2`` a worker that
+    picks up a long test at the end no longer leaves the other one idle."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture
 def cli():
     """The CLI in this process (see :func:`invoke_cli`)."""

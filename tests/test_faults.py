@@ -26,12 +26,15 @@ from tests.test_cli_run import only_run, records, write_suite
 ITEMS = [{"id": f"k{i}", "input": f"k{i}", "expected_output": f"k{i}"} for i in range(30)]
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments_reexecutes_only_calls_in_flight(tmp_path):
     # judge (50 ms per call) and embeddings are slower than the target: before write-before-score
     # every kill here lost whole scoring batches of finished calls
     make_suite(tmp_path, 240, concurrency=6, embedding=True)
     with OpenAIServer(latency=0.05) as srv:
-        rep = run_with_kills(tmp_path, srv.url, kills=3, max_wait=2.5, seed=7, target_sleep=0.03)
+        # kills up to 1.25 s into a process's calls: while calls are in flight and the scorers
+        # (the embedding model still loading) hold finished ones
+        rep = run_with_kills(tmp_path, srv.url, kills=3, max_wait=1.25, seed=7, target_sleep=0.03)
     assert rep.final_exit == 0, rep.final_stderr
     assert rep.duplicate_lines == 0
     assert rep.final_records == rep.final_unique == 240
@@ -431,6 +434,7 @@ def test_held_out_foreign_result_lines(tmp_path, bad, cli):
     assert (run_dir / "results.jsonl").read_text() == good + bad + "\n"  # nothing computed is lost
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signals", [(signal.SIGHUP,), (signal.SIGINT, signal.SIGINT),
                                      (signal.SIGTERM, signal.SIGINT), (signal.SIGQUIT,)],
                          ids=["hup", "int-int", "term-int", "quit"])

@@ -8,6 +8,7 @@ import re
 import shutil
 from pathlib import Path
 
+import pytest
 from scipy.stats import binomtest
 
 from evalrun.history import HISTORY, merge, read_history_file
@@ -139,6 +140,7 @@ def test_history_without_runs_and_bad_input(tmp_path):
     assert res.returncode == 2 and "Traceback" not in res.stderr
 
 
+@pytest.mark.slow
 def test_history_survives_ephemeral_runners_through_the_action_step(tmp_path):
     """Five main runs, each on a fresh runner that only downloads the previous run's artifact
     (as .github/workflows/evalrun.yml does), then a pull-request run: all five earlier runs show."""

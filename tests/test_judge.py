@@ -262,6 +262,7 @@ def test_garbage_answers_never_crash_the_batch(tmp_path):
     assert all(s.value is None and "no valid verdict" in s.error for s in scores)
 
 
+@pytest.mark.slow
 def test_unreachable_server_fails_fast_with_a_clear_error(tmp_path):
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
@@ -314,6 +315,7 @@ def test_concurrency_drops_under_sustained_429s_and_recovers(tmp_path):
     assert j.summary_extra()["judge_calls"]["rate_limited"] == 40
 
 
+@pytest.mark.slow
 def test_concurrency_settles_near_a_servers_concurrency_cap(tmp_path):
     # the server turns away every request beyond 4 in flight; a fixed 16 slots would get
     # about 1.4 429s per record here (measured: 277 for 200 records)

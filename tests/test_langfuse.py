@@ -286,6 +286,7 @@ def test_push_1000_records_every_score_arrives_and_keys_never_written(fake, tmp_
             assert fake.secret_key.encode() not in data and fake.public_key.encode() not in data, p
 
 
+@pytest.mark.slow
 def test_429_with_retry_after_is_honoured(fake, tmp_path):
     root = write_project(tmp_path / "p", 30)
     fake.fail("/api/public/scores", 429, times=2, retry_after=1)
@@ -340,6 +341,7 @@ def test_server_down_during_run_then_push_delivers_everything(fake, tmp_path):
     assert len(fake.scores) == n_scores and len(fake.spans) == 400 and fake.spans_received == 800
 
 
+@pytest.mark.slow
 def test_push_mid_way_failure_resumes_where_it_stopped(fake, tmp_path):
     root = write_project(tmp_path / "p", 600)
     r = cli(fake, "run", "eval.yaml", "--output-dir", "home", "-q", cwd=root)  # no push yet

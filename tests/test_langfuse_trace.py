@@ -149,6 +149,7 @@ def test_same_pipeline_without_evalrun_context_is_unchanged(fake, tmp_path):
     assert fake.experiment_items() == []
 
 
+@pytest.mark.slow
 def test_trace_context_can_be_asked_for_or_refused_in_the_eval_file(fake, tmp_path):
     root = _project(tmp_path / "p", {"python": "tgt:answer", "retries": 0}, langfuse={"trace_context": True})
     (root / "tgt.py").write_text(PY_TARGET)

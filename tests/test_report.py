@@ -157,6 +157,7 @@ def _rows(dom: str) -> dict[str, bool]:
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install chromium)")
 def test_html_in_headless_chromium(tmp_path):
     path = tmp_path / "report.html"
