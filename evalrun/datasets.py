@@ -107,10 +107,15 @@ def make_item(raw: Any, file: str, line: int | None, error: Any) -> Item:
     """An Item from one raw mapping; ``error(msg, key)`` builds a located UsageError."""
     if not isinstance(raw, dict):
         raise error("an item must be a mapping with 'input' (and optional id, expected_output, metadata)", None)
-    unknown = [k for k in raw if k not in ITEM_KEYS]
-    if unknown:
-        k = unknown[0]
+    if not raw.keys() <= ITEM_KEYS:
+        k = next(k for k in raw if k not in ITEM_KEYS)
         raise error(f"unknown item key '{k}'{suggest(str(k), ITEM_KEYS)}", k)
+    inp, expected, item_id = raw.get("input"), raw.get("expected_output"), raw.get("id")
+    if (type(inp) is str and inp.isascii() and type(item_id) is str and item_id.isascii() and item_id.strip()
+            and (expected is None or (type(expected) is str and expected.isascii())) and not raw.get("metadata")):
+        # the common case (a large JSONL of plain text items): nothing below can object or repair
+        return Item(id=item_id, input=inp, expected_output=expected, metadata={},
+                    source=f"{file}:{line}" if line else file)
     if "input" not in raw or raw["input"] is None:
         raise error("item has no 'input'", None)
     for key in ("input", "expected_output", "metadata"):
@@ -144,6 +149,8 @@ MAX_DEPTH = 100
 def _json_problem(value: Any) -> str | None:
     """Why ``value`` cannot be stored as JSON in a record (a mapping key that is not a
     string, nesting deeper than MAX_DEPTH), or None."""
+    if not isinstance(value, (dict, list)):  # the common case, checked once per item field
+        return None
     stack: list[tuple[Any, int]] = [(value, 0)]
     while stack:
         v, depth = stack.pop()

@@ -15,6 +15,8 @@ def scrub_text(value: Any) -> tuple[Any, bool]:
     ``surrogateescape`` or a JSON ``"\\ud800"`` makes) repaired: each bad code point becomes
     U+FFFD. Returns (value, whether anything changed); unchanged values are returned as is."""
     if isinstance(value, str):
+        if value.isascii():  # O(1): no surrogate possible
+            return value, False
         try:
             value.encode("utf-8")
             return value, False

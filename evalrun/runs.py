@@ -16,7 +16,7 @@ from typing import Any, TypedDict
 
 from evalrun.errors import RunStatus
 from evalrun.records import Record
-from evalrun.stats import percentile
+from evalrun.stats import percentile_of_sorted as percentile
 
 __all__ = ["RUN_METRICS", "Manifest", "MetricsBuilder", "RunMetrics", "RunStatus", "Summary"]
 
@@ -154,7 +154,8 @@ class MetricsBuilder:
             if c is not None:
                 cost += c
                 priced = True
-        lat = sorted(self.latencies)  # sorted: the numbers must not depend on completion order
+        # sorted once (for every percentile): the numbers must not depend on completion order
+        lat = sorted(map(float, self.latencies))
         n = self.records
         return RunMetrics(
             records=n, errors=self.errors, error_rate=_num(self.errors / n) if n else 0.0,

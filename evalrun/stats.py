@@ -177,7 +177,11 @@ def mean_ci(values: ArrayLike) -> tuple[float, float, float]:
 
 def percentile(values: ArrayLike, q: float) -> float | None:
     """The q-th percentile with linear interpolation between closest ranks (numpy's default)."""
-    a = sorted(float(v) for v in values)
+    return percentile_of_sorted(sorted(float(v) for v in values), q)
+
+
+def percentile_of_sorted(a: Sequence[float], q: float) -> float | None:
+    """:func:`percentile` of floats already in ascending order (several percentiles, one sort)."""
     if not a:
         return None
     pos = (len(a) - 1) * q / 100.0

@@ -17,28 +17,23 @@ from evalrun.runs import MetricsBuilder, Summary
 from evalrun.runs import rounded as _num
 
 
-class _ItemAcc:
-    __slots__ = ("values", "passed", "judged")
-
-    def __init__(self) -> None:
-        self.values: list[float] = []
-        self.passed = 0
-        self.judged = 0
-
-
 class _ScorerAcc:
-    __slots__ = ("items", "passed", "failed", "errors", "skipped", "n_values", "binary")
+    """One scorer's values as they stream in: one (item id, value) pair per trial in flat lists,
+    grouped by item only when the summary is built (no object per item on the hot path)."""
+
+    __slots__ = ("value_ids", "values", "judged_ids", "verdicts", "passed", "failed", "errors", "skipped",
+                 "binary")
 
     def __init__(self) -> None:
-        self.items: dict[str, _ItemAcc] = {}
+        self.value_ids: list[str] = []
+        self.values: list[float] = []
+        self.judged_ids: list[str] = []
+        self.verdicts: list[float] = []  # 1.0 passed, 0.0 failed
         self.passed = 0
         self.failed = 0
         self.errors = 0
         self.skipped = 0
-        self.n_values = 0
         self.binary = True  # every value seen is 0 or 1
-
-
 
 
 def cluster_label(metadata: dict[str, Any] | None, key: str | None, item_id: str) -> object:
@@ -60,9 +55,28 @@ def item_stats(items: dict[str, list[float]], binary: bool, clusters: dict[str, 
     ``items`` holds each item's values (averaged), ``trials`` how many trials are behind them."""
     ids = sorted(items)
     means = [v[0] if len(v) == 1 else math.fsum(sorted(v)) / len(v) for v in (items[i] for i in ids)]
+    return _interval(ids, means, binary, clusters,
+                     trials if trials is not None else sum(len(v) for v in items.values()))
+
+
+def _per_trial_stats(ids: list[str], values: list[float], binary: bool, clusters: dict[str, object] | None,
+                     trials: int) -> stats.Interval:
+    """:func:`item_stats` of one (item id, value) pair per trial: the same numbers."""
+    if len(set(ids)) != len(ids):  # repeats: average each item's trials first
+        grouped: dict[str, list[float]] = {}
+        for i, v in zip(ids, values, strict=True):
+            grouped.setdefault(i, []).append(v)
+        return item_stats(grouped, binary, clusters, trials)
+    if clusters is None:  # one value per item, and without clusters the order changes no number
+        return _interval(ids, values, binary, None, trials)
+    order = sorted(range(len(ids)), key=ids.__getitem__)
+    return _interval([ids[k] for k in order], [values[k] for k in order], binary, clusters, trials)
+
+
+def _interval(ids: list[str], means: list[float], binary: bool, clusters: dict[str, object] | None,
+              trials: int) -> stats.Interval:
     labels = [clusters[i] for i in ids] if clusters is not None else None
-    return stats.item_interval(means, binary=binary, clusters=labels,
-                               trials=trials if trials is not None else sum(len(v) for v in items.values()))
+    return stats.item_interval(means, binary=binary, clusters=labels, trials=trials)
 
 
 def interval_fields(iv: stats.Interval, prefix: str = "") -> dict[str, Any]:
@@ -102,6 +116,7 @@ class SummaryBuilder:
             self.errors += 1
             self.error_types[rec.error.get("type", "Error")] += 1
             return
+        item_id = rec.item_id
         for name, score in rec.scores.items():
             acc = self.scorers.get(name)
             if acc is None:
@@ -109,24 +124,19 @@ class SummaryBuilder:
             if score.error is not None:
                 acc.errors += 1
                 continue
-            if score.value is None and score.passed is None:
-                acc.skipped += 1
-                continue
-            it = acc.items.get(rec.item_id)
-            if it is None:
-                it = acc.items[rec.item_id] = _ItemAcc()
-            if score.value is None:
+            value, passed = score.value, score.passed
+            if value is None:
                 acc.skipped += 1
             else:
-                v = float(score.value)
-                it.values.append(v)
-                acc.n_values += 1
+                v = float(value)
+                acc.value_ids.append(item_id)
+                acc.values.append(v)
                 if v != 0.0 and v != 1.0:
                     acc.binary = False
-            if score.passed is not None:
-                it.judged += 1
-                it.passed += bool(score.passed)
-                if score.passed:
+            if passed is not None:
+                acc.judged_ids.append(item_id)
+                acc.verdicts.append(1.0 if passed else 0.0)
+                if passed:
                     acc.passed += 1
                 else:
                     acc.failed += 1
@@ -144,14 +154,14 @@ class SummaryBuilder:
         scorers: dict[str, Any] = {}
         clusters = self.clusters if self.cluster else None
         for name, acc in self.scorers.items():
-            values = {i: it.values for i, it in acc.items.items() if it.values}
-            rates = {i: [it.passed / it.judged] for i, it in acc.items.items() if it.judged}
-            iv = item_stats(values, acc.binary, clusters)
-            entry: dict[str, Any] = {"n": iv.n, "trials": acc.n_values, "mean": _num(iv.estimate),
+            iv = _per_trial_stats(acc.value_ids, acc.values, acc.binary, clusters, len(acc.values))
+            entry: dict[str, Any] = {"n": iv.n, "trials": len(acc.values), "mean": _num(iv.estimate),
                                      **interval_fields(iv)}
             if iv.clusters is not None:
                 entry["clusters"] = iv.clusters
-            pr = item_stats(rates, True, clusters, trials=acc.passed + acc.failed) if rates else None
+            # an item's pass rate is its passes over its judged trials
+            pr = (_per_trial_stats(acc.judged_ids, acc.verdicts, True, clusters, acc.passed + acc.failed)
+                  if acc.verdicts else None)
             entry.update({
                 "pass_rate": _num(pr.estimate) if pr is not None else None,
                 "pass_ci95": [_num(pr.lo), _num(pr.hi)] if pr is not None else None,
