@@ -21,12 +21,13 @@ def canonical(value: Any) -> str:
 def dumps_line(value: Any) -> bytes:
     """One JSON line (with the newline) for an append-only .jsonl file."""
     if _orjson is not None:
-        try:  # the common case first: plain JSON types, string keys (half the cost of the options below)
-            return _orjson.dumps(value, option=_orjson.OPT_APPEND_NEWLINE)
+        try:  # the common case first: plain JSON types, string keys (a fifth faster without options;
+            # OPT_APPEND_NEWLINE is slower than the concatenation for record-sized lines)
+            return _orjson.dumps(value) + b"\n"
         except TypeError:
             pass
         try:
-            return _orjson.dumps(value, default=str, option=_orjson.OPT_NON_STR_KEYS | _orjson.OPT_APPEND_NEWLINE)
+            return _orjson.dumps(value, default=str, option=_orjson.OPT_NON_STR_KEYS) + b"\n"
         except TypeError:
             pass  # integers beyond 64 bits and the like: the standard module writes them
     return (json.dumps(value, ensure_ascii=False, default=str) + "\n").encode()

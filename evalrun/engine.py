@@ -361,6 +361,7 @@ class Engine:
         self.max_batch = self.batch_cap = FIRST_BATCH
         self.batches_scored = 0
         self.interrupted = False
+        self._unjournaled: list[Record] = []  # finished calls waiting for this tick's journal write
 
     def _work(self) -> Iterator[tuple[Item, int]]:
         # trial-major order: with repeats every item gets its first trial before any second one
@@ -545,7 +546,6 @@ class Engine:
         plan = self.plan
         self.writer = ResultsWriter(self.run_dir.results_path)
         self.journal = ResultsWriter(self.run_dir.pending_path)
-        self._unjournaled: list[Record] = []
         queue: asyncio.Queue[Record | None] = asyncio.Queue(maxsize=plan.concurrency * 4 + 1024)
         work = self._work()
         self._main = asyncio.current_task()

@@ -96,7 +96,9 @@ class Score:
     def __post_init__(self) -> None:
         # a NaN or infinite score is a scorer error, never a silent null or a poisoned mean
         v = self.value
-        if isinstance(v, float | int) and not isinstance(v, bool) and not math.isfinite(v):
+        if v is None or v.__class__ is bool:
+            return
+        if isinstance(v, float | int) and not math.isfinite(v):
             self.error = self.error or f"the scorer gave a score that is not a finite number ({v})"
             self.value, self.passed = None, None
 
@@ -115,6 +117,11 @@ class Score:
     @classmethod
     def failed(cls, error: str) -> Score:
         return cls(None, None, None, error)
+
+
+#: the record fields that must have a JSON type when present (a bool is never a number here)
+_FIELD_TYPES = (("latency_ms", (int, float)), ("started_at", (int, float)), ("error", dict), ("usage", dict),
+                ("scores", dict), ("metadata", dict), ("attempts", int), ("target_metadata", dict))
 
 
 @dataclass(slots=True)
@@ -136,7 +143,8 @@ class Record:
     #: what the target reported beside the output (chat: model, finish_reason, prompt)
     target_metadata: dict[str, Any] | None = None
     # fields whose text could not be stored as UTF-8 (lone surrogates) and was repaired
-    repaired: list[str] = field(default_factory=list)
+    # (a tuple: the usual empty one is shared, not one more object per record for the GC to scan)
+    repaired: tuple[str, ...] = ()
 
     @property
     def key(self) -> tuple[str, int]:
@@ -169,7 +177,7 @@ class Record:
         if self.target_metadata:
             d["target_metadata"] = self.target_metadata
         if self.repaired:
-            d["repaired"] = self.repaired
+            d["repaired"] = list(self.repaired)
         spent = {k: s.usage for k, s in self.scores.items() if s.usage}
         if spent:
             d["scorer_usage"] = spent
@@ -184,7 +192,7 @@ class Record:
             if changed:
                 setattr(self, name, value)
                 if name not in self.repaired:
-                    self.repaired.append(name)
+                    self.repaired = (*self.repaired, name)
         for sname, sc in list(self.scores.items()):
             fixed = False
             for attr in ("reason", "error", "extra"):
@@ -196,7 +204,7 @@ class Record:
             if kchanged:
                 self.scores[key] = self.scores.pop(sname)
             if (fixed or kchanged) and "scores" not in self.repaired:
-                self.repaired.append("scores")
+                self.repaired = (*self.repaired, "scores")
 
     @classmethod
     def from_dict(cls, d: Any) -> Record:
@@ -220,20 +228,19 @@ class Record:
         trial = d.get("trial", 0)
         if not isinstance(trial, int) or isinstance(trial, bool) or trial < 0:
             raise ValueError(f"record trial must be a whole number >= 0 (got {trial!r})")
-        for name, kinds in (("latency_ms", (int, float)), ("started_at", (int, float)), ("error", dict),
-                            ("usage", dict), ("scores", dict), ("metadata", dict), ("attempts", int),
-                            ("target_metadata", dict)):
+        for name, kinds in _FIELD_TYPES:
             v = d.get(name)
-            if v is not None and (not isinstance(v, kinds) or isinstance(v, bool)):
+            if v is not None and (v.__class__ is bool or not isinstance(v, kinds)):
                 raise ValueError(f"record field {name!r} has the wrong type ({type(v).__name__})")
         scores = d.get("scores") or {}
         for k, v in scores.items():
             if not isinstance(v, dict):
                 raise ValueError(f"score {k!r} is not an object")
             val = v.get("value")
-            if val is not None and (not isinstance(val, (int, float)) or isinstance(val, bool)):
+            if val is not None and (val.__class__ is bool or not isinstance(val, (int, float))):
                 raise ValueError(f"score {k!r} value must be a number or null (got {val!r})")
-            if v.get("passed") is not None and not isinstance(v.get("passed"), bool):
+            passed = v.get("passed")
+            if passed is not None and passed.__class__ is not bool:
                 raise ValueError(f"score {k!r} passed must be true, false or null")
         err = d.get("error")
         if err is not None and not all(isinstance(x, str) for x in err.values()):
@@ -253,5 +260,5 @@ class Record:
             attempts=int(d["attempts"]) if d.get("attempts") is not None else 1,
             started_at=d.get("started_at"),
             target_metadata=d.get("target_metadata"),
-            repaired=[str(x) for x in repaired] if isinstance(repaired, list) else [],
+            repaired=tuple(str(x) for x in repaired) if isinstance(repaired, list) else (),
         )

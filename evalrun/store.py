@@ -16,7 +16,9 @@ A run lives in ``<home>/runs/<run-id>/``:
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import gc
 import hashlib
 import os
 import secrets
@@ -173,8 +175,9 @@ class RunDir:
 
     def records(self) -> list[Record]:
         latest: dict[tuple[str, int], Record] = {}
-        for r in self.iter_records():
-            latest[r.key] = r
+        with gc_paused():
+            for r in self.iter_records():
+                latest[r.key] = r
         return list(latest.values())
 
     @property
@@ -184,9 +187,24 @@ class RunDir:
     def pending(self) -> list[Record]:
         """Finished-but-unscored target calls from the journal (own file: bad lines skipped)."""
         latest: dict[tuple[str, int], Record] = {}
-        for r in iter_results_file(self.pending_path, strict=False):
-            latest[r.key] = r
+        with gc_paused():
+            for r in iter_results_file(self.pending_path, strict=False):
+                latest[r.key] = r
         return list(latest.values())
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while many records load: they hold no cycles, and each
+    collection would rescan every record loaded so far (half the load time of 100,000 records)."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def iter_results_file(path: Path, strict: bool = True) -> Iterator[Record]:
