@@ -13,10 +13,14 @@ does: with byte-code caching (PYTHONDONTWRITEBYTECODE dropped, the .pyc files ke
 temporary PYTHONPYCACHEPREFIX, warmed by one untimed run), so module compilation, which an
 installed package never repeats, is not counted.
 
+With ``--against PATH`` (another checkout, e.g. ``git worktree add /tmp/old aa54f4d``) every case
+runs both trees interleaved (this one, PATH, PATH, this one, ...: a busy shared machine slows
+both alike), each child with PYTHONPATH set to its tree, and prints the ratio of the medians.
+
 Peers measured on this machine for the async case (from the issue): promptfoo 0.123.1
 6.2 s (JS provider) / 10.0 s (Python provider); Inspect AI 0.3.285 about 15 s.
 
-Usage: python benchmarks/bench_engine.py [--runs 5] [--only help,floor,one,1k,async,sync,instant]
+Usage: python benchmarks/bench_engine.py [--runs 5] [--only help,floor,one,1k,async,sync,instant] [--against PATH]
 """
 
 from __future__ import annotations
@@ -51,6 +55,9 @@ async def instant(x):
 
 #: the environment every timed child runs in (see the module docstring)
 CHILD_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+REPO = Path(__file__).resolve().parent.parent
+#: the trees a run case measures: label -> the environment of its children (--against adds one)
+TREES: dict[str, dict[str, str]] = {"": CHILD_ENV}
 
 
 def write_suite(root: Path, n: int, target: str, concurrency: int) -> Path:
@@ -64,13 +71,14 @@ def write_suite(root: Path, n: int, target: str, concurrency: int) -> Path:
     return cfg
 
 
-def timed(cmd: list[str], cwd: Path) -> tuple[float, float, float]:
+def timed(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[float, float, float]:
     """Wall seconds, the peak RSS (MB) and the CPU seconds (user + system) of the child: on a
     busy machine the CPU time shows what the wall time would be without the wait for a core."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     before, cpu0 = usage.ru_maxrss, usage.ru_utime + usage.ru_stime
     t0 = time.perf_counter()
-    r = subprocess.run(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=CHILD_ENV)
+    r = subprocess.run(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                       env=env or CHILD_ENV)
     wall = time.perf_counter() - t0
     if r.returncode != 0:
         sys.exit(f"command failed ({r.returncode}): {' '.join(cmd)}\n{r.stderr[-2000:]}")
@@ -83,34 +91,43 @@ def bench_run(name: str, n: int, target: str, concurrency: int, runs: int, ideal
     with tempfile.TemporaryDirectory() as d:
         root = Path(d)
         cfg = write_suite(root, n, target, concurrency)
-        timed([sys.executable, "-m", "evalrun", "run", str(cfg), "--quiet",  # warm-up: .pyc files, disk cache
-               "--output-dir", str(root / ".evalrun")], root)
-        walls, cpus = [], []
-        for _ in range(runs):
-            wall, _, cpu = timed([sys.executable, "-m", "evalrun", "run", str(cfg), "--quiet",
-                                  "--output-dir", str(root / ".evalrun")], root)
-            walls.append(wall)
-            cpus.append(cpu)
-        # peak memory: one more run under /usr/bin/time when present (RUSAGE_CHILDREN keeps the max of all)
-        peak = measure_rss([sys.executable, "-m", "evalrun", "run", str(cfg), "--quiet",
-                            "--output-dir", str(root / ".evalrun")], root)
-        med = statistics.median(walls)
-        line = f"{name:8} n={n:<7} median {med:6.2f} s  (runs: {', '.join(f'{w:.2f}' for w in walls)})"
-        if ideal:
-            line += f"  ideal {ideal:.2f} s  ratio {med / ideal:.3f}x"
-        line += (f"  cpu {statistics.median(cpus):.2f} s  throughput {n / med:,.0f} items/s  peak RSS {peak:.0f} MB"
-                 f"  goal: {goal}")
-        print(line, flush=True)
+
+        def cmd(label: str) -> list[str]:
+            return [sys.executable, "-m", "evalrun", "run", str(cfg), "--quiet",
+                    "--output-dir", str(root / f".evalrun{label}")]
+
+        for label, env in TREES.items():
+            timed(cmd(label), root, env)  # warm-up: .pyc files, disk cache
+        walls: dict[str, list[float]] = {label: [] for label in TREES}
+        cpus: dict[str, list[float]] = {label: [] for label in TREES}
+        for i in range(runs):
+            for label in (list(TREES) if i % 2 == 0 else list(TREES)[::-1]):
+                wall, _, cpu = timed(cmd(label), root, TREES[label])
+                walls[label].append(wall)
+                cpus[label].append(cpu)
+        for label, env in TREES.items():
+            # peak memory: one more run under /usr/bin/time when present (RUSAGE_CHILDREN keeps the max of all)
+            peak = measure_rss(cmd(label), root, env)
+            med = statistics.median(walls[label])
+            line = (f"{name + (' ' + label if label else ''):8} n={n:<7} median {med:6.2f} s  "
+                    f"(runs: {', '.join(f'{w:.2f}' for w in walls[label])})")
+            if ideal:
+                line += f"  ideal {ideal:.2f} s  ratio {med / ideal:.3f}x"
+            line += (f"  cpu {statistics.median(cpus[label]):.2f} s  throughput {n / med:,.0f} items/s"
+                     f"  peak RSS {peak:.0f} MB")
+            if label and label != "this":
+                line += f"  this/{label} {statistics.median(walls['this']) / med:.3f}"
+            print(line + f"  goal: {goal}", flush=True)
 
 
-def measure_rss(cmd: list[str], cwd: Path) -> float:
+def measure_rss(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
     if os.path.exists("/usr/bin/time"):
-        r = subprocess.run(["/usr/bin/time", "-v", *cmd], cwd=cwd, stdout=subprocess.DEVNULL, env=CHILD_ENV,
+        r = subprocess.run(["/usr/bin/time", "-v", *cmd], cwd=cwd, stdout=subprocess.DEVNULL, env=env or CHILD_ENV,
                            stderr=subprocess.PIPE, text=True)
         for line in r.stderr.splitlines():
             if "Maximum resident set size" in line:
                 return int(line.split(":")[1]) / 1024
-    return timed(cmd, cwd)[1]
+    return timed(cmd, cwd, env)[1]
 
 
 def bench_help(runs: int) -> None:
@@ -147,10 +164,17 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--only", default="help,floor,one,1k,async,sync,instant")
+    ap.add_argument("--against", type=Path, help="another checkout to measure interleaved with this one")
     a = ap.parse_args()
     only = set(a.only.split(","))
     pycache = tempfile.TemporaryDirectory()
     CHILD_ENV["PYTHONPYCACHEPREFIX"] = pycache.name
+    if a.against is not None:
+        # each tree its own PYTHONPATH and .pyc cache
+        TREES.clear()
+        for label, tree in (("this", REPO), (a.against.name, a.against.resolve())):
+            cache = tempfile.mkdtemp(dir=pycache.name)
+            TREES[label] = {**CHILD_ENV, "PYTHONPATH": str(tree), "PYTHONPYCACHEPREFIX": cache}
     subprocess.run([sys.executable, "-m", "evalrun", "--help"], stdout=subprocess.DEVNULL, env=CHILD_ENV)
     ideal = math.ceil(1000 / 16) * 0.05
     if "help" in only:

@@ -1,8 +1,8 @@
 """The runner: every (item, trial) through the target under a concurrency limit and a start
 rate, with timeouts, retries and repeats; resume and Ctrl-C.
 
-Write before score: each finished target call is appended to the run's pending journal the
-moment it returns, then scored in batches and appended to results.jsonl. A crash or Ctrl-C
+Write before score: each finished target call is appended to the run's pending journal as
+it returns (one write for the calls that finished in the same event-loop tick), then scored in batches and appended to results.jsonl. A crash or Ctrl-C
 loses at most the calls in flight; resume scores the journal's calls without calling the
 target again.
 

@@ -5,7 +5,8 @@ A run lives in ``<home>/runs/<run-id>/``:
 - ``manifest.json``: config and dataset fingerprints, git state, evalrun version, times, status
 - ``results.jsonl``: one Record per line, appended as records finish (crash-safe)
 - ``summary.json``: per-scorer statistics, error count and status
-- ``pending.jsonl``: every finished target call, unscored, written the moment it returns, so
+- ``pending.jsonl``: every finished target call, unscored, written as it returns (one write
+  for the calls that finish in the same event-loop tick), so
   a crash never loses a paid call while scorers are still busy; resume scores these
   without calling the target again. Removed when the run finishes.
 - ``lock``: held (an OS file lock) by the one process writing the run
