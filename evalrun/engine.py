@@ -2,9 +2,9 @@
 rate, with timeouts, retries and repeats; resume and Ctrl-C.
 
 Write before score: each finished target call is appended to the run's pending journal as
-it returns (one write for the calls that finished in the same event-loop tick), then scored in batches and appended to results.jsonl. A crash or Ctrl-C
-loses at most the calls in flight; resume scores the journal's calls without calling the
-target again.
+it returns (one write for the calls that finished in the same event-loop tick), then scored
+in batches and appended to results.jsonl. A crash or Ctrl-C loses at most the calls in
+flight; resume scores the journal's calls without calling the target again.
 
 ``prepare`` checks everything a user can get wrong (config, dataset, target, scorers) before
 any target call or run directory exists; ``Engine.run`` does the work.
