@@ -9,7 +9,7 @@ made, as on the command line.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +34,7 @@ class RunResult:
     status: RunStatus
     verdict: Verdict | None = None
     #: the items the run covered, as read from the dataset (each with its ``source`` file:line)
-    items: list[Item] | None = None
+    items: list[Item] | None = field(default=None, repr=False)  # (a repr of every item helps no one)
 
     @property
     def run_id(self) -> str:
