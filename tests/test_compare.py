@@ -156,3 +156,46 @@ def test_summary_latency_and_gate_metrics_are_one_computation():
                      "max": m["latency_max_ms"]}
     assert block["p95"] == pytest.approx(np.percentile(lat, 95), abs=1e-5)
     assert SummaryBuilder(["em"]).build()["latency_ms"] is None
+
+
+@pytest.mark.parametrize("cluster", [None, "doc"])
+def test_summary_groups_trials_by_item_whatever_the_record_order(cluster):
+    """The builder keeps one (item, value) pair per trial and groups them only when it builds:
+    each scorer's numbers are the interval of the item means (an item's pass rate is its passes
+    over its judged trials), in any record order, with or without repeats and clusters."""
+    import random
+
+    from evalrun import stats
+    from evalrun.summary import SummaryBuilder
+
+    rng = random.Random(5)
+    recs = []
+    for i in range(80):
+        for t in range(3 if i % 4 == 0 else 1):  # a quarter of the items repeated
+            v = round(rng.random(), 3) if i % 2 else float(rng.random() < 0.6)
+            recs.append(Record(f"i{i:02d}", t, "x", metadata={"doc": f"d{i % 9}"},
+                               scores={"s": Score(v, v >= 0.5)}))
+    summaries = []
+    for order in (recs, recs[::-1], rng.sample(recs, len(recs))):
+        b = SummaryBuilder(["s"], cluster=cluster)
+        for r in order:
+            b.add(r)
+        summaries.append(b.build()["scorers"]["s"])
+    assert summaries[0] == summaries[1] == summaries[2]
+
+    by_item: dict[str, list] = {}
+    for r in recs:
+        by_item.setdefault(r.item_id, []).append(r.scores["s"])
+    ids = sorted(by_item)
+    labels = [f"d{int(i[1:]) % 9}" for i in ids] if cluster else None
+    means = [math.fsum(sc.value for sc in by_item[i]) / len(by_item[i]) for i in ids]
+    rates = [sum(sc.passed for sc in by_item[i]) / len(by_item[i]) for i in ids]
+    iv = stats.item_interval(means, binary=False, clusters=labels, trials=len(recs))
+    pr = stats.item_interval(rates, binary=True, clusters=labels, trials=len(recs))
+    got = summaries[0]
+    assert (got["n"], got["trials"]) == (80, len(recs))
+    assert got["mean"] == pytest.approx(iv.estimate, abs=1e-6)
+    assert got["ci95"] == pytest.approx([iv.lo, iv.hi], abs=1e-6)
+    assert got["pass_rate"] == pytest.approx(pr.estimate, abs=1e-6)
+    assert got["pass_ci95"] == pytest.approx([pr.lo, pr.hi], abs=1e-6)
+    assert got["passed"] + got["failed"] == len(recs)
