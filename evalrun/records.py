@@ -168,7 +168,7 @@ class Record:
             "error": self.error,
             "latency_ms": self.latency_ms,
             "usage": self.usage,
-            "scores": {k: s.to_dict() for k, s in self.scores.items()},
+            "scores": {k: s.to_dict() for k, s in self.scores.items()} if self.scores else {},
             "attempts": self.attempts,
             "started_at": self.started_at,
         }
@@ -178,9 +178,10 @@ class Record:
             d["target_metadata"] = self.target_metadata
         if self.repaired:
             d["repaired"] = list(self.repaired)
-        spent = {k: s.usage for k, s in self.scores.items() if s.usage}
-        if spent:
-            d["scorer_usage"] = spent
+        if self.scores:  # (an unscored record, as the pending journal writes it, has none)
+            spent = {k: s.usage for k, s in self.scores.items() if s.usage}
+            if spent:
+                d["scorer_usage"] = spent
         return d
 
     def scrub(self) -> None:
