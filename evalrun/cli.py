@@ -127,9 +127,11 @@ def run(
     check_paths(output_dir, report, baseline)
     if variant and resume:
         raise UsageError("--resume continues every variant of the group; drop --variant")
-    from evalrun.variants import find_group
+    group = None
+    if resume:  # a variant group's id resumes the whole group
+        from evalrun.variants import find_group
 
-    group = find_group(resume, output_dir) if resume else None
+        group = find_group(resume, output_dir)
     # the eval file is read and validated once per command: here, or (--resume) from the run's manifest
     loaded = None
     if not resume:

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 from jinja2 import PackageLoader
 from jinja2.sandbox import SandboxedEnvironment
-from markupsafe import Markup
 
 from evalrun.report._common import (
     counts_line,
@@ -75,18 +74,17 @@ def _charts(verdict: Verdict) -> list[Any]:
     return [c for c in out if c is not None]
 
 
-def _no_controls(value: Any) -> Any:
-    """Every string a template prints, with control characters (ESC, NUL...) and bidirectional
-    overrides as U+FFFD: model text is escaped for HTML and carries nothing for a terminal that
-    shows the file either. Markup (the charts, built from numbers) is left as built."""
-    if isinstance(value, str) and not isinstance(value, Markup):
-        return without_controls(value)
-    return value
-
-
 def _env() -> SandboxedEnvironment:
     return SandboxedEnvironment(loader=PackageLoader("evalrun.report", "templates"), autoescape=True,
-                                trim_blocks=True, lstrip_blocks=True, finalize=_no_controls)
+                                trim_blocks=True, lstrip_blocks=True)
+
+
+def render_page(template: str, **context: Any) -> str:
+    """``template`` rendered with ``context``; every control character (ESC, NUL...) and
+    bidirectional override in the page becomes U+FFFD: model text is escaped for HTML and
+    carries nothing for a terminal that shows the file either. One pass over the finished page
+    (the templates and charts hold none of them), not a call per printed string."""
+    return without_controls(_env().get_template(template).render(**context))
 
 
 def render_html(verdict: Verdict) -> str:
@@ -111,7 +109,8 @@ def render_html(verdict: Verdict) -> str:
     filters.append({"key": "flaky", "label": "flaky", "count": sum(1 for i in items if i["flaky"])})
     if cmp.has_baseline:
         filters += [{"key": k, "label": k, "count": count[k]} for k in ("improved", "new", "removed")]
-    return _env().get_template("report.html.j2").render(
+    return render_page(
+        "report.html.j2",
         title=headline(verdict), verdict_word=verdict.word, baseline=cmp.baseline_info,
         counts=counts_line(verdict), metrics=metrics_line(cmp.metrics, cmp.baseline_metrics),
         notes=verdict.notes, scorer_rows=scorer_rows(verdict), gates=verdict.gates, policy=verdict.policy,

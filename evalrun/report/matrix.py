@@ -280,15 +280,15 @@ def side_by_side(gv: GroupVerdict) -> tuple[list[str], list[dict[str, Any]]]:
 
 def render_html(gv: GroupVerdict) -> str:
     from evalrun._version import __version__
-    from evalrun.report.html import _env
+    from evalrun.report.html import render_page
 
     scorers, items = side_by_side(gv)
     sections = [*scorer_sections(gv), run_section(gv)]
     filters = [{"key": "all", "label": "all", "count": len(items)},
                {"key": "differ", "label": "where they differ", "count": sum(1 for i in items if i["differ"])},
                {"key": "regressed", "label": "regressed in a variant", "count": sum(1 for i in items if i["regressed"])}]
-    return _env().get_template("matrix.html.j2").render(
-        title=headline(gv), verdict_word=gv.word, variants=[_header(r, gv) for r in gv.results],
+    return render_page(
+        "matrix.html.j2", title=headline(gv), verdict_word=gv.word, variants=[_header(r, gv) for r in gv.results],
         sections=sections, results=gv.results, policy=gv.policy, notes=gv.notes, items=items, filters=filters,
         version=__version__, generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"))
 
