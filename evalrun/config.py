@@ -476,12 +476,29 @@ def _variant_located(located: Located, variant: str) -> Located:
         raise located.error(f"variant '{variant}': {text}", where + ((key,) if key in overrides else ())) from None
     marks = dict(located.marks)
     for key in overrides:
-        path = tuple(int(x) if x.isdigit() else x for x in str(key).split("."))
+        path = _mark_path(located.data, str(key))
         for k in [m for m in marks if m[:len(path)] == path]:
             del marks[k]  # positions inside the replaced value no longer describe it
         marks[path] = located.marks[where + (key,)]
         marks[path + ("__value__",)] = located.marks[where + (key, "__value__")]
     return Located(data, marks, located.file)
+
+
+def _mark_path(data: Any, key: str) -> tuple[Any, ...]:
+    """The position path of dotted ``key`` in ``data``: a list index as a number, a negative one
+    (``scorers.-1``, counted from the end) as the index it stands for."""
+    path: list[Any] = []
+    node = data
+    for part in key.split("."):
+        step: Any = part
+        if isinstance(node, list) and part.lstrip("-").isdigit():
+            step = int(part) + (len(node) if part.startswith("-") else 0)
+        path.append(step)
+        try:
+            node = node[step] if isinstance(node, (list, dict)) else None
+        except (IndexError, KeyError, TypeError):
+            node = None
+    return tuple(path)
 
 
 def config_json(loaded: LoadedConfig) -> dict[str, Any]:

@@ -488,3 +488,16 @@ def test_group_refs_resolve_without_shadowing_plain_runs(tmp_path):
     plain = json.loads(r.stdout)["run_id"]
     assert RunDir(home / "runs" / plain).exists()
     assert find_group(plain, home) is None and find_group("latest", home) is None
+
+
+def test_a_bad_value_set_through_a_negative_index_points_at_its_variant_line(tmp_path):
+    """``scorers.-1.threshold`` is the last scorer's: a bad value there is reported on the line of
+    the variant that sets it, as for a plain index (the position was lost for ``-1``)."""
+    base = BASE.replace("scorers: [exact_match]", "scorers: [exact_match, {type: numeric, tolerance: 0.1}]")
+    for key in ("scorers.-1.tolerance", "scorers.1.tolerance"):
+        project(tmp_path, base=base, extra=f"variants:\n  a: {{}}\n  b: {{{key}: -3}}\n")
+        r = run(tmp_path, "eval.yaml")
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+        assert r.stderr.startswith("evalrun: error: eval.yaml:9:"), (key, r.stderr)
+        assert len(r.stderr.strip().splitlines()) == 1
+        assert no_runs(tmp_path)
