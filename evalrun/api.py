@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from os import PathLike, fspath
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -61,8 +62,8 @@ class RunResult:
 def run(config: str | Path | LoadedConfig | None = None, *, concurrency: int | None = None,
         repeat: int | None = None, limit: int | None = None, filters: list[str] | None = None,
         sample: int | None = None, seed: int | None = None, shard: str | None = None,
-        home: str | Path | None = None, resume: str | None = None, overrides: dict[str, Any] | None = None,
-        baseline: str | None = None, reports: list[str] | None = None, slices: list[str] | None = None,
+        home: str | Path | None = None, resume: str | PathLike[str] | None = None,
+        overrides: dict[str, Any] | None = None, baseline: str | PathLike[str] | None = None, reports: list[str] | None = None, slices: list[str] | None = None,
         push: bool = False, progress: str = "off") -> RunResult:
     """Run an eval file (a path, or a :class:`~evalrun.config.LoadedConfig`; None: ``evalrun.yaml``
     found from the working directory) and judge it: compared with ``baseline`` (or the accepted
@@ -80,6 +81,7 @@ def run(config: str | Path | LoadedConfig | None = None, *, concurrency: int | N
     check_options(config=config, concurrency=concurrency, repeat=repeat, limit=limit, filters=filters,
                   sample=sample, seed=seed, shard=shard, home=home, resume=resume, baseline=baseline,
                   reports=reports, slices=slices, push=push, progress=progress)
+    resume, baseline = _text(resume), _text(baseline)
     from evalrun.overrides import check_overrides
 
     overrides = check_overrides(overrides)
@@ -157,11 +159,14 @@ _LISTS = ("filters", "reports", "slices")
 PROGRESS_MODES = ("off", "lines", "bar")
 
 
+def _text(value: str | PathLike[str] | None) -> str | None:
+    """A run reference given as a path (``result.run_dir.path``) as the text the CLI would get."""
+    return None if value is None else fspath(value)
+
+
 def check_options(**given: Any) -> None:
     """The library's options, checked as the command line checks its own (types and ranges), so
     a wrong one is a UsageError naming it, never a TypeError from deep inside a run."""
-    from os import PathLike
-
     from evalrun.config import LoadedConfig
 
     def fail(name: str, want: str) -> None:
@@ -174,8 +179,11 @@ def check_options(**given: Any) -> None:
         if isinstance(v, bool) or not isinstance(v, int) or (lo is not None and v < lo) or (hi is not None and v > hi):
             fail(name, "a whole number" + (f" from {lo}" if lo is not None else "") + (f" to {hi}" if hi else ""))
     for name in _TEXTS:
-        if given.get(name) is not None and not isinstance(given[name], str):
-            fail(name, "text (a run id, a directory, 'latest'...)" if name != "shard" else "text like '2/4'")
+        v = given.get(name)
+        if name == "shard" and v is not None and not isinstance(v, str):
+            fail(name, "text like '2/4'")
+        if v is not None and not isinstance(v, str | PathLike):
+            fail(name, "text or a path (a run id, a directory, 'latest'...)")
     for name in _LISTS:
         v = given.get(name)
         if v is not None and (not isinstance(v, list | tuple) or not all(isinstance(x, str) for x in v)):
@@ -203,7 +211,7 @@ def check_resume(resume: str | None, config: object, overrides: dict[str, Any] |
             raise UsageError(f"--resume keeps the run's own plan; drop {', '.join(given)}")
 
 
-def compare(run: str, baseline: str | None = None, *, home: str | Path | None = None,
+def compare(run: str | PathLike[str], baseline: str | PathLike[str] | None = None, *, home: str | Path | None = None,
             reports: list[str] | None = None, slices: list[str] | None = None) -> Verdict:
     """Compare saved run ``run`` (an id, a run directory or ``latest``) with ``baseline`` (a run,
     ``latest``, ``accepted``, a baseline file; default: the accepted baseline, else the previous
@@ -213,6 +221,7 @@ def compare(run: str, baseline: str | None = None, *, home: str | Path | None = 
     from evalrun.store import resolve_run
 
     check_options(run=run, baseline=baseline, home=home, reports=reports, slices=slices)
+    run, baseline = str(_text(run)), _text(baseline)
     home_path = Path(home) if home is not None else None
     rd = resolve_run(run, home_path)
     manifest = rd.read_manifest()

@@ -58,6 +58,11 @@ def test_run_then_a_regressing_run_fails_its_gate(project):
     again = evalrun.compare(second.run_id, first.run_id, home=home)
     assert not again.passed and again.exit_code == ExitCode.GATE_FAILED
     assert [g.gate.text for g in again.failed_gates] == [g.gate.text for g in second.verdict.failed_gates]
+    # run directories as paths (what a RunResult holds), as the CLI takes them as text
+    by_path = evalrun.compare(second.run_dir.path, first.run_dir.path, home=home)
+    assert [g.gate.text for g in by_path.failed_gates] == [g.gate.text for g in second.verdict.failed_gates]
+    with pytest.raises(UsageError, match="run=3: expected text or a path"):
+        evalrun.compare(3, home=home)  # type: ignore[arg-type]  # (the wrong type on purpose)
 
 
 def test_bad_input_is_a_usage_error_before_any_run(project):
