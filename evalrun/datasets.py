@@ -82,8 +82,9 @@ def load_dataset(ref: str, base_dir: Path) -> Dataset:
 
 
 def item_sources(items: Iterable[Item]) -> dict[str, str]:
-    """item id -> ``path:line`` where it was written (items of a file; a remote item has none)."""
-    return {it.id: it.source for it in items if it.source}
+    """item id -> ``path:line`` where it was written: items of a file only (a remote item's
+    source, ``langfuse://set#id``, names no file an annotation could point at)."""
+    return {it.id: it.source for it in items if it.source and "://" not in it.source}
 
 
 def run_item_sources(manifest: Manifest) -> dict[str, str]:

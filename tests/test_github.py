@@ -197,3 +197,18 @@ def test_regressed_items_without_a_gate_are_warnings(tmp_path):
     warnings = [x for x in r.stderr.splitlines() if x.startswith("::warning")]
     assert warnings == ["::warning file=data/items.yaml,line=2,title=evalrun%3A item good regressed::exact_match "
                         "went from pass to fail; expected 'A'; baseline output 'A'; new output 'oops'"]
+
+
+def test_remote_items_get_annotations_without_a_file():
+    """A Langfuse item's source (``langfuse://set#id``, as evalrun.langfuse.datasets writes it)
+    names no file: its annotation carries no ``file=``, a file item's keeps its line."""
+    from evalrun.datasets import item_sources
+    from evalrun.records import Item
+
+    items = [Item("r1", "q", source="langfuse://qa-set#abc123"), Item("f1", "q", source="data/items.yaml:7")]
+    sources = places(item_sources(items), {})
+    assert sources == {"f1": ("data/items.yaml", 7)}
+    lines = annotation_lines([Finding("error", "regressed", "r1 got worse", item_id="r1"),
+                              Finding("error", "regressed", "f1 got worse", item_id="f1")], sources)
+    assert lines == ["::error title=regressed::r1 got worse",
+                     "::error file=data/items.yaml,line=7,title=regressed::f1 got worse"]
