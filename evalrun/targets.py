@@ -16,6 +16,8 @@ import queue
 import shlex
 import signal
 import threading
+import types
+from collections.abc import Coroutine, Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -113,6 +115,35 @@ def target_secrets(loaded: Any) -> Secrets:
     return Secrets(values)
 
 
+@types.coroutine
+def _suspend(future: Any) -> Generator[Any, Any, Any]:
+    """Hand what a coroutine yielded (a future it waits on, or None for a bare yield) to the
+    running task, as ``await`` would; resumes with what the task sends back."""
+    return (yield future)
+
+
+async def in_copied_context(coro: Coroutine[Any, Any, Any]) -> Any:
+    """``await coro`` with each of its steps run in a copy of the current context: what it sets
+    in context variables stays in the copy. Like running it as a task of its own, but in this
+    task (its cancellation, timeouts and ``cancelling()`` are this task's)."""
+    ctx = contextvars.copy_context()
+    value: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            if error is None:
+                yielded = ctx.run(coro.send, value)
+            else:
+                yielded = ctx.run(coro.throw, error)
+        except StopIteration as done:
+            return done.value
+        value, error = None, None
+        try:
+            value = await _suspend(yielded)
+        except BaseException as e:  # a cancellation (evalrun's timeout, Ctrl-C) goes into the coroutine
+            error = e
+
+
 #: (item id, trial, item metadata) of the record whose target call runs in this task. The
 #: engine sets it before each call of a target that has a ``trace``; the trace context reads
 #: it to know whose call it is (the seam lets the engine know nothing of Langfuse).
@@ -195,7 +226,11 @@ class PythonTarget(Target):
         tc = self.trace
         try:
             if self.is_async:
-                value = await (tc.arun(self.fn, input) if tc is not None else self.fn(input))
+                # in a copy of this context (as a task of its own would be, without a task's
+                # cost): context variables the target sets (its own state, OpenTelemetry's
+                # current span) stay with this call instead of reaching the worker's next item
+                coro = tc.arun(self.fn, input) if tc is not None else self.fn(input)
+                value = await in_copied_context(coro) if inspect.iscoroutine(coro) else await coro
             else:
                 assert self._pool is not None
                 value = await self._pool.run(tc.bind(self.fn) if tc is not None else self.fn, input)

@@ -61,6 +61,15 @@ async def troubled(x):
 async def with_usage(x):
     return Output(x, usage={"input_tokens": 3, "output_tokens": 5}, cost_usd=0.25)
 
+import contextvars
+_last = contextvars.ContextVar("last", default=None)
+
+async def remembers(x):
+    # what an earlier call set in its context, if anything reaches this one
+    prev = _last.get()
+    _last.set(x)
+    return "none" if prev is None else "saw " + prev
+
 async def slow(x):
     # a resume that only has to finish the run sets SLOW_TARGET_S=0
     await asyncio.sleep(float(os.environ.get("SLOW_TARGET_S", "0.2")))
@@ -215,6 +224,16 @@ def test_sync_target_respects_concurrency(tmp_path):
     r = run_in(tmp_path, "--quiet")
     assert r.returncode == 0, r.stderr
     assert int((tmp_path / "peak.txt").read_text()) == 4
+
+
+def test_context_variables_a_target_sets_stay_with_its_call(tmp_path):
+    """Each call of an async target runs in a copy of the worker's context: a ContextVar it
+    sets (its own state, OpenTelemetry's current span) never reaches the next item's call."""
+    items = [{"id": f"c{i}", "input": f"c{i}", "expected_output": "none"} for i in range(6)]
+    write_suite(tmp_path, items, "python: targets_mod:remembers", extra="concurrency: 1\n")
+    r = run_in(tmp_path, "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert [rec["output"] for rec in records(only_run(tmp_path))] == ["none"] * 6
 
 
 def test_rate_limit_spaces_call_starts(tmp_path):
