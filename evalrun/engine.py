@@ -364,6 +364,7 @@ class Engine:
         self.batches_scored = 0
         self.interrupted = False
         self._unjournaled: list[Record] = []  # finished calls waiting for this tick's journal write
+        self._flush_due = False  # a _flush_journal callback is scheduled
 
     def _work(self) -> Iterator[tuple[Item, int]]:
         # trial-major order: with repeats every item gets its first trial before any second one
@@ -438,10 +439,13 @@ class Engine:
         # are written together at the start of the next one (one write, not one per call), and
         # _score writes whatever is still unwritten before it scores anything
         self._unjournaled.append(rec)
-        if len(self._unjournaled) == 1:
+        if not self._flush_due:
+            self._flush_due = True
             asyncio.get_running_loop().call_soon(self._flush_journal, False)
 
     def _flush_journal(self, strict: bool = True) -> None:
+        if not strict:
+            self._flush_due = False  # (this is the scheduled callback)
         batch, self._unjournaled = self._unjournaled, []
         if not batch:
             return
@@ -450,7 +454,12 @@ class Engine:
         except Exception:
             self._unjournaled[:0] = batch  # (write() took back any half line)
             if strict:
-                raise  # in _score: the run fails with the cause; in the loop's callback: _score retries
+                raise  # in _score: the run fails with the cause
+            # in the loop's callback: tried again shortly (and by _score before it scores), so
+            # later calls are not left waiting for a scoring slot to be written
+            if not self._flush_due:
+                self._flush_due = True
+                asyncio.get_running_loop().call_later(0.1, self._flush_journal, False)
 
     async def _replay(self, pending: list[Record], queue: asyncio.Queue[Record | None]) -> None:
         """Calls a crashed run finished but did not score: score them, call nothing again."""

@@ -95,6 +95,45 @@ def test_a_call_is_on_disk_before_any_scorer_sees_it(tmp_path):
     assert all(x["error"] is None and x["scores"]["s"]["value"] == 1.0 for x in recs)
 
 
+def test_a_journal_write_that_fails_once_is_retried_while_every_scorer_slot_is_busy(tmp_path):
+    """One failed write of the pending journal (a full disk for a moment) while the scorers hold
+    every scoring slot: the calls that finish afterwards still reach the disk, long before any
+    scorer frees a slot (before the fix they waited in memory for the next scoring batch)."""
+    items = [{"id": f"j{i}", "input": f"j{i}", "expected_output": f"j{i}"} for i in range(20)]
+    write_suite(tmp_path, items, "python: targets_mod:slow",
+                extra="concurrency: 1\n", scorers="[{name: s, type: python, function: stall:score}]")
+    (tmp_path / "stall.py").write_text("import time\ndef score(output):\n    time.sleep(3600)\n")
+    # the 8th journal write (by then every scoring slot holds a stalled batch) fails once
+    code = ("import runpy, sys, evalrun.store as st\n"
+            "orig, n = st.ResultsWriter.write, [0]\n"
+            "def write(self, records):\n"
+            "    if self.path.name == 'pending.jsonl':\n"
+            "        n[0] += 1\n"
+            "        if n[0] == 8:\n"
+            "            raise OSError(28, 'No space left on device')\n"
+            "    return orig(self, records)\n"
+            "st.ResultsWriter.write = write\n"
+            "sys.argv = ['evalrun', 'run', 'eval.yaml', '--output-dir', '.evalrun', '-q']\n"
+            "runpy.run_module('evalrun', run_name='__main__')\n")
+    env = {**os.environ, "NO_COLOR": "1", "SLOW_TARGET_S": "0.05"}
+    p = subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path, env=env, text=True,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        lines = 0
+        while lines < 20:
+            assert p.poll() is None, p.communicate()
+            assert time.monotonic() < deadline, f"{lines}/20 finished calls on disk while the scorers stalled"
+            time.sleep(0.05)
+            pend = list((tmp_path / ".evalrun" / "runs").glob("*/pending.jsonl"))
+            lines = pend[0].read_text().count("\n") if pend else 0
+        assert sorted(json.loads(x)["item_id"] for x in pend[0].read_text().splitlines()) == sorted(
+            i["id"] for i in items)
+    finally:
+        p.kill()
+        p.communicate(timeout=30)
+
+
 def _limit_file_size(limit: int):
     def pre() -> None:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
