@@ -30,7 +30,7 @@ from evalrun._yaml import Located, load_located, read_text
 from evalrun.errors import UsageError, suggest
 from evalrun.overrides import apply_overrides, check_overrides, override_for
 from evalrun.prices import Price
-from evalrun.prompts import params_problem, role_problem
+from evalrun.prompts import numbers_from_text, params_problem, role_problem
 from evalrun.scoring.base import ScorerConfig, is_scorer_type, scorer_class, scorer_types
 from evalrun.store import content_key
 
@@ -117,6 +117,7 @@ class ChatTarget(_Strict):
     @field_validator("params")
     @classmethod
     def _sendable(cls, v: dict[str, Any]) -> dict[str, Any]:
+        v = numbers_from_text(v)  # an environment variable's number arrives as text
         bad = params_problem(v)
         if bad is not None:
             raise ValueError(f"{bad[0]} {bad[1]}" if bad[0] else bad[1])

@@ -41,6 +41,26 @@ def role_problem(role: Any) -> str | None:
     return f"role must be one of {', '.join(ROLES)} (got {role!r})"
 
 
+def numbers_from_text(params: Any) -> Any:
+    """``params`` with a numeric setting written as text (what ``${TEMPERATURE:-0.2}`` expands
+    to) as the number it spells; any other value as it is, for :func:`params_problem` to judge."""
+    if not isinstance(params, dict):
+        return params
+    out = dict(params)
+    for key, value in params.items():
+        if key in _NUMBER_PARAMS or key in _COUNT_PARAMS or key == "seed":
+            if isinstance(value, str):
+                text = value.strip()
+                try:
+                    out[key] = int(text)
+                except ValueError:
+                    try:
+                        out[key] = float(text)
+                    except ValueError:
+                        pass
+    return out
+
+
 def params_problem(params: Any) -> tuple[str | None, str] | None:
     """(key, why) for the first request setting that cannot be sent as written (wherever it
     comes from: the eval file, a prompt file, a Langfuse prompt's config), else None: a

@@ -451,3 +451,22 @@ def test_pushed_generations_link_the_prompt_version(tmp_path, server, fake):
         assert a["langfuse.observation.model.name"].startswith("gpt-4o-mini")  # the model the server says answered
         assert json.loads(a["langfuse.observation.usage_details"])["input"] > 0
     assert fake.errors == []
+
+
+def test_numeric_params_from_the_environment_are_sent_as_numbers(tmp_path, server):
+    """``${VAR}`` expands to text: a number setting spelled by one is sent as the number it
+    spells; text that spells no number is still one line before any call."""
+    write_suite(tmp_path, chat(server, model="gpt-4o-mini", params={
+        "temperature": "${EVAL_TEMP:-0.2}", "max_tokens": "${EVAL_MAX_TOKENS}", "seed": "${EVAL_SEED:-7}"},
+        messages=[{"role": "user", "content": "{{ input.country }} [[say:{{ input.capital }}]]"}]))
+    r = cli("run", "eval.yaml", "--json", cwd=tmp_path, env={"EVAL_MAX_TOKENS": "64"})
+    assert r.returncode == 0, r.stderr
+    body = server.state.bodies[0]
+    assert body["temperature"] == 0.2 and body["max_tokens"] == 64 and body["seed"] == 7
+    assert type(body["max_tokens"]) is int and type(body["temperature"]) is float
+    calls = server.state.requests
+    bad = cli("run", "eval.yaml", "--set", "target.cache=false", cwd=tmp_path,
+              env={"EVAL_MAX_TOKENS": "lots", "EVAL_TEMP": "nan"})
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    assert "eval.yaml:" in bad.stderr and "temperature must be a finite number" in bad.stderr
+    assert server.state.requests == calls
