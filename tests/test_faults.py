@@ -258,7 +258,8 @@ def test_hung_sync_calls_do_not_starve_the_others(tmp_path):
     items += [{"id": f"ok{i}", "input": f"ok{i}", "expected_output": f"ok{i}"} for i in range(40)]
     write_suite(tmp_path, items, "python: hang:call\n  timeout: 0.5\n  retries: 0",
                 extra="concurrency: 4\nerror_budget: 0.5\n")
-    t0 = time.monotonic()
+    # the hung threads must not keep the process alive: it exits by itself (run_cli's timeout
+    # is the hang detector, not a speed bound)
     r = run_cli("run", "eval.yaml", "--output-dir", str(tmp_path / ".evalrun"), "--json", cwd=tmp_path, timeout=60)
     assert r.returncode == 0, r.stderr
     s = json.loads(r.stdout)
@@ -266,7 +267,6 @@ def test_hung_sync_calls_do_not_starve_the_others(tmp_path):
     recs = {x["item_id"]: x for x in records(only_run(tmp_path))}
     assert all(recs[f"hang{i}"]["error"]["type"] == "Timeout" for i in range(4))
     assert all(recs[f"ok{i}"]["error"] is None for i in range(40))
-    assert time.monotonic() - t0 < 50  # the hung threads did not keep the process alive
 
 
 def test_a_second_process_on_a_live_run_gets_exit_2_naming_the_holder(tmp_path):
