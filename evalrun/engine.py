@@ -90,6 +90,8 @@ class RunOptions:
     #: the eval file, loaded once by the caller (the API, the CLI, a variant group); None: read
     #: config_path here
     loaded: LoadedConfig | None = None
+    #: the dataset, read once by the caller (a variant group's runs share one); None: read here
+    dataset: Dataset | None = None
     # set when runs are grouped (variants): the limits shared with the other runs, the run's id
     # chosen up front, manifest additions
     shared: SharedLimits | None = None
@@ -216,7 +218,8 @@ async def prepare(opts: RunOptions) -> Plan:
     cfg = loaded.config
     home = opts.home or default_home()
     check_home(home)
-    dataset = load_dataset(cfg.dataset, loaded.base_dir) if not isinstance(cfg.dataset, Dataset) else cfg.dataset
+    dataset = opts.dataset or (cfg.dataset if isinstance(cfg.dataset, Dataset)
+                               else load_dataset(cfg.dataset, loaded.base_dir))
     items = select_items(dataset.items, parse_filters(opts.filters), opts.limit, opts.sample, opts.seed)
     if not items:
         raise UsageError("no items left to run after --filter/--limit/--sample")

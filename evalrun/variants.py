@@ -27,6 +27,7 @@ from typing import Any
 
 from evalrun.baseline import Baseline
 from evalrun.config import LoadedConfig, load_config
+from evalrun.datasets import Dataset, load_dataset
 from evalrun.engine import RunOptions, RunOutcome, SharedLimits, now_iso, on_interrupt, run_eval
 from evalrun.errors import UsageError, suggest, verdict_word
 from evalrun.postrun import PostRun, prepare, prepare_from_manifest
@@ -219,14 +220,19 @@ async def run_group(group: Group, plan: GroupPlan, opts: RunOptions) -> dict[str
     done: dict[str, RunOutcome] = {}
     tasks: dict[str, asyncio.Task[RunOutcome]] = {}
     progress = "lines" if opts.progress == "bar" else opts.progress  # one live bar per terminal
+    # variants cannot override the dataset: it is read once (one fetch of a remote one, so every
+    # variant runs the same items even if the source changes meanwhile) and shared
+    dataset: Dataset | None = None
     for n in plan.names:
         rd = group.run_dir(n)
         started = rd.exists()
         if started and rd.read_manifest().get("status") == "finished":
             done[n] = RunOutcome(rd, rd.read_summary() or {}, "finished")
             continue
+        if dataset is None and not isinstance(base_cfg.dataset, Dataset):
+            dataset = load_dataset(base_cfg.dataset, plan.loaded[n].base_dir)
         o = dataclasses.replace(
-            opts, loaded=plan.loaded[n], shared=shared, run_id=rd.id, resume=rd.id if started else None,
+            opts, loaded=plan.loaded[n], dataset=dataset, shared=shared, run_id=rd.id, resume=rd.id if started else None,
             config_path=plan.config_path, progress=progress, filters=list(opts.filters),
             manifest_extra={"group": {"id": group.id, "variant": n, "compare_to": plan.reference,
                                       "overrides": group.doc["overrides"].get(n) or {}}})

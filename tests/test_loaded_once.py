@@ -182,7 +182,7 @@ def test_github_annotations_are_placed_from_the_items_the_run_read(tmp_path, loa
     assert [c[0] for c in dataset_loads] == ["data.jsonl"]  # the engine's; publishing read nothing again
 
 
-def test_a_variant_group_in_actions_reads_the_dataset_once_per_variant(tmp_path, dataset_loads):
+def test_a_variant_group_in_actions_reads_the_dataset_once(tmp_path, dataset_loads):
     root = _project(tmp_path / "p", {"variants": {"control": {}, "broken": {"target.python": "once_target:broken"}},
                                      "gates": ["no_regressions"]})
     (root / "once_target.py").write_text(TARGET + "\ndef broken(question):\n    return 'oops'\n")
@@ -191,4 +191,4 @@ def test_a_variant_group_in_actions_reads_the_dataset_once_per_variant(tmp_path,
     errors = [x for x in r.stderr.splitlines() if x.startswith("::error")]
     assert [x.split("::")[1] for x in errors] == [
         f"error file=data.jsonl,line={i + 1},title=[broken] evalrun gate failed%3A no_regressions" for i in range(4)]
-    assert [c[0] for c in dataset_loads] == ["data.jsonl", "data.jsonl"]
+    assert [c[0] for c in dataset_loads] == ["data.jsonl"]  # shared by the variants' runs
