@@ -18,6 +18,8 @@ from evalrun.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
     from evalrun.config import LoadedConfig
+    from evalrun.datasets import Dataset
+    from evalrun.engine import RunOptions
     from evalrun.records import Item, Record
     from evalrun.runs import Manifest, RunStatus, Summary
     from evalrun.store import RunDir
@@ -98,7 +100,8 @@ def run(config: str | Path | LoadedConfig | None = None, *, concurrency: int | N
                       resume=resume, progress=progress, overrides=loaded.overrides, loaded=loaded,
                       on_start=trace_context(push))
     # gates, baseline and --report are checked before the run starts: bad input costs no calls
-    prepared = prepare(loaded, baseline_ref=baseline, reports=reports, home=home_path, repeat=repeat, slices=slices)
+    prepared = prepare(loaded, baseline_ref=baseline, reports=reports, home=home_path, repeat=repeat, slices=slices,
+                       dataset=lambda: _read_dataset(loaded, opts))
     post = prepared if post_run_needed(prepared) else None
     if post is not None and post.baseline is not None:
         opts.baseline_outputs = post.baseline.outputs()
@@ -112,6 +115,16 @@ def run(config: str | Path | LoadedConfig | None = None, *, concurrency: int | N
     if post is not None and outcome.status != "interrupted":
         verdict = post.finish(outcome.run_dir, outcome.summary, status=outcome.status, console=False)
     return RunResult(outcome.run_dir, outcome.summary, outcome.status, verdict, outcome.items)
+
+
+def _read_dataset(loaded: LoadedConfig, opts: RunOptions) -> Dataset:
+    """The run's dataset, read (fetched) once: the checks before the run and the engine share it."""
+    from evalrun.datasets import Dataset, load_dataset
+
+    if opts.dataset is None:
+        ds = loaded.config.dataset
+        opts.dataset = ds if isinstance(ds, Dataset) else load_dataset(ds, loaded.base_dir)
+    return opts.dataset
 
 
 def load_for_run(config: str | Path | LoadedConfig | None, overrides: dict[str, Any] | None,

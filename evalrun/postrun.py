@@ -13,6 +13,7 @@ run gets exactly the verdict of an unsharded run of the same records.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -27,6 +28,7 @@ from evalrun.verdict import Verdict
 
 if TYPE_CHECKING:
     from evalrun.config import LoadedConfig
+    from evalrun.datasets import Dataset
     from evalrun.store import RunDir
 
 
@@ -115,18 +117,21 @@ def slice_keys(configured: Any, extra: list[str] | None) -> list[str]:
 
 
 def prepare(loaded: LoadedConfig, *, baseline_ref: str | None = None, reports: list[str] | None = None,
-            home: Path | None = None, repeat: int | None = None, slices: list[str] | None = None) -> PostRun:
-    """Everything that can be wrong with gates, baseline and reports, checked before a run starts."""
+            home: Path | None = None, repeat: int | None = None, slices: list[str] | None = None,
+            dataset: Callable[[], Dataset] | None = None) -> PostRun:
+    """Everything that can be wrong with gates, baseline and reports, checked before a run starts.
+    ``dataset`` gives the run's dataset (read once, shared with the engine) for the slice gates'
+    check; without it a local dataset is read here and a remote one checked when judged."""
     cfg = loaded.config
     scorers = [s.name or s.type for s in cfg.scorers]
     specs = parse_report_specs(reports)
     gates = parse_gates(cfg.gates, scorers=scorers, repeat=repeat or cfg.repeat,
                         locate=lambda msg, i: loaded.error(msg, "gates", i))
-    if any(g.slice_key for g in gates) and not cfg.dataset.startswith("langfuse://"):
+    if any(g.slice_key for g in gates) and (dataset is not None or not cfg.dataset.startswith("langfuse://")):
         from evalrun.datasets import load_dataset
 
-        # a local dataset is cheap to read twice; a remote one is checked when the gates are judged
-        check_slices(gates, [it.metadata for it in load_dataset(cfg.dataset, loaded.base_dir).items])
+        ds = dataset() if dataset is not None else load_dataset(cfg.dataset, loaded.base_dir)
+        check_slices(gates, [it.metadata for it in ds.items])
     notes: list[str] = []
     configured = cfg.baseline
     ref = baseline_ref or _implicit_baseline(cfg.name, home, configured, loaded.base_dir, notes)

@@ -192,3 +192,21 @@ def test_a_variant_group_in_actions_reads_the_dataset_once(tmp_path, dataset_loa
     assert [x.split("::")[1] for x in errors] == [
         f"error file=data.jsonl,line={i + 1},title=[broken] evalrun gate failed%3A no_regressions" for i in range(4)]
     assert [c[0] for c in dataset_loads] == ["data.jsonl"]  # shared by the variants' runs
+
+
+def test_a_run_with_a_slice_gate_reads_its_dataset_once(tmp_path, dataset_loads):
+    """The slice gate's check before the run and the engine share one read of the dataset; a
+    slice value the dataset lacks is still one line before any call."""
+    items = [{"id": f"q{i}", "input": f"question {i}", "expected_output": f"QUESTION {i}",
+              "metadata": {"tags": ["math" if i % 2 else "geo"]}} for i in range(4)]
+    root = _project(tmp_path / "p", {"gates": ["exact_match.pass_rate[tag=math] >= 0.5"]})
+    (root / "data.jsonl").write_text("".join(json.dumps(i) + "\n" for i in items))
+    r = invoke_cli("run", "eval.yaml", "--output-dir", "home", "-q", cwd=root)
+    assert r.returncode == 0, r.stderr
+    assert [c[0] for c in dataset_loads] == ["data.jsonl"]
+    dataset_loads.clear()
+    bad = invoke_cli("run", "eval.yaml", "--output-dir", "home2", "-q", "--set",
+                     'gates=["exact_match.pass_rate[tag=maths] >= 0.5"]', cwd=root)
+    assert bad.returncode == 2 and "maths" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+    assert not (root / "home2" / "runs").exists() or not any((root / "home2" / "runs").iterdir())
+    assert [c[0] for c in dataset_loads] == ["data.jsonl"]
