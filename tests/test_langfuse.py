@@ -163,6 +163,25 @@ def test_pull_250_items_over_several_pages_archived_dropped_ids_kept(fake, tmp_p
     assert manifest["dataset"]["source"] == "langfuse://big"
 
 
+def test_a_langfuse_datasets_slice_gate_is_checked_before_any_call_with_one_fetch(fake, tmp_path):
+    """A slice gate on a Langfuse dataset: a value the items lack is one line before any call;
+    a good one runs, and the check and the run share one fetch of the items."""
+    fake.add_dataset_items("sl", [{"id": f"s{i}", "input": f"double {i}", "expectedOutput": str(2 * i),
+                                   "metadata": {"tags": ["math" if i % 2 else "geo"]}} for i in range(6)])
+    root = write_project(tmp_path / "p", 0, dataset="langfuse://sl")
+    bad = cli(fake, "run", "eval.yaml", "--output-dir", "home", "-q", "--set",
+              'gates=["exact_match.pass_rate[tag=maths] >= 0.5"]', cwd=root)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+    assert "maths" in bad.stderr and "math" in bad.stderr.replace("maths", "")  # the suggestion
+    assert not (root / "home" / "runs").exists() or not any((root / "home" / "runs").iterdir())
+    before = len(fake.calls("datasetItems_list"))
+    ok = cli(fake, "run", "eval.yaml", "--output-dir", "home", "-q", "--set",
+             'gates=["exact_match.pass_rate[tag=math] >= 0.5"]', cwd=root)
+    assert ok.returncode == 0, ok.stderr
+    assert len(fake.calls("datasetItems_list")) - before == 1
+    assert len(records_of(run_dir_of(root / "home"))) == 6
+
+
 def test_dataset_version_reads_items_as_they_were(fake, monkeypatch):
     _set_env(monkeypatch, fake)
     from evalrun.langfuse import load_langfuse_dataset
