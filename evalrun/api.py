@@ -195,7 +195,7 @@ def check_options(**given: Any) -> None:
         v = given.get(name)
         if name == "shard" and v is not None and not isinstance(v, str):
             fail(name, "text like '2/4'")
-        if v is not None and not isinstance(v, str | PathLike):
+        if v is not None and not (isinstance(v, str) or (isinstance(v, PathLike) and isinstance(fspath(v), str))):
             fail(name, "text or a path (a run id, a directory, 'latest'...)")
     for name in _LISTS:
         v = given.get(name)

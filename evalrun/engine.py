@@ -368,6 +368,7 @@ class Engine:
         self.interrupted = False
         self._unjournaled: list[Record] = []  # finished calls waiting for this tick's journal write
         self._flush_due = False  # a _flush_journal callback is scheduled
+        self._journal_closed = False
 
     def _work(self) -> Iterator[tuple[Item, int]]:
         # trial-major order: with repeats every item gets its first trial before any second one
@@ -449,6 +450,8 @@ class Engine:
     def _flush_journal(self, strict: bool = True) -> None:
         if not strict:
             self._flush_due = False  # (this is the scheduled callback)
+            if self._journal_closed:
+                return
         batch, self._unjournaled = self._unjournaled, []
         if not batch:
             return
@@ -610,6 +613,7 @@ class Engine:
             self.writer.close()
             with contextlib.suppress(Exception):  # calls finished in the last tick: kept for --resume
                 self._flush_journal()
+            self._journal_closed = True  # a retry still scheduled finds nothing to do
             self.journal.close()
             await plan.target.close()
             for s in plan.scorers:

@@ -224,6 +224,8 @@ class PythonTarget(Target):
 
     async def call(self, input: Any) -> Call:
         tc = self.trace
+        task = asyncio.current_task()
+        cancels = task.cancelling() if task is not None else 0
         try:
             if self.is_async:
                 # in a copy of this context (as a task of its own would be, without a task's
@@ -237,7 +239,6 @@ class PythonTarget(Target):
                 if inspect.isawaitable(value):
                     value = await value
         except asyncio.CancelledError:
-            task = asyncio.current_task()
             if task is not None and task.cancelling():
                 raise  # evalrun's own timeout or Ctrl-C
             raise TargetError("the target raised CancelledError") from None
@@ -245,6 +246,10 @@ class PythonTarget(Target):
             raise
         except BaseException as e:  # SystemExit, KeyboardInterrupt... from user code: this record's error
             raise TargetError(f"the target raised {type(e).__name__}: {e}") from None
+        if task is not None and task.cancelling() > cancels:
+            # evalrun's own cancel (the call's timeout, Ctrl-C) that the target caught and
+            # answered anyway: the timeout still applies, and a stopping run still stops
+            raise asyncio.CancelledError
         return _unwrap(value)
 
     async def close(self) -> None:

@@ -18,6 +18,7 @@ one (or ``--baseline``).
 from __future__ import annotations
 
 import asyncio
+import copy
 import dataclasses
 import sys
 import time
@@ -230,9 +231,16 @@ async def run_group(group: Group, plan: GroupPlan, opts: RunOptions) -> dict[str
             done[n] = RunOutcome(rd, rd.read_summary() or {}, "finished")
             continue
         if dataset is None and not isinstance(base_cfg.dataset, Dataset):
-            dataset = load_dataset(base_cfg.dataset, plan.loaded[n].base_dir)
+            try:
+                dataset = load_dataset(base_cfg.dataset, plan.loaded[n].base_dir)
+            except BaseException:
+                # as when a variant's own run fails: the group is saved as failed, not left running
+                _save_status(group, "failed", bool(opts.resume))
+                raise
         o = dataclasses.replace(
-            opts, loaded=plan.loaded[n], dataset=dataset, shared=shared, run_id=rd.id, resume=rd.id if started else None,
+            # each run its own copy of the items: a target that edits its input in place must
+            # not change what another variant is given (or its records not yet written)
+            opts, loaded=plan.loaded[n], dataset=copy.deepcopy(dataset) if tasks else dataset, shared=shared, run_id=rd.id, resume=rd.id if started else None,
             config_path=plan.config_path, progress=progress, filters=list(opts.filters),
             manifest_extra={"group": {"id": group.id, "variant": n, "compare_to": plan.reference,
                                       "overrides": group.doc["overrides"].get(n) or {}}})
@@ -269,16 +277,20 @@ async def run_group(group: Group, plan: GroupPlan, opts: RunOptions) -> dict[str
         else:
             errors.append(res)
     statuses = {o.status for o in done.values()}
-    group.doc["status"] = ("failed" if errors or "failed" in statuses else
-                           "interrupted" if "interrupted" in statuses else "finished")
-    if opts.resume:
-        group.doc.setdefault("resumed_at", []).append(now_iso())
-    group.doc["finished_at"] = now_iso()
-    group.save()
+    _save_status(group, "failed" if errors or "failed" in statuses else
+                 "interrupted" if "interrupted" in statuses else "finished", bool(opts.resume))
     if errors:
         # every other variant finished and saved what it had; the first failure decides the exit
         raise errors[0]
     return {n: done[n] for n in plan.names}
+
+
+def _save_status(group: Group, status: str, resumed: bool) -> None:
+    group.doc["status"] = status
+    if resumed:
+        group.doc.setdefault("resumed_at", []).append(now_iso())
+    group.doc["finished_at"] = now_iso()
+    group.save()
 
 
 # ----------------------------------------------------------------------------- judging

@@ -70,6 +70,14 @@ async def remembers(x):
     _last.set(x)
     return "none" if prev is None else "saw " + prev
 
+async def swallows(x):
+    # catches the cancel of its own timeout and answers anyway
+    try:
+        await asyncio.sleep(30)
+    except asyncio.CancelledError:
+        pass
+    return x
+
 async def slow(x):
     # a resume that only has to finish the run sets SLOW_TARGET_S=0
     await asyncio.sleep(float(os.environ.get("SLOW_TARGET_S", "0.2")))
@@ -234,6 +242,18 @@ def test_context_variables_a_target_sets_stay_with_its_call(tmp_path):
     r = run_in(tmp_path, "--quiet")
     assert r.returncode == 0, r.stderr
     assert [rec["output"] for rec in records(only_run(tmp_path))] == ["none"] * 6
+
+
+def test_a_target_that_swallows_its_timeout_still_times_out(tmp_path):
+    """The call's timeout cancels it; a target that catches that and answers anyway still gets
+    a Timeout on its record (its answer came too late), and the run does not wait 30 s."""
+    items = [{"id": f"w{i}", "input": f"w{i}", "expected_output": f"w{i}"} for i in range(3)]
+    write_suite(tmp_path, items, "python: targets_mod:swallows\n  timeout: 0.3\n  retries: 0",
+                extra="error_budget: 1\n")
+    r = run_in(tmp_path, "--quiet")
+    assert r.returncode == 0, r.stderr
+    recs = records(only_run(tmp_path))
+    assert [x["error"]["type"] for x in recs] == ["Timeout"] * 3 and all(x["output"] is None for x in recs)
 
 
 def test_rate_limit_spaces_call_starts(tmp_path):

@@ -501,3 +501,29 @@ def test_a_bad_value_set_through_a_negative_index_points_at_its_variant_line(tmp
         assert r.stderr.startswith("evalrun: error: eval.yaml:9:"), (key, r.stderr)
         assert len(r.stderr.strip().splitlines()) == 1
         assert no_runs(tmp_path)
+
+
+def test_a_target_that_edits_its_input_changes_no_other_variants_items(tmp_path):
+    """The group reads its dataset once, but each variant's run gets its own items: a target
+    that edits its input in place changes neither what the other variant is given nor what
+    was saved of it."""
+    project(tmp_path, n=6, extra="variants:\n  a: {}\n  b: {}\n")
+    (tmp_path / "vt.py").write_text(TARGETS + "\ndef editing(q):\n    q['seen'] = q.get('seen', 0) + 1\n"
+                                    "    return str(q['seen'])\n")
+    (tmp_path / "eval.yaml").write_text((tmp_path / "eval.yaml").read_text().replace("vt:control", "vt:editing"))
+    r = run(tmp_path, "eval.yaml", "-q")
+    assert r.returncode == 0, r.stderr
+    runs = list((tmp_path / ".evalrun" / "runs").iterdir())
+    assert len(runs) == 2
+    for rd in runs:
+        recs = records(rd)
+        assert len(recs) == 6 and all(x["output"] == "1" for x in recs), [x["output"] for x in recs]
+
+
+def test_a_dataset_that_cannot_be_read_saves_the_group_as_failed(tmp_path):
+    project(tmp_path, extra="variants:\n  a: {}\n  b: {}\n")
+    (tmp_path / "data.jsonl").unlink()
+    r = run(tmp_path, "eval.yaml", "-q")
+    assert r.returncode == 2 and "dataset not found" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    docs = [json.loads((g / "group.json").read_text()) for g in groups(tmp_path)]
+    assert [(d["status"], bool(d.get("finished_at"))) for d in docs] == [("failed", True)]
