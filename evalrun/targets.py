@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import copy
 import inspect
 import os
 import queue
@@ -224,6 +225,10 @@ class PythonTarget(Target):
 
     async def call(self, input: Any) -> Call:
         tc = self.trace
+        if isinstance(input, dict | list):
+            # the function's own copy: editing it in place changes neither the item (its other
+            # trials, another variant) nor the input saved with the record
+            input = copy.deepcopy(input)
         task = asyncio.current_task()
         cancels = task.cancelling() if task is not None else 0
         try:

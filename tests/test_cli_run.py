@@ -70,6 +70,10 @@ async def remembers(x):
     _last.set(x)
     return "none" if prev is None else "saw " + prev
 
+def editing(q):
+    q["seen"] = q.get("seen", 0) + 1
+    return str(q["seen"])
+
 async def swallows(x):
     # catches the cancel of its own timeout and answers anyway
     try:
@@ -254,6 +258,16 @@ def test_a_target_that_swallows_its_timeout_still_times_out(tmp_path):
     assert r.returncode == 0, r.stderr
     recs = records(only_run(tmp_path))
     assert [x["error"]["type"] for x in recs] == ["Timeout"] * 3 and all(x["output"] is None for x in recs)
+
+
+def test_a_target_editing_its_input_changes_neither_other_trials_nor_the_saved_input(tmp_path):
+    items = [{"id": f"e{i}", "input": {"q": f"e{i}"}, "expected_output": "1"} for i in range(3)]
+    write_suite(tmp_path, items, "python: targets_mod:editing", extra="repeat: 3\n")
+    r = run_in(tmp_path, "--quiet")
+    assert r.returncode == 0, r.stderr
+    recs = records(only_run(tmp_path))
+    assert len(recs) == 9 and all(x["output"] == "1" for x in recs), [x["output"] for x in recs]
+    assert all(x["input"] == {"q": x["item_id"]} for x in recs)
 
 
 def test_rate_limit_spaces_call_starts(tmp_path):
