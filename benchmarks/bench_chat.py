@@ -21,20 +21,16 @@ Measured (2 shared cores, 3 runs): chat 21.58 s median = 1.15x ideal; http peer 
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.bench_judge import start_server, stats  # noqa: E402
+from benchmarks.bench_judge import run_evalrun, server_arguments, start_server, stats  # noqa: E402
 
 SYSTEM = "You answer with the capital city only."
 
@@ -59,25 +55,13 @@ def run_once(kind: str, url: str, n: int, concurrency: int, nonce: str) -> float
         (p / "data.jsonl").write_text("".join(json.dumps(i) + "\n" for i in items))
         (p / "eval.yaml").write_text(json.dumps({"name": f"bench-{kind}", "dataset": "data.jsonl", "target": target,
                                                  "concurrency": concurrency, "scorers": ["exact_match"]}))
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
-        t0 = time.perf_counter()
-        r = subprocess.run([sys.executable, "-m", "evalrun", "run", "eval.yaml", "--output-dir", str(p / "home"),
-                            "--json", "--quiet"], cwd=p, env=env, capture_output=True, text=True)
-        took = time.perf_counter() - t0
-        if r.returncode != 0:
-            raise SystemExit(f"evalrun run failed ({r.returncode}): {r.stderr[-2000:]}")
-        s = json.loads(r.stdout)
+        took, s = run_evalrun(p)
         assert s["errors"] == 0 and s["scorers"]["exact_match"]["mean"] == 1.0, s
         return took
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--records", type=int, default=1000)
-    ap.add_argument("--latency", type=float, default=0.2)
-    ap.add_argument("--rate-429", type=float, default=0.1)
-    ap.add_argument("--retry-after", type=float, default=1.0)
-    ap.add_argument("--concurrency", type=int, default=16)
+    ap = server_arguments(__doc__)
     ap.add_argument("--runs", type=int, default=3)
     a = ap.parse_args()
     ideal = (a.records * a.latency + a.records * a.rate_429 * a.retry_after) / a.concurrency

@@ -43,6 +43,30 @@ def stats(url: str) -> dict:
         return json.loads(r.read())
 
 
+def server_arguments(doc: str | None) -> argparse.ArgumentParser:
+    """The options of a benchmark against the local OpenAI-compatible server (judge, chat)."""
+    ap = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
+    ap.add_argument("--records", type=int, default=1000)
+    ap.add_argument("--latency", type=float, default=0.2)
+    ap.add_argument("--rate-429", type=float, default=0.1)
+    ap.add_argument("--retry-after", type=float, default=1.0)
+    ap.add_argument("--concurrency", type=int, default=16)
+    return ap
+
+
+def run_evalrun(project: Path) -> tuple[float, dict]:
+    """``evalrun run eval.yaml --json`` in ``project`` (a fresh process, as a user runs it):
+    (wall seconds, the summary)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    t0 = time.perf_counter()
+    r = subprocess.run([sys.executable, "-m", "evalrun", "run", "eval.yaml", "--output-dir", str(project / "home"),
+                        "--json", "--quiet"], cwd=project, env=env, capture_output=True, text=True)
+    took = time.perf_counter() - t0
+    if r.returncode != 0:
+        raise SystemExit(f"evalrun run failed ({r.returncode}): {r.stderr[-2000:]}")
+    return took, json.loads(r.stdout)
+
+
 def bench_scorer(url: str, n: int, concurrency: int) -> tuple[float, dict]:
     from evalrun.records import Record
     from evalrun.scoring.base import ScorerContext
@@ -93,27 +117,14 @@ def bench_cli(url: str, n: int, concurrency: int) -> tuple[float, dict]:
         (p / "data.jsonl").write_text("".join(json.dumps({"id": f"c{i}", "input": f"cli question {i}?"}) + "\n"
                                               for i in range(n)))
         (p / "eval.yaml").write_text(EVAL.format(url=url, concurrency=concurrency))
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
-        t0 = time.perf_counter()
-        r = subprocess.run([sys.executable, "-m", "evalrun", "run", "eval.yaml", "--output-dir", str(p / "home"),
-                            "--json", "--quiet"], cwd=p, env=env, capture_output=True, text=True)
-        took = time.perf_counter() - t0
-        if r.returncode != 0:
-            raise SystemExit(f"evalrun run failed ({r.returncode}): {r.stderr[-2000:]}")
-        summary = json.loads(r.stdout)
+        took, summary = run_evalrun(p)
         judge = summary["scorers"]["judge"]
         assert judge["n"] == n and judge["errors"] == 0, judge
         return took, judge
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--records", type=int, default=1000)
-    ap.add_argument("--latency", type=float, default=0.2)
-    ap.add_argument("--rate-429", type=float, default=0.1)
-    ap.add_argument("--retry-after", type=float, default=1.0)
-    ap.add_argument("--concurrency", type=int, default=16)
-    a = ap.parse_args()
+    a = server_arguments(__doc__).parse_args()
     ideal_nominal = (a.records * a.latency + a.records * a.rate_429 * a.retry_after) / a.concurrency
     print(f"judge benchmark: {a.records} records, latency {a.latency * 1000:.0f} ms, "
           f"{a.rate_429:.0%} 429s with Retry-After {a.retry_after:g}s, concurrency {a.concurrency}")
