@@ -105,6 +105,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture
+def server():
+    """A local OpenAI-compatible server (tests/openai_server.py) for the judge and chat tests;
+    a test module may define its own ``server`` instead."""
+    from tests.openai_server import OpenAIServer
+
+    with OpenAIServer() as srv:
+        yield srv
+
+
+@pytest.fixture
 def cli():
     """The CLI in this process (see :func:`invoke_cli`)."""
     return invoke_cli

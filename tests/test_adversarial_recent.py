@@ -21,7 +21,6 @@ import pytest
 import evalrun
 from evalrun.errors import UsageError
 from tests.langfuse_server import FakeLangfuse, prompts_of
-from tests.openai_server import OpenAIServer
 
 # --- the project every case starts from -------------------------------------------------------
 
@@ -95,12 +94,6 @@ def assert_usage_error(r, where: str | None = None) -> None:
     assert "Traceback" not in r.stderr + r.stdout
     if where is not None:
         assert re.search(where, lines[0]), lines[0]
-
-
-@pytest.fixture
-def server():
-    with OpenAIServer() as srv:
-        yield srv
 
 
 @pytest.fixture

@@ -26,12 +26,6 @@ REGRESSED = {"australia", "turkey", "canada"}
 
 
 @pytest.fixture
-def server():
-    with OpenAIServer() as srv:
-        yield srv
-
-
-@pytest.fixture
 def fake():
     with FakeLangfuse() as lf:
         store = prompts_of(lf)

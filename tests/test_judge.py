@@ -48,12 +48,6 @@ def score(judge: LLMJudge, records: list[Record], setup: bool = True) -> list[Sc
     return asyncio.run(go())
 
 
-@pytest.fixture
-def server():
-    with OpenAIServer() as srv:
-        yield srv
-
-
 # --- grading ------------------------------------------------------------------------------
 
 def test_choices_rubric_grades_each_record_and_keeps_reasoning(server, tmp_path):
