@@ -336,26 +336,12 @@ def judge_group(group: Group, plan: GroupPlan) -> GroupVerdict:
 def write_group_reports(gv: GroupVerdict, specs: list[ReportSpec], group: Group, *, console: bool = True,
                         out: Any = None) -> None:
     """As :func:`evalrun.report.write_reports`, for the variant matrix (files in the group folder)."""
-    from evalrun.report import matrix
+    from evalrun.report import matrix, write_files
 
     out = out or sys.stdout
     if console:
         matrix.print_console(gv, out)
-    for spec in specs:
-        if spec.format == "console" and spec.path in (None, "-"):
-            continue
-        text = matrix.render(gv, spec.format)
-        if spec.path == "-":
-            out.write(text)
-            out.flush()
-            continue
-        path = Path(spec.path) if spec.path else group.path / DEFAULT_FILES[spec.format]
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_text_atomic(path, text)
-        except OSError as e:
-            raise UsageError(f"cannot write the {spec.format} report: {e.strerror}", str(path)) from None
-        gv.written.append((spec.format, str(path)))
+    write_files(specs, lambda fmt: matrix.render(gv, fmt), group.path, gv.written, out)
 
 
 # ----------------------------------------------------------------------------- GitHub, Langfuse, merge

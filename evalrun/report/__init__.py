@@ -5,6 +5,7 @@ the reports a run asked for (``--report FORMAT[:PATH]``)."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -46,28 +47,36 @@ def write_reports(verdict: Verdict, specs: list[ReportSpec], run_dir: RunDir, *,
                   out: TextIO | None = None) -> None:
     """Write each report; the console one always goes to ``out`` unless ``console`` is False
     (--quiet, --json), and to a file as well when a ``console:PATH`` asks for it."""
-    from evalrun.store import write_text_atomic
-
     out = out or sys.stdout
     if console:
         from evalrun.report.console import print_console
 
         print_console(verdict, out)
+    write_files(specs, lambda fmt: render(verdict, fmt), run_dir.path, verdict.written, out)
+
+
+def write_files(specs: list[ReportSpec], rendered: Callable[[str], str], folder: Path,
+                written: list[tuple[str, str]], out: TextIO) -> None:
+    """Each report of ``specs`` but the console's own: to its path, ``-`` (``out``), or its
+    default file in ``folder``; ``(format, path)`` of each file written appended to ``written``.
+    Shared by a run's reports and a variant group's matrix."""
+    from evalrun.store import write_text_atomic
+
     for spec in specs:
         if spec.format == "console" and spec.path in (None, "-"):
             continue
-        text = render(verdict, spec.format)
+        text = rendered(spec.format)
         if spec.path == "-":
             out.write(text)
             out.flush()
             continue
-        path = Path(spec.path) if spec.path else run_dir.path / DEFAULT_FILES[spec.format]
+        path = Path(spec.path) if spec.path else folder / DEFAULT_FILES[spec.format]
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             write_text_atomic(path, text)  # a symlink planted at the path is replaced, not followed
         except OSError as e:
             raise UsageError(f"cannot write the {spec.format} report: {e.strerror}", str(path)) from None
-        verdict.written.append((spec.format, str(path)))
+        written.append((spec.format, str(path)))
 
 
 def render(verdict: Verdict, fmt: str) -> str:
