@@ -20,6 +20,7 @@ Units and rules:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import defaultdict
 from collections.abc import Mapping
@@ -131,9 +132,18 @@ class Paired:
 
     stat: str
     diff: stats.PairedDifference
-    mde: float  # the drop a `>= baseline` gate (default policy) catches 80% of the time here
-    mde_basis: str  # "paired": this set's spread / discordance; "drop": nothing changed, so
-    #                 the discordance the drop itself brings; "none": no basis (n/a)
+
+    @functools.cached_property
+    def mde(self) -> float:
+        """The drop a ``>= baseline`` gate (default policy) catches 80% of the time here.
+        Computed when asked (a bisection over exact sums: slices, for one, never ask)."""
+        return stats.detectable_drop(self.diff, 0.0, "significant")
+
+    @property
+    def mde_basis(self) -> str:
+        """"paired": this set's spread / discordance; "drop": nothing changed, so the
+        discordance the drop itself brings; "none": no basis (n/a)."""
+        return "none" if math.isnan(self.mde) else ("drop" if self.diff.discordant == 0 else "paired")
 
     def to_dict(self) -> dict[str, Any]:
         d = self.diff
@@ -160,10 +170,7 @@ def paired_stat(cand: dict[str, Side], base: dict[str, Side], stat: str, *, bina
             c.append(cv)
             b.append(bv)
     labels = [clusters.get(i, ("item", i)) for i in ids] if clusters is not None else None
-    d = stats.paired_difference(c, b, binary=binary, clusters=labels)
-    mde = stats.detectable_drop(d, 0.0, "significant")
-    basis = "none" if math.isnan(mde) else ("drop" if d.discordant == 0 else "paired")
-    return Paired(stat, d, mde, basis)
+    return Paired(stat, stats.paired_difference(c, b, binary=binary, clusters=labels))
 
 
 @dataclass
