@@ -105,15 +105,13 @@ class Prompt:
         """Parse every template now, so a syntax error stops the run before any call."""
         if self.syntax == "langfuse":
             return [m["content"] for m in self.messages]
-        from jinja2 import TemplateSyntaxError
-
-        env = _jinja_env()
+        env = jinja_env()
         out = []
         for i, m in enumerate(self.messages):
             try:
-                out.append(env.from_string(m["content"]))
-            except TemplateSyntaxError as e:
-                raise self._error(i, f"template error: {e.message}", e.lineno) from None
+                out.append(compile_template(env, m["content"])[0])
+            except TemplateIssue as e:
+                raise self._error(i, f"template error: {e.message}", e.line) from None
         return out
 
     def render(self, compiled: list[Any], item: Item) -> list[dict[str, str]]:
@@ -170,12 +168,50 @@ def _compile_langfuse(text: str, ctx: dict[str, Any], missing: Any) -> str:
     return _LANGFUSE_VAR.sub(sub, text)
 
 
-def _jinja_env() -> Any:
+class TemplateIssue(Exception):
+    """Why a template cannot run, found before any call: ``message`` names what (with the
+    template's own wording), ``line`` is the line within the template."""
+
+    def __init__(self, message: str, line: int, kind: str) -> None:
+        super().__init__(message)
+        self.message, self.line, self.kind = message, line, kind  # syntax | unknown | error | unavailable
+
+
+def compile_template(env: Any, text: str) -> tuple[Any, Any]:
+    """``(template, ast)`` of ``text`` in ``env``, or :class:`TemplateIssue` for what would fail
+    only when it runs (on some items, in some branch): a syntax error, a filter or test Jinja2
+    does not know, what its code generation refuses (a macro naming an argument twice), or an
+    include / extends / import (a template here is one text, with nothing to load)."""
+    from jinja2 import TemplateSyntaxError, nodes
+
+    try:
+        ast = env.parse(text)
+    except TemplateSyntaxError as e:
+        raise TemplateIssue(e.message or "syntax error", e.lineno or 1, "syntax") from None
+    for node in ast.find_all((nodes.Filter, nodes.Test)):
+        known = env.filters if isinstance(node, nodes.Filter) else env.tests
+        if node.name not in known:
+            what = "filter" if isinstance(node, nodes.Filter) else "test"
+            raise TemplateIssue(f"unknown {what} '{node.name}'", node.lineno, "unknown")
+    try:  # compiles the template: TemplateAssertionError and the like surface here
+        template = env.from_string(text)
+    except TemplateSyntaxError as e:
+        raise TemplateIssue(e.message or "template error", e.lineno or 1, "error") from None
+    except SyntaxError as e:  # Jinja2 made Python it cannot compile (a macro naming an argument twice)
+        raise TemplateIssue(e.msg, 1, "error") from None
+    for stmt in ast.find_all((nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)):
+        raise TemplateIssue(f"'{type(stmt).__name__.lower()}' is not available", stmt.lineno, "unavailable")
+    return template, ast
+
+
+def jinja_env(finalize: Any = None) -> Any:
+    """The sandboxed environment every template (chat prompts, judge rubrics) renders in."""
     from jinja2 import StrictUndefined
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
     # StrictUndefined: a missing field is an error, not an empty string sent to a paid model
-    return ImmutableSandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False)
+    return ImmutableSandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False,
+                                         finalize=finalize)
 
 
 def _template_line(e: Exception) -> int | None:

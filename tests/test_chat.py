@@ -464,3 +464,17 @@ def test_numeric_params_from_the_environment_are_sent_as_numbers(tmp_path, serve
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
     assert "eval.yaml:" in bad.stderr and "temperature must be a finite number" in bad.stderr
     assert server.state.requests == calls
+
+
+@pytest.mark.parametrize(("content", "needle"), [
+    ("{% macro m(a, a) %}{% endmacro %}{{ input.country }}", "template error"),
+    ("{{ input.country | shout }}", "unknown filter 'shout'"),
+    ("{% if input.country is polite %}x{% endif %}", "unknown test 'polite'"),
+    ("{% include 'other.txt' %}", "'include' is not available"),
+])
+def test_a_chat_template_that_would_fail_only_when_run_is_refused_before_any_call(tmp_path, server, content, needle):
+    """The chat prompt's templates go through the same checks as a judge rubric's."""
+    write_suite(tmp_path, chat(server, model="gpt-4o-mini", messages=[{"role": "user", "content": content}]))
+    r = cli("run", "eval.yaml", cwd=tmp_path)
+    _one_line_exit_2(r, "eval.yaml:", needle)
+    assert server.state.requests == 0

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from evalrun import _json
 from evalrun._yaml import Located, load_located, read_text
 from evalrun.errors import UsageError
+from evalrun.prompts import TemplateIssue, compile_template, jinja_env
 
 if TYPE_CHECKING:
     import jinja2
@@ -156,17 +157,14 @@ def resolve_rubric_path(ref: str, base_dir: Path) -> Path | None:
 
 
 def _environment() -> jinja2.Environment:
-    from jinja2 import StrictUndefined
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
-
     def finalize(value: Any) -> Any:
         # a structured input or output prints as JSON, which a judge model reads better than repr
         if isinstance(value, dict | list | tuple):
             return _json.json_pretty(value).rstrip("\n")
         return value
 
-    return ImmutableSandboxedEnvironment(undefined=StrictUndefined, finalize=finalize, autoescape=False,
-                                         keep_trailing_newline=True)
+    env: jinja2.Environment = jinja_env(finalize)
+    return env
 
 
 def _first_line(located: Located, key: str, source: list[str]) -> int:
@@ -183,33 +181,17 @@ def _first_line(located: Located, key: str, source: list[str]) -> int:
 
 def _compile(env: jinja2.Environment, located: Located, source: list[str], key: str, text: str,
              allowed: frozenset[str]) -> jinja2.Template:
-    from jinja2 import TemplateSyntaxError, meta, nodes
+    from jinja2 import meta, nodes
 
     first = _first_line(located, key, source)
     try:
-        ast = env.parse(text)
-    except TemplateSyntaxError as e:
-        raise UsageError(f"template syntax error in '{key}': {e.message}", located.file,
-                         first + (e.lineno or 1) - 1) from None
-    # a filter or test Jinja2 does not know fails only where it runs (inside an {% if %}, on
-    # some items): name it now, before any call
-    for node in ast.find_all((nodes.Filter, nodes.Test)):
-        known = env.filters if isinstance(node, nodes.Filter) else env.tests
-        if node.name not in known:
-            what = "filter" if isinstance(node, nodes.Filter) else "test"
-            raise UsageError(f"unknown {what} '{node.name}' in '{key}'", located.file, first + node.lineno - 1)
-    try:  # compiles the template: TemplateAssertionError and the like surface here
-        template = env.from_string(text)
-        unknown = meta.find_undeclared_variables(ast) - allowed - set(env.globals)
-    except TemplateSyntaxError as e:
-        raise UsageError(f"template error in '{key}': {e.message}", located.file,
-                         first + (e.lineno or 1) - 1) from None
-    except SyntaxError as e:  # Jinja2 made Python it cannot compile (a macro naming an argument twice)
-        raise UsageError(f"template error in '{key}': {e.msg}", located.file, first) from None
-    # a rubric is one template: there is nothing to extend, include or import (fails on every item)
-    for stmt in ast.find_all((nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)):
-        raise UsageError(f"'{type(stmt).__name__.lower()}' is not available in '{key}' (a rubric is one template)",
-                         located.file, first + stmt.lineno - 1)
+        template, ast = compile_template(env, text)
+    except TemplateIssue as e:
+        message = {"syntax": f"template syntax error in '{key}': {e.message}",
+                   "error": f"template error in '{key}': {e.message}",
+                   "unavailable": f"{e.message} in '{key}' (a rubric is one template)"}.get(e.kind, f"{e.message} in '{key}'")
+        raise UsageError(message, located.file, first + e.line - 1) from None
+    unknown = meta.find_undeclared_variables(ast) - allowed - set(env.globals)
     if unknown:
         name = sorted(unknown)[0]
         line = next((n.lineno for n in ast.find_all(nodes.Name) if n.name == name), 1)
