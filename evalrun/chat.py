@@ -97,9 +97,6 @@ class ChatTarget(Target):
         self.client = ChatClient(self.cfg.base_url, self.api_key, timeout=self.timeout, retries=0,
                                  concurrency=self.concurrency, label="chat", secrets=self.secrets.values)
 
-    async def call(self, input: Any) -> Call:
-        return await self.call_item(Item(id="", input=input))
-
     async def call_item(self, item: Item) -> Call:
         from evalrun.openai_client import ChatCallError, MalformedResponse
 

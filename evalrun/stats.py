@@ -365,11 +365,6 @@ class PairedDifference:
     def has_interval(self) -> bool:
         return not (math.isnan(self.lo) or math.isnan(self.hi))
 
-    @property
-    def units(self) -> int:
-        """Independent units behind the interval: clusters when clustered, else items."""
-        return self.clusters if self.clusters is not None else self.n
-
 
 def paired_difference(candidate: ArrayLike, baseline: ArrayLike, *, binary: bool = False,
                       clusters: Sequence[object] | None = None) -> PairedDifference:

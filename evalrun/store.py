@@ -32,7 +32,7 @@ from typing import Any, cast
 
 from evalrun import _json
 from evalrun.errors import UsageError
-from evalrun.records import Record
+from evalrun.records import Record, scrub_text
 from evalrun.runs import Manifest, Summary
 
 MANIFEST = "manifest.json"
@@ -64,7 +64,7 @@ def write_text_atomic(path: Path, text: str) -> None:
     temporary file is created new (O_EXCL, O_NOFOLLOW): a symlink or file planted under its
     name is never followed or overwritten, and the rename replaces a symlink at ``path``
     itself, never the file it points to."""
-    text, _ = _scrub_any(text)
+    text, _ = scrub_text(text)
     tmp = path.with_name(f"{path.name}.tmp{os.getpid()}-{secrets.token_hex(4)}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o644)
     try:
@@ -77,12 +77,6 @@ def write_text_atomic(path: Path, text: str) -> None:
         except OSError:
             pass
         raise
-
-
-def _scrub_any(text: str) -> tuple[str, bool]:
-    from evalrun.records import scrub_text
-
-    return scrub_text(text)
 
 
 def open_append(path: Path) -> int:

@@ -28,7 +28,7 @@ from evalrun._retry import retry_after
 from evalrun._secrets import Secrets, env_values
 from evalrun._user_modules import import_user_module
 from evalrun.errors import RetryableError, UsageError
-from evalrun.records import Item
+from evalrun.records import Item, scrub_text
 
 
 @dataclass(slots=True)
@@ -61,8 +61,6 @@ def _check_json(value: Any) -> None:
     try:
         _json.dumps_strict(value)
     except TypeError as e:
-        from evalrun.records import scrub_text
-
         # text UTF-8 cannot hold (lone surrogates) is repaired and flagged when the record is
         # written; only a value JSON cannot hold at all fails the call
         fixed, changed = scrub_text(value)

@@ -88,19 +88,6 @@ class TraceContext:
         """The carrier as environment variables (the OTel convention for processes)."""
         return {k.upper(): v for k, v in self.carrier().items()}
 
-    def run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """``fn(*args)`` with the current record's context attached (in this thread)."""
-        ctx = self.otel_context()
-        if ctx is None:
-            return fn(*args)
-        from opentelemetry import context
-
-        token = context.attach(ctx)
-        try:
-            return fn(*args)
-        finally:
-            context.detach(token)
-
     async def arun(self, fn: Callable[..., Any], *args: Any) -> Any:
         """``await fn(*args)`` with the current record's context attached (in this task)."""
         ctx = self.otel_context()
