@@ -43,8 +43,11 @@ class PostRun:
     slices: list[str] = field(default_factory=list)  # slice keys: the eval file's and --slice
     cluster: str | None = None  # the eval file's `cluster:` metadata key
 
-    def judge(self, run_dir: RunDir, summary: Summary | None = None, status: str | None = None) -> Verdict:
-        """Compare the run with the baseline and judge the gates (no output)."""
+    def judge(self, run_dir: RunDir, summary: Summary | None = None, status: str | None = None, *,
+              context: bool = True) -> Verdict:
+        """Compare the run with the baseline and judge the gates (no output); with ``context``
+        also its slices and its history (what a run's own reports show: a variant group's
+        matrix shows neither, and reads no history for them)."""
         manifest = run_dir.read_manifest()
         summary = summary if summary is not None else run_dir.read_summary()
         records = run_dir.records()
@@ -59,15 +62,18 @@ class PostRun:
             baseline_metrics=(bl.metrics or run_metrics(bl.records, bl.summary)) if bl is not None else None,
             cluster=self.cluster,
         )
-        from evalrun import history
-        from evalrun.slices import slice_report
+        verdict = Verdict(cmp, evaluate(self.gates, cmp, self.policy), self.policy,
+                          status or (summary or {}).get("status") or manifest.get("status") or "finished",
+                          notes=list(self.notes))
+        if context:
+            from evalrun import history
+            from evalrun.slices import slice_report
 
-        home = run_dir.path.parent.parent if run_dir.path.parent.name == "runs" else None
-        return Verdict(cmp, evaluate(self.gates, cmp, self.policy), self.policy,
-                       status or (summary or {}).get("status") or manifest.get("status") or "finished",
-                       notes=list(self.notes), slices=slice_report(cmp, self.slices),
-                       history=history.collect(manifest.get("eval"), home, current=run_dir, baseline=bl)
-                       if home is not None else history.chain(run_dir, bl))
+            home = run_dir.path.parent.parent if run_dir.path.parent.name == "runs" else None
+            verdict.slices = slice_report(cmp, self.slices)
+            verdict.history = (history.collect(manifest.get("eval"), home, current=run_dir, baseline=bl)
+                               if home is not None else history.chain(run_dir, bl))
+        return verdict
 
     def finish(self, run_dir: RunDir, summary: Summary | None = None, *, status: str | None = None,
                console: bool = True, out: TextIO | None = None) -> Verdict:

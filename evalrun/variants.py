@@ -316,11 +316,11 @@ def judge_group(group: Group, plan: GroupPlan) -> GroupVerdict:
         policy = post.policy
         summary = rd.read_summary()
         vs_ref = dataclasses.replace(post, baseline=None if n == plan.reference else ref_bl, reports=[], notes=[])
-        paired = vs_ref.judge(rd, summary, statuses[n])
+        paired = vs_ref.judge(rd, summary, statuses[n], context=False)
         gate_verdict = paired
         if post.baseline is not None:
             gate_baseline = post.baseline.info()
-            gate_verdict = post.judge(rd, summary, statuses[n])
+            gate_verdict = post.judge(rd, summary, statuses[n], context=False)
         results.append(VariantResult(n, rd, statuses[n], paired, gate_verdict, n in plan.gated,
                                      (group.doc.get("overrides") or {}).get(n) or {}))
     notes = list(plan.notes)

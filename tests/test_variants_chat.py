@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from tests.test_chat import REGRESSED, chat, cli, fake, records, server, write_suite  # noqa: F401 (fixtures)
+from tests.test_chat import REGRESSED, chat, cli, fake, records, write_suite  # noqa: F401 (fixture: fake; server is conftest's)
 
 
 def test_two_prompt_versions_as_variants_with_a_set_for_both(tmp_path, server, fake):  # noqa: F811
