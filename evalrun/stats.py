@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import numpy as np
@@ -376,28 +376,27 @@ def paired_difference(candidate: ArrayLike, baseline: ArrayLike, *, binary: bool
     which keeps it from collapsing when few items change); otherwise the paired t. ``clusters``:
     one label per item; the SE becomes cluster-robust with G - 1 df.
     """
-    import numpy as np
-
-    c = np.asarray(candidate, dtype=float)
-    b = np.asarray(baseline, dtype=float)
-    if c.shape != b.shape:
+    # plain floats: a few list passes, and no numpy import on a run's path
+    c = [float(x) for x in candidate]
+    b = [float(x) for x in baseline]
+    if len(c) != len(b):
         raise ValueError("paired arrays differ in length")
-    n = int(c.size)
+    n = len(c)
     nan = math.nan
     if n == 0:
         return PairedDifference(0, nan, nan, nan, nan, nan, nan, nan, note="no paired items")
     if clusters is not None and len(clusters) != n:
         raise ValueError("one cluster label per item")
-    d = c - b
+    d = [x - y for x, y in zip(c, b, strict=True)]
     # sums over sorted values: the same items in any order give bit-identical numbers
-    mean_d = math.fsum(np.sort(d).tolist()) / n
-    cm, bm = math.fsum(np.sort(c).tolist()) / n, math.fsum(np.sort(b).tolist()) / n
-    sd = float(d.std(ddof=1)) if n > 1 else nan
-    disc = float(np.count_nonzero(d)) / n
+    mean_d = math.fsum(sorted(d)) / n
+    cm, bm = math.fsum(sorted(c)) / n, math.fsum(sorted(b)) / n
+    sd = math.sqrt(math.fsum(sorted((x - mean_d) ** 2 for x in d)) / (n - 1)) if n > 1 else nan
+    disc = sum(1 for x in d if x != 0) / n
     if binary:
         return _paired_binary(d, n, cm, bm, mean_d, sd, disc, clusters)
     if clusters is not None:
-        se, g = _cluster_se((d - mean_d).tolist(), clusters)
+        se, g = _cluster_se([x - mean_d for x in d], clusters)
         df, method = float(g - 1), "cluster-t"
     else:
         se, g = (sd / math.sqrt(n) if n > 1 else nan), None
@@ -409,7 +408,7 @@ def paired_difference(candidate: ArrayLike, baseline: ArrayLike, *, binary: bool
     if not df >= 1 or math.isnan(se):
         return result(nan, nan, nan,
                       note=f"too few {'clusters' if clusters is not None else 'items'} for an interval")
-    noise = _noise(c.tolist() + b.tolist())
+    noise = _noise(c + b)
     if se <= noise:
         same = abs(mean_d) <= noise
         note = "no item changed" if same else "every item changed by exactly the same amount: no spread, so no test"
@@ -435,9 +434,8 @@ def agresti_min(worse: int, better: int, n: int) -> tuple[float, float, float, f
     return centre, se, max(-1.0, centre - Z975 * se), min(1.0, centre + Z975 * se)
 
 
-def _paired_binary(d: Any, n: int, cm: float, bm: float, mean_d: float, sd: float, disc: float,
+def _paired_binary(dl: list[float], n: int, cm: float, bm: float, mean_d: float, sd: float, disc: float,
                    clusters: Sequence[object] | None) -> PairedDifference:
-    dl = d.tolist()
     plain = clusters is None and all(x in (-1.0, 0.0, 1.0) for x in dl)
     big_n = n + 2.0
     centre = math.fsum(sorted(dl)) / big_n  # the pseudo-counts add +0.5 - 0.5 + 0 = 0
