@@ -169,11 +169,7 @@ class RunDir:
         yield from iter_results_file(self.results_path)
 
     def records(self) -> list[Record]:
-        latest: dict[tuple[str, int], Record] = {}
-        with gc_paused():
-            for r in self.iter_records():
-                latest[r.key] = r
-        return list(latest.values())
+        return _latest(self.results_path, strict=True)
 
     @property
     def pending_path(self) -> Path:
@@ -181,11 +177,16 @@ class RunDir:
 
     def pending(self) -> list[Record]:
         """Finished-but-unscored target calls from the journal (own file: bad lines skipped)."""
-        latest: dict[tuple[str, int], Record] = {}
-        with gc_paused():
-            for r in iter_results_file(self.pending_path, strict=False):
-                latest[r.key] = r
-        return list(latest.values())
+        return _latest(self.pending_path, strict=False)
+
+
+def _latest(path: Path, *, strict: bool) -> list[Record]:
+    """The records of a results file, the last version of each (item, trial)."""
+    latest: dict[tuple[str, int], Record] = {}
+    with gc_paused():
+        for r in iter_results_file(path, strict=strict):
+            latest[r.key] = r
+    return list(latest.values())
 
 
 @contextlib.contextmanager

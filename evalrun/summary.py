@@ -95,15 +95,20 @@ class SummaryBuilder:
         self.scorers = {n: _ScorerAcc() for n in scorer_names}
         self.cluster = cluster
         self.clusters: dict[str, object] = {}
-        self.records = 0
         self.items: set[str] = set()
-        self.errors = 0
         self.error_types: Counter[str] = Counter()
         self.metrics = MetricsBuilder()  # errors, latency and cost: the run-level metrics
         self.usage: defaultdict[str, float] = defaultdict(float)
 
+    @property
+    def records(self) -> int:
+        return self.metrics.records
+
+    @property
+    def errors(self) -> int:
+        return self.metrics.errors
+
     def add(self, rec: Record) -> None:
-        self.records += 1
         self.items.add(rec.item_id)
         if self.cluster:
             self.clusters[rec.item_id] = cluster_label(rec.metadata, self.cluster, rec.item_id)
@@ -113,7 +118,6 @@ class SummaryBuilder:
                 if isinstance(v, int | float) and not isinstance(v, bool):
                     self.usage[k] += v
         if rec.error:
-            self.errors += 1
             self.error_types[rec.error.get("type", "Error")] += 1
             return
         item_id = rec.item_id
