@@ -562,15 +562,18 @@ def resolve_context(client: Client, run_dir: RunDir, manifest: Manifest,
 
 
 def freeze_context(run_dir: RunDir, manifest: Manifest, state: PushState, *, budget: float | None = 10.0,
-                   overrides: dict[str, Any] | None = None, creds: Credentials | None = None) -> Context:
+                   overrides: dict[str, Any] | None = None, client: Client | None = None) -> Context:
     """Resolve the experiment (a Langfuse call when the run links a dataset) and keep it in the
-    state, so every later push and the live trace context use the same ids."""
+    state, so every later push and the live trace context use the same ids. ``client``: the
+    push's own (else one is opened for this, with ``budget``)."""
     if state.settings is None:
         state.settings = run_settings(manifest)
-    creds = creds or credentials()
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
-    with Client(creds, budget=budget, connect_attempts=2) as client:
+    if client is not None:
         ctx = resolve_context(client, run_dir, manifest, {**state.settings, **given})
+    else:
+        with Client(credentials(), budget=budget, connect_attempts=2) as own:
+            ctx = resolve_context(own, run_dir, manifest, {**state.settings, **given})
     ctx.score_types = declared_score_types(manifest)
     ctx.repeat = int((manifest.get("planned") or {}).get("repeat") or 1)
     state.context = ctx.to_dict()
@@ -636,13 +639,15 @@ def _batches(units: list[tuple[str, Any, int]], count: int, max_bytes: int) -> I
 
 
 class _Pusher:
-    def __init__(self, client: Client, run_dir: RunDir, state: PushState, public_key: str) -> None:
+    def __init__(self, client: Client, run_dir: RunDir, state: PushState) -> None:
         self.client = client
         self.run_dir = run_dir
         self.state = state
         self.resource = {"service.name": "evalrun", "service.version": __version__,
                          "telemetry.sdk.language": "python"}
-        self.scope = (wire.SCOPE_NAME, wire.sdk_headers(public_key)[wire.HEADER_SDK_VERSION], {"public_key": public_key})
+        # the client's headers already name the SDK version (read once from the package metadata)
+        self.scope = (wire.SCOPE_NAME, client.sdk_headers[wire.HEADER_SDK_VERSION],
+                      {"public_key": client.creds.public_key})
 
     def send_traces(self, units: list[tuple[str, list[Any], int]]) -> None:
         for batch in _batches(units, TRACE_BATCH, TRACE_BATCH_BYTES):
@@ -738,14 +743,13 @@ def push_run(run_dir: RunDir, *, overrides: dict[str, Any] | None = None, budget
             if state.context:
                 ctx = Context(**state.context)
             else:
-                ctx = freeze_context(run_dir, manifest, state, overrides=overrides, creds=creds,
-                                     budget=client.remaining())
+                ctx = freeze_context(run_dir, manifest, state, overrides=overrides, client=client)
             if ctx.dataset_id and not ctx.items_checked:
                 _check_linked_items(client, ctx, {r.item_id for r in records}, manifest)
                 ctx.items_checked = True
                 state.context = ctx.to_dict()
                 state.save(run_dir)
-            pusher = _Pusher(client, run_dir, state, creds.public_key)
+            pusher = _Pusher(client, run_dir, state)
             units = []
             with client.paused():  # building spans is not Langfuse's time: the budget is for the network
                 groups: dict[str, list[Record]] = {}
