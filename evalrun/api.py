@@ -119,11 +119,10 @@ def run(config: str | Path | LoadedConfig | None = None, *, concurrency: int | N
 
 def _read_dataset(loaded: LoadedConfig, opts: RunOptions) -> Dataset:
     """The run's dataset, read (fetched) once: the checks before the run and the engine share it."""
-    from evalrun.datasets import Dataset, load_dataset
+    from evalrun.datasets import load_dataset
 
     if opts.dataset is None:
-        ds = loaded.config.dataset
-        opts.dataset = ds if isinstance(ds, Dataset) else load_dataset(ds, loaded.base_dir)
+        opts.dataset = load_dataset(loaded.config.dataset, loaded.base_dir)
     return opts.dataset
 
 

@@ -59,8 +59,11 @@ def source_of(ref: str) -> Callable[[str], Dataset] | None:
     return _SOURCES.get(scheme)
 
 
-def load_dataset(ref: str, base_dir: Path) -> Dataset:
-    """Load ``ref`` (a path relative to ``base_dir``, or a registered source's ``scheme://...``)."""
+def load_dataset(ref: str | Dataset, base_dir: Path) -> Dataset:
+    """Load ``ref`` (a path relative to ``base_dir``, or a registered source's ``scheme://...``;
+    a :class:`Dataset` given in its place, by a library caller, is that dataset)."""
+    if isinstance(ref, Dataset):
+        return ref
     source = source_of(ref)
     if source is not None:
         return source(ref)

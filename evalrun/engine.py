@@ -218,8 +218,7 @@ async def prepare(opts: RunOptions) -> Plan:
     cfg = loaded.config
     home = opts.home or default_home()
     check_home(home)
-    dataset = opts.dataset or (cfg.dataset if isinstance(cfg.dataset, Dataset)
-                               else load_dataset(cfg.dataset, loaded.base_dir))
+    dataset = opts.dataset or load_dataset(cfg.dataset, loaded.base_dir)
     items = select_items(dataset.items, parse_filters(opts.filters), opts.limit, opts.sample, opts.seed)
     if not items:
         raise UsageError("no items left to run after --filter/--limit/--sample")

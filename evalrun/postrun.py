@@ -133,7 +133,7 @@ def prepare(loaded: LoadedConfig, *, baseline_ref: str | None = None, reports: l
     specs = parse_report_specs(reports)
     gates = parse_gates(cfg.gates, scorers=scorers, repeat=repeat or cfg.repeat,
                         locate=lambda msg, i: loaded.error(msg, "gates", i))
-    if any(g.slice_key for g in gates) and (dataset is not None or not cfg.dataset.startswith("langfuse://")):
+    if any(g.slice_key for g in gates) and (dataset is not None or not str(cfg.dataset).startswith("langfuse://")):
         from evalrun.datasets import load_dataset
 
         ds = dataset() if dataset is not None else load_dataset(cfg.dataset, loaded.base_dir)

@@ -20,8 +20,10 @@ from __future__ import annotations
 import asyncio
 import copy
 import dataclasses
+import functools
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,6 +124,9 @@ class GroupPlan:
     posts: dict[str, PostRun]
     reports: list[ReportSpec]
     notes: list[str] = field(default_factory=list)
+    #: the group's dataset, read once when first asked (the gates' check, then every variant's
+    #: run); None: read when the group runs (a resumed group)
+    dataset: Callable[[], Dataset] | None = None
 
 
 def _select(base: LoadedConfig, asked: list[str] | None) -> tuple[list[str], str, list[str]]:
@@ -158,14 +163,16 @@ def plan_group(base: LoadedConfig, asked: list[str] | None, *, home: Path | None
     for lv in loaded.values():
         if lv.config.target.kind == "python":
             build_target(lv, 1)  # an unimportable target fails here, before any variant runs
-    posts = {n: prepare(lv, baseline_ref=baseline_ref, home=home, repeat=repeat, slices=slices)
+    # variants cannot override the dataset: one read serves the slice gates' check and every run
+    dataset = functools.cache(lambda: load_dataset(base.config.dataset, base.base_dir))
+    posts = {n: prepare(lv, baseline_ref=baseline_ref, home=home, repeat=repeat, slices=slices, dataset=dataset)
              for n, lv in loaded.items()}
     if shard:
         # as for one run: a slice's gates mean little; `evalrun merge` judges the whole group
         for p in posts.values():
             p.gates = []
         notes.append("gates are judged on the merged group (evalrun merge), not on a shard")
-    return GroupPlan(str(base.path), names, ref, gated, loaded, posts, parse_report_specs(reports), notes)
+    return GroupPlan(str(base.path), names, ref, gated, loaded, posts, parse_report_specs(reports), notes, dataset)
 
 
 def plan_from_group(group: Group, *, baseline_ref: str | None = None, reports: list[str] | None = None,
@@ -230,9 +237,10 @@ async def run_group(group: Group, plan: GroupPlan, opts: RunOptions) -> dict[str
         if started and rd.read_manifest().get("status") == "finished":
             done[n] = RunOutcome(rd, rd.read_summary() or {}, "finished")
             continue
-        if dataset is None and not isinstance(base_cfg.dataset, Dataset):
+        if dataset is None:
             try:
-                dataset = load_dataset(base_cfg.dataset, plan.loaded[n].base_dir)
+                dataset = plan.dataset() if plan.dataset is not None else load_dataset(
+                    base_cfg.dataset, plan.loaded[n].base_dir)
             except BaseException:
                 # as when a variant's own run fails: the group is saved as failed, not left running
                 _save_status(group, "failed", bool(opts.resume))

@@ -210,3 +210,14 @@ def test_a_run_with_a_slice_gate_reads_its_dataset_once(tmp_path, dataset_loads)
     assert bad.returncode == 2 and "maths" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
     assert not (root / "home2" / "runs").exists() or not any((root / "home2" / "runs").iterdir())
     assert [c[0] for c in dataset_loads] == ["data.jsonl"]
+
+
+def test_a_variant_group_with_a_slice_gate_reads_its_dataset_once(tmp_path, dataset_loads):
+    items = [{"id": f"q{i}", "input": f"question {i}", "expected_output": f"QUESTION {i}",
+              "metadata": {"tags": ["math" if i % 2 else "geo"]}} for i in range(4)]
+    root = _project(tmp_path / "p", {"variants": {"a": {}, "b": {}},
+                                     "gates": ["exact_match.pass_rate[tag=math] >= 0.5"]})
+    (root / "data.jsonl").write_text("".join(json.dumps(i) + "\n" for i in items))
+    r = invoke_cli("run", "eval.yaml", "--output-dir", "home", "-q", cwd=root)
+    assert r.returncode == 0, r.stderr
+    assert [c[0] for c in dataset_loads] == ["data.jsonl"]  # the gates' check and both runs share it
