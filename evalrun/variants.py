@@ -168,11 +168,16 @@ def plan_group(base: LoadedConfig, asked: list[str] | None, *, home: Path | None
     posts = {n: prepare(lv, baseline_ref=baseline_ref, home=home, repeat=repeat, slices=slices, dataset=dataset)
              for n, lv in loaded.items()}
     if shard:
-        # as for one run: a slice's gates mean little; `evalrun merge` judges the whole group
-        for p in posts.values():
-            p.gates = []
-        notes.append("gates are judged on the merged group (evalrun merge), not on a shard")
+        notes.append(_gates_on_merge(posts))
     return GroupPlan(str(base.path), names, ref, gated, loaded, posts, parse_report_specs(reports), notes, dataset)
+
+
+def _gates_on_merge(posts: dict[str, PostRun]) -> str:
+    """A shard of a group is not gated (as for one run: a slice's gates mean little, and
+    failing them would stop a matrix job); `evalrun merge` judges the whole group."""
+    for p in posts.values():
+        p.gates = []
+    return "gates are judged on the merged group (evalrun merge), not on a shard"
 
 
 def plan_from_group(group: Group, *, baseline_ref: str | None = None, reports: list[str] | None = None,
@@ -193,11 +198,7 @@ def plan_from_group(group: Group, *, baseline_ref: str | None = None, reports: l
         else:
             raise UsageError(f"variant '{n}' of group {group.id} never started; resume the group first: "
                              f"evalrun run --resume {group.id}")
-    notes = []
-    if group.doc.get("shard"):
-        for p in posts.values():
-            p.gates = []
-        notes.append("gates are judged on the merged group (evalrun merge), not on a shard")
+    notes = [_gates_on_merge(posts)] if group.doc.get("shard") else []
     return GroupPlan(path, group.names, group.reference, list(group.doc.get("gated") or []),
                      loaded, posts, parse_report_specs(reports), notes)
 
