@@ -16,6 +16,7 @@ from evalrun.errors import EvalrunError, ExitCode, UsageError
 if TYPE_CHECKING:
     from evalrun.config import LoadedConfig
     from evalrun.engine import RunOptions, RunOutcome
+    from evalrun.langfuse.push import AfterRun
     from evalrun.postrun import PostRun
     from evalrun.variants import Group, GroupPlan
     from evalrun.verdict import Verdict
@@ -46,6 +47,8 @@ ReportOpt = Annotated[list[str] | None, typer.Option(
     help="console, md, junit, html or json; PATH '-' is stdout, default a file in the run directory. Repeatable.")]
 PushOpt = Annotated[str | None, typer.Option("--push", metavar="langfuse",
                                              help="Send the run to Langfuse when it ends (keys from LANGFUSE_* env).")]
+PushRequiredOpt = Annotated[bool, typer.Option(
+    "--push-required", help="Exit 3 when the push to Langfuse is not delivered (implies --push langfuse).")]
 
 
 def _check_push(push: str | None) -> None:
@@ -104,6 +107,7 @@ def run(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress, no table.")] = False,
     json_out: SummaryJsonOpt = False,
     push: PushOpt = None,
+    push_required: PushRequiredOpt = False,
     baseline: BaselineOpt = None,
     report: ReportOpt = None,
     set_: Annotated[list[str] | None, typer.Option(
@@ -116,6 +120,8 @@ def run(
     """Run an eval: every item through the target, scored, saved in a run directory. With
     'variants:' in the eval file, every variant over the same items, compared side by side."""
     _check_push(push)
+    if push_required:
+        push = "langfuse"
     from evalrun import api
     from evalrun.engine import RunOptions, RunOutcome
     from evalrun.overrides import parse_set_options
@@ -145,18 +151,19 @@ def run(
                           filters=filter or [], sample=sample, seed=seed, shard=shard, home=output_dir,
                           resume=resume, progress=Progress.auto(quiet), overrides=overrides,
                           on_start=api.trace_context(push is not None))
-        _run_group(opts, group, loaded, variant, baseline, report, push is not None, json_out, quiet, slice)
+        _run_group(opts, group, loaded, variant, baseline, report, push is not None, json_out, quiet, slice,
+                   push_required)
     result = api.run(loaded, concurrency=concurrency, repeat=repeat, limit=limit, filters=filter, sample=sample,
                      seed=seed, shard=shard, home=output_dir, resume=resume, baseline=baseline, reports=report,
                      slices=slice, push=push is not None, progress=Progress.auto(quiet))
     outcome = RunOutcome(result.run_dir, result.summary, result.status, result.items)
-    _push_after_run(outcome, push is not None)
-    _render_run(outcome, result.verdict, json_out, quiet)
+    undelivered = _push_after_run(outcome, push is not None, push_required)
+    _render_run(outcome, result.verdict, json_out, quiet, undelivered)
 
 
 def _run_group(opts: RunOptions, group: Group | None, base: LoadedConfig | None, asked: list[str] | None,
                baseline: str | None, report: list[str] | None, push: bool, json_out: bool, quiet: bool,
-               slices: list[str] | None = None) -> None:
+               slices: list[str] | None = None, push_required: bool = False) -> None:
     """``evalrun run`` of an eval file with variants (``base``, loaded) or ``--resume`` of a
     group: every variant run under shared limits, then one comparison; exits with the group's code."""
     import asyncio
@@ -177,13 +184,12 @@ def _run_group(opts: RunOptions, group: Group | None, base: LoadedConfig | None,
     if bl is not None:
         opts.baseline_outputs = bl.outputs()
     outcomes = asyncio.run(v.run_group(group, plan, opts))
-    for line in v.push_group(group, outcomes, push):
-        typer.echo(line, err=True)
-    _finish_group(group, plan, outcomes, json_out, quiet)
+    undelivered = _report_pushes(v.push_group(group, outcomes, push), outcomes, push_required)
+    _finish_group(group, plan, outcomes, json_out, quiet, undelivered)
 
 
 def _finish_group(group: Group, plan: GroupPlan, outcomes: dict[str, RunOutcome], json_out: bool,
-                  quiet: bool) -> None:
+                  quiet: bool, push_undelivered: bool = False) -> None:
     from evalrun import variants as v
 
     status = group.doc.get("status") or "finished"
@@ -213,18 +219,46 @@ def _finish_group(group: Group, plan: GroupPlan, outcomes: dict[str, RunOutcome]
             for n, o in outcomes.items():
                 typer.echo(f"{n}: run {o.status}, saved in {o.run_dir.path}", err=True)
             typer.echo(f"group {group.id}: {group.path}", err=True)
-    raise typer.Exit(verdict.exit_code if verdict is not None and status == "finished" else ExitCode.of_run(status))
+    code = verdict.exit_code if verdict is not None and status == "finished" else ExitCode.of_run(status)
+    raise typer.Exit(_with_push(code, push_undelivered))
 
 
-def _push_after_run(outcome: RunOutcome, asked: bool) -> None:
-    """``--push langfuse`` or ``langfuse: {push: true}``: send the saved run; never changes the exit code."""
+def _with_push(code: int, push_undelivered: bool) -> int:
+    """A required push that was not delivered fails an otherwise passing command (exit 3)."""
+    return ExitCode.RUN_FAILED if push_undelivered and code == ExitCode.OK else code
+
+
+def _push_after_run(outcome: RunOutcome, asked: bool, required: bool = False) -> bool:
+    """``--push langfuse`` or ``langfuse: {push: true}``: send the saved run. An undelivered push
+    is a warning (and an Actions annotation); returns True when it must fail the command
+    (``--push-required`` or ``langfuse: {required: true}``)."""
     if outcome.status == "interrupted":
-        return
-    if not asked and not ((outcome.run_dir.read_manifest().get("config") or {}).get("langfuse") or {}).get("push"):
-        return
+        return False
+    manifest = outcome.run_dir.read_manifest()
+    if not asked and not ((manifest.get("config") or {}).get("langfuse") or {}).get("push"):
+        return False
     from evalrun.langfuse.push import push_after_run
 
-    typer.echo(push_after_run(outcome.run_dir), err=True)
+    return _report_pushes([("", push_after_run(outcome.run_dir))], {"": outcome}, required)
+
+
+def _report_pushes(pushed: list[tuple[str, AfterRun]], outcomes: Mapping[str, RunOutcome], required: bool) -> bool:
+    """Print each push's line; an undelivered one as a warning (``::warning`` under Actions).
+    True when one was undelivered and the push is required (flag or the run's eval file)."""
+    from evalrun import github
+    from evalrun.langfuse.push import push_required
+
+    failed = False
+    for name, after in pushed:
+        line = f"{name}: {after.line}" if name else after.line
+        if after.delivered:
+            typer.echo(line, err=True)
+            continue
+        typer.echo(f"warning: {line}", err=True)
+        if github.active():
+            github.emit_command(github.annotation("warning", line, title="Langfuse push not delivered"), sys.stdout)
+        failed = failed or required or push_required(outcomes[name].run_dir.read_manifest())
+    return failed
 
 
 def _item_sources(outcomes: Iterable[RunOutcome]) -> dict[str, str]:
@@ -239,16 +273,18 @@ def _item_sources(outcomes: Iterable[RunOutcome]) -> dict[str, str]:
     return run_item_sources(found[0].run_dir.read_manifest()) if found else {}
 
 
-def _finish(outcome: RunOutcome, json_out: bool, quiet: bool, post: PostRun | None = None) -> None:
+def _finish(outcome: RunOutcome, json_out: bool, quiet: bool, post: PostRun | None = None,
+            push_undelivered: bool = False) -> None:
     """Report a finished run (from ``merge``) and exit with its code: compared with its baseline
     and judged by its gates when ``post`` says so."""
     verdict = None
     if post is not None and outcome.status != "interrupted":
         verdict = post.finish(outcome.run_dir, outcome.summary, status=outcome.status, console=False)
-    _render_run(outcome, verdict, json_out, quiet)
+    _render_run(outcome, verdict, json_out, quiet, push_undelivered)
 
 
-def _render_run(outcome: RunOutcome, verdict: Verdict | None, json_out: bool, quiet: bool) -> None:
+def _render_run(outcome: RunOutcome, verdict: Verdict | None, json_out: bool, quiet: bool,
+                push_undelivered: bool = False) -> None:
     """Print a run (and its verdict, reports written), tell GitHub Actions, exit with its code."""
     from evalrun import github
 
@@ -279,7 +315,7 @@ def _render_run(outcome: RunOutcome, verdict: Verdict | None, json_out: bool, qu
             typer.echo(f"run failed: too many target errors ({outcome.summary['errors']}); see {where}", err=True)
         else:
             typer.echo(f"run saved in {where}", err=True)
-    raise typer.Exit(verdict.exit_code if verdict is not None else outcome.exit_code)
+    raise typer.Exit(_with_push(verdict.exit_code if verdict is not None else outcome.exit_code, push_undelivered))
 
 
 def _render_summary(summary: Mapping[str, Any], json_out: bool, quiet: bool) -> None:
@@ -300,11 +336,14 @@ def merge(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No table.")] = False,
     json_out: SummaryJsonOpt = False,
     push: PushOpt = None,
+    push_required: PushRequiredOpt = False,
     baseline: BaselineOpt = None,
     report: ReportOpt = None,
 ) -> None:
     """Merge shard runs (evalrun run --shard i/n) into one run, compared, gated and reported like evalrun run."""
     _check_push(push)
+    if push_required:
+        push = "langfuse"
     from evalrun.engine import RunOutcome
     from evalrun.merge import load_shards, write_merged
     from evalrun.postrun import prepare_from_manifest
@@ -312,7 +351,7 @@ def merge(
 
     groups = [find_group(r, output_dir) for r in runs]
     if any(g is not None for g in groups):
-        _merge_groups(groups, runs, output_dir, baseline, report, push is not None, json_out, quiet)
+        _merge_groups(groups, runs, output_dir, baseline, report, push is not None, json_out, quiet, push_required)
 
     shards = load_shards(runs, output_dir)
     # as for run: gates, baseline and --report are checked before anything is written
@@ -320,12 +359,13 @@ def merge(
     post = prepared if (prepared.gates or prepared.baseline or prepared.reports or prepared.notes) else None
     run_dir, summary = write_merged(shards, output_dir)
     outcome = RunOutcome(run_dir, summary, summary["status"])
-    _push_after_run(outcome, push is not None)
-    _finish(outcome, json_out, quiet, post)
+    undelivered = _push_after_run(outcome, push is not None, push_required)
+    _finish(outcome, json_out, quiet, post, undelivered)
 
 
 def _merge_groups(groups: list[Group | None], refs: list[str], home: Path | None, baseline: str | None,
-                  report: list[str] | None, push: bool, json_out: bool, quiet: bool) -> None:
+                  report: list[str] | None, push: bool, json_out: bool, quiet: bool,
+                  push_required: bool = False) -> None:
     from evalrun import variants as v
 
     plain = [r for g, r in zip(groups, refs, strict=True) if g is None]
@@ -342,9 +382,8 @@ def _merge_groups(groups: list[Group | None], refs: list[str], home: Path | None
     v.plan_from_group(shard_groups[0], baseline_ref=baseline, reports=report, home=home)
     group, outcomes = v.merge_groups(shard_groups, home)
     plan = v.plan_from_group(group, baseline_ref=baseline, reports=report, home=home)
-    for line in v.push_group(group, outcomes, push):
-        typer.echo(line, err=True)
-    _finish_group(group, plan, outcomes, json_out, quiet)
+    undelivered = _report_pushes(v.push_group(group, outcomes, push), outcomes, push_required)
+    _finish_group(group, plan, outcomes, json_out, quiet, undelivered)
 
 
 @app.command("runs")

@@ -171,6 +171,8 @@ class TargetConfig(_Strict):
 
 class LangfuseSettings(_Strict):
     push: bool = False
+    #: a push that is not delivered fails the command (exit 3), as ``--push-required`` does
+    required: bool = False
     run_name: str | None = None
     description: str | None = None
     dataset_name: str | None = None

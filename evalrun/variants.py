@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evalrun.baseline import Baseline
 from evalrun.config import LoadedConfig, load_config
@@ -37,6 +37,9 @@ from evalrun.postrun import PostRun, prepare, prepare_from_manifest
 from evalrun.report import DEFAULT_FILES, ReportSpec, parse_report_specs
 from evalrun.store import RunDir, default_home, new_run_id, resolve_run, write_json_atomic, write_text_atomic
 from evalrun.verdict import GroupVerdict, VariantResult
+
+if TYPE_CHECKING:
+    from evalrun.langfuse.push import AfterRun
 
 GROUP_FILE = "group.json"
 
@@ -386,24 +389,25 @@ def publish_group(group: Group, gv: GroupVerdict | None, sources: dict[str, str]
     github.publish(pub, sources, None)
 
 
-def push_group(group: Group, outcomes: dict[str, RunOutcome], asked: bool) -> list[str]:
-    """Each variant as its own experiment run ``<run>/<variant>`` on the same dataset items."""
-    lines = []
+def push_group(group: Group, outcomes: dict[str, RunOutcome], asked: bool) -> list[tuple[str, AfterRun]]:
+    """Each variant as its own experiment run ``<run>/<variant>`` on the same dataset items:
+    (variant, what its push did) for each variant pushed."""
+    from evalrun.langfuse.push import AfterRun, push_after_run, run_settings  # noqa: F811 (runtime use)
+
+    out = []
     for n, o in outcomes.items():
         if o.status == "interrupted":
             continue
         m = o.run_dir.read_manifest()
         if not asked and not ((m.get("config") or {}).get("langfuse") or {}).get("push"):
             continue
-        from evalrun.langfuse.push import push_after_run, run_settings
-
         try:
             base = run_settings(m).get("run_name") or f"{m.get('eval')}-{group.id}"
         except UsageError as e:
-            lines.append(f"langfuse: variant {n} not pushed: {e}")
+            out.append((n, AfterRun(f"langfuse: not pushed: {e}", False)))
             continue
-        lines.append(f"{n}: " + push_after_run(o.run_dir, overrides={"run_name": f"{base}/{n}"}))
-    return lines
+        out.append((n, push_after_run(o.run_dir, overrides={"run_name": f"{base}/{n}"})))
+    return out
 
 
 def merge_groups(groups: list[Group], home: Path | None) -> tuple[Group, dict[str, RunOutcome]]:

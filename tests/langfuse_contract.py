@@ -117,6 +117,12 @@ def _load() -> list[Operation]:
     return OPERATIONS
 
 
+def score_object_type() -> Any:
+    """One CreateScoreRequest: the body of POST /api/public/scores on a server that takes one
+    score per request (the list type's element)."""
+    return _sdk("scores.types.CreateScoreRequest")
+
+
 def match(method: str, path: str) -> tuple[Operation, dict[str, str]] | None:
     for op in _load():
         if op.method == method:

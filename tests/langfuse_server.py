@@ -14,8 +14,36 @@ requests with an error (429 with Retry-After, 5xx), ``reject_scores(fn)`` answer
 with 207 and drops the scores ``fn`` rejects, ``down()``/``up()`` close and reopen the port,
 ``delay`` slows every answer.
 
-``POST /api/public/scores`` takes a list of CreateScoreRequest and answers 202
-``{"message": "Accepted"}`` or 207 ``{"accepted", "rejected", "errors"}``, as Langfuse does.
+Two Langfuse servers (``mode``), each rule below citing the file of the Langfuse server source
+(github.com/langfuse/langfuse) it comes from, at tag ``v3.225.4`` (the last v3 release) or
+``v4.16.0``:
+
+- ``"v4"`` (default): experiments and experiment items derived from the OTel experiment
+  attributes (packages/shared/src/server/otel/OtelIngestionProcessor.ts, extractExperimentFields:
+  an item per root observation ``experiment.item.root_observation_id``, its scores read from
+  that observation); ``GET /api/public/experiments`` splits ``name=`` on commas
+  (web/src/features/public-api/types/experiments.ts, optionalCommaSeparatedStringArray) and
+  takes a ``filter``; ``POST /api/public/dataset-run-items`` answers the stable experiment id
+  and stores nothing (events_only mode: web/src/pages/api/public/dataset-run-items.ts,
+  createStableExperimentId in web/src/features/datasets/server/publicDatasetService.ts).
+- ``"v3"``: ``GET /api/public/experiments`` and ``/experiment-items`` answer 404
+  (web/src/pages/api/public/experiments/index.ts@v3.225.4); a run is a dataset run made by
+  ``POST /api/public/dataset-run-items`` (a strict body, PostDatasetRunItemsV1Body in
+  web/src/features/public-api/types/datasets.ts; the item must be ACTIVE, else 404 "Dataset
+  item not found"; the run is created on first use with a random id, createOrFetchDatasetRun in
+  packages/shared/src/server/repositories/dataset-runs.ts; every call adds a run item, "we do
+  not accept user defined ids for dataset run items"), read back with
+  ``GET /api/public/datasets/{name}/runs/{run}`` (web/src/pages/api/public/datasets/[name]/runs/[runName].ts)
+  and ``GET /api/public/traces/{id}`` (web/src/pages/api/public/traces/[traceId].ts: the
+  trace's observations and all its scores, getScoresForTraces).
+
+``POST /api/public/scores`` (``score_body``): ``"object"`` validates one score object per request
+and answers 200 ``{"id"}``; an array is refused whole with 400 "Invalid request data"
+(PostScoresBodyV1 in web/src/pages/api/public/scores/index.ts, the same at v3.225.4 and v4.16.0;
+zod errors answered by web/src/features/public-api/server/withMiddlewares.ts). ``"array"``
+takes a list of CreateScoreRequest and answers 202 ``{"message": "Accepted"}`` or 207
+``{"accepted", "rejected", "errors"}``, as SDK 5.2.0's scores client documents for the cloud.
+The default is ``"object"`` for v3 and ``"array"`` for v4.
 """
 
 from __future__ import annotations
@@ -23,6 +51,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import re
 import threading
 import time
 import uuid
@@ -31,9 +60,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from tests import langfuse_contract as contract
+
+V3 = "v3"
+V4 = "v4"
+SCORE_OBJECT = "object"
+SCORE_ARRAY = "array"
+#: web/src/pages/api/public/experiments/index.ts (v3.225.4 and v4 without the preview opt-in)
+NO_EXPERIMENTS_API = ("The experiments API is only available in a Langfuse v4 write mode. "
+                      "Learn more at: https://langfuse.com/docs/v4")
 
 
 def now_iso() -> str:
@@ -45,11 +82,13 @@ def _parse_ts(s: str) -> datetime:
 
 
 class HTTPError(Exception):
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None,
+                 body: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.headers = headers or {}
+        self.body = body
 
 
 @dataclass
@@ -163,7 +202,14 @@ class FakeLangfuse:
     """One Langfuse project behind basic auth, in memory. Use as a context manager."""
 
     def __init__(self, public_key: str = "pk-lf-test-0123", secret_key: str = "sk-lf-test-secret-4567", *,
-                 max_page_limit: int = 100, project_id: str = "proj-evalrun-test", port: int = 0) -> None:
+                 max_page_limit: int = 100, project_id: str = "proj-evalrun-test", port: int = 0,
+                 mode: str = "v4", score_body: str | None = None) -> None:
+        if mode not in (V3, V4):
+            raise ValueError(f"mode {mode!r}")
+        self.mode = mode
+        self.score_body = score_body or (SCORE_OBJECT if mode == V3 else SCORE_ARRAY)
+        #: v3 dataset runs by (dataset id, run name), each with its "items" (run items)
+        self.dataset_runs: dict[tuple[str, str], dict[str, Any]] = {}
         self.public_key = public_key
         self.secret_key = secret_key
         self.max_page_limit = max_page_limit
@@ -340,6 +386,66 @@ class FakeLangfuse:
             versions.append((ts, new))
             return dict(new)
 
+    def create_run_item(self, body: dict[str, Any]) -> dict[str, Any]:
+        """POST /api/public/dataset-run-items (createDatasetRunItemForApi; v4 events_only:
+        buildStableDatasetRunItemResponseEventsOnly)."""
+        import hashlib
+
+        with self.lock:
+            versions = self.item_versions.get(body["datasetItemId"]) or []
+            item = versions[-1][1] if versions else None
+            if item is None or item["status"] != "ACTIVE":
+                raise HTTPError(404, "Dataset item not found")
+            ts = self._ts()
+            if self.mode == V4:
+                run_id = hashlib.sha256(json.dumps(["langfuse-experiment-v1", self.project_id, item["datasetId"],
+                                                    body["runName"]], separators=(",", ":")).encode()
+                                        ).hexdigest()[:16]
+                return {"id": str(uuid.uuid4()), "datasetRunId": run_id, "datasetRunName": body["runName"],
+                        "datasetItemId": item["id"], "traceId": body.get("traceId") or "",
+                        "observationId": body.get("observationId"), "createdAt": ts, "updatedAt": ts}
+            key = (item["datasetId"], body["runName"])
+            run = self.dataset_runs.get(key)
+            if run is None:
+                run = self.dataset_runs[key] = {
+                    "id": str(uuid.uuid4()), "name": body["runName"], "description": body.get("runDescription"),
+                    "metadata": body.get("metadata") or {}, "datasetId": item["datasetId"],
+                    "datasetName": item["datasetName"], "createdAt": ts, "updatedAt": ts, "items": []}
+            ri = {"id": str(uuid.uuid4()), "datasetRunId": run["id"], "datasetRunName": run["name"],
+                  "datasetItemId": item["id"], "traceId": body.get("traceId") or "",
+                  "observationId": body.get("observationId"), "createdAt": ts, "updatedAt": ts}
+            run["items"].append(ri)
+            return dict(ri)
+
+    def trace_view(self, trace_id: str) -> dict[str, Any] | None:
+        """GET /api/public/traces/{id} on v3: the trace, its observations and every score of the trace."""
+        from langfuse._client.attributes import LangfuseOtelSpanAttributes as A
+
+        with self.lock:
+            spans = [sp for sp in self._spans.values() if sp["trace_id"] == trace_id]
+            scores = [sc for sc in self.scores.values() if sc.get("traceId") == trace_id]
+        if not spans:
+            return None
+        observations = []
+        for sp in spans:
+            a = sp["attributes"]
+            observations.append({
+                "id": sp["span_id"], "traceId": trace_id, "name": sp["name"], "parentObservationId": sp["parent_span_id"],
+                "type": str(a.get(A.OBSERVATION_TYPE) or "span").upper(),
+                "startTime": _ns_iso(sp["start_time_unix_nano"]), "endTime": _ns_iso(sp["end_time_unix_nano"]),
+                "input": _maybe_json(a.get(A.OBSERVATION_INPUT)), "output": _maybe_json(a.get(A.OBSERVATION_OUTPUT)),
+                "metadata": _maybe_json(a.get(A.OBSERVATION_METADATA)) or _prefixed(a, A.OBSERVATION_METADATA),
+                "level": a.get(A.OBSERVATION_LEVEL) or ("ERROR" if sp["status"].get("code") == 2 else "DEFAULT"),
+            })
+        root = next(o for o in observations if o["parentObservationId"] is None)
+        return {"id": trace_id, "timestamp": root["startTime"], "name": root["name"], "input": root["input"],
+                "output": root["output"], "observations": observations,
+                "scores": [{"id": sc["id"], "traceId": trace_id, "observationId": sc.get("observationId"),
+                            "name": sc["name"], "dataType": sc.get("dataType") or "NUMERIC",
+                            "value": sc["value"] if not isinstance(sc["value"], str) else 0,
+                            "stringValue": sc["value"] if isinstance(sc["value"], str) else None,
+                            "comment": sc.get("comment")} for sc in scores]}
+
     def experiment_items(self) -> list[dict[str, Any]]:
         """Experiment items as Langfuse derives them: one per span that is its item's root observation."""
         from langfuse._client.attributes import LangfuseOtelSpanAttributes as A
@@ -373,7 +479,13 @@ class FakeLangfuse:
                 "experimentItemMetadata": _maybe_json(a.get(A.EXPERIMENT_ITEM_METADATA)),
                 "experimentMetadata": _maybe_json(a.get(A.EXPERIMENT_METADATA)),
                 "experimentDescription": a.get(A.EXPERIMENT_DESCRIPTION),
-                "scores": [self._score_v3(sc) for sc in by_trace.get(s["trace_id"], [])],
+                # an item's scores: those on its root observation, or on its trace with no
+                # observation (queryScoreRecordsForExperimentItems, packages/shared/src/server/
+                # repositories/scores.ts@v4.16.0), no older than the item
+                "scores": [self._score_v3(sc) for sc in by_trace.get(s["trace_id"], [])
+                           if sc.get("observationId") in (None, "", s["span_id"])
+                           and _parse_ts(sc.get("timestamp") or sc["_createdAt"]).timestamp() * 1e9
+                           >= s["start_time_unix_nano"] - 1e6],
             })
         items.sort(key=lambda it: it["startTime"], reverse=True)
         return items
@@ -467,6 +579,46 @@ def _cursor_page(items: list[Any], query: dict[str, str], fake: FakeLangfuse) ->
     return chunk, meta
 
 
+def _apply_filter(rows: list[dict[str, Any]], raw: str | None) -> list[dict[str, Any]]:
+    """The experiments API ``filter``: a JSON list of filters (experimentFilterState in
+    web/src/features/public-api/types/experiments.ts); the stand-in knows the stringOptions
+    kind on the name/id/datasetId columns (packages/shared/src/interfaces/filters.ts)."""
+    if not raw:
+        return rows
+    try:
+        filters = json.loads(raw)
+    except ValueError:
+        raise HTTPError(400, "Invalid JSON in filter parameter") from None
+    for f in filters:
+        if f.get("type") != "stringOptions" or f.get("column") not in ("id", "name", "datasetId") \
+                or f.get("operator") not in ("any of", "none of") or not f.get("value"):
+            raise HTTPError(400, f"filter not known to the stand-in: {f!r}")
+        hit = set(f["value"])
+        rows = [r for r in rows if (r.get(f["column"]) in hit) == (f["operator"] == "any of")]
+    return rows
+
+
+#: routes SDK 5.2.0's generated client does not have (Langfuse v3's dataset runs, the v1 trace)
+_SERVER_ROUTES = [
+    ("dataset_run_items_create", "POST", re.compile(r"^/api/public/dataset-run-items$")),
+    ("dataset_run_get", "GET", re.compile(r"^/api/public/datasets/(?P<name>[^/]+)/runs/(?P<run>[^/]+)$")),
+    ("dataset_runs_list", "GET", re.compile(r"^/api/public/datasets/(?P<name>[^/]+)/runs$")),
+    ("trace_get", "GET", re.compile(r"^/api/public/traces/(?P<traceId>[^/]+)$")),
+]
+#: PostDatasetRunItemsV1Body (web/src/features/public-api/types/datasets.ts), a strict object
+_RUN_ITEM_FIELDS = {"runName": str, "runDescription": (str, type(None)), "metadata": object,
+                    "datasetItemId": str, "observationId": (str, type(None)), "traceId": (str, type(None)),
+                    "datasetVersion": (str, type(None)), "createdAt": (str, type(None))}
+
+
+def _server_route(method: str, path: str) -> tuple[str, dict[str, str]] | None:
+    for name, m, rx in _SERVER_ROUTES:
+        hit = rx.match(path)
+        if m == method and hit:
+            return name, {k: unquote(v) for k, v in hit.groupdict().items()}
+    return None
+
+
 def _csv(q: dict[str, str], key: str) -> set[str] | None:
     return {x for x in q[key].split(",") if x} if q.get(key) else None
 
@@ -509,8 +661,9 @@ class _Handler(BaseHTTPRequestHandler):
         query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
-        matched = contract.match(method, path)
-        op_id = matched[0].op_id if matched else None
+        own = _server_route(method, path)
+        matched = None if own else contract.match(method, path)
+        op_id = own[0] if own else (matched[0].op_id if matched else None)
         log = Logged(method, path, 0, op_id, query, headers={k.lower(): v for k, v in self.headers.items()})
         with fake.lock:
             fake.requests.append(log)
@@ -523,6 +676,11 @@ class _Handler(BaseHTTPRequestHandler):
                 raise HTTPError(failure.status, failure.message or f"injected failure {failure.status}", headers)
             if not self._authorized():
                 raise HTTPError(401, "Invalid credentials", {"WWW-Authenticate": 'Basic realm="langfuse"'})
+            if own is not None:
+                status, answer, ctype = self._server_only(own[0], own[1], query, raw)
+                log.status = status
+                self._send(status, json.dumps(answer).encode(), "application/json")
+                return
             if matched is None:
                 fake.errors.append(f"{method} {path}: no such operation in the contract")
                 raise HTTPError(404, f"no route {method} {path}")
@@ -530,7 +688,7 @@ class _Handler(BaseHTTPRequestHandler):
             status, answer, ctype = self._dispatch(op, params, query, raw)
         except HTTPError as e:
             log.status = e.status
-            self._send(e.status, json.dumps({"message": e.message, "error": e.message}).encode(),
+            self._send(e.status, json.dumps(e.body or {"message": e.message, "error": e.message}).encode(),
                        headers=e.headers)
             return
         except Exception as e:  # a bug in the fake must show in the test, not hang the client
@@ -587,6 +745,10 @@ class _Handler(BaseHTTPRequestHandler):
             raw = gzip.decompress(raw)
         if op_id == "opentelemetry_exportTraces":
             return self._otel(op, raw)
+        if op_id in ("experiments_list", "experiments_listItems") and fake.mode == V3:
+            raise HTTPError(404, NO_EXPERIMENTS_API)
+        if op_id == "scores_create" and fake.score_body == SCORE_OBJECT:
+            return self._score_object(raw)
         body = self._json_body(op, raw) if op.method == "POST" else None
         if op_id == "health_health":
             return 200, {"version": "3.0.0-fake", "status": "OK"}, ""
@@ -627,6 +789,7 @@ class _Handler(BaseHTTPRequestHandler):
         if op_id == "experiments_list":
             exps = fake.experiments()
             exps = self._filter(exps, query, {"id": "id", "name": "name", "datasetId": "datasetId"})
+            exps = _apply_filter(exps, query.get("filter"))
             fields = _csv(query, "fields") or {"core"}
             exps = [{k: v for k, v in e.items()
                      if k not in ("metadata", "scores") or k in fields} for e in exps]
@@ -659,6 +822,72 @@ class _Handler(BaseHTTPRequestHandler):
             if wanted is not None:
                 rows = [r for r in rows if r.get(col) in wanted]
         return rows
+
+    def _server_only(self, name: str, params: dict[str, str], query: dict[str, str],
+                     raw: bytes) -> tuple[int, Any, str]:
+        fake = self.fake
+        if name == "dataset_run_items_create":
+            try:
+                body = json.loads(raw or b"null")
+            except ValueError:
+                raise HTTPError(400, "Invalid request data") from None
+            bad = [k for k in body if k not in _RUN_ITEM_FIELDS] if isinstance(body, dict) else ["<root>"]
+            bad += [k for k, t in _RUN_ITEM_FIELDS.items() if isinstance(body, dict) and k in body
+                    and not isinstance(body[k], t)]
+            bad += [k for k in ("runName", "datasetItemId") if isinstance(body, dict) and k not in body]
+            if bad or not (body.get("traceId") or body.get("observationId")):
+                fake.errors.append(f"dataset_run_items_create: invalid body ({bad or 'no traceId/observationId'})")
+                raise HTTPError(400, "Invalid request data")
+            return 200, fake.create_run_item(body), ""
+        if fake.mode == V4:
+            # rejectInEventsOnlyMode (web/src/features/public-api/server/createAuthedProjectAPIRoute.ts)
+            raise HTTPError(404, "This endpoint is not available on deployments running in Langfuse v4 "
+                                 "events_only mode.")
+        if name == "trace_get":
+            trace = fake.trace_view(params["traceId"])
+            if trace is None:
+                raise HTTPError(404, "Trace not found within authorized project")
+            return 200, trace, ""
+        ds = fake.datasets.get(params["name"])
+        if ds is None:
+            raise HTTPError(404, "Dataset not found")
+        if name == "dataset_runs_list":
+            runs = [{k: v for k, v in r.items() if k != "items"} for (dsid, _n), r in fake.dataset_runs.items()
+                    if dsid == ds["id"]]
+            runs.sort(key=lambda r: r["createdAt"], reverse=True)
+            chunk, meta = _page(runs, query, fake)
+            return 200, {"data": chunk, "meta": meta}, ""
+        run = fake.dataset_runs.get((ds["id"], params["run"]))
+        if run is None:
+            raise HTTPError(404, "Dataset run not found")
+        out = {k: v for k, v in run.items() if k != "items"}
+        out["datasetRunItems"] = list(run["items"])
+        return 200, out, ""
+
+    def _score_object(self, raw: bytes) -> tuple[int, Any, str]:
+        """One score per request (PostScoresBodyV1): 200 {"id"}; an array is a 400 zod error."""
+        fake = self.fake
+        with fake.lock:
+            fake.score_posts += 1
+        try:
+            body = json.loads(raw or b"null")
+        except ValueError:
+            raise HTTPError(400, "body is not JSON") from None
+        if not isinstance(body, dict):
+            raise HTTPError(400, "Invalid request data", body={
+                "message": "Invalid request data",
+                "error": [{"code": "invalid_type", "expected": "object", "received": type(body).__name__,
+                           "path": [], "message": f"Expected object, received {type(body).__name__}"}]})
+        errs = contract.violations(contract.score_object_type(), body, "body")
+        if errs:
+            fake.errors.extend(f"scores_create: {e}" for e in errs)
+            raise HTTPError(400, "; ".join(errs[:5]))
+        msg = fake._score_rejecter(body) if fake._score_rejecter else None
+        if msg is not None:
+            raise HTTPError(400, msg)
+        fake._store_score(body)
+        # PostScoresResponseV1 is {id}: no SDK 5.2.0 type describes it, so sent as is
+        return 200, json.dumps({"id": body.get("id") or ""}).encode(), "application/json"
 
     def _scores(self, body: Any) -> tuple[int, Any, str]:
         fake = self.fake

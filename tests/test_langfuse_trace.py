@@ -223,7 +223,7 @@ def test_http_target_gets_traceparent_and_baggage(fake, tmp_path):
     assert by_parent == {f"q{i}": _ids(run.name, f"q{i}") for i in range(3)}
 
 
-def test_with_repeats_each_trial_has_its_own_span_for_the_pipeline(fake, tmp_path):
+def test_with_repeats_each_trial_is_its_own_trace_for_the_pipeline(fake, tmp_path):
     from evalrun.langfuse.push import parent_span_for, task_span_id
 
     root = _project(tmp_path / "p", {"python": "tgt:answer", "retries": 0}, n=2, repeat=2)
@@ -234,11 +234,11 @@ def test_with_repeats_each_trial_has_its_own_span_for_the_pipeline(fake, tmp_pat
     spans = {(s["trace_id"], s["span_id"]): s for s in fake.spans}
     pipeline = [s for s in fake.spans if s["name"] == "pipeline"]
     assert len(pipeline) == 4
-    want = {parent_span_for(run.name, f"q{i}", t, 2) for i in range(2) for t in range(2)}
+    want = {parent_span_for(run.name, f"q{i}", t) for i in range(2) for t in range(2)}
+    assert len({tid for tid, _ in want}) == 4
     assert {(s["trace_id"], s["parent_span_id"]) for s in pipeline} == want
     for tid, parent in want:
-        trial = spans[(tid, parent)]
-        assert trial["name"].startswith("trial-") and trial["parent_span_id"] == task_span_id(tid)
+        assert spans[(tid, parent)]["name"] == "experiment-item-task" and parent == task_span_id(tid)
     assert all(s["attributes"]["langfuse.experiment.item.root_observation_id"] == task_span_id(s["trace_id"])
                for s in pipeline)
 

@@ -97,13 +97,26 @@ def _call(client: Client, what: str, fn: Any) -> Any:
 
 
 def read_baseline(ref: str) -> list[Record]:
+    import json
+
+    from evalrun.langfuse.push import name_filter
+
     dataset, run_name = parse_run_ref(ref)
     with Client(credentials(), budget=120.0) as client:
         ds = get_dataset(client, dataset)
         if ds is None:
             raise UsageError(f"baseline {ref}: Langfuse has no dataset {dataset!r}")
-        exps = _call(client, f"find run {run_name!r}", lambda o: client.api.experiments.list(
-            from_start_time=EPOCH, name=run_name, dataset_id=ds.id, limit=10, request_options=o))
+        by_filter = "," in run_name  # name= is split on commas by the experiments API
+        try:
+            exps = client.call(f"find run {run_name!r}", lambda o: client.api.experiments.list(
+                from_start_time=EPOCH, name=None if by_filter else run_name, dataset_id=ds.id, limit=10,
+                filter=json.dumps([name_filter(run_name)]) if by_filter else None, request_options=o))
+        except Refused as e:
+            if e.status != 404:
+                raise UsageError(f"baseline from Langfuse at {client.creds.base_url}: find run {run_name!r}: {e}"
+                                 ) from None
+            # Langfuse v3 (no experiments API): the dataset run and its traces
+            return _read_dataset_run(client, ref, dataset, run_name)
         match = [e for e in exps.data if e.name == run_name]
         if not match:
             recent = _call(client, "list runs", lambda o: client.api.experiments.list(
@@ -124,6 +137,10 @@ def read_baseline(ref: str) -> list[Record]:
             cursor = getattr(res.meta, "cursor", None)
             if not cursor or not res.data:
                 break
+    return _to_records(ref, items)
+
+
+def _to_records(ref: str, items: list[Any]) -> list[Record]:
     # trials: evalrun writes each record's trial into the observation metadata; for runs made
     # elsewhere, repeated items count up in start order
     items.sort(key=lambda it: (_ts(it.start_time) or 0.0, it.id))
@@ -132,6 +149,8 @@ def read_baseline(ref: str) -> list[Record]:
     for it in items:
         meta = getattr(it, "metadata", None) or {}
         trial = meta.get("evalrun_trial")
+        if isinstance(trial, str) and trial.isdigit():  # metadata values may come back as their JSON text
+            trial = int(trial)
         if not isinstance(trial, int):
             trial = seen.get(it.experiment_item_id, 0)
         seen[it.experiment_item_id] = max(seen.get(it.experiment_item_id, 0), trial + 1)
@@ -139,3 +158,47 @@ def read_baseline(ref: str) -> list[Record]:
     if not records:
         raise UsageError(f"baseline {ref}: the run has no items")
     return records
+
+
+def _read_dataset_run(client: Client, ref: str, dataset: str, run_name: str) -> list[Record]:
+    """A Langfuse v3 dataset run as Records: its run items
+    (GET /api/public/datasets/{name}/runs/{run}: web/src/pages/api/public/datasets/[name]/runs/[runName].ts)
+    and each item's trace (GET /api/public/traces/{id}: web/src/pages/api/public/traces/[traceId].ts),
+    whose ``experiment-item-task`` observation (else the trace itself) holds the item's input,
+    output and scores."""
+    from types import SimpleNamespace
+    from urllib.parse import quote
+
+    path = f"/api/public/datasets/{quote(dataset, safe='')}/runs"
+    try:
+        run = client.call(f"find run {run_name!r}", lambda o: client.get_json(f"{path}/{quote(run_name, safe='')}", o))
+    except Refused as e:
+        if e.status != 404:
+            raise UsageError(f"baseline from Langfuse at {client.creds.base_url}: find run {run_name!r}: {e}") from None
+        recent = _call(client, "list runs", lambda o: client.get_json(path, o, {"limit": 5}))
+        names = ", ".join(repr(r.get("name")) for r in (recent or {}).get("data") or []) or "none"
+        raise UsageError(f"baseline {ref}: dataset {dataset!r} has no run {run_name!r} (recent runs: {names})"
+                         ) from None
+    except Unreachable as e:
+        raise UsageError(f"baseline from Langfuse at {client.creds.base_url}: find run {run_name!r}: {e}") from None
+    items = []
+    for ri in run.get("datasetRunItems") or []:
+        tid = str(ri.get("traceId"))
+        trace = _call(client, f"read trace {tid}", lambda o, tid=tid: client.get_json(
+            f"/api/public/traces/{quote(tid, safe='')}", o))
+        observations = trace.get("observations") or []
+        wanted = ri.get("observationId")
+        root = next((ob for ob in observations if (ob.get("id") == wanted if wanted else
+                                                   ob.get("name") == "experiment-item-task")), None)
+        src = root or trace
+        scores = [SimpleNamespace(name=sc.get("name"), value=sc.get("value") if sc.get("dataType") not in
+                                  ("CATEGORICAL", "TEXT") else sc.get("stringValue", sc.get("value")),
+                                  data_type=sc.get("dataType"), comment=sc.get("comment"))
+                  for sc in trace.get("scores") or []
+                  if root is None or sc.get("observationId") in (None, root.get("id"))]
+        items.append(SimpleNamespace(
+            id=(root or {}).get("id") or tid, experiment_item_id=ri.get("datasetItemId"),
+            input=src.get("input"), output=src.get("output"), expected_output=None,
+            level=(root or {}).get("level"), start_time=src.get("startTime") or src.get("timestamp"),
+            end_time=src.get("endTime"), metadata=src.get("metadata"), scores=scores))
+    return _to_records(ref, items)

@@ -23,6 +23,8 @@ ENV_PUBLIC_KEY = "LANGFUSE_PUBLIC_KEY"
 ENV_SECRET_KEY = "LANGFUSE_SECRET_KEY"
 ENV_BASE_URL = "LANGFUSE_BASE_URL"
 DEFAULT_BASE_URL = "https://cloud.langfuse.com"
+HEADER_INGESTION_VERSION = "x-langfuse-ingestion-version"
+INGESTION_VERSION = "4"
 #: the longest Retry-After we honour; a server asking for more is treated as unavailable
 
 T = TypeVar("T")
@@ -176,8 +178,6 @@ class Client:
     def post_json(self, path: str, body: Any, options: dict[str, Any]) -> tuple[int, Any]:
         """POST JSON the SDK's way (same auth and headers) without its per-field model
         conversion, which costs more than the request itself for a batch of scores."""
-        from langfuse.api.core.api_error import ApiError
-
         from evalrun import _json
 
         resp = self.http.post(
@@ -185,6 +185,20 @@ class Client:
             auth=(self.creds.public_key, self.creds.secret_key),
             headers={"Content-Type": "application/json", **self.sdk_headers},
             timeout=options.get("timeout_in_seconds") or self.request_timeout)
+        return self._answer(resp)
+
+    def get_json(self, path: str, options: dict[str, Any], params: dict[str, Any] | None = None) -> Any:
+        """GET a JSON route the SDK's generated client no longer has (Langfuse v3's dataset runs)."""
+        resp = self.http.get(
+            self.creds.base_url + path, params={k: v for k, v in (params or {}).items() if v is not None},
+            auth=(self.creds.public_key, self.creds.secret_key), headers=self.sdk_headers,
+            timeout=options.get("timeout_in_seconds") or self.request_timeout)
+        return self._answer(resp)[1]
+
+    @staticmethod
+    def _answer(resp: Any) -> tuple[int, Any]:
+        from langfuse.api.core.api_error import ApiError
+
         try:
             answer: Any = resp.json() if resp.content else None
         except ValueError:
@@ -202,7 +216,10 @@ class Client:
         resp = self.http.post(
             self.creds.base_url + "/api/public/otel/v1/traces", content=gzip.compress(body, 5),
             auth=(self.creds.public_key, self.creds.secret_key),
-            headers={"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip", **self.sdk_headers},
+            headers={"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip", **self.sdk_headers,
+                     # real-time ingestion on Langfuse v4 (older servers ignore the header):
+                     # web/src/pages/api/public/otel/v1/traces/index.ts reads it, "4" at most
+                     HEADER_INGESTION_VERSION: INGESTION_VERSION},
             timeout=options.get("timeout_in_seconds") or self.request_timeout)
         if resp.status_code >= 300:
             try:

@@ -37,6 +37,11 @@ from evalrun.runs import Manifest, Summary
 from evalrun.store import RunDir, write_json_atomic
 
 STATE_FILE = "push_state.json"
+#: which Langfuse API a push speaks, found once per run (the first answer of GET /api/public/experiments)
+SERVER_V4 = "v4"
+SERVER_V3 = "v3"
+SERVER_MODES = {SERVER_V4: "Langfuse v4 experiments API",
+                SERVER_V3: "Langfuse v3 API: traces, scores and dataset run items"}
 STATE_VERSION = 1
 #: records per OTLP request (two spans each) and a byte cap, well under Langfuse's body limits
 TRACE_BATCH = 250
@@ -44,6 +49,9 @@ TRACE_BATCH_BYTES = 3_000_000
 #: scores per request; the SDK's score endpoint limit is 1 MB per body
 SCORE_BATCH = 250
 SCORE_BATCH_BYTES = 900_000
+RUN_ITEM_KEY = "run-item:"
+SCORE_ARRAY = "array"
+SCORE_OBJECT = "object"
 #: how long comments and messages may get before they are cut
 MAX_TEXT = 4000
 
@@ -93,6 +101,13 @@ class PushState:
     status: str = "pending"
     last_error: str | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+    #: how this Langfuse takes POST /api/public/scores: "array" (SDK 5.2.0's batch) or "object"
+    #: (one score per request, as the server source's PostScoresBodyV1); None until it answered
+    score_body: str | None = None
+    #: Langfuse v3 only: traces linked to the dataset run (POST /api/public/dataset-run-items
+    #: takes no id of ours, so a resend would add a second run item), and the run's id
+    run_items_sent: set[str] = field(default_factory=set)
+    dataset_run_id: str | None = None
     _saved_at: float = 0.0
 
     def save_soon(self, run_dir: RunDir) -> None:
@@ -115,7 +130,8 @@ class PushState:
                    scores_sent=set(d.get("scores_sent") or []), rejected=dict(d.get("rejected") or {}),
                    unsendable=dict(d.get("unsendable") or {}),
                    status=d.get("status", "pending"), last_error=d.get("last_error"),
-                   history=list(d.get("history") or []))
+                   history=list(d.get("history") or []), score_body=d.get("score_body"),
+                   run_items_sent=set(d.get("run_items_sent") or []), dataset_run_id=d.get("dataset_run_id"))
 
     def save(self, run_dir: RunDir) -> None:
         self._saved_at = time.monotonic()
@@ -123,7 +139,8 @@ class PushState:
             "version": STATE_VERSION, "status": self.status, "last_error": self.last_error,
             "context": self.context, "settings": self.settings, "traces_sent": sorted(self.traces_sent),
             "scores_sent": sorted(self.scores_sent), "rejected": self.rejected,
-            "unsendable": self.unsendable, "history": self.history[-20:],
+            "unsendable": self.unsendable, "history": self.history[-20:], "score_body": self.score_body,
+            "run_items_sent": sorted(self.run_items_sent), "dataset_run_id": self.dataset_run_id,
         })
 
 
@@ -138,16 +155,26 @@ class PushResult:
     error: str | None
     waited: float = 0.0
     unsendable: dict[str, str] = field(default_factory=dict)
+    server: str | None = None  # SERVER_V4 / SERVER_V3: which API the push used
+    run_items: tuple[int, int] | None = None  # Langfuse v3: dataset run items (created, planned)
 
     @property
     def exit_code(self) -> ExitCode:
         return ExitCode.OK if self.status == "complete" else ExitCode.RUN_FAILED
 
+    @property
+    def delivered(self) -> bool:
+        return self.status == "complete"
+
     def line(self, run_id: str) -> str:
         t, s = self.traces, self.scores
         what = f"{t[0]}/{t[1]} traces, {s[0]}/{s[1]} scores"
+        if self.run_items is not None:
+            what += f", {self.run_items[0]}/{self.run_items[1]} dataset run items"
         if self.status == "complete":
             line = f"langfuse: pushed {what} as experiment run '{self.run_name}'"
+            if self.server:
+                line += f" ({SERVER_MODES[self.server]})"
             if self.unsendable:
                 first = next(iter(self.unsendable.values()))
                 line += (f"; {len(self.unsendable)} score values Langfuse cannot hold were not sent "
@@ -238,27 +265,26 @@ class Context:
     dataset_version: str | None
     base_url: str
     score_types: dict[str, str] = field(default_factory=dict)
-    repeat: int = 1  # trials per item: above 1 an item's trace holds every trial
+    repeat: int = 1  # trials per item: each trial is its own trace sharing the item id
     items_checked: bool = False  # a local dataset's item ids were found in the Langfuse dataset
+    server: str = SERVER_V4  # the API this Langfuse speaks (SERVER_V4 / SERVER_V3)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
 
-def trace_id_for(run_id: str, item_id: str, trial: int = 0, repeat: int = 1) -> str:
-    """An item's trace: one per record, or with repeats one per item holding every trial."""
-    return wire.trace_id(f"evalrun:{run_id}:{item_id}:{0 if repeat > 1 else trial}")
+def trace_id_for(run_id: str, item_id: str, trial: int = 0) -> str:
+    """A record's trace. With repeats every trial is a trace of its own sharing the experiment
+    item id: Langfuse derives an experiment item from each root observation
+    (``experiment.item.root_observation_id``, OtelIngestionProcessor.extractExperimentFields)
+    and reads its scores there, so a trial nested under a shared item span would show none."""
+    return wire.trace_id(f"evalrun:{run_id}:{item_id}:{trial}")
 
 
-def trial_span_id(trace_id: str, trial: int) -> str:
-    return wire.span_id(trace_id, "trial", trial)
-
-
-def parent_span_for(run_id: str, item_id: str, trial: int, repeat: int) -> tuple[str, str]:
-    """(trace id, span id) a record's own observations belong under: the item's task span, or
-    with repeats the trial's span under it."""
-    tid = trace_id_for(run_id, item_id, trial, repeat)
-    return tid, trial_span_id(tid, trial) if repeat > 1 else task_span_id(tid)
+def parent_span_for(run_id: str, item_id: str, trial: int) -> tuple[str, str]:
+    """(trace id, span id) a record's own observations belong under: its task span."""
+    tid = trace_id_for(run_id, item_id, trial)
+    return tid, task_span_id(tid)
 
 
 def task_span_id(trace_id: str) -> str:
@@ -380,50 +406,25 @@ def _call_spans(rec: Record, trace_id: str, parent: str, experiment_attrs: dict[
     return spans
 
 
-def _item_spans(ctx: Context, recs: list[Record], trace_id: str, fallback_start: float) -> list[Any]:
-    """One item's trace: ``experiment-item-run`` > ``experiment-item-task`` (the experiment
-    item), and under the task the records' own observations; with repeats, one ``trial-<n>``
-    span per trial under the task, each holding its record's observations."""
-    first = recs[0]
+def _item_spans(ctx: Context, rec: Record, trace_id: str, fallback_start: float) -> list[Any]:
+    """One record's trace, shaped as the SDK's experiment runner shapes it:
+    ``experiment-item-run`` > ``experiment-item-task`` (the experiment item's root observation),
+    and under the task the record's own observations."""
     run_span = wire.span_id(trace_id, "experiment-item-run")
     task_span = task_span_id(trace_id)
-    item_meta = first.metadata if isinstance(first.metadata, dict) else {}
-    experiment_attrs = experiment_attributes(ctx, first.item_id, item_meta, trace_id)
-    expected = wire.serialize(_io(first.expected_output))
+    item_meta = rec.metadata if isinstance(rec.metadata, dict) else {}
+    experiment_attrs = experiment_attributes(ctx, rec.item_id, item_meta, trace_id)
+    expected = wire.serialize(_io(rec.expected_output))
     if expected is not None:
         experiment_attrs[wire.EXPERIMENT_ITEM_EXPECTED_OUTPUT] = expected
     if ctx.dataset_id and ctx.dataset_version:
         experiment_attrs[wire.EXPERIMENT_ITEM_VERSION] = ctx.dataset_version
-    spans: list[Any] = []
-    if ctx.repeat <= 1:
-        output, level, message = _outcome(first)
-        observation = wire.observation_attributes(kind="span", input=_io(first.input), output=_io(output),
-                                                  metadata=_record_meta(ctx, first), level=level,
-                                                  status_message=message)
-        start_ns, end_ns = _times(first, fallback_start)
-        spans += _call_spans(first, trace_id, task_span, experiment_attrs, fallback_start)
-    else:
-        outputs = []
-        for rec in recs:
-            output, level, message = _outcome(rec)
-            outputs.append(output)
-            s0, s1 = _times(rec, fallback_start)
-            tspan = trial_span_id(trace_id, rec.trial)
-            attrs = {**experiment_attrs, **wire.observation_attributes(
-                kind="span", input=_io(rec.input), output=_io(output), metadata=_record_meta(ctx, rec),
-                level=level, status_message=message)}
-            spans.append(_span(f"trial-{rec.trial}", trace_id, tspan, task_span, attrs, _status(level, message),
-                               s0, s1))
-            spans += _call_spans(rec, trace_id, tspan, experiment_attrs, fallback_start)
-        failed = sum(1 for r in recs if r.error)
-        level = "ERROR" if failed == len(recs) else ("WARNING" if failed else None)
-        message = f"{failed} of {len(recs)} trials failed" if failed else None
-        meta = {**_record_meta(ctx, first), "evalrun_trials": len(recs)}
-        meta.pop("evalrun_trial", None)
-        observation = wire.observation_attributes(kind="span", input=_io(first.input), output=outputs, metadata=meta,
-                                                  level=level, status_message=message)
-        times = [_times(r, fallback_start) for r in recs]
-        start_ns, end_ns = min(t[0] for t in times), max(t[1] for t in times)
+    output, level, message = _outcome(rec)
+    observation = wire.observation_attributes(kind="span", input=_io(rec.input), output=_io(output),
+                                              metadata=_record_meta(ctx, rec), level=level,
+                                              status_message=message)
+    start_ns, end_ns = _times(rec, fallback_start)
+    spans = _call_spans(rec, trace_id, task_span, experiment_attrs, fallback_start)
     status = _status(level, message)
     root_observation = dict(observation)
     for k in (wire.INPUT, wire.OUTPUT):
@@ -447,8 +448,10 @@ def _item_spans(ctx: Context, recs: list[Record], trace_id: str, fallback_start:
 
 def _item_scores(ctx: Context, rec: Record, trace_id: str, fallback_start: float,
                  problems: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """A record's scores on its experiment item's root observation (the task span), where
+    Langfuse reads an item's scores."""
     types = ctx.score_types
-    target = trial_span_id(trace_id, rec.trial) if ctx.repeat > 1 else task_span_id(trace_id)
+    target = task_span_id(trace_id)
     when = _iso((rec.started_at or fallback_start) + (rec.latency_ms or 0.0) / 1000.0)
     out = []
     for scorer, score in rec.scores.items():
@@ -456,9 +459,7 @@ def _item_scores(ctx: Context, rec: Record, trace_id: str, fallback_start: float
         if problem and problems is not None:
             problems[_hex(trace_id, "score", scorer, rec.trial, n=32)] = f"item {rec.item_id} trial {rec.trial}: {problem}"
         for name, value, dtype in entries:
-            sid = _hex(trace_id, "score", name, n=32) if ctx.repeat <= 1 else _hex(trace_id, "score", name, rec.trial,
-                                                                                       n=32)
-            body: dict[str, Any] = {"id": sid, "traceId": trace_id,
+            body: dict[str, Any] = {"id": _hex(trace_id, "score", name, n=32), "traceId": trace_id,
                                     "observationId": target, "name": name, "value": value,
                                     "dataType": dtype, "timestamp": when}
             if score.reason:
@@ -467,7 +468,9 @@ def _item_scores(ctx: Context, rec: Record, trace_id: str, fallback_start: float
     return out
 
 
-def _run_scores(ctx: Context, summary: Summary | None) -> list[dict[str, Any]]:
+def _run_scores(ctx: Context, summary: Summary | None, run_id: str | None) -> list[dict[str, Any]]:
+    """Run-level scores on the dataset run ``run_id``: the experiment id on v4; on v3 the id
+    Langfuse gave the dataset run (createOrFetchDatasetRun makes a random one)."""
     if not summary:
         return []
     entries: list[tuple[str, float | str, str, str | None]] = []
@@ -493,7 +496,7 @@ def _run_scores(ctx: Context, summary: Summary | None) -> list[dict[str, Any]]:
     out = []
     for name, value, dtype, comment in entries:
         body: dict[str, Any] = {"id": _hex(ctx.experiment_id, "run-score", name, n=32),
-                                "datasetRunId": ctx.experiment_id, "name": name, "value": value,
+                                "datasetRunId": run_id, "name": name, "value": value,
                                 "dataType": dtype, "timestamp": when}
         if comment:
             body["comment"] = comment
@@ -544,7 +547,7 @@ def resolve_context(client: Client, run_dir: RunDir, manifest: Manifest,
         "config_fingerprint": manifest.get("config_fingerprint"),
         "dataset_source": source or None, "dataset_fingerprint": (manifest.get("dataset") or {}).get("fingerprint"),
     }.items() if v is not None}}
-    _check_run_name_unused(client, run_name, run_id, dataset_id)
+    server = _check_run_name_unused(client, run_name, run_id, dataset_id, dataset_name)
     if dataset_id:
         # the id Langfuse itself derives for (project, dataset, run name), so the server and the SDK agree
         projects = client.call("get project", lambda o: client.api.projects.get(request_options=o))
@@ -558,7 +561,7 @@ def resolve_context(client: Client, run_dir: RunDir, manifest: Manifest,
         experiment_id = _hex("evalrun-experiment", run_id, run_name, n=16)
     return Context(run_id=run_id, run_name=run_name, description=s.get("description") or manifest.get("description"),
                    metadata=metadata, experiment_id=experiment_id, dataset_name=dataset_name,
-                   dataset_id=dataset_id, dataset_version=version, base_url=client.creds.base_url)
+                   dataset_id=dataset_id, dataset_version=version, base_url=client.creds.base_url, server=server)
 
 
 def freeze_context(run_dir: RunDir, manifest: Manifest, state: PushState, *, budget: float | None = 10.0,
@@ -581,20 +584,59 @@ def freeze_context(run_dir: RunDir, manifest: Manifest, state: PushState, *, bud
     return ctx
 
 
-def _check_run_name_unused(client: Client, run_name: str, run_id: str, dataset_id: str | None) -> None:
+def _check_run_name_unused(client: Client, run_name: str, run_id: str, dataset_id: str | None,
+                           dataset_name: str | None) -> str:
     """A run name names one run: an experiment of that name made by another run is refused
-    (merging the two would mix their items and overwrite the run-level scores)."""
+    (merging the two would mix their items and overwrite the run-level scores). Returns the
+    API the server speaks: GET /api/public/experiments answers 404 on Langfuse v3 and on v4
+    without the experiments API (web/src/pages/api/public/experiments/index.ts), which keep
+    runs as dataset runs."""
+    import json as _j
+    from urllib.parse import quote
+
     from evalrun.langfuse.baseline import EPOCH
 
-    exps = client.call(f"look up run name {run_name!r}", lambda o: client.api.experiments.list(
-        from_start_time=EPOCH, name=run_name, dataset_id=dataset_id, fields="core,metadata", limit=10,
-        request_options=o))
-    for e in exps.data:
-        other = (e.metadata or {}).get("evalrun_run_id") if isinstance(e.metadata, dict) else None
-        if e.name == run_name and other != run_id:
-            by = f"run {other}" if other else "another experiment"
-            raise UsageError(f"Langfuse run name {run_name!r} is already used by {by}; "
-                             "give this run its own langfuse.run_name (or --run-name)")
+    # the experiments API splits name= on commas (optionalCommaSeparatedStringArray in
+    # web/src/features/public-api/types/experiments.ts); a filter matches the whole name
+    by_filter = "," in run_name
+    try:
+        exps = client.call(f"look up run name {run_name!r}", lambda o: client.api.experiments.list(
+            from_start_time=EPOCH, name=None if by_filter else run_name, dataset_id=dataset_id,
+            filter=_j.dumps([name_filter(run_name)]) if by_filter else None,
+            fields="core,metadata", limit=10, request_options=o))
+    except Refused as e:
+        if e.status != 404:
+            raise
+        if dataset_name:
+            try:
+                run = client.call(f"look up dataset run {run_name!r}", lambda o: client.get_json(
+                    f"/api/public/datasets/{quote(dataset_name, safe='')}/runs/{quote(run_name, safe='')}", o))
+            except Refused as e2:
+                if e2.status != 404:
+                    raise
+                run = None
+            meta = run.get("metadata") if isinstance(run, dict) else None
+            other = meta.get("evalrun_run_id") if isinstance(meta, dict) else None
+            if run is not None and other != run_id:
+                _name_taken(run_name, other)
+        return SERVER_V3
+    for exp in exps.data:
+        other = (exp.metadata or {}).get("evalrun_run_id") if isinstance(exp.metadata, dict) else None
+        if exp.name == run_name and other != run_id:
+            _name_taken(run_name, other)
+    return SERVER_V4
+
+
+def name_filter(run_name: str) -> dict[str, Any]:
+    """An experiments-API filter matching exactly ``run_name`` (a stringOptions filter:
+    packages/shared/src/interfaces/filters.ts)."""
+    return {"type": "stringOptions", "column": "name", "operator": "any of", "value": [run_name]}
+
+
+def _name_taken(run_name: str, other: Any) -> None:
+    by = f"run {other}" if other else "another experiment"
+    raise UsageError(f"Langfuse run name {run_name!r} is already used by {by}; "
+                     "give this run its own langfuse.run_name (or --run-name)")
 
 
 def _check_linked_items(client: Client, ctx: Context, item_ids: set[str], manifest: Manifest) -> None:
@@ -675,15 +717,24 @@ class _Pusher:
         self.state.save_soon(self.run_dir)
 
     def send_scores(self, scores: list[dict[str, Any]]) -> None:
+        if self.state.score_body == SCORE_OBJECT:
+            for sc in scores:
+                self._send_one_score(sc)
+            return
         units = [(s["id"], s, len(json.dumps(s, default=str)) + 1) for s in scores]
         for batch in _batches(units, SCORE_BATCH, SCORE_BATCH_BYTES):
             self._send_score_batch([b[1] for b in batch])
 
     def _send_score_batch(self, batch: list[dict[str, Any]]) -> None:
+        if self.state.score_body == SCORE_OBJECT:
+            for sc in batch:
+                self._send_one_score(sc)
+            return
         message = ""
         try:
             status, data = self.client.call(f"send {len(batch)} scores",
                                             lambda o: self.client.post_json("/api/public/scores", batch, o))
+            self.state.score_body = SCORE_ARRAY
             # 202: all accepted; 207: {accepted, rejected, errors: [{message}]}
             rejected = int(data.get("rejected") or 0) if status == 207 and isinstance(data, dict) else 0
             if status == 207 and not rejected and isinstance(data, dict) and data.get("errors"):
@@ -692,6 +743,13 @@ class _Pusher:
                 message = "; ".join(str(e.get("message", e)) if isinstance(e, dict) else str(e)
                                     for e in (data.get("errors") or []))
         except Refused as e:
+            if e.status == 400 and self.state.score_body is None:
+                # the server validates one score object per request (PostScoresBodyV1 in
+                # web/src/pages/api/public/scores/index.ts, v3 and v4 alike): an array is
+                # refused whole, so every score of this push goes as its own object
+                self.state.score_body = SCORE_OBJECT
+                self._send_score_batch(batch)
+                return
             rejected, message = len(batch), e.message
         if rejected and len(batch) > 1:
             # Langfuse says how many were rejected, not which: split and resend (ids make resends
@@ -701,12 +759,54 @@ class _Pusher:
             self._send_score_batch(batch[half:])
             return
         for s in batch:
-            if rejected:
-                self.state.rejected[s["id"]] = f"score {s['name']!r} refused: {message}"[:MAX_TEXT]
-            else:
-                self.state.scores_sent.add(s["id"])
-                self.state.rejected.pop(s["id"], None)
+            self._settle_score(s, message if rejected else None)
         self.state.save_soon(self.run_dir)
+
+    def _send_one_score(self, sc: dict[str, Any]) -> None:
+        """POST one score object; the server answers 200 ``{"id"}`` or a 4xx with its message."""
+        try:
+            self.client.call(f"send score {sc['name']!r}",
+                             lambda o: self.client.post_json("/api/public/scores", sc, o))
+            self._settle_score(sc, None)
+        except Refused as e:
+            self._settle_score(sc, e.message)
+        self.state.save_soon(self.run_dir)
+
+    def _settle_score(self, s: dict[str, Any], refused: str | None) -> None:
+        if refused is not None:
+            self.state.rejected[s["id"]] = f"score {s['name']!r} refused: {refused}"[:MAX_TEXT]
+        else:
+            self.state.scores_sent.add(s["id"])
+            self.state.rejected.pop(s["id"], None)
+
+    def link_run_items(self, ctx: Context, traces: dict[str, Record]) -> None:
+        """Langfuse v3: one dataset run item per delivered trace (POST
+        /api/public/dataset-run-items, web/src/pages/api/public/dataset-run-items.ts), which
+        creates the dataset run on the first call and names its id. The run item points at the
+        trace (no observation), so the run's latency and cost are the trace's."""
+        for tid, rec in traces.items():
+            if tid in self.state.run_items_sent or tid not in self.state.traces_sent:
+                continue
+            body: dict[str, Any] = {"runName": ctx.run_name, "datasetItemId": rec.item_id, "traceId": tid,
+                                    "metadata": ctx.metadata}
+            if ctx.description:
+                body["runDescription"] = ctx.description
+            if ctx.dataset_version:
+                body["datasetVersion"] = ctx.dataset_version
+            def post(o: dict[str, Any], body: dict[str, Any] = body) -> tuple[int, Any]:
+                return self.client.post_json("/api/public/dataset-run-items", body, o)
+
+            try:
+                _status_code, answer = self.client.call(f"link item {rec.item_id!r} to dataset run", post)
+            except Refused as e:
+                self.state.rejected[RUN_ITEM_KEY + tid] = f"dataset run item refused: {e.message}"[:MAX_TEXT]
+                continue
+            run_id = answer.get("datasetRunId") if isinstance(answer, dict) else None
+            if isinstance(run_id, str) and run_id:
+                self.state.dataset_run_id = run_id
+            self.state.run_items_sent.add(tid)
+            self.state.rejected.pop(RUN_ITEM_KEY + tid, None)
+            self.state.save_soon(self.run_dir)
 
 
 def push_run(run_dir: RunDir, *, overrides: dict[str, Any] | None = None, budget: float | None = None,
@@ -733,6 +833,7 @@ def push_run(run_dir: RunDir, *, overrides: dict[str, Any] | None = None, budget
     n_traces = len(records)
     planned_scores: list[dict[str, Any]] = []
     planned_traces: set[str] = set()
+    run_items: tuple[int, int] | None = None
     sent = False  # everything was offered to Langfuse (no exception on the way)
     try:
         try:
@@ -751,23 +852,33 @@ def push_run(run_dir: RunDir, *, overrides: dict[str, Any] | None = None, budget
                 state.save(run_dir)
             pusher = _Pusher(client, run_dir, state)
             units = []
+            by_trace: dict[str, Record] = {}
             with client.paused():  # building spans is not Langfuse's time: the budget is for the network
-                groups: dict[str, list[Record]] = {}
                 for rec in records:
-                    tid = trace_id_for(ctx.run_id, rec.item_id, rec.trial, ctx.repeat)
-                    groups.setdefault(tid, []).append(rec)
+                    tid = trace_id_for(ctx.run_id, rec.item_id, rec.trial)
+                    by_trace[tid] = rec
                     planned_scores.extend(_item_scores(ctx, rec, tid, fallback_start, state.unsendable))
-                n_traces = len(groups)
-                for tid, recs in groups.items():
-                    # with repeats a trace is sent again when it holds more trials than last time
-                    key = tid if ctx.repeat <= 1 else f"{tid}:{len(recs)}"
-                    planned_traces.add(key)
-                    if key not in state.traces_sent:
-                        spans = _item_spans(ctx, sorted(recs, key=lambda r: r.trial), tid, fallback_start)
+                n_traces = len(by_trace)
+                planned_traces.update(by_trace)
+                for tid, rec in by_trace.items():
+                    if tid not in state.traces_sent:
+                        spans = _item_spans(ctx, rec, tid, fallback_start)
                         size = sum(len(v) if type(v) is str else 8 for s in spans for v in s.attributes.values()) + 200
-                        units.append((key, spans, size))
-                planned_scores.extend(_run_scores(ctx, summary))
+                        units.append((tid, spans, size))
             pusher.send_traces(units)
+            v3_runs = ctx.server == SERVER_V3 and ctx.dataset_id is not None
+            if v3_runs:
+                pusher.link_run_items(ctx, by_trace)
+            run_scores: list[dict[str, Any]] = []
+            if ctx.server != SERVER_V3:
+                run_scores = _run_scores(ctx, summary, ctx.experiment_id)
+            elif state.dataset_run_id:
+                run_scores = _run_scores(ctx, summary, state.dataset_run_id)
+            elif not v3_runs:
+                for sc in _run_scores(ctx, summary, None):
+                    state.unsendable[sc["id"]] = (f"{sc['name']}: Langfuse v3 keeps run-level scores on dataset "
+                                                  "runs only (link a dataset with langfuse.dataset_name)")
+            planned_scores.extend(run_scores)
             pusher.send_scores([s for s in planned_scores if s["id"] not in state.scores_sent])
             sent = True
         except Unreachable as e:
@@ -777,6 +888,8 @@ def push_run(run_dir: RunDir, *, overrides: dict[str, Any] | None = None, budget
     finally:
         client.close()
         planned_ids = {s["id"] for s in planned_scores}
+        if ctx is not None and ctx.server == SERVER_V3 and ctx.dataset_id is not None:
+            run_items = (len(state.run_items_sent & planned_traces), len(planned_traces))
         traces_ok = len(state.traces_sent & planned_traces) if planned_traces else len(state.traces_sent)
         scores_ok = len(state.scores_sent & planned_ids) if planned_scores else len(state.scores_sent)
         if sent and error is None and not state.rejected:
@@ -793,12 +906,26 @@ def push_run(run_dir: RunDir, *, overrides: dict[str, Any] | None = None, budget
                       experiment_id=ctx.experiment_id if ctx else None,
                       traces=(traces_ok, n_traces), scores=(scores_ok, len(planned_scores) or scores_ok),
                       rejected=dict(state.rejected), error=error, waited=client.waited,
-                      unsendable=dict(state.unsendable))
+                      unsendable=dict(state.unsendable), server=ctx.server if ctx else None, run_items=run_items)
 
 
-def push_after_run(run_dir: RunDir, overrides: dict[str, Any] | None = None, budget: float = 30.0) -> str:
-    """The push at the end of ``evalrun run``: never raises, never changes the run's exit code,
-    gives up quickly when Langfuse cannot be reached (the state keeps what is left)."""
+@dataclass
+class AfterRun:
+    """What the push at the end of a run did: the line to print and whether Langfuse has it all."""
+
+    line: str
+    delivered: bool
+
+
+def push_required(manifest: Manifest) -> bool:
+    """``langfuse: {required: true}``: an undelivered push fails the command (exit 3)."""
+    return bool(((manifest.get("config") or {}).get("langfuse") or {}).get("required"))
+
+
+def push_after_run(run_dir: RunDir, overrides: dict[str, Any] | None = None, budget: float = 30.0) -> AfterRun:
+    """The push at the end of ``evalrun run``: never raises, gives up quickly when Langfuse
+    cannot be reached (the state keeps what is left). Whether an undelivered push changes the
+    exit code is the caller's (``--push-required``, ``langfuse: {required: true}``)."""
     try:
         result = push_run(run_dir, overrides=overrides, budget=budget, connect_attempts=2)
     except UsageError as e:
@@ -810,7 +937,8 @@ def push_after_run(run_dir: RunDir, overrides: dict[str, Any] | None = None, bud
                 pass
         state.status, state.last_error = "pending", str(e)
         state.save(run_dir)
-        return f"langfuse: not pushed: {e}; send later with: evalrun push {run_dir.id}"
-    except Exception as e:  # the run is saved; a push bug must not turn it into a failure
-        return f"langfuse: not pushed ({type(e).__name__}: {e}); send later with: evalrun push {run_dir.id}"
-    return result.line(run_dir.id)
+        return AfterRun(f"langfuse: not pushed: {e}; send later with: evalrun push {run_dir.id}", False)
+    except Exception as e:  # the run is saved; a push bug must not turn it into a crash
+        return AfterRun(f"langfuse: not pushed ({type(e).__name__}: {e}); send later with: evalrun push {run_dir.id}",
+                        False)
+    return AfterRun(result.line(run_dir.id), result.delivered)

@@ -36,14 +36,11 @@ class TraceContext:
     #: propagated key (``experiment_id``...) -> value, for every item of the run
     experiment: dict[str, str]
 
-    #: trials per item (with repeats each trial has its own span under the task span)
-    repeat: int = 1
-
     def ids(self, item_id: str, trial: int) -> tuple[str, str, str]:
         """(trace id, parent span id, task span id) of a record: the ones the push uses."""
         from evalrun.langfuse.push import parent_span_for, task_span_id
 
-        tid, parent = parent_span_for(self.run_id, item_id, trial, self.repeat)
+        tid, parent = parent_span_for(self.run_id, item_id, trial)
         return tid, parent, task_span_id(tid)
 
     def propagated(self, item_id: str, item_meta: dict[str, Any], task_span: str) -> dict[str, str]:
@@ -157,8 +154,7 @@ def setup(run_dir: Any, manifest: Manifest, push: bool, budget: float = 10.0) ->
             "experiment_id": ctx.experiment_id, "experiment_name": ctx.run_name,
             "experiment_metadata": wire.serialize(ctx.metadata), "experiment_dataset_id": ctx.dataset_id,
         }.items() if v}
-    repeat = int((manifest.get("planned") or {}).get("repeat") or 1)
-    return TraceContext(run_dir.id, experiment, repeat), note
+    return TraceContext(run_dir.id, experiment), note
 
 
 def install(target: Target, run_dir: RunDir, manifest: Manifest, push: bool) -> None:
