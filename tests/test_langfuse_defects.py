@@ -65,7 +65,7 @@ def test_ingestion_suspended_is_not_reported_as_bad_keys(fake, tmp_path):
     fake.fail("/api/public/otel", 403, times=1, message="Ingestion suspended: usage limit reached")
     r = cli(fake, "run", "eval.yaml", "--output-dir", "home", "--push", "langfuse", cwd=root)
     assert r.returncode in (0, 1), r.stderr
-    line = next(x for x in r.stderr.splitlines() if x.startswith("langfuse:"))
+    line = next(x for x in r.stderr.splitlines() if x.startswith("warning: langfuse:"))
     assert "HTTP 403: Ingestion suspended: usage limit reached" in line and "keys" not in line
     run = run_dir_of(root / "home")
     assert state_of(run)["status"] == "pending"
@@ -77,7 +77,7 @@ def test_a_local_run_linked_to_a_langfuse_dataset_must_use_its_item_ids(fake, tm
     fake.add_dataset_items("other", [{"id": "q0000", "input": "double 0"}, {"id": "q0001", "input": "double 1"}])
     root = write_project(tmp_path / "p", 4, langfuse={"dataset_name": "other"})
     r = cli(fake, "run", "eval.yaml", "--output-dir", "home", "--push", "langfuse", cwd=root)
-    line = next(x for x in r.stderr.splitlines() if x.startswith("langfuse:"))
+    line = next(x for x in r.stderr.splitlines() if x.startswith("warning: langfuse:"))
     assert "2 of the run's 4 items are not active items of Langfuse dataset 'other' (first: 'q0002')" in line
     assert "Traceback" not in r.stderr
     assert fake.calls("opentelemetry_exportTraces") == [] and fake.scores == {}

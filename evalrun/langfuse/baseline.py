@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from evalrun.errors import UsageError
-from evalrun.langfuse.client import Client, Refused, Unreachable, credentials
+from evalrun.langfuse.client import Client, Refused, Unreachable, credentials, name_filter
 from evalrun.langfuse.datasets import SCHEME, get_dataset
 from evalrun.records import Record, Score
 
@@ -98,8 +98,6 @@ def _call(client: Client, what: str, fn: Any) -> Any:
 
 def read_baseline(ref: str) -> list[Record]:
     import json
-
-    from evalrun.langfuse.push import name_filter
 
     dataset, run_name = parse_run_ref(ref)
     with Client(credentials(), budget=120.0) as client:

@@ -51,6 +51,12 @@ def credentials() -> Credentials:
     return Credentials(base, pk, sk)
 
 
+def name_filter(run_name: str) -> dict[str, Any]:
+    """An experiments-API filter matching exactly ``run_name``, commas and all (``name=`` is split
+    on commas; a stringOptions filter is not: packages/shared/src/interfaces/filters.ts)."""
+    return {"type": "stringOptions", "column": "name", "operator": "any of", "value": [run_name]}
+
+
 class Unreachable(Exception):
     """Langfuse did not take the request in time (down, slow, rate-limited, 5xx); try later."""
 

@@ -30,7 +30,7 @@ from typing import Any
 from evalrun._version import __version__
 from evalrun.errors import ExitCode, UsageError
 from evalrun.langfuse import otlp, wire
-from evalrun.langfuse.client import Client, Credentials, Refused, Unreachable, credentials
+from evalrun.langfuse.client import Client, Credentials, Refused, Unreachable, credentials, name_filter
 from evalrun.langfuse.otlp import STATUS_ERROR, STATUS_UNSET, SpanData
 from evalrun.records import Record, Score
 from evalrun.runs import Manifest, Summary
@@ -625,12 +625,6 @@ def _check_run_name_unused(client: Client, run_name: str, run_id: str, dataset_i
         if exp.name == run_name and other != run_id:
             _name_taken(run_name, other)
     return SERVER_V4
-
-
-def name_filter(run_name: str) -> dict[str, Any]:
-    """An experiments-API filter matching exactly ``run_name`` (a stringOptions filter:
-    packages/shared/src/interfaces/filters.ts)."""
-    return {"type": "stringOptions", "column": "name", "operator": "any of", "value": [run_name]}
 
 
 def _name_taken(run_name: str, other: Any) -> None:
