@@ -92,7 +92,6 @@ class Client:
             raise UsageError('Langfuse support is not installed: pip install "evalrun[langfuse]"') from None
 
         self.creds = creds
-        self.deadline = time.monotonic() + budget if budget is not None else None
         self.request_timeout = request_timeout
         self.connect_attempts = connect_attempts or attempts
         self.retry = RetryPolicy(attempts=attempts, base=backoff)
@@ -108,6 +107,9 @@ class Client:
                                x_langfuse_sdk_version=self.sdk_headers[wire.HEADER_SDK_VERSION],
                                x_langfuse_public_key=creds.public_key, httpx_client=self.http,
                                timeout=request_timeout)
+        # the budget is for the network: it starts once the client is built (the SDK's first
+        # import of its generated client is not Langfuse's time)
+        self.deadline = time.monotonic() + budget if budget is not None else None
 
     def close(self) -> None:
         self.http.close()
