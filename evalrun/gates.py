@@ -32,6 +32,11 @@ statistic on the items of that slice only (see :mod:`evalrun.slices`). An unknow
 is a UsageError at the gate's line: checked against a local dataset before a run
 (:func:`check_slices`), and against the run's items when the gate is judged.
 
+The relative slice gates of one verdict are one family: under ``significant`` a slice gate
+fails only when its Holm-adjusted p-value (:meth:`evalrun.stats.PairedDifference.worse_p`) is
+below 0.05, so ten or twenty slice gates together fail an unchanged run no more often than one
+gate does; under ``point`` each says how often noise alone fails one of them.
+
 Each relative gate reports the drop it catches with 80% power on this set under its policy.
 """
 
@@ -104,6 +109,12 @@ class GateResult:
     clusters: int | None = None
     note: str = ""
     items: list[str] = field(default_factory=list)  # no_regressions: the offending items
+    # the default policy's test, for the slice-gate family (Holm): its p-value, whether the
+    # point estimate misses the margin, and the Holm-adjusted p once corrected
+    test_p: float | None = None
+    misses: bool = False
+    p_adjusted: float | None = None
+    noise: float | None = None  # P(an unchanged run fails this gate), where computed
 
     @property
     def failed(self) -> bool:
@@ -114,7 +125,8 @@ class GateResult:
                 "baseline": _r(self.baseline), "diff": _r(self.diff),
                 "ci95": None if self.ci is None else [_r(self.ci[0]), _r(self.ci[1])],
                 "detectable_drop": _r(self.mde), "n": self.n, "clusters": self.clusters, "note": self.note,
-                "items": self.items}
+                "items": self.items} | ({"p_value": _r(self.test_p), "p_holm": _r(self.p_adjusted)}
+                                        if self.p_adjusted is not None else {})
 
     def numbers(self) -> str:
         """value, baseline, difference, interval and detectable drop as one line of text."""
@@ -430,17 +442,22 @@ def evaluate_gate(gate: Gate, cmp: Comparison, policy: str = "significant") -> G
         return res
     fails = stats.gate_fails(diff, lo, hi, margin, policy, d.p_value)
     res.verdict = "fail" if fails else "pass"
+    if policy == "significant":
+        res.test_p = d.worse_p(max(0.0, margin), lower_is_better=not up)
+        res.misses = diff < margin - 1e-12
     if policy == "strict":
         res.note = ("the interval does not show the change is within the margin" if fails
                     else "the interval shows the change is within the margin")
     elif fails:
-        res.note = ("significant: the 95% interval is entirely on the worse side, and the drop is beyond "
-                    "the margin")
+        res.note = SIGNIFICANT
     elif not point_ok:
         res.note = "the point estimate misses the margin, but the drop is not significant"
     if d.note:
         res.note = f"{res.note}; {d.note}" if res.note else d.note
     return _power_note(res, paired, margin, policy)
+
+
+SIGNIFICANT = "significant: the 95% interval is entirely on the worse side, and the drop is beyond the margin"
 
 
 def _power_note(res: GateResult, paired: Any, margin: float, policy: str) -> GateResult:
@@ -454,7 +471,7 @@ def _power_note(res: GateResult, paired: Any, margin: float, policy: str) -> Gat
         if d.n >= 2:
             warn = "detectable drop n/a (no spread or too few items to estimate it)"
     else:
-        noise = stats.gate_fail_probability(0.0, d, margin, policy)
+        noise = res.noise = stats.gate_fail_probability(0.0, d, margin, policy)
         if policy != "significant" and noise > 0.2:
             warn = (f"an unchanged run fails this gate {100 * noise:.0f}% of the time: the set is too small "
                     "for this margin" if policy == "strict" else
@@ -496,4 +513,48 @@ def _judge_no_regressions(gate: Gate, cmp: Comparison) -> GateResult:
 
 
 def evaluate(gates: list[Gate], cmp: Comparison, policy: str = "significant") -> list[GateResult]:
-    return [evaluate_gate(g, cmp, policy) for g in gates]
+    """Judge every gate; the slice gates are one family (see :func:`correct_slice_family`)."""
+    return correct_slice_family([evaluate_gate(g, cmp, policy) for g in gates], policy)
+
+
+#: the family-wise level of the slice gates: noise alone fails any of them at most this often
+#: (two-sided; on the worse side at most half of it)
+FAMILY_LEVEL = 0.05
+
+
+def correct_slice_family(results: list[GateResult], policy: str) -> list[GateResult]:
+    """The slice gates of one verdict are one family. Under ``significant``, Holm's step-down
+    correction: a slice gate fails only when its Holm-adjusted p-value is below 0.05 (and its
+    point estimate misses the margin), so noise alone fails one of ten or twenty slice gates at
+    most as often as it fails one gate. Under ``point`` there is no test to correct: each slice
+    gate says how often noise alone fails at least one of them. ``strict`` needs no correction
+    (every gate must show its own margin, which a family only makes harder)."""
+    family = [r for r in results if r.gate.slice_key is not None and r.gate.relative]
+    if len(family) < 2:
+        return results
+    if policy == "point":
+        noise = [r.noise for r in family if r.noise is not None]
+        if noise:
+            any_fail = 1.0 - math.prod(1.0 - x for x in noise)
+            warn = (f"{len(family)} point slice gates: noise alone fails at least one of them about "
+                    f"{100 * any_fail:.0f}% of the time (if the slices were independent); the default "
+                    "policy corrects for the family")
+            for r in family:
+                r.note = f"{r.note}; {warn}" if r.note else warn
+        return results
+    tested = [r for r in family if r.test_p is not None and not math.isnan(r.test_p)]
+    if len(tested) < 2:
+        return results
+    adjusted = stats.holm([r.test_p for r in tested if r.test_p is not None])
+    for r, adj in zip(tested, adjusted, strict=True):
+        r.p_adjusted = adj
+        if r.verdict == "fail" and not (r.misses and adj < FAMILY_LEVEL):
+            r.verdict = "pass"
+            rest = r.note.replace(SIGNIFICANT, "").strip("; ")
+            r.note = (f"significant alone (p {r.test_p:.3g}), but not after Holm's correction for the "
+                      f"{len(tested)} slice gates of this verdict (adjusted p {adj:.3g})"
+                      + (f"; {rest}" if rest else ""))
+        elif r.verdict == "fail":
+            r.note = f"{r.note}; still significant after Holm's correction for {len(tested)} slice gates " \
+                     f"(adjusted p {adj:.3g})"
+    return results

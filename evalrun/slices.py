@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 
 #: a slice with fewer items than this is shown, but marked: its interval is wide or missing
 TINY = 10
+#: the family-wise level of the table's drop / gain labels (Holm over every row, as slice gates)
+FAMILY_LEVEL = 0.05
 
 
 # --- the statistics adapter (one place to follow evalrun.stats) ----------------------------
@@ -126,6 +128,7 @@ class SliceRow:
     pass_diff: stats.PairedDifference | None
     regressions: int | None
     improvements: int | None
+    p_adjusted: float | None = None  # Holm-adjusted over the table's rows (see slice_report)
 
     @property
     def label(self) -> str:
@@ -136,14 +139,26 @@ class SliceRow:
         return self.n < TINY
 
     @property
-    def change(self) -> str:
-        """``drop`` / ``gain`` when the paired 95% interval excludes zero, else ``''``."""
+    def test_p(self) -> float:
+        """Two-sided p of "the slice changed" by the default gate policy's rule (the interval
+        excludes zero and the paired test rejects); nan without an interval."""
         d = self.diff
         if d is None or not d.has_interval:
+            return math.nan
+        return min(d.worse_p(0.0), d.worse_p(0.0, lower_is_better=True))
+
+    @property
+    def change(self) -> str:
+        """``drop`` / ``gain`` when the change is significant after Holm's correction over every
+        row of the table (``p_adjusted`` below 0.05), else ``''``: the rule the slice gates use,
+        so noise alone labels any row of the table at most 5% of the time."""
+        d = self.diff
+        p = self.p_adjusted if self.p_adjusted is not None else self.test_p
+        if d is None or math.isnan(p) or not p < FAMILY_LEVEL:
             return ""
-        if d.hi < 0:
+        if d.diff < 0:
             return "drop"
-        if d.lo > 0:
+        if d.diff > 0:
             return "gain"
         return ""
 
@@ -170,7 +185,8 @@ class SliceRow:
                 "tiny": self.tiny, "mean": _r(self.mean), "ci95": [_r(self.lo), _r(self.hi)],
                 "pass_rate": _r(self.pass_rate), "pass_rate_ci95": [_r(self.pass_lo), _r(self.pass_hi)],
                 "paired_mean": pd(self.diff), "paired_pass_rate": pd(self.pass_diff),
-                "regressions": self.regressions, "improvements": self.improvements, "change": self.change}
+                "regressions": self.regressions, "improvements": self.improvements, "change": self.change,
+                "p_holm": None if self.p_adjusted is None else _r(self.p_adjusted)}
 
 
 def _nan_last(x: float) -> float:
@@ -221,6 +237,8 @@ def slice_report(cmp: Comparison, keys: Iterable[str]) -> SliceReport | None:
                 row = _row(cmp, key, value, scorer, ids)
                 if row is not None:
                     rows.append(row)
+    for row, adj in zip(rows, stats.holm([r.test_p for r in rows]), strict=True):
+        row.p_adjusted = None if math.isnan(adj) else adj
     rows.sort(key=SliceRow.sort_key)
     return SliceReport(keys, rows, cmp.has_baseline)
 

@@ -8,13 +8,18 @@ Public functions (what reports, gates and history call):
   items. Pass/fail data get a Clopper-Pearson interval (Korn-Graubard's effective-n version
   with repeats or clusters), which never collapses at 0% or 100%; other scores a t interval on
   item means. With
-  ``clusters`` (one label per item) the standard error is cluster-robust with G - 1 df.
+  ``clusters`` (one label per item) the standard error is cluster-robust: CR2 with Bell-McCaffrey
+  degrees of freedom (:func:`cluster_se`), which hold with clusters of unequal size (G - 1 df
+  when they are equal; about 3 when one cluster of ten holds half the items), with a warning
+  when one cluster dominates or there are few.
 - ``paired_difference(candidate, baseline, binary=..., clusters=...)``: candidate minus
   baseline per item. Pass/fail data get an Agresti-Min interval (a half pseudo-count in each
   cell of the paired 2x2 table), generalised to repeats and clusters; other scores the paired
   t interval (cluster-robust with clusters).
 - ``gate_fail_probability`` / ``detectable_drop``: how often a relative gate under a policy
   fails at a given true drop, and the drop it catches with 80% power on this set.
+- ``holm``: Holm's step-down adjusted p-values (slice gates and the slice table are one family each;
+  a gate's p-value is :meth:`PairedDifference.worse_p`).
 - ``clopper_pearson_interval``, ``wilson_interval``, ``mcnemar_exact``, ``pass_at_k`` / ``pass_hat_k``, ``mean_ci``,
   ``min_detectable_difference``, ``paired_bootstrap_ci``: the building blocks.
 - ``t_cdf`` / ``t_sf`` / ``t_ppf``, ``norm_cdf`` / ``norm_sf`` / ``norm_ppf``: distributions,
@@ -146,11 +151,12 @@ def t_ppf(p: float, df: float) -> float:
     return 0.5 * (lo + hi)
 
 
-_T975_CACHE: dict[int, float] = {}
+_T975_CACHE: dict[float, float] = {}
 
 
-def t_quantile_975(df: int) -> float:
-    """The 97.5% quantile of Student's t: the multiplier of a two-sided 95% interval."""
+def t_quantile_975(df: float) -> float:
+    """The 97.5% quantile of Student's t (``df`` may be fractional: Bell-McCaffrey's): the
+    multiplier of a two-sided 95% interval."""
     if df <= 0:
         return math.nan
     q = _T975_CACHE.get(df)
@@ -252,22 +258,77 @@ class Interval:
     note: str = ""
 
 
-def _cluster_se(dev: Sequence[float], labels: Sequence[object], weights: Sequence[float] | None = None,
-                g_correction: int | None = None) -> tuple[float, int]:
-    """Cluster-robust (CR1) standard error of a mean from per-unit deviations from the mean:
-    sqrt(G / (G - 1) * sum over clusters of (sum of deviations)^2) / total weight.
-    ``g_correction``: the G of the small-sample factor when some "clusters" are pseudo-counts."""
-    totals: dict[object, float] = {}
+@dataclass(frozen=True, slots=True)
+class ClusterSE:
+    """A cluster-robust standard error of a (weighted) mean: CR2 (Bell and McCaffrey 2002), its
+    Bell-McCaffrey degrees of freedom, G and the largest cluster's share of the weight."""
+
+    se: float
+    clusters: int
+    df: float
+    top_share: float
+
+    @property
+    def note(self) -> str:
+        """A warning when the interval rests on few independent units: few clusters, or one
+        cluster holding a large share of the items (the df then fall well below G - 1)."""
+        if self.clusters < 2:
+            return ""
+        parts = []
+        if self.top_share >= DOMINANT_SHARE:
+            parts.append(f"one cluster holds {100 * self.top_share:.0f}% of the items")
+        if self.clusters < FEW_CLUSTERS:
+            parts.append(f"only {self.clusters} clusters")
+        if not parts:
+            return ""
+        return (f"{' and '.join(parts)}: the interval rests on about {self.df:.1f} degrees of freedom "
+                "(Bell-McCaffrey), so it is wide and a small change cannot show")
+
+
+#: a cluster holding this share of the items, or fewer clusters than this, is warned about
+DOMINANT_SHARE = 0.25
+FEW_CLUSTERS = 10
+
+
+def cluster_se(dev: Sequence[float], labels: Sequence[object], weights: Sequence[float] | None = None,
+               real: Sequence[bool] | None = None) -> ClusterSE:
+    """CR2 cluster-robust standard error of a weighted mean from per-unit deviations from it,
+    with Bell-McCaffrey degrees of freedom (working model: independent units).
+
+    For a mean (the regression on a constant, weights w) the CR2 adjustment has a closed form:
+    cluster g's leverage is h_g = W_g / W, so V = sum_g S_g^2 / (1 - h_g) / W^2 with S_g the
+    cluster's weighted sum of deviations; with equal clusters this is CR1 exactly (G / (G - 1)).
+    The df are (tr M)^2 / tr(M^2) for M = Q (diag(h) - h h') Q, Q = diag(1 / sqrt(1 - h_g)):
+    1 / (sum h_g^2 + (sum r_g)^2 - sum r_g^2), r_g = h_g^2 / (1 - h_g); G - 1 for equal clusters,
+    about 3 when one cluster of ten holds half the items. ``real`` (one flag per unit): units
+    that are pseudo-counts (Agresti-Min's) enter the SE but not the df or G."""
     w = weights if weights is not None else [1.0] * len(dev)
-    for d, g, wi in zip(dev, labels, w, strict=True):
+    flags = real if real is not None else [True] * len(dev)
+    totals: dict[object, float] = {}
+    wsum: dict[object, float] = {}
+    real_w: dict[object, float] = {}
+    for d, g, wi, is_real in zip(dev, labels, w, flags, strict=True):
         totals[g] = totals.get(g, 0.0) + wi * d
-    g_count = len(totals)
-    if g_count < 2:
-        return math.nan, g_count
+        wsum[g] = wsum.get(g, 0.0) + wi
+        if is_real:
+            real_w[g] = real_w.get(g, 0.0) + wi
+    g_count = len(real_w)
+    if g_count < 2 or len(totals) < 2:
+        return ClusterSE(math.nan, g_count, math.nan, 1.0 if g_count == 1 else math.nan)
     total_w = math.fsum(w)
-    ss = math.fsum(t * t for t in sorted(totals.values()))
-    g_fix = g_correction or g_count
-    return math.sqrt(g_fix / (g_fix - 1) * ss) / total_w, g_count
+    ss = math.fsum(sorted(totals[g] ** 2 / (1.0 - wsum[g] / total_w) for g in totals))
+    real_total = math.fsum(real_w.values())
+    h = [x / real_total for x in real_w.values()]
+    r = [x * x / (1.0 - x) for x in h]
+    inv = math.fsum(x * x for x in h) + math.fsum(r) ** 2 - math.fsum(x * x for x in r)
+    df = min(float(g_count - 1), 1.0 / inv) if inv > 0 else float(g_count - 1)
+    if g_count - 1 - df < 1e-9 * g_count:
+        df = float(g_count - 1)  # equal clusters: exactly G - 1, not G - 1 less rounding
+    return ClusterSE(math.sqrt(ss) / total_w, g_count, df, max(h))
+
+
+def join_notes(*notes: str) -> str:
+    return "; ".join(n for n in notes if n)
 
 
 def _noise(values: Sequence[float]) -> float:
@@ -287,7 +348,7 @@ def item_interval(values: ArrayLike, *, binary: bool = False, clusters: Sequence
     clusters Korn and Graubard's version: the effective n is p(1 - p) / SE^2 (SE from the item
     means, cluster-robust with clusters; at most the number of trials; the number of items, or of
     clusters, when every item has the same value), scaled by (z / t_df)^2 for the df of the design.
-    Otherwise: t interval on item means (cluster-robust with G - 1 df when clustered).
+    Otherwise: t interval on item means (cluster-robust when clustered: CR2, Bell-McCaffrey df).
     """
     a = [float(v) for v in values]
     n = len(a)
@@ -296,11 +357,12 @@ def item_interval(values: ArrayLike, *, binary: bool = False, clusters: Sequence
     mean = math.fsum(sorted(a)) / n
     dev = [x - mean for x in a]
     g_count: int | None = None
+    warn = ""
     if clusters is not None:
         if len(clusters) != n:
             raise ValueError("one cluster label per item")
-        se, g_count = _cluster_se(dev, clusters)
-        df = float(g_count - 1)
+        cse = cluster_se(dev, clusters)
+        se, g_count, df, warn = cse.se, cse.clusters, cse.df, cse.note
     else:
         se = math.sqrt(math.fsum(d * d for d in dev) / (n - 1) / n) if n > 1 else math.nan
         df = float(n - 1)
@@ -317,22 +379,22 @@ def item_interval(values: ArrayLike, *, binary: bool = False, clusters: Sequence
             n_eff = min(float(trials or n), var_srs / (se * se))
         else:
             n_eff = float(g_count or n)  # every item the same: only the units (items, clusters) count
-        n_eff *= (Z975 / t_quantile_975(int(df))) ** 2 if df < 1e6 else 1.0
+        n_eff *= (Z975 / t_quantile_975(df)) ** 2 if df < 1e6 else 1.0
         lo, hi = clopper_pearson_interval(mean * n_eff, n_eff)
-        return Interval(mean, lo, hi, n, g_count, "clopper-pearson-adjusted", se, df)
+        return Interval(mean, lo, hi, n, g_count, "clopper-pearson-adjusted", se, df, note=warn)
     method = "cluster-t" if clusters is not None else "t"
     if not df >= 1 or math.isnan(se):
         return Interval(mean, math.nan, math.nan, n, g_count, method, se, df, note=few)
     if se <= _noise(a):
         return Interval(mean, mean, mean, n, g_count, method, 0.0, df,
                         note="every item has the same value: no spread, so the interval is that value")
-    h = t_quantile_975(int(df)) * se
+    h = t_quantile_975(df) * se
     lo, hi = mean - h, mean + h
     if 0.0 <= min(a) and max(a) <= 1.0:
         # a score that stays in [0, 1] (similarities, judge grades) cannot average outside it;
         # cutting the interval there only removes impossible values, so coverage is unchanged
         lo, hi = max(lo, 0.0), min(hi, 1.0)
-    return Interval(mean, lo, hi, n, g_count, method, se, df)
+    return Interval(mean, lo, hi, n, g_count, method, se, df, note=warn)
 
 
 # --- paired comparison --------------------------------------------------------------------
@@ -365,6 +427,32 @@ class PairedDifference:
     def has_interval(self) -> bool:
         return not (math.isnan(self.lo) or math.isnan(self.hi))
 
+    @property
+    def centre(self) -> float:
+        """The centre of the interval: the difference, or Agresti-Min's shrunken one (the
+        pseudo-counts add two units and nothing to the sum)."""
+        if self.method.startswith("agresti-min"):
+            return self.diff * self.n / (self.n + 2.0)
+        return self.diff
+
+    def worse_p(self, bound: float = 0.0, lower_is_better: bool = False) -> float:
+        """The p-value of the default policy's test that the change is worse than ``bound`` (on
+        the gate's side, mirrored for a lower-is-better gate): the
+        smallest two-sided level at which the interval lies entirely below ``bound`` (above, for
+        a lower-is-better gate) *and* the reported test (McNemar's exact one, for single-trial
+        pass/fail) rejects. At level 0.05 this is exactly the ``significant`` rule of
+        :func:`gate_fails`; Holm's correction of a family of gates compares it with smaller levels."""
+        if not self.has_interval or math.isnan(self.p_value):
+            return math.nan
+        # ``bound`` is on the gate's side: for a lower-is-better gate the difference is mirrored
+        gap = bound - (-self.centre if lower_is_better else self.centre)
+        if self.se > 0:
+            z = gap / self.se
+            p_int = 2.0 * (norm_sf(z) if math.isinf(self.df) else t_sf(z, self.df))
+        else:
+            p_int = 0.0 if gap > 0 else 1.0
+        return min(1.0, max(p_int, self.p_value))
+
 
 def paired_difference(candidate: ArrayLike, baseline: ArrayLike, *, binary: bool = False,
                       clusters: Sequence[object] | None = None) -> PairedDifference:
@@ -374,7 +462,7 @@ def paired_difference(candidate: ArrayLike, baseline: ArrayLike, *, binary: bool
     mean over its trials (trials of one item are correlated). ``binary``: the trials are pass/fail
     (0/1), so the interval is Agresti-Min's (a half pseudo-count in each cell of the 2x2 table,
     which keeps it from collapsing when few items change); otherwise the paired t. ``clusters``:
-    one label per item; the SE becomes cluster-robust with G - 1 df.
+    one label per item; the SE becomes cluster-robust (CR2, Bell-McCaffrey df).
     """
     # plain floats: a few list passes, and no numpy import on a run's path
     c = [float(x) for x in candidate]
@@ -395,15 +483,17 @@ def paired_difference(candidate: ArrayLike, baseline: ArrayLike, *, binary: bool
     disc = sum(1 for x in d if x != 0) / n
     if binary:
         return _paired_binary(d, n, cm, bm, mean_d, sd, disc, clusters)
+    warn = ""
     if clusters is not None:
-        se, g = _cluster_se([x - mean_d for x in d], clusters)
-        df, method = float(g - 1), "cluster-t"
+        cse = cluster_se([x - mean_d for x in d], clusters)
+        se, g, df, method, warn = cse.se, cse.clusters, cse.df, "cluster-t", cse.note
     else:
         se, g = (sd / math.sqrt(n) if n > 1 else nan), None
         df, method = float(n - 1), "t"
+
     def result(lo: float, hi: float, p: float, se: float = se, note: str = "") -> PairedDifference:
         return PairedDifference(n, cm, bm, mean_d, sd, lo, hi, p, se=se, df=df, method=method, clusters=g,
-                                discordant=disc, note=note)
+                                discordant=disc, note=join_notes(note, warn))
 
     if not df >= 1 or math.isnan(se):
         return result(nan, nan, nan,
@@ -413,7 +503,7 @@ def paired_difference(candidate: ArrayLike, baseline: ArrayLike, *, binary: bool
         same = abs(mean_d) <= noise
         note = "no item changed" if same else "every item changed by exactly the same amount: no spread, so no test"
         return result(mean_d, mean_d, 1.0 if same else nan, se=0.0, note=note)
-    h = t_quantile_975(int(df)) * se
+    h = t_quantile_975(df) * se
     p = min(1.0, 2.0 * t_sf(abs(mean_d) / se, df))
     return result(mean_d - h, mean_d + h, p)
 
@@ -439,6 +529,7 @@ def _paired_binary(dl: list[float], n: int, cm: float, bm: float, mean_d: float,
     plain = clusters is None and all(x in (-1.0, 0.0, 1.0) for x in dl)
     big_n = n + 2.0
     centre = math.fsum(sorted(dl)) / big_n  # the pseudo-counts add +0.5 - 0.5 + 0 = 0
+    warn = ""
     if plain:
         worse, better = dl.count(-1.0), dl.count(1.0)
         centre, se, lo, hi = agresti_min(worse, better, n)
@@ -455,21 +546,30 @@ def _paired_binary(dl: list[float], n: int, cm: float, bm: float, mean_d: float,
             labels, g = list(range(n + len(_PSEUDO))), None
             method = "agresti-min-t"
         units = g if g is not None else n
-        df = float(units - 1)
-        if not df >= 1:
+        if units < 2:
             # (no standard error either: there is nothing to compute one from)
-            return PairedDifference(n, cm, bm, mean_d, sd, math.nan, math.nan, math.nan, math.nan, df, method, g, disc,
+            return PairedDifference(n, cm, bm, mean_d, sd, math.nan, math.nan, math.nan, math.nan, float(units - 1),
+                                    method, g, disc,
                                     note=f"too few {'clusters' if clusters is not None else 'items'} for an interval")
-        # the small-sample factor counts the real units, not the pseudo-counts
-        se, _ = _cluster_se([v - centre for v in vals], labels, wts, g_correction=units)
-        q = t_quantile_975(int(df))
+        dev = [v - centre for v in vals]
+        if clusters is not None:
+            # CR2: every cluster (and pseudo-count) its own leverage; the df count the real clusters
+            cse = cluster_se(dev, labels, wts, real=[True] * n + [False] * len(_PSEUDO))
+            se, df, warn = cse.se, cse.df, cse.note
+        else:
+            # items as units: the usual variance of a weighted mean, n / (n - 1) for the n real items
+            total_w = math.fsum(wts)
+            se = math.sqrt(units / (units - 1) * math.fsum(sorted((wi * x) ** 2 for wi, x in zip(wts, dev, strict=True))))
+            se /= total_w
+            df = float(units - 1)
+        q = t_quantile_975(df)
         lo, hi = max(-1.0, centre - q * se), min(1.0, centre + q * se)
     if plain:
         p = mcnemar_exact(worse, better)
     else:
         stat = centre / se if se > 0 else 0.0
         p = min(1.0, 2.0 * t_sf(abs(stat), df))
-    note = "no item changed" if disc == 0 else ""
+    note = join_notes("no item changed" if disc == 0 else "", warn)
     return PairedDifference(n, cm, bm, mean_d, sd, lo, hi, p, se, df, method, g, disc, note)
 
 
@@ -572,6 +672,19 @@ def gate_fails(diff: float, lo: float, hi: float, margin: float, policy: str, p_
     return misses and hi < max(0.0, margin) - eps and not p_value >= 0.05
 
 
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (nan stays nan and is not counted in the family): a
+    hypothesis is rejected at family-wise level a when its adjusted p is below a."""
+    idx = sorted((i for i, p in enumerate(p_values) if not math.isnan(p)), key=lambda i: p_values[i])
+    m = len(idx)
+    out = [math.nan] * len(p_values)
+    running = 0.0
+    for rank, i in enumerate(idx):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        out[i] = running
+    return out
+
+
 def _chi_nodes(df: float, points: int = 161) -> list[tuple[float, float]]:
     """Quadrature nodes (u, weight) for u = sqrt(V / df), V ~ chi-square(df): Simpson's rule on
     the density of u, renormalised so the weights sum to one."""
@@ -596,7 +709,7 @@ def _fail_probability_t(drop: float, se: float, df: float, margin: float, policy
     se * sqrt(chi2_df / df), independent (normal data); exact noncentral-t power by quadrature."""
     if policy == "point":
         return norm_cdf((margin + drop) / se)
-    q = t_quantile_975(int(df)) if not math.isinf(df) and df < 1e6 else Z975
+    q = t_quantile_975(df) if not math.isinf(df) and df < 1e6 else Z975
     total = 0.0
     for u, w in _chi_nodes(df):
         s = se * u

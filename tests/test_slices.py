@@ -33,7 +33,7 @@ def base_ok(n: int) -> bool:
 
 
 def bad_ok(n: int) -> bool:
-    return base_ok(n) and not (tag_of(n) == "math" and n % 5 == 1)  # math: 30% failures
+    return base_ok(n) and not (tag_of(n) == "math" and n % 5 in (1, 2))  # math: 50% failures
 
 
 def rec(n: int, ok: bool, meta: dict | None = None, value: float | None = None) -> Record:
@@ -53,7 +53,7 @@ def test_only_the_regressed_tag_is_named_first_with_scipy_checked_numbers():
     rep = slice_report(cmp, ["tags", "metadata.language"])
     first = rep.rows[0]
     assert (first.key, first.value, first.scorer) == ("tags", "math", "em")
-    assert first.change == "drop" and first.regressions == 6 and first.improvements == 0
+    assert first.change == "drop" and first.regressions == 12 and first.improvements == 0
     ids = [n for n in range(120) if tag_of(n) == "math"]
     c = np.array([float(bad_ok(n)) for n in ids])
     b = np.array([float(base_ok(n)) for n in ids])
@@ -112,7 +112,7 @@ def test_without_a_baseline_slices_show_means_worst_first():
 
 def test_slice_gate_fails_while_the_pooled_gate_passes():
     cmp = suite_comparison()
-    gates = parse_gates(["em.mean >= baseline - 0.05", "em.mean[tag=math] >= baseline - 0.02",
+    gates = parse_gates(["em.mean >= baseline - 0.15", "em.mean[tag=math] >= baseline - 0.02",
                          "em.pass_rate[metadata.language=de] >= 0.7", "em.pass_rate[tags=geo] >= 0.95"],
                         scorers=["em"])
     res = evaluate(gates, cmp, "significant")
@@ -171,7 +171,7 @@ TAGS = ["math", "geo", "hist", "code"]
 
 def answer(x):
     n = int(x)
-    wrong = n % 10 == 3 or (os.environ.get("VARIANT") == "bad" and TAGS[n // 30] == "math" and n % 5 == 1)
+    wrong = n % 10 == 3 or (os.environ.get("VARIANT") == "bad" and TAGS[n // 30] == "math" and n % 5 in (1, 2))
     return str(2 * n + 1) if wrong else str(2 * n)
 '''
 
@@ -188,7 +188,7 @@ def project(root: Path, gates: list, slices: str = "slices: [tags, metadata.lang
 
 
 def test_one_regressed_tag_through_the_cli(tmp_path):
-    gates = ["exact_match.mean >= baseline - 0.05", "exact_match.mean[tag=math] >= baseline - 0.02",
+    gates = ["exact_match.mean >= baseline - 0.15", "exact_match.mean[tag=math] >= baseline - 0.02",
              "exact_match.pass_rate[metadata.language=de] >= 0.7"]
     root = project(tmp_path / "p", gates)
     env = {"VARIANT": "good"}
@@ -201,8 +201,8 @@ def test_one_regressed_tag_through_the_cli(tmp_path):
     out = bad.stdout
     table = out.split("slices by tags, metadata.language (worst first)")[1]
     first_row = table.splitlines()[4]
-    assert "tag=math" in first_row and "significant drop" in first_row and "-0.200" in first_row
-    assert "PASS │ exact_match.mean >= baseline - 0.05" in out
+    assert "tag=math" in first_row and "significant drop" in first_row and "-0.400" in first_row
+    assert "PASS │ exact_match.mean >= baseline - 0.15" in out
     assert "FAIL │ exact_match.mean[tag=math] >= baseline - 0.02" in out
     assert "PASS │ exact_match.pass_rate[metadata.language=de]" in out
     run_dir = next(p for p in sorted((root / ".evalrun" / "runs").iterdir()) if (p / "report.md").exists())
@@ -211,7 +211,7 @@ def test_one_regressed_tag_through_the_cli(tmp_path):
     assert slice_lines[1].startswith("| tag=math | exact\\_match | 30 |") and "**significant drop**" in slice_lines[1]
     data = json.loads((run_dir / "comparison.json").read_text())
     top = data["slices"]["rows"][0]
-    assert top["selector"] == "tag=math" and top["change"] == "drop" and top["regressions"] == 6
+    assert top["selector"] == "tag=math" and top["change"] == "drop" and top["regressions"] == 12
     html = (run_dir / "report.html").read_text()
     assert '<table id="slices" class="sortable">' in html and 'id="forest"' in html
 
