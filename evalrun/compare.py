@@ -29,7 +29,7 @@ from typing import Any
 
 from evalrun import stats
 from evalrun.records import Record
-from evalrun.runs import RunMetrics
+from evalrun.runs import RunMetrics, rounded_p
 from evalrun.runs import rounded as _num
 from evalrun.summary import SummaryBuilder, cluster_label
 
@@ -149,7 +149,7 @@ class Paired:
         d = self.diff
         out = {"stat": self.stat, "n": d.n, "candidate": _num(d.candidate_mean), "baseline": _num(d.baseline_mean),
                "diff": _num(d.diff), "ci95": [_num(d.lo), _num(d.hi)], "ci_method": d.method,
-               "p_value": _num(d.p_value), "mde": _num(self.mde), "mde_basis": self.mde_basis}
+               "p_value": rounded_p(d.p_value), "mde": _num(self.mde), "mde_basis": self.mde_basis}
         if d.clusters is not None:
             out["clusters"] = d.clusters
         if d.note:
@@ -215,7 +215,7 @@ class ScorerComparison:
             d["paired"] = {s: p.to_dict() for s in ITEM_STATS if (p := self.paired(s)) is not None and p.diff.n}
             d["regressions"] = self.regressions
             d["improvements"] = self.improvements
-            d["mcnemar_p"] = _num(self.mcnemar_p)
+            d["mcnemar_p"] = rounded_p(self.mcnemar_p)
         d["flaky"] = self.flaky
         k = max((s.judged for s in self.cand_items.values()), default=0)
         if k > 1:

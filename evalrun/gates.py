@@ -51,7 +51,7 @@ from typing import Any
 from evalrun import stats
 from evalrun.compare import ITEM_STATS, Comparison, parse_k_stat
 from evalrun.errors import UsageError
-from evalrun.runs import RUN_METRICS
+from evalrun.runs import RUN_METRICS, rounded_p
 
 #: run-level metrics (no scorer) a gate can name
 RATE_METRICS = ("errors", "error_rate")
@@ -125,7 +125,7 @@ class GateResult:
                 "baseline": _r(self.baseline), "diff": _r(self.diff),
                 "ci95": None if self.ci is None else [_r(self.ci[0]), _r(self.ci[1])],
                 "detectable_drop": _r(self.mde), "n": self.n, "clusters": self.clusters, "note": self.note,
-                "items": self.items} | ({"p_value": _r(self.test_p), "p_holm": _r(self.p_adjusted)}
+                "items": self.items} | ({"p_value": rounded_p(self.test_p), "p_holm": rounded_p(self.p_adjusted)}
                                         if self.p_adjusted is not None else {})
 
     def numbers(self) -> str:

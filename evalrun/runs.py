@@ -88,6 +88,15 @@ def rounded(x: float | None) -> float | None:
 _num = rounded
 
 
+def rounded_p(x: float | None) -> float | None:
+    """A p-value as run files and reports store it: six significant digits (six decimals would
+    turn 1e-25 into 0, and a p-value is never 0), NaN as None."""
+    if x is None:
+        return None
+    x = float(x)
+    return None if math.isnan(x) else float(f"{x:.6g}")
+
+
 def _money(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 

@@ -28,6 +28,7 @@ from evalrun.compare import ScorerComparison, Side, scorer_numbers
 from evalrun.config import SLICE_METADATA as METADATA
 from evalrun.config import SLICE_TAGS as TAGS
 from evalrun.config import normalize_key
+from evalrun.runs import rounded_p
 from evalrun.summary import item_stats
 
 if TYPE_CHECKING:
@@ -179,14 +180,14 @@ class SliceRow:
             if d is None or not d.n:
                 return None
             return {"n": d.n, "candidate": _r(d.candidate_mean), "baseline": _r(d.baseline_mean), "diff": _r(d.diff),
-                    "ci95": [_r(d.lo), _r(d.hi)], "p_value": _r(d.p_value)}
+                    "ci95": [_r(d.lo), _r(d.hi)], "p_value": rounded_p(d.p_value)}
 
         return {"key": self.key, "value": self.value, "selector": self.label, "scorer": self.scorer, "n": self.n,
                 "tiny": self.tiny, "mean": _r(self.mean), "ci95": [_r(self.lo), _r(self.hi)],
                 "pass_rate": _r(self.pass_rate), "pass_rate_ci95": [_r(self.pass_lo), _r(self.pass_hi)],
                 "paired_mean": pd(self.diff), "paired_pass_rate": pd(self.pass_diff),
                 "regressions": self.regressions, "improvements": self.improvements, "change": self.change,
-                "p_holm": None if self.p_adjusted is None else _r(self.p_adjusted)}
+                "p_holm": rounded_p(self.p_adjusted)}
 
 
 def _nan_last(x: float) -> float:

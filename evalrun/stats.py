@@ -29,6 +29,7 @@ Public functions (what reports, gates and history call):
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -327,6 +328,17 @@ def cluster_se(dev: Sequence[float], labels: Sequence[object], weights: Sequence
     return ClusterSE(math.sqrt(ss) / total_w, g_count, df, max(h))
 
 
+#: the smallest p-value reported: the smallest normal double. A true tail probability below it
+#: (McNemar's with a million discordant items all one way is 10^-301030) is not representable;
+#: it is reported as this bound, never as 0 (a p-value of 0 would claim certainty)
+P_FLOOR = sys.float_info.min
+
+
+def p_value_of(p: float) -> float:
+    """A computed p-value as reported: at most 1, at least :data:`P_FLOOR` (nan stays nan)."""
+    return p if math.isnan(p) else min(1.0, max(P_FLOOR, p))
+
+
 def join_notes(*notes: str) -> str:
     return "; ".join(n for n in notes if n)
 
@@ -504,7 +516,7 @@ def paired_difference(candidate: ArrayLike, baseline: ArrayLike, *, binary: bool
         note = "no item changed" if same else "every item changed by exactly the same amount: no spread, so no test"
         return result(mean_d, mean_d, 1.0 if same else nan, se=0.0, note=note)
     h = t_quantile_975(df) * se
-    p = min(1.0, 2.0 * t_sf(abs(mean_d) / se, df))
+    p = p_value_of(2.0 * t_sf(abs(mean_d) / se, df))
     return result(mean_d - h, mean_d + h, p)
 
 
@@ -568,7 +580,7 @@ def _paired_binary(dl: list[float], n: int, cm: float, bm: float, mean_d: float,
         p = mcnemar_exact(worse, better)
     else:
         stat = centre / se if se > 0 else 0.0
-        p = min(1.0, 2.0 * t_sf(abs(stat), df))
+        p = p_value_of(2.0 * t_sf(abs(stat), df))
     note = join_notes("no item changed" if disc == 0 else "", warn)
     return PairedDifference(n, cm, bm, mean_d, sd, lo, hi, p, se, df, method, g, disc, note)
 
@@ -638,7 +650,7 @@ def mcnemar_exact(regressions: int, improvements: int) -> float:
     n = b + c
     if n == 0:
         return 1.0
-    return min(1.0, 2.0 * _binom_half_cdf(min(b, c), n))
+    return p_value_of(2.0 * _binom_half_cdf(min(b, c), n))
 
 
 def min_detectable_difference(sd: float, n: int, *, alpha: float = 0.05, power: float = 0.80) -> float:

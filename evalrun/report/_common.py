@@ -22,6 +22,18 @@ def num(x: float | None, digits: int = 3) -> str:
     return f"{x:.{digits}f}"
 
 
+def p_text(x: float | None, digits: int = 3) -> str:
+    """A p-value for a table: fixed digits, a small one in scientific notation (0.000 would read
+    as 0, and a p-value is never 0); at the floor of what a double holds, "<=" that floor."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    if x >= 10.0 ** -digits:
+        return f"{x:.{digits}f}"
+    from evalrun.stats import P_FLOOR
+
+    return f"<={P_FLOOR:.2g}" if x <= P_FLOOR else f"{x:.2g}"
+
+
 def signed(x: float | None, digits: int = 3) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "–"
@@ -155,7 +167,7 @@ def _scorer_row(name: str, sc: ScorerComparison) -> ScorerRow:
         else "",
         regressions=len(sc.regressions) if has_b else None,
         improvements=len(sc.improvements) if has_b else None,
-        mcnemar=num(sc.mcnemar_p, 3) if sc.mcnemar_p is not None else "",
+        mcnemar=p_text(sc.mcnemar_p, 3) if sc.mcnemar_p is not None else "",
         mde=(num(mde_src.mde) if not math.isnan(mde_src.mde) else "n/a")
         if mde_src is not None and mde_src.diff.n else "",
         flaky=len(sc.flaky),

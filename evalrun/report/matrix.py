@@ -24,6 +24,7 @@ from evalrun.report._common import (
     input_text,
     num,
     output_text,
+    p_text,
     score_brief,
     scorer_rows,
     signed,
@@ -77,7 +78,7 @@ def scorer_sections(gv: GroupVerdict) -> list[Section]:
             cells["95% CI "].append(row.ci_mean)
             cells["Δ pass rate vs ref"].append(row.d_pass)
             cells["95% CI  "].append(row.ci_pass)
-            cells["p (paired)"].append("" if pm is None or not pm.diff.n else num(pm.diff.p_value, 4))
+            cells["p (paired)"].append("" if pm is None or not pm.diff.n else p_text(pm.diff.p_value, 4))
             cells["regressed"].append("" if row.regressions is None else str(row.regressions))
             cells["improved"].append("" if row.improvements is None else str(row.improvements))
             cells["McNemar p"].append(row.mcnemar)
