@@ -33,7 +33,12 @@ def base_ok(n: int) -> bool:
 
 
 def bad_ok(n: int) -> bool:
-    return base_ok(n) and not (tag_of(n) == "math" and n % 5 in (1, 2))  # math: 50% failures
+    return base_ok(n) and not (tag_of(n) == "math" and n % 5 == 1)  # math: 30% failures
+
+
+def worse_ok(n: int) -> bool:
+    # math: 50% failures, a drop that stays significant when the table's six rows are one family
+    return bad_ok(n) and not (tag_of(n) == "math" and n % 5 == 2)
 
 
 def rec(n: int, ok: bool, meta: dict | None = None, value: float | None = None) -> Record:
@@ -44,7 +49,7 @@ def rec(n: int, ok: bool, meta: dict | None = None, value: float | None = None) 
 
 def suite_comparison():
     base = [rec(n, base_ok(n)) for n in range(120)]
-    cand = [rec(n, bad_ok(n)) for n in range(120)]
+    cand = [rec(n, worse_ok(n)) for n in range(120)]
     return compare(cand, base, run={"run_id": "r2", "eval": "demo"}, baseline_info={"source": "r1", "run_id": "r1"})
 
 
@@ -55,7 +60,7 @@ def test_only_the_regressed_tag_is_named_first_with_scipy_checked_numbers():
     assert (first.key, first.value, first.scorer) == ("tags", "math", "em")
     assert first.change == "drop" and first.regressions == 12 and first.improvements == 0
     ids = [n for n in range(120) if tag_of(n) == "math"]
-    c = np.array([float(bad_ok(n)) for n in ids])
+    c = np.array([float(worse_ok(n)) for n in ids])
     b = np.array([float(base_ok(n)) for n in ids])
     # pass/fail data: Agresti & Min's paired interval (half a count added to each cell of the
     # 2x2 table, then Wald), written out here from the paper; McNemar's exact p from scipy
@@ -118,7 +123,7 @@ def test_slice_gate_fails_while_the_pooled_gate_passes():
     res = evaluate(gates, cmp, "significant")
     assert [r.verdict for r in res] == ["pass", "fail", "pass", "fail"]
     assert res[1].n == 30 and res[1].ci[1] < -0.02 and res[1].gate.selector == "[tag=math]"
-    assert res[2].value == pytest.approx(np.mean([bad_ok(n) for n in range(1, 120, 2)]))
+    assert res[2].value == pytest.approx(np.mean([worse_ok(n) for n in range(1, 120, 2)]))
 
 
 @pytest.mark.parametrize("gate, message", [
@@ -171,7 +176,8 @@ TAGS = ["math", "geo", "hist", "code"]
 
 def answer(x):
     n = int(x)
-    wrong = n % 10 == 3 or (os.environ.get("VARIANT") == "bad" and TAGS[n // 30] == "math" and n % 5 in (1, 2))
+    wrong = n % 10 == 3 or (os.environ.get("VARIANT") in ("bad", "worse") and TAGS[n // 30] == "math" and n % 5 == 1)
+    wrong = wrong or (os.environ.get("VARIANT") == "worse" and TAGS[n // 30] == "math" and n % 5 == 2)
     return str(2 * n + 1) if wrong else str(2 * n)
 '''
 
@@ -196,7 +202,7 @@ def test_one_regressed_tag_through_the_cli(tmp_path):
     assert first.returncode == 0, first.stdout + first.stderr
     assert invoke_cli("baseline", "set", "latest", cwd=root).returncode == 0
     bad = invoke_cli("run", "eval.yaml", "--report", "md", "--report", "json", "--report", "html", cwd=root,
-                  env={"VARIANT": "bad"})
+                  env={"VARIANT": "worse"})
     assert bad.returncode == 1, bad.stdout + bad.stderr
     out = bad.stdout
     table = out.split("slices by tags, metadata.language (worst first)")[1]
