@@ -652,6 +652,60 @@ def scorers_list(json_out: Annotated[bool, typer.Option("--json", help="As JSON.
         typer.echo(f"  {r['name']:<{w1}}  {r['grading']:<{w2}}  {r['description']}")
 
 
+judge_app = typer.Typer(help="LLM judges: calibrate one against human labels.", no_args_is_help=True)
+app.add_typer(judge_app, name="judge")
+
+
+@judge_app.command("calibrate")
+def judge_calibrate(
+    labels: Annotated[Path, typer.Option("--labels", help="Human labels: .jsonl or .csv rows with item_id and label "
+                                         "(and output, else --run's).")],
+    config: Annotated[str | None, typer.Argument(help="Eval file (default: evalrun.yaml).")] = None,
+    scorer: Annotated[str | None, typer.Option("--scorer", help="The llm_judge scorer's name (default: the only "
+                                               "one).")] = None,
+    run_ref: Annotated[str | None, typer.Option("--run", help="Judge this run's outputs for rows without one.")] = None,
+    repeat: Annotated[int, typer.Option("--repeat", help="Ask the judge N times: self-consistency.", min=1,
+                                        max=10)] = 1,
+    probe: Annotated[list[str] | None, typer.Option("--probe", help="Bias probe: length (repeatable; position is "
+                                                   "always measured for pairwise judges).")] = None,
+    by: Annotated[list[str] | None, typer.Option("--by", help="Agreement by slice: tags or metadata.KEY.")] = None,
+    no_write: Annotated[bool, typer.Option("--no-write", help="Report only; write no certificate.")] = False,
+    output_dir: HomeOpt = None,
+    json_out: Annotated[bool, typer.Option("--json", help="The report as JSON.")] = False,
+) -> None:
+    """Measure how often a judge agrees with human labels (Cohen's kappa with its interval, TPR/TNR,
+    bias probes) and write its certificate."""
+    from evalrun.config import load_config, normalize_key
+    from evalrun.report._terminal import visible
+    from evalrun.scoring.judge.calibrate import render_text, run_calibration
+
+    for p in probe or []:
+        if p not in ("length", "position"):
+            raise UsageError(f"--probe {p}: the probes are length and position")
+    for k in by or []:
+        if normalize_key(k) is None:
+            raise UsageError(f"--by {k}: a slice key is tags or metadata.KEY")
+    loaded = load_config(config)
+    judges = [sc.name or sc.type for sc in loaded.config.scorers if sc.type == "llm_judge"]
+    if scorer is None:
+        if len(judges) != 1:
+            raise UsageError(f"{loaded.path} has {len(judges)} llm_judge scorers: name one with --scorer"
+                             + (f" ({', '.join(judges)})" if judges else ""))
+        scorer = judges[0]
+    result = run_calibration(loaded, scorer, labels, home=output_dir, run_ref=run_ref, repeat=repeat,
+                             probes=tuple(probe or ()), by=[normalize_key(k) or k for k in by or []],
+                             write=not no_write)
+    if json_out:
+        from evalrun._json import json_pretty
+
+        sys.stdout.write(json_pretty(result.report))
+    else:
+        for line in render_text(result.report):
+            typer.echo(visible(line))
+    if not result.report.get("agreement"):
+        raise typer.Exit(ExitCode.RUN_FAILED)
+
+
 def _fix_optional_resume(argv: list[str]) -> list[str]:
     """Let ``--resume`` stand alone (meaning the latest run), as click options cannot."""
     out = list(argv)

@@ -99,7 +99,7 @@ class Gate:
 @dataclass
 class GateResult:
     gate: Gate
-    verdict: str  # pass | fail | skip
+    verdict: str  # pass | fail | skip | advisory (a failing gate on a judge short of its calibration)
     value: float | None = None
     baseline: float | None = None
     diff: float | None = None
@@ -558,3 +558,18 @@ def correct_slice_family(results: list[GateResult], policy: str) -> list[GateRes
             r.note = f"{r.note}; still significant after Holm's correction for {len(tested)} slice gates " \
                      f"(adjusted p {adj:.3g})"
     return results
+
+
+def make_advisory(results: list[GateResult], advisory: dict[str, str]) -> None:
+    """Gates on a scorer whose gates may not bind (a judge short of its required calibration,
+    by scorer name, with the reason) are reported, never failing: a failing one becomes
+    ``advisory``."""
+    for r in results:
+        why = advisory.get(r.gate.scorer or "")
+        if why is None:
+            continue
+        if r.verdict == "fail":
+            r.verdict = "advisory"
+            r.note = "; ".join(x for x in (r.note, f"would fail, but advisory: {why}") if x)
+        else:
+            r.note = "; ".join(x for x in (r.note, f"advisory: {why}") if x)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from evalrun.baseline import Baseline, accepted_path, configured_path_of_run, resolve_baseline
 from evalrun.compare import compare, run_metrics
 from evalrun.errors import UsageError
-from evalrun.gates import Gate, check_policy, check_slices, evaluate, parse_gates
+from evalrun.gates import Gate, check_policy, check_slices, evaluate, make_advisory, parse_gates
 from evalrun.report import ReportSpec, parse_report_specs, write_reports
 from evalrun.runs import Manifest, Summary
 from evalrun.verdict import Verdict
@@ -62,9 +62,13 @@ class PostRun:
             baseline_metrics=(bl.metrics or run_metrics(bl.records, bl.summary)) if bl is not None else None,
             cluster=self.cluster,
         )
-        verdict = Verdict(cmp, evaluate(self.gates, cmp, self.policy), self.policy,
+        results = evaluate(self.gates, cmp, self.policy)
+        calibration = _calibration(summary)
+        make_advisory(results, {name: c.get("reason") or c.get("state", "")
+                                for name, c in calibration.items() if c.get("required") and not c.get("binding")})
+        verdict = Verdict(cmp, results, self.policy,
                           status or (summary or {}).get("status") or manifest.get("status") or "finished",
-                          notes=list(self.notes))
+                          notes=[*self.notes, *(c["line"] for c in calibration.values() if c.get("line"))])
         if context:
             from evalrun import history
             from evalrun.slices import slice_report
@@ -90,6 +94,16 @@ class PostRun:
             verdict.notes.append(f"could not write {history.HISTORY}: {e.strerror}")
         write_reports(verdict, self.reports, run_dir, console=console, out=out)
         return verdict
+
+
+def _calibration(summary: Summary | None) -> dict[str, dict[str, Any]]:
+    """Each judge's calibration as its run recorded it (scorer name -> status)."""
+    out = {}
+    for name, s in ((summary or {}).get("scorers") or {}).items():
+        c = s.get("calibration") if isinstance(s, dict) else None
+        if isinstance(c, dict):
+            out[name] = c
+    return out
 
 
 def plain_verdict(run_dir: RunDir, summary: Summary, status: str) -> Verdict:

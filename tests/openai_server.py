@@ -16,7 +16,8 @@ fenced | prose | garbage), ``reject_schema`` (400 for json_schema, like servers 
 structured output), ``require_key``. Per prompt: ``[[malformed]]`` / ``[[malformed:N]]``
 (no verdict, always / the first N times), ``[[status:500:N]]``, ``[[429:N]]``, ``[[slow:S]]``,
 ``[[bias:A]]`` (always answer A: a position-biased judge), ``[[badjson]]`` (a body that is
-not JSON).
+not JSON). Per model: ``flip-P`` answers another option than the marker's on a share P of
+prompts (a judge of known agreement, for calibration).
 
 As a chat model (the ``chat`` target): a prompt with ``[[say:TEXT]]`` and no verdict format is
 answered with TEXT (the last such marker, so a user message can override a system one) and
@@ -127,6 +128,19 @@ def _content(state: ServerState, key: str, verdict: Any, reason: str) -> str:
     return json.dumps(obj)
 
 
+def _noisy(model: str, prompt: str, key: str, options: list[Any], verdict: Any) -> Any:
+    """A judge model named ``flip-P`` (``flip-0.1``) answers another option than the marker's
+    on a share P of prompts (chosen by a hash of model and prompt, so the same prompt gets the
+    same answer): a judge whose agreement with the markers is known."""
+    m = re.fullmatch(r"flip-([\d.]+)", model)
+    if not m or key == "winner" or verdict not in options or len(options) < 2:
+        return verdict
+    if _h("flip" + model + prompt) % 100_000 >= float(m.group(1)) * 100_000:
+        return verdict
+    others = [o for o in options if o != verdict]
+    return others[_h("other" + prompt) % len(others)]
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     # headers and body go out in separate writes; with Nagle on, the body would wait for a
@@ -222,6 +236,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         key, options = _shape(body, prompt)
         verdict, reason = grade(prompt, key, options, nth)
+        verdict = _noisy(str(body.get("model")), prompt, key, options, verdict)
         malformed = re.search(r"\[\[malformed(?::(\d+))?\]\]", prompt)
         if malformed and (malformed.group(1) is None or nth < int(malformed.group(1))):
             content = "Well, it depends on how you look at it."

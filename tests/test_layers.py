@@ -18,7 +18,7 @@ PKG = ROOT / "evalrun"
 # report / integrations -> the API and the CLI (CONTRIBUTING.md draws it)
 LAYERS: list[tuple[str, list[str]]] = [
     ("base", ["evalrun._version", "evalrun.errors", "evalrun._json", "evalrun._yaml", "evalrun._retry",
-              "evalrun._user_modules", "evalrun._secrets", "evalrun.records", "evalrun.stats", "evalrun.prices",
+              "evalrun._user_modules", "evalrun._secrets", "evalrun.records", "evalrun.stats", "evalrun.agreement", "evalrun.prices",
               "evalrun.overrides", "evalrun.progress", "evalrun.runs", "evalrun.store", "evalrun.summary",
               "evalrun.openai_client", "evalrun.langfuse.client", "evalrun.langfuse.wire",
               "evalrun.langfuse.otlp"]),

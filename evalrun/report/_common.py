@@ -204,7 +204,7 @@ def counts_line(verdict: Verdict) -> str:
 
 
 def gate_mark(verdict_word: str) -> str:
-    return {"pass": "✅", "fail": "❌", "skip": "⏭️"}.get(verdict_word, "?")
+    return {"pass": "✅", "fail": "❌", "skip": "⏭️", "advisory": "⚠️"}.get(verdict_word, "?")
 
 
 def item_scorer_pairs(it: ItemDiff, scorers: list[str]) -> list[tuple[str, str, str]]:

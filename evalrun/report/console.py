@@ -83,7 +83,7 @@ def _gates_table(verdict: Verdict) -> Table:
     t = Table(title=_text(f"gates ({verdict.policy})"), title_justify="left")
     for c in ("", "gate", "numbers", "note"):
         t.add_column(c)
-    style = {"pass": "green", "fail": "bold red", "skip": "yellow"}
+    style = {"pass": "green", "fail": "bold red", "skip": "yellow", "advisory": "yellow"}
     for g in verdict.gates:
         t.add_row(_text(g.verdict.upper(), style=style.get(g.verdict, "")), _text(g.gate.text), _text(g.numbers()),
                   _text(g.note))

@@ -166,7 +166,7 @@ def print_console(gv: GroupVerdict, out: TextIO | None = None, console: Console 
             _items_block(console, r, gv)
     for note in gv.notes:
         console.print(safe_text(f"note: {note}", style="yellow"))
-    style = {"pass": "green", "fail": "bold red", "skip": "yellow"}
+    style = {"pass": "green", "fail": "bold red", "skip": "yellow", "advisory": "yellow"}
     for r in gv.results:
         if not r.gates:
             continue

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import os
+from pathlib import Path
 from statistics import mean, pstdev
 from typing import Any, Literal
 from urllib.parse import urlparse
@@ -18,6 +19,7 @@ from evalrun.openai_client import CallStats, ChatCallError, ChatClient, Malforme
 from evalrun.prices import Price, cost_usd, price_for
 from evalrun.records import Record, Score
 from evalrun.scoring.base import Scorer, ScorerConfig
+from evalrun.scoring.judge import certificate as certs
 from evalrun.scoring.judge.rubric import Rubric, load_rubric
 from evalrun.scoring.judge.verdict import Aggregate, MalformedVerdict, Shape, majority, parse_verdict
 from evalrun.store import content_key
@@ -46,6 +48,10 @@ class JudgeConfig(ScorerConfig):
     response_format: Literal["json_schema", "json_object", "none"] = "json_schema"
     #: USD per million tokens, added to / overriding the built-in table
     prices: dict[str, Price] = Field(default_factory=dict)
+    #: the calibration certificate (``evalrun judge calibrate``); default calibration/<name>.json
+    certificate: str | None = Field(None, min_length=1)
+    #: what the certificate must show for this judge's gates to bind
+    require: certs.Requirement | None = None
 
 
 class LLMJudge(Scorer):
@@ -58,6 +64,12 @@ class LLMJudge(Scorer):
     batch_size = 64
 
     config: JudgeConfig
+
+    #: set by ``evalrun judge calibrate``: no certificate check (it is what makes one)
+    calibrating = False
+    #: added to the sample index of the cache key: repetition r of a self-consistency check
+    #: asks again instead of reading repetition 0's answers
+    sample_offset = 0
 
     async def setup(self) -> None:
         cfg = self.config
@@ -85,6 +97,26 @@ class LLMJudge(Scorer):
         self._api_key = api_key
         self._client: ChatClient | None = None
         self._used_client: ChatClient | None = None  # kept after close, for the summary
+        self.calibration: certs.Status | None = None
+        if not self.calibrating:
+            self.calibration = certs.status(self.certificate_path(), self.fingerprint(), cfg.require)
+            if cfg.require is not None and cfg.require.on_fail == "refuse" and not self.calibration.binding:
+                raise self.ctx.error(f"{self.calibration.line(self.name)}: {self.calibration.reason} "
+                                     "(require: on_fail: refuse)", "require", "__value__")
+
+    def certificate_path(self) -> Path:
+        cfg = self.config
+        if cfg.certificate:
+            return (self.ctx.base_dir / Path(cfg.certificate).expanduser()).resolve()
+        return certs.default_path(self.ctx.base_dir, self.name)
+
+    def fingerprint(self) -> str:
+        """What determines this judge's verdicts, as the calibration certificate binds it: the
+        server, the model, the rubric file's text, the instructions evalrun adds, the call
+        parameters, samples and mode (the judge cache key's fields, rubric for messages)."""
+        cfg = self.config
+        return content_key("judge-certificate/v1", cfg.base_url, cfg.model, self.rubric.fingerprint,
+                           self.shape.instructions(), self._params(), cfg.samples, cfg.mode, self.threshold)
 
     @property
     def client(self) -> ChatClient:
@@ -246,7 +278,7 @@ class LLMJudge(Scorer):
         params = self._params()
         # the server is part of what determines the answer: one model name on two servers
         # (OpenAI and a local vLLM, say) must not share cached verdicts
-        key = content_key("llm_judge/v2", cfg.base_url, cfg.model, messages, params, sample)
+        key = content_key("llm_judge/v2", cfg.base_url, cfg.model, messages, params, sample + self.sample_offset)
         cache = self.ctx.cache
         if cache is not None:
             hit = await asyncio.to_thread(cache.get_json, CACHE_NS, key)  # SQLite may wait on a lock
@@ -343,6 +375,8 @@ class LLMJudge(Scorer):
             consistent, total = self.order_checks
             out["pairwise"] = {**self.outcomes,
                                "order_consistency": round(consistent / total, 4) if total else None}
+        if self.calibration is not None:
+            out["calibration"] = {**self.calibration.to_dict(), "line": self.calibration.line(self.name)}
         return out
 
 
