@@ -227,3 +227,79 @@ def test_bad_labels_are_one_line_with_file_and_line(tmp_path):
             assert r.returncode == 2, (text, r.stdout, r.stderr)
             assert expected in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
         assert srv.state.requests == 0
+
+
+PANEL = """\
+name: panel
+dataset: data.jsonl
+target:
+  python: tgt2:answer
+scorers:
+  - name: panel
+    type: judge_panel
+    rubric: rubric.yaml
+    base_url: ${JUDGE_URL}
+    retries: 0
+    reduce: majority
+    judges:
+      - {model: gpt-4o-mini}
+      - {model: flip-0.3}
+      - {model: flip-0.2}
+"""
+
+
+def test_panel_majority_agreement_and_split_records(tmp_path):
+    """Three judges, two of them noisy: each record's panel verdict is the majority of the three
+    answers the server gave (recomputed here from its rule), the summary's unanimous share and
+    split list are those records, and Fleiss' kappa matches statsmodels on the same ratings."""
+    import numpy as np
+    from statsmodels.stats.inter_rater import aggregate_raters
+    from statsmodels.stats.inter_rater import fleiss_kappa as sm_fleiss
+
+    from tests.openai_server import _noisy
+
+    suite, truth = _suite(tmp_path)
+    (suite / "tgt2.py").write_text("def answer(q):\n    i = int(q.split()[1])\n"
+                                   "    return f'answer {i} [[judge:' + ('pass' if i % 3 else 'fail') + ']]'\n")
+    (suite / "eval.yaml").write_text(PANEL)
+    with OpenAIServer() as srv:
+        r = invoke_cli("run", "eval.yaml", "--output-dir", str(suite / "home"), "--json", cwd=suite,
+                       env={"JUDGE_URL": srv.url, "OPENAI_API_KEY": "k"})
+        assert r.returncode == 0, r.stderr
+        prompts = {int(p.split("answer ")[1].split(" ")[0]): p for p in srv.state.prompts}
+        assert srv.state.requests == 3 * N
+    summary = json.loads(r.stdout)
+    panel = summary["scorers"]["panel"]["panel"]
+    ratings = []
+    for i in range(N):
+        marker = "pass" if i % 3 else "fail"
+        ratings.append([marker, _noisy("flip-0.3", prompts[i], "choice", ["pass", "fail"], marker),
+                        _noisy("flip-0.2", prompts[i], "choice", ["pass", "fail"], marker)])
+    split = [i for i, r_ in enumerate(ratings) if len(set(r_)) > 1]
+    assert panel["split"] == len(split) > 0
+    assert panel["unanimous"] == round((N - len(split)) / N, 4)
+    listed = panel["split_records"]
+    assert len(listed) == min(50, len(split)) and {s["item_id"] for s in listed} <= {f"q{i}" for i in split}
+    for s in listed:
+        i = int(s["item_id"][1:])
+        assert s["verdicts"] == dict(zip(["gpt-4o-mini", "flip-0.3", "flip-0.2"], ratings[i], strict=True))
+    table = aggregate_raters(np.array([[1 if v == "pass" else 0 for v in r_] for r_ in ratings]))[0]
+    assert abs(panel["fleiss_kappa"]["kappa"] - sm_fleiss(table)) < 1e-4
+    majority_pass = sum(r_.count("pass") >= 2 for r_ in ratings)
+    assert summary["scorers"]["panel"]["passed"] == majority_pass
+
+
+def test_panel_member_error_is_the_records_error(tmp_path):
+    suite, _ = _suite(tmp_path)
+    (suite / "eval.yaml").write_text(PANEL.replace("      - {model: flip-0.2}\n",
+                                                   "      - {model: flip-0.2, api_key_env: OTHER_KEY}\n"))
+    with OpenAIServer(require_key="k") as srv:
+        r = invoke_cli("run", "eval.yaml", "--output-dir", str(suite / "home"), "--json", "--limit", "5",
+                       cwd=suite, env={"JUDGE_URL": srv.url, "OPENAI_API_KEY": "k", "OTHER_KEY": "wrong"})
+    summary = json.loads(r.stdout)
+    panel = summary["scorers"]["panel"]
+    assert panel["errors"] == 5 and panel["passed"] == 0
+    run_dir = suite / "home" / "runs" / summary["run_id"]
+    rec = json.loads((run_dir / "results.jsonl").read_text().splitlines()[0])
+    assert rec["scores"]["panel"]["error"].startswith("panel judge flip-0.2: ")
+    assert "wrong" not in r.stdout + r.stderr

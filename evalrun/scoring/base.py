@@ -112,6 +112,7 @@ BUILTIN_SCORERS: dict[str, str] = {
     "python": "evalrun.scoring.custom:PythonScorer",
     "embedding_similarity": "evalrun.scoring.embedding:EmbeddingSimilarity",
     "llm_judge": "evalrun.scoring.judge.scorer:LLMJudge",
+    "judge_panel": "evalrun.scoring.judge.panel:JudgePanel",
 }
 
 

@@ -319,7 +319,7 @@ async def calibrate(loaded: LoadedConfig, scorer_name: str, labels_path: Path, *
         if not isinstance(scorer, LLMJudge):
             raise UsageError(f"scorer {scorer_name!r} is a {scorer.type} scorer; calibrate takes an llm_judge")
         judge = scorer
-        judge.calibrating = True
+        judge.certify = False
         await judge.setup()
         try:
             return await _calibrate(judge, loaded, labels, labels_path, records, repeat, probes, by or [], write,

@@ -31,9 +31,11 @@ OUTCOME_VALUE = {"win": 1.0, "tie": 0.5, "loss": 0.0}
 _RECORD_USAGE: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("judge_usage", default=None)
 
 
-class JudgeConfig(ScorerConfig):
+class JudgeParams(ScorerConfig):
+    """How a judge is called: the fields an ``llm_judge`` has, and a ``judge_panel`` sets for
+    all its members."""
+
     rubric: str
-    model: str = Field(min_length=1)
     base_url: HttpUrlStr = "https://api.openai.com/v1"
     #: the environment variable holding the API key (never the key itself)
     api_key_env: EnvName = "OPENAI_API_KEY"
@@ -48,6 +50,15 @@ class JudgeConfig(ScorerConfig):
     response_format: Literal["json_schema", "json_object", "none"] = "json_schema"
     #: USD per million tokens, added to / overriding the built-in table
     prices: dict[str, Price] = Field(default_factory=dict)
+
+
+#: the call fields a panel member may set for itself (``judge_panel``)
+CALL_FIELDS = ("base_url", "api_key_env", "samples", "concurrency", "timeout", "retries", "temperature",
+               "max_tokens", "mode", "response_format", "prices")
+
+
+class JudgeConfig(JudgeParams):
+    model: str = Field(min_length=1)
     #: the calibration certificate (``evalrun judge calibrate``); default calibration/<name>.json
     certificate: str | None = Field(None, min_length=1)
     #: what the certificate must show for this judge's gates to bind
@@ -65,8 +76,9 @@ class LLMJudge(Scorer):
 
     config: JudgeConfig
 
-    #: set by ``evalrun judge calibrate``: no certificate check (it is what makes one)
-    calibrating = False
+    #: whether setup reads the calibration certificate (off in ``evalrun judge calibrate``,
+    #: which makes one, and for the members of a judge panel)
+    certify = True
     #: added to the sample index of the cache key: repetition r of a self-consistency check
     #: asks again instead of reading repetition 0's answers
     sample_offset = 0
@@ -98,7 +110,7 @@ class LLMJudge(Scorer):
         self._client: ChatClient | None = None
         self._used_client: ChatClient | None = None  # kept after close, for the summary
         self.calibration: certs.Status | None = None
-        if not self.calibrating:
+        if self.certify:
             self.calibration = certs.status(self.certificate_path(), self.fingerprint(), cfg.require)
             if cfg.require is not None and cfg.require.on_fail == "refuse" and not self.calibration.binding:
                 raise self.ctx.error(f"{self.calibration.line(self.name)}: {self.calibration.reason} "
