@@ -85,9 +85,8 @@ def cohen_kappa(y1: Sequence[Hashable], y2: Sequence[Hashable], *, labels: Seque
     if n == 0:
         return Kappa(None, None, None, 0, None, None, weights, "no items")
     k = len(cats)
-    p = [[0.0] * k for _ in range(k)]
-    for a, b in zip(y1, y2, strict=True):
-        p[index[a]][index[b]] += 1.0 / n
+    counts = Counter((index[a], index[b]) for a, b in zip(y1, y2, strict=True))
+    p = [[counts[(i, j)] / n for j in range(k)] for i in range(k)]
     rows = [sum(p[i]) for i in range(k)]
     cols = [sum(p[i][j] for i in range(k)) for j in range(k)]
     w = _agreement_weights(cats, weights)
