@@ -248,6 +248,13 @@ scorers:
 """
 
 
+def _panel_suite(tmp_path: Path) -> tuple[Path, list[bool]]:
+    suite, truth = _suite(tmp_path)
+    (suite / "tgt2.py").write_text("def answer(q):\n    i = int(q.split()[1])\n"
+                                   "    return f'answer {i} [[judge:' + ('pass' if i % 3 else 'fail') + ']]'\n")
+    return suite, truth
+
+
 def test_panel_majority_agreement_and_split_records(tmp_path):
     """Three judges, two of them noisy: each record's panel verdict is the majority of the three
     answers the server gave (recomputed here from its rule), the summary's unanimous share and
@@ -258,9 +265,7 @@ def test_panel_majority_agreement_and_split_records(tmp_path):
 
     from tests.openai_server import _noisy
 
-    suite, truth = _suite(tmp_path)
-    (suite / "tgt2.py").write_text("def answer(q):\n    i = int(q.split()[1])\n"
-                                   "    return f'answer {i} [[judge:' + ('pass' if i % 3 else 'fail') + ']]'\n")
+    suite, truth = _panel_suite(tmp_path)
     (suite / "eval.yaml").write_text(PANEL)
     with OpenAIServer() as srv:
         r = invoke_cli("run", "eval.yaml", "--output-dir", str(suite / "home"), "--json", cwd=suite,
@@ -290,7 +295,7 @@ def test_panel_majority_agreement_and_split_records(tmp_path):
 
 
 def test_panel_member_error_is_the_records_error(tmp_path):
-    suite, _ = _suite(tmp_path)
+    suite, _ = _panel_suite(tmp_path)
     (suite / "eval.yaml").write_text(PANEL.replace("      - {model: flip-0.2}\n",
                                                    "      - {model: flip-0.2, api_key_env: OTHER_KEY}\n"))
     with OpenAIServer(require_key="k") as srv:
