@@ -320,6 +320,33 @@ def _slice_family_runs(rng: np.random.Generator, gates: list, slices: int, per_s
         counts["slice table labels a drop"] += any(row.change == "drop" for row in slice_report(cmp, ["tags"]).rows)
 
 
+# --- small samples of skewed grades (issue 21, item 9) --------------------------------------
+
+#: 5-point judge grades scaled to [0, 1]: (grade values, probabilities)
+LIKERT = {
+    "top-heavy (70% top grade)": ((0.0, 0.25, 0.5, 0.75, 1.0), (0.02, 0.03, 0.05, 0.2, 0.7)),
+    "very top-heavy (85%)": ((0.0, 0.25, 0.5, 0.75, 1.0), (0.03, 0.02, 0.03, 0.07, 0.85)),
+    "bottom-heavy (60% lowest)": ((0.0, 0.25, 0.5, 0.75, 1.0), (0.6, 0.25, 0.08, 0.05, 0.02)),
+    "middle": ((0.0, 0.25, 0.5, 0.75, 1.0), (0.05, 0.15, 0.2, 0.4, 0.2)),
+}
+
+
+def likert_coverage(rng: np.random.Generator, n: int, shape: str, *, reps: int = 1000) -> tuple[float, float]:
+    """Coverage of a run's mean interval on n skewed grades: (evalrun's interval, the plain t
+    interval cut to [0, 1] that evalrun printed before). A sample whose grades are all 0 or 1 is
+    pass/fail data to evalrun (Clopper-Pearson), as the summary treats it."""
+    values, probs = (np.array(x) for x in LIKERT[shape])
+    true = float(values @ probs)
+    ours = plain = 0
+    for _ in range(reps):
+        x = rng.choice(values, n, p=probs).tolist()
+        iv = stats.item_interval(x, binary=all(v in (0.0, 1.0) for v in x))
+        ours += iv.lo - 1e-12 <= true <= iv.hi + 1e-12
+        m, lo, hi = stats.mean_ci(x)
+        plain += max(lo, 0.0) - 1e-12 <= true <= min(hi, 1.0) + 1e-12
+    return ours / reps, plain / reps
+
+
 # --- report -------------------------------------------------------------------------------
 
 def _table(title: str, rows: list[str], cols: list[str], cell: Callable[[str, str], float]) -> float:
@@ -336,7 +363,14 @@ def _table(title: str, rows: list[str], cols: list[str], cell: Callable[[str, st
 
 
 def report_issue21_statistics(rng: np.random.Generator, reps: int, *, quick: bool) -> None:
-    """Unequal clusters (CR2, Bell-McCaffrey df) and slice-gate families (Holm)."""
+    """Unequal clusters (CR2, Bell-McCaffrey df), slice-gate families (Holm), small samples of
+    skewed grades (effective-n Clopper-Pearson)."""
+    print("\nMean of skewed 5-point grades, small n: coverage of evalrun's interval (effective-n Clopper-Pearson "
+          "below 30 items) / the t interval (target >= 0.93)")
+    print("  " + " " * 27 + "".join(f"{f'n={n}':>14}" for n in (10, 20, 30)))
+    for shape in LIKERT:
+        cells = [likert_coverage(rng, n, shape, reps=max(reps, 2000)) for n in (10, 20, 30)]
+        print(f"  {shape:<27}" + "".join(f"{a:7.3f}/{b:.3f}" for a, b in cells))
     print("\nOne cluster holds half of 200 items (CR2 with Bell-McCaffrey df; targets: coverage >= 0.93, "
           "default-gate false alarms <= 0.025)")
     for g in (10, 20):
