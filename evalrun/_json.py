@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 from types import ModuleType
 from typing import Any
+
+from evalrun._text import CONTROL
 
 _orjson: ModuleType | None
 try:  # orjson is several times faster on the hot path of writing records
@@ -49,7 +52,15 @@ def as_text(value: Any) -> str:
 
 
 def json_pretty(value: Any) -> str:
-    return json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n"
+    """Indented JSON for a person or a report file: control characters JSON itself leaves raw
+    (C1, bidirectional overrides, U+2028) written as ``\\uXXXX`` escapes, the same text to a
+    parser and inert in a terminal."""
+    text = json.dumps(value, indent=2, ensure_ascii=False, default=str)
+    return CONTROL.sub(_json_escape, text) + "\n"
+
+
+def _json_escape(m: re.Match[str]) -> str:
+    return f"\\u{ord(m.group()):04x}"
 
 
 def dumps_strict(value: Any) -> bytes:

@@ -75,9 +75,7 @@ def run(config: str | Path | LoadedConfig | None = None, *, concurrency: int | N
 
     Runs without variants (a variant group runs through ``evalrun run``). Uses ``asyncio.run``,
     so call it from synchronous code."""
-    import asyncio
-
-    from evalrun.engine import RunOptions, run_eval
+    from evalrun.engine import RunOptions, run_eval, run_in_loop
     from evalrun.postrun import post_run_needed, prepare
 
     check_options(config=config, concurrency=concurrency, repeat=repeat, limit=limit, filters=filters,
@@ -110,7 +108,7 @@ def run(config: str | Path | LoadedConfig | None = None, *, concurrency: int | N
         # `evalrun merge` judges the whole run
         post.gates = []
         post.notes.append("gates are judged on the merged run (evalrun merge), not on a shard")
-    outcome = asyncio.run(run_eval(opts))
+    outcome = run_in_loop(run_eval(opts))
     verdict = None
     if post is not None and outcome.status != "interrupted":
         verdict = post.finish(outcome.run_dir, outcome.summary, status=outcome.status, console=False)

@@ -166,9 +166,8 @@ def _run_group(opts: RunOptions, group: Group | None, base: LoadedConfig | None,
                slices: list[str] | None = None, push_required: bool = False) -> None:
     """``evalrun run`` of an eval file with variants (``base``, loaded) or ``--resume`` of a
     group: every variant run under shared limits, then one comparison; exits with the group's code."""
-    import asyncio
-
     from evalrun import variants as v
+    from evalrun.engine import run_in_loop
 
     if group is None:
         assert base is not None
@@ -183,7 +182,7 @@ def _run_group(opts: RunOptions, group: Group | None, base: LoadedConfig | None,
     bl = plan.posts[plan.reference].baseline
     if bl is not None:
         opts.baseline_outputs = bl.outputs()
-    outcomes = asyncio.run(v.run_group(group, plan, opts))
+    outcomes = run_in_loop(v.run_group(group, plan, opts))
     undelivered = _report_pushes(v.push_group(group, outcomes, push), outcomes, push_required)
     _finish_group(group, plan, outcomes, json_out, quiet, undelivered)
 
@@ -718,12 +717,27 @@ def _fix_optional_resume(argv: list[str]) -> list[str]:
     return out
 
 
+#: how long the exit handlers of the process (a telemetry SDK's flush) may take when evalrun
+#: exits past threads it does not wait for
+EXIT_HANDLERS_SECONDS = 5.0
+
+
 def _exit(code: int) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
-    # a sync target stuck past its timeout keeps a thread alive; target threads are daemons,
-    # which Python does not wait for, but any other non-daemon one would hold the exit
-    if any(t.name.startswith("evalrun-target") and t.is_alive() and not t.daemon for t in threading.enumerate()):
+    # everything is saved and printed. Python would now wait for every non-daemon thread still
+    # running (one a target or a telemetry SDK started, a sync call stuck past its timeout), and
+    # a CI job would hang until its own timeout: exit without them, once the exit handlers (an
+    # SDK's flush) have run, in a bounded time
+    main_thread = threading.main_thread()
+    if any(t is not main_thread and not t.daemon and t.is_alive() for t in threading.enumerate()):
+        import atexit
+
+        handlers = threading.Thread(target=atexit._run_exitfuncs, name="evalrun-atexit", daemon=True)
+        handlers.start()
+        handlers.join(EXIT_HANDLERS_SECONDS)
+        sys.stdout.flush()
+        sys.stderr.flush()
         os._exit(code)
     sys.exit(code)
 
@@ -756,7 +770,9 @@ def invoke(argv: list[str]) -> int:
     except KeyboardInterrupt:
         print("evalrun: interrupted", file=sys.stderr)
         return ExitCode.INTERRUPTED
-    except Exception as e:
+    except SystemExit:
+        raise
+    except BaseException as e:  # GeneratorExit or another BaseException that got this far: no traceback
         import click
 
         # recent typer releases vendor click (typer._click); older ones raise click's own

@@ -27,7 +27,7 @@ from pydantic import (
 from evalrun import _json
 from evalrun._secrets import VAR
 from evalrun._yaml import Located, load_located, read_text
-from evalrun.errors import UsageError, suggest
+from evalrun.errors import UsageError, key_path, shown_key, suggest
 from evalrun.overrides import apply_overrides, check_overrides, override_for
 from evalrun.prices import Price
 from evalrun.prompts import numbers_from_text, params_problem, role_problem
@@ -304,18 +304,24 @@ def _expand_tree(data: Any, located: Located, path: tuple = ()) -> Any:
 
 
 def validation_to_usage(err: ValidationError, model: type[BaseModel], located: Located,
-                        prefix: tuple = ()) -> UsageError:
-    """The first pydantic error as one file:line message."""
+                        prefix: tuple = (), data: Any = None) -> UsageError:
+    """The first pydantic error as one file:line message. ``data`` is what was validated
+    (default: the file's data under ``prefix``)."""
     e = err.errors()[0]
-    loc = tuple(x for x in e["loc"] if not (isinstance(x, str) and "[" in x))  # drop union tags
-    path = prefix + loc
     kind = e["type"]
-    field = ".".join(map(str, loc)) or "value"
+    if data is None:
+        data = located.data
+        for part in prefix:
+            data = data[part] if isinstance(data, dict | list) else None
+    loc = data_path(e["loc"], data, keep_last=kind == "missing")
+    path = prefix + loc
+    field = key_path(loc) or "value"
     if kind == "extra_forbidden":
         owner = _model_at(model, loc[:-1])
         allowed = set(owner.model_fields) if owner else set()
-        msg = f"unknown key '{loc[-1]}'{suggest(str(loc[-1]), allowed)}"
-        if owner is not None and not suggest(str(loc[-1]), allowed):
+        name = str(loc[-1]) if loc else ""
+        msg = f"unknown key {shown_key(name)}{suggest(name, allowed)}"
+        if owner is not None and not suggest(name, allowed):
             msg += f"; allowed: {', '.join(sorted(allowed))}"
     elif kind == "missing":
         msg = f"missing required key '{field}'"
@@ -325,6 +331,25 @@ def validation_to_usage(err: ValidationError, model: type[BaseModel], located: L
         msg = f"{field}: {e['msg'].removeprefix('Value error, ')}{shown}"
         path = path + ("__value__",) if path else path
     return located.error(msg, path)
+
+
+def data_path(loc: tuple[Any, ...], data: Any, keep_last: bool = False) -> tuple[Any, ...]:
+    """The keys of a pydantic error location that are keys of ``data`` (the validated input):
+    the union-member tags pydantic puts between them (``str``, ``function-after[...]``) are
+    left out, and a key holding ``[`` stays. ``keep_last``: the last key is kept though absent
+    (a missing key)."""
+    out: list[Any] = []
+    cur = data
+    for i, part in enumerate(loc):
+        if isinstance(cur, dict) and part in cur:
+            out.append(part)
+            cur = cur[part]
+        elif isinstance(cur, list) and isinstance(part, int) and -len(cur) <= part < len(cur):
+            out.append(part)
+            cur = cur[part]
+        elif keep_last and i == len(loc) - 1:
+            out.append(part)
+    return tuple(out)
 
 
 def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
@@ -359,7 +384,7 @@ def _scorer_section(entry: Any, i: int, located: Located) -> ScorerConfig:
     try:
         return cls.Config.model_validate(entry)
     except ValidationError as e:
-        raise validation_to_usage(e, cls.Config, located, where) from None
+        raise validation_to_usage(e, cls.Config, located, where, data=entry) from None
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None, *,
@@ -394,8 +419,8 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     try:
         config = EvalConfig.model_validate(body)
     except ValidationError as e:
-        first = tuple(x for x in e.errors()[0]["loc"] if not (isinstance(x, str) and "[" in x))
-        raise _blame(validation_to_usage(e, EvalConfig, located), first, overrides) from None
+        first = data_path(e.errors()[0]["loc"], body, keep_last=True)
+        raise _blame(validation_to_usage(e, EvalConfig, located, data=body), first, overrides) from None
     scorers = []
     for i, entry in enumerate(raw_scorers):
         try:

@@ -20,11 +20,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from evalrun._retry import RetryPolicy
 from evalrun._secrets import env_values
@@ -49,6 +49,7 @@ from evalrun.store import (
 )
 from evalrun.summary import SummaryBuilder
 from evalrun.targets import (
+    CANCEL_GRACE_SECONDS,
     ExecTarget,
     HttpTarget,
     PythonTarget,
@@ -759,6 +760,41 @@ async def _run_locked(opts: RunOptions, lock: RunLock) -> RunOutcome:
         # what was saved stays saved and counted; the run can be resumed once the cause is fixed
         raise failure
     return RunOutcome(run_dir, summary, status, plan.items)
+
+
+T = TypeVar("T")
+
+
+def run_in_loop(main: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run(main)``, except at the end: tasks left in the loop (a target's own tasks,
+    which may ignore their cancellation) get ``CANCEL_GRACE_SECONDS`` to end after they are
+    cancelled, and are dropped then instead of holding the process forever."""
+    runner = asyncio.Runner()
+    try:
+        return runner.run(main)
+    finally:
+        loop = runner.get_loop()
+        left = asyncio.all_tasks(loop)
+        for t in left:
+            t.cancel()
+        if left:
+            loop.run_until_complete(asyncio.wait(left, timeout=CANCEL_GRACE_SECONDS))
+        stuck = [t for t in left if not t.done()]
+        for t in left:
+            if t.done() and not t.cancelled():
+                t.exception()  # seen: the target's task, not the run's ("never retrieved" noise)
+        if not stuck:
+            runner.close()
+        else:
+            for t in stuck:  # left behind on purpose: no "destroyed but it is pending" noise
+                with contextlib.suppress(AttributeError):
+                    t._log_destroy_pending = False  # type: ignore[attr-defined]  # asyncio's own flag
+            with contextlib.suppress(Exception):
+                loop.run_until_complete(asyncio.wait_for(loop.shutdown_asyncgens(), CANCEL_GRACE_SECONDS))
+                loop.run_until_complete(
+                    asyncio.wait_for(loop.shutdown_default_executor(), CANCEL_GRACE_SECONDS))
+            asyncio.set_event_loop(None)
+            loop.close()
 
 
 def check_home(home: Path) -> None:

@@ -6,6 +6,8 @@ from collections.abc import Iterable
 from enum import IntEnum
 from typing import Literal
 
+from evalrun._text import one_line
+
 # how a run ended: ``finished`` (every item attempted, within the error budget), ``interrupted``
 # (Ctrl-C / SIGTERM; partial results saved), ``failed`` (infrastructure beyond the error budget)
 RunStatus = Literal["finished", "interrupted", "failed"]
@@ -49,12 +51,31 @@ def suggest(word: str, choices: Iterable[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
+_PLAIN_KEY = __import__("re").compile(r"[A-Za-z0-9_-]{1,80}")
+
+
+def shown_key(key: object) -> str:
+    """One key of a config path as an error message shows it: ``'name'`` when it is plain
+    text; else JSON-quoted (control characters escaped, inert in a terminal) and cut to 80
+    characters, so a key holding ``[``, a quote, an escape sequence or a megabyte shows as
+    what it is."""
+    text = str(key)
+    if text.isprintable() and "'" not in text and len(text) <= 80:
+        return f"'{text}'"
+    import json
+
+    return json.dumps(text if len(text) <= 80 else text[:80] + "…")
+
+
+def key_path(parts: Iterable[object]) -> str:
+    """A config path (``("scorers", 0, "threshold")``) as ``scorers.0.threshold``; a key that
+    is not plain (a dot, ``[``, control characters, too long) is quoted as by :func:`shown_key`."""
+    return ".".join(str(p) if isinstance(p, int) or _PLAIN_KEY.fullmatch(str(p)) else shown_key(p)
+                    for p in parts)
+
+
 class EvalrunError(Exception):
     exit_code: int = ExitCode.GATE_FAILED
-
-
-_ONE_LINE = {ord("\n"): "\\n", ord("\r"): "\\r", 0x85: "\\x85", 0x2028: "\\u2028", 0x2029: "\\u2029",
-             0x0B: "\\v", 0x0C: "\\f"}
 
 
 class UsageError(EvalrunError):
@@ -83,7 +104,7 @@ class UsageError(EvalrunError):
                     where += f":{self.col}"
             where += ": "
         # one line whatever the message quotes (a gate, an id, a value with line breaks in it)
-        return (where + self.message).translate(_ONE_LINE)
+        return one_line(where + self.message)
 
 
 class RunFailed(EvalrunError):

@@ -16,6 +16,7 @@ import os
 import queue
 import shlex
 import signal
+import sys
 import threading
 import types
 from collections.abc import Coroutine, Generator
@@ -55,6 +56,17 @@ class Call:
 
 class TargetError(Exception):
     """A target call failed in a way that is not worth retrying (bad output, exit code...)."""
+
+
+def user_raised(exc: BaseException) -> Exception:
+    """What a call of user code that raised ``exc`` fails with: the exception itself when it is
+    an ordinary one, else (SystemExit, KeyboardInterrupt, GeneratorExit, a bare BaseException;
+    StopIteration, which no asyncio future can carry) a TargetError naming it. The one place
+    where what user code throws becomes that record's error instead of the run's."""
+    if isinstance(exc, Exception) and not isinstance(exc, StopIteration):
+        return exc
+    text = str(exc)
+    return TargetError(f"the target raised {type(exc).__name__}" + (f": {text}" if text else ""))
 
 
 def _check_json(value: Any) -> None:
@@ -121,13 +133,24 @@ def _suspend(future: Any) -> Generator[Any, Any, Any]:
     return (yield future)
 
 
+#: how long a target may go on after its call was cancelled (its timeout, Ctrl-C) to clean up:
+#: one that catches the cancellation and keeps awaiting is abandoned then, so no target can
+#: hold a run past its deadline
+CANCEL_GRACE_SECONDS = 1.0
+
+
 async def in_copied_context(coro: Coroutine[Any, Any, Any]) -> Any:
     """``await coro`` with each of its steps run in a copy of the current context: what it sets
     in context variables stays in the copy. Like running it as a task of its own, but in this
-    task (its cancellation, timeouts and ``cancelling()`` are this task's)."""
+    task (its cancellation, timeouts and ``cancelling()`` are this task's).
+
+    Once a cancellation has gone into the coroutine, it gets ``CANCEL_GRACE_SECONDS`` to finish;
+    after that it is closed and abandoned and the cancellation goes on (the engine's timeout
+    makes the record a Timeout), whatever the coroutine does with the cancel."""
     ctx = contextvars.copy_context()
     value: Any = None
     error: BaseException | None = None
+    abandon_at: float | None = None  # set once a cancellation went in
     while True:
         try:
             if error is None:
@@ -138,9 +161,85 @@ async def in_copied_context(coro: Coroutine[Any, Any, Any]) -> Any:
             return done.value
         value, error = None, None
         try:
-            value = await _suspend(yielded)
-        except BaseException as e:  # a cancellation (evalrun's timeout, Ctrl-C) goes into the coroutine
-            error = e
+            if abandon_at is None and (yielded is None or type(yielded) is asyncio.Future):
+                # a plain future ends at once when cancelled: the task may wait on it
+                value = await _suspend(yielded)
+                continue
+            if getattr(yielded, "_asyncio_future_blocking", False):
+                # (a task or a gather, which may ignore a cancel and so never wake this task,
+                # or any future once the grace runs)
+                if await _settled_by(yielded, abandon_at):
+                    continue  # (the coroutine takes the future's result itself)
+            elif abandon_at is None or asyncio.get_running_loop().time() < abandon_at:
+                value = await _suspend(yielded)  # a bare yield
+                continue
+        except BaseException as e:
+            if abandon_at is None and isinstance(e, asyncio.CancelledError):
+                abandon_at = asyncio.get_running_loop().time() + CANCEL_GRACE_SECONDS
+            error = e  # a cancellation (evalrun's timeout, Ctrl-C) goes into the coroutine
+            continue
+        # past its grace: the coroutine is closed and left behind; the cancellation goes on
+        if yielded is not None:
+            yielded.cancel()
+        _abandon(ctx, coro)
+        raise asyncio.CancelledError
+
+
+#: ids of coroutines that ignored even being closed: when Python finalizes one, it would print
+#: "Exception ignored in: <coroutine ...>" with a traceback; that is expected of them, and said
+_UNCLOSABLE: set[int] = set()
+
+
+def _abandon(ctx: contextvars.Context, coro: Coroutine[Any, Any, Any]) -> None:
+    try:
+        ctx.run(coro.close)
+        return
+    except RuntimeError:  # it ignored the GeneratorExit as it ignored the cancel
+        pass
+    except BaseException:  # whatever else its cleanup raises: it is being dropped
+        return
+    _UNCLOSABLE.add(id(coro))
+    previous = sys.unraisablehook
+    if getattr(previous, "evalrun_abandoned", False):
+        return
+
+    def hook(unraisable: Any) -> None:
+        if id(unraisable.object) in _UNCLOSABLE and isinstance(unraisable.exc_value, RuntimeError):
+            _UNCLOSABLE.discard(id(unraisable.object))
+            return
+        previous(unraisable)
+
+    hook.evalrun_abandoned = True  # type: ignore[attr-defined]  # (installed once per process)
+    sys.unraisablehook = hook
+
+
+async def _settled_by(fut: Any, deadline: float | None) -> bool:
+    """Wait here (not in the task) for a future a coroutine yielded, until ``deadline`` (loop
+    time) at most: True once it is done. A plain waiter of our own stands in, so no future the
+    coroutine chose (a gather of tasks that ignore their cancels) can keep a cancel from this
+    task."""
+    fut._asyncio_future_blocking = False  # the task never sees it: it must not be "yielded" twice
+    if fut.done():
+        return True
+    loop = asyncio.get_running_loop()
+    waiter = loop.create_future()
+
+    def wake(_: Any = None) -> None:
+        if not waiter.done():
+            waiter.set_result(None)
+
+    fut.add_done_callback(wake)
+    timer = loop.call_at(deadline, wake) if deadline is not None else None
+    try:
+        await waiter
+    except asyncio.CancelledError:
+        fut.cancel()  # as a task cancels the future it waits on
+        raise
+    finally:
+        if timer is not None:
+            timer.cancel()
+        fut.remove_done_callback(wake)
+    return bool(fut.done())
 
 
 #: (item id, trial, item metadata) of the record whose target call runs in this task. The
@@ -239,16 +338,16 @@ class PythonTarget(Target):
             else:
                 assert self._pool is not None
                 value = await self._pool.run(tc.bind(self.fn) if tc is not None else self.fn, input)
-                if inspect.isawaitable(value):
+                if inspect.iscoroutine(value):
+                    value = await in_copied_context(value)
+                elif inspect.isawaitable(value):
                     value = await value
         except asyncio.CancelledError:
             if task is not None and task.cancelling():
                 raise  # evalrun's own timeout or Ctrl-C
             raise TargetError("the target raised CancelledError") from None
-        except Exception:
-            raise
-        except BaseException as e:  # SystemExit, KeyboardInterrupt... from user code: this record's error
-            raise TargetError(f"the target raised {type(e).__name__}: {e}") from None
+        except BaseException as e:  # SystemExit, GeneratorExit... from user code: this record's error
+            raise user_raised(e) from None
         if task is not None and task.cancelling() > cancels:
             # evalrun's own cancel (the call's timeout, Ctrl-C) that the target caught and
             # answered anyway: the timeout still applies, and a stopping run still stops
@@ -305,7 +404,9 @@ class ElasticThreads:
             try:
                 ok, value = True, fn(arg)
             except BaseException as e:  # SystemExit too: it belongs to this call, not the thread
-                ok, value = False, e
+                # (and never crosses into the event loop as is: a future cannot carry a
+                # StopIteration, and a GeneratorExit thrown into the waiting task ends the run)
+                ok, value = False, user_raised(e)
             # idle (or gone, after shutdown) before the answer is known: a shutdown that follows
             # the last answer then always finds this thread
             with self._lock:

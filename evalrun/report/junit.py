@@ -9,12 +9,12 @@ An item fails when the new run fails it under any scorer (in every trial) or is 
 
 from __future__ import annotations
 
-import re
 import socket
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from evalrun._text import without_controls
 from evalrun.prompts import describe
 from evalrun.report._common import expected_text, item_scorer_pairs, output_text, reasons
 
@@ -22,12 +22,8 @@ if TYPE_CHECKING:
     from evalrun.compare import ItemDiff
     from evalrun.verdict import Verdict
 
-# characters XML 1.0 cannot hold at all, even escaped (lone surrogates cannot even be encoded)
-_XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
-
-
-def _x(text: str) -> str:
-    return _XML_BAD.sub("\ufffd", text)
+# (what XML 1.0 cannot hold at all, even escaped, is among the controls every report replaces)
+_x = without_controls
 
 
 def _timestamp(started: str | None) -> str:

@@ -1,0 +1,193 @@
+"""Issue 32, the third hardening pass: what a pipeline or a file can throw at evalrun ends as
+one record's error or one clear line, never a traceback, a hang or a leak."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import invoke_cli, run_cli
+from tests.test_cli_run import only_run, records, write_suite
+
+RAISERS = '''
+import asyncio
+
+def sync_target(x):
+    if x == "genexit":
+        raise GeneratorExit("closed")
+    if x == "stopiter":
+        raise StopIteration("done")
+    if x == "stopasync":
+        raise StopAsyncIteration("done")
+    return x
+
+async def async_target(x):
+    return sync_target(x)
+'''
+
+
+@pytest.mark.parametrize("target", ["sync_target", "async_target"])
+def test_generator_exit_and_stop_iteration_from_a_target_fail_only_their_record(tmp_path, target):
+    """A GeneratorExit from a sync target ended the whole run (traceback, exit 1, manifest left
+    'running'); a StopIteration could not be put into the call's future and became a Timeout
+    after the full timeout. Each is that record's error now, named, at once."""
+    (tmp_path / "raisers.py").write_text(RAISERS)
+    bad = ["genexit", "stopiter", "stopasync"]
+    items = [{"id": b, "input": b, "expected_output": b} for b in bad]
+    items += [{"id": f"ok{i}", "input": f"ok{i}", "expected_output": f"ok{i}"} for i in range(6)]
+    write_suite(tmp_path, items, f"python: raisers:{target}\n  timeout: 30\n  retries: 0",
+                extra="error_budget: 0.9\nconcurrency: 3\n")
+    r = invoke_cli("run", "eval.yaml", "--output-dir", str(tmp_path / ".evalrun"), "--json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr and "interacts badly" not in r.stderr
+    assert json.loads(r.stdout)["errors"] == len(bad)
+    recs = {x["item_id"]: x for x in records(only_run(tmp_path))}
+    assert all(recs[f"ok{i}"]["output"] == f"ok{i}" for i in range(6))
+    for b, name in zip(bad, ["GeneratorExit", "StopIteration", "StopAsyncIteration"], strict=True):
+        err = recs[b]["error"]
+        assert err["type"] != "Timeout" and name in f"{err['type']}: {err['message']}", err
+        assert recs[b]["latency_ms"] < 10_000  # settled when raised, not after the timeout
+    assert json.loads((only_run(tmp_path) / "manifest.json").read_text())["status"] == "finished"
+
+
+STUBBORN = '''
+import asyncio
+
+async def swallows_forever(x):
+    # catches every cancellation and goes on waiting
+    while True:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            pass
+
+async def _stubborn():
+    while True:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            pass
+
+async def gathers_a_stubborn_task(x):
+    # the cancel goes to the gather, whose child ignores it: the gather never ends
+    await asyncio.gather(asyncio.ensure_future(_stubborn()))
+
+async def busy_yields(x):
+    while True:
+        try:
+            await asyncio.sleep(0)
+        except BaseException:
+            pass
+'''
+
+
+@pytest.mark.parametrize("target", ["swallows_forever", "gathers_a_stubborn_task", "busy_yields"])
+def test_an_async_target_that_ignores_its_cancellation_still_times_out(tmp_path, target):
+    """The timeout does not depend on the target's cooperation: a target that swallows its
+    cancel and keeps awaiting is abandoned after a short grace, its record a Timeout, and the
+    run ends (it used to run forever)."""
+    (tmp_path / "stubborn.py").write_text(STUBBORN)
+    items = [{"id": f"s{i}", "input": f"s{i}", "expected_output": "x"} for i in range(3)]
+    write_suite(tmp_path, items, f"python: stubborn:{target}\n  timeout: 0.3\n  retries: 0",
+                extra="error_budget: 1\n")
+    r = run_cli("run", "eval.yaml", "--output-dir", str(tmp_path / ".evalrun"), "--json", cwd=tmp_path,
+                timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr and "was destroyed" not in r.stderr, r.stderr
+    recs = records(only_run(tmp_path))
+    assert [x["error"]["type"] for x in recs] == ["Timeout"] * 3
+
+
+def test_a_non_daemon_thread_left_by_the_target_does_not_hold_the_exit(tmp_path):
+    """A telemetry SDK's worker thread (non-daemon, waiting for an exit handler that Python
+    runs only after joining it) kept `evalrun run` from exiting once the run was saved; the
+    exit handlers still run (the SDK's flush)."""
+    (tmp_path / "threads.py").write_text(
+        "import atexit, threading\n"
+        "_stop = threading.Event()\n"
+        "_t = None\n"
+        "async def call(x):\n"
+        "    global _t\n"
+        "    if _t is None:\n"
+        "        _t = threading.Thread(target=_stop.wait, name='telemetry', daemon=False)\n"
+        "        _t.start()\n"
+        "        atexit.register(lambda: open('flushed.txt', 'w').write('yes'))\n"
+        "    return x\n")
+    items = [{"id": f"t{i}", "input": f"t{i}", "expected_output": f"t{i}"} for i in range(3)]
+    write_suite(tmp_path, items, "python: threads:call")
+    r = run_cli("run", "eval.yaml", "--output-dir", str(tmp_path / ".evalrun"), "--json", cwd=tmp_path,
+                timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["status"] == "finished"
+    assert (tmp_path / "flushed.txt").read_text() == "yes"
+
+
+@pytest.mark.parametrize(("where", "key", "shown"), [
+    ("top", "a[b", "unknown key 'a[b'"),
+    ("target", "time[out", "unknown key 'time[out' (did you mean 'timeout'?)"),
+    ("scorer", "ca[se", "unknown key 'ca[se'"),
+    ("top", "x\x1b[31m\x9b2J", 'unknown key "x\\u001b[31m\\u009b2J"'),
+])
+def test_unknown_keys_holding_brackets_or_controls_are_named_at_their_line(tmp_path, cli, where, key, shown):
+    """A key holding '[' was an internal IndexError (exit 3), and a target key was reported as
+    "unknown key 'target' (did you mean 'target'?)"; a key holding a terminal escape reached
+    the terminal raw."""
+    items = [{"id": "k", "input": "k", "expected_output": "k"}]
+    quoted = json.dumps(key)
+    if where == "top":
+        cfg = write_suite(tmp_path, items, "python: targets_mod:echo", extra=f"{quoted}: 1\n")
+        line = 6
+    elif where == "target":
+        cfg = write_suite(tmp_path, items, f"python: targets_mod:echo\n  {quoted}: 3")
+        line = 5
+    else:
+        cfg = write_suite(tmp_path, items, "python: targets_mod:echo", scorers=f"[{{type: exact_match, {quoted}: 1}}]")
+        line = 5
+    r = cli("run", "eval.yaml", "--output-dir", str(tmp_path / ".evalrun"), cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.startswith(f"evalrun: error: {cfg.name}:{line}:"), r.stderr
+    assert shown in r.stderr, r.stderr
+    assert "internal error" not in r.stderr and "\x1b" not in r.stderr and "\x9b" not in r.stderr
+
+
+@pytest.mark.parametrize(("spec", "shown"), [
+    ("x[y=1", "unknown key 'x[y'"),
+    ("target.time[out=1", "unknown key 'time[out' (did you mean 'timeout'?)"),
+    ("a\x1b[31mb=1", "\\x1b[31mb"),
+])
+def test_set_keys_holding_brackets_or_controls_are_usage_errors(tmp_path, cli, spec, shown):
+    write_suite(tmp_path, [{"id": "k", "input": "k", "expected_output": "k"}], "python: targets_mod:echo")
+    r = cli("run", "eval.yaml", "--output-dir", str(tmp_path / ".evalrun"), "--set", spec, cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.startswith("evalrun: error: --set ") and shown in r.stderr, r.stderr
+    assert "internal error" not in r.stderr and "\x1b" not in r.stderr
+
+
+CONTROLS = "csi\x9b2J vt\x0b ff\x0c nel\x85 del\x7f ls\u2028 rlo\u202e end"
+
+
+def test_c1_controls_and_vertical_tabs_reach_no_report_file(tmp_path, cli):
+    """U+009B (a CSI on some terminals) went raw into the job-summary markdown and the HTML
+    report, a vertical tab into the HTML: every report file shows them as U+FFFD (the JSON
+    report as \\u escapes, which parse back to the same text)."""
+    (tmp_path / "host.py").write_text(f"H = {CONTROLS!r}\ndef out(x):\n    return H\n")
+    items = [{"id": "c\x9bid", "input": "a", "expected_output": "a"}]
+    write_suite(tmp_path, items, "python: host:out")
+    summary = tmp_path / "summary.md"
+    r = cli("run", "eval.yaml", "--output-dir", str(tmp_path / ".evalrun"), "--report", "md", "--report", "junit",
+            "--report", "html", "--report", "json", cwd=tmp_path,
+            env={"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary), "GITHUB_WORKSPACE": str(tmp_path)})
+    assert r.returncode in (0, 1), r.stderr
+    run_dir = only_run(tmp_path)
+    files = {p.name: p.read_text() for p in run_dir.iterdir() if p.suffix in (".md", ".xml", ".html", ".json")}
+    files["job summary"] = summary.read_text()
+    assert {"report.md", "junit.xml", "report.html", "comparison.json"} <= set(files), set(files)
+    for name, text in files.items():
+        for ch in "\x9b\x0b\x0c\x85\x7f\u2028\u202e":
+            assert ch not in text, (name, repr(ch))
+    assert "csi\ufffd2J" in files["report.html"] and "vt\ufffd" in files["report.html"]
+    assert "csi\ufffd2J" in files["job summary"]
+    assert "c\\u009bid" in files["comparison.json"] and "c\x9bid" in json.dumps(
+        json.loads(files["comparison.json"]), ensure_ascii=False)  # the same id to a parser
+    assert "\x9b" not in r.stdout and "\x9b" not in r.stderr
