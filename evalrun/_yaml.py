@@ -65,8 +65,11 @@ def read_text(path: Path, what: str = "file") -> str:
         raise UsageError(f"{what} is a directory, not a file", str(path)) from None
     except OSError as e:
         raise UsageError(f"cannot read {what}: {e.strerror}", str(path)) from None
-    if b"\x00" in raw[:8192]:
-        raise UsageError(f"{what} is binary, not text", str(path))
+    nul = raw.find(b"\x00")
+    if nul >= 0:
+        line = raw.count(b"\n", 0, nul) + 1
+        col = nul - raw.rfind(b"\n", 0, nul)
+        raise UsageError(f"{what} is binary, not text: a NUL byte", str(path), line, col)
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:

@@ -218,6 +218,10 @@ def _finish_group(group: Group, plan: GroupPlan, outcomes: dict[str, RunOutcome]
             for n, o in outcomes.items():
                 typer.echo(f"{n}: run {o.status}, saved in {o.run_dir.path}", err=True)
             typer.echo(f"group {group.id}: {group.path}", err=True)
+    else:
+        for n, o in outcomes.items():  # why the exit code is 3, whatever --quiet or --json say
+            if o.status == "failed":
+                typer.echo(f"{n}: {_failed_line(o)}", err=True)
     code = verdict.exit_code if verdict is not None and status == "finished" else ExitCode.of_run(status)
     raise typer.Exit(_with_push(code, push_undelivered))
 
@@ -306,15 +310,19 @@ def _render_run(outcome: RunOutcome, verdict: Verdict | None, json_out: bool, qu
     if verdict is not None and not quiet:
         for fmt, path in verdict.written:
             typer.echo(f"{fmt} report: {path}", err=True)
-    if not quiet and not json_out:
-        where = outcome.run_dir.path
+    if outcome.status == "failed":
+        # why the exit code is 3, whatever --quiet or --json say (it goes to stderr)
+        typer.echo(_failed_line(outcome), err=True)
+    elif not quiet and not json_out:
         if outcome.status == "interrupted":
             typer.echo(f"interrupted: resume with  evalrun run --resume {outcome.run_dir.id}", err=True)
-        elif outcome.status == "failed":
-            typer.echo(f"run failed: too many target errors ({outcome.summary['errors']}); see {where}", err=True)
         else:
-            typer.echo(f"run saved in {where}", err=True)
+            typer.echo(f"run saved in {outcome.run_dir.path}", err=True)
     raise typer.Exit(_with_push(verdict.exit_code if verdict is not None else outcome.exit_code, push_undelivered))
+
+
+def _failed_line(outcome: RunOutcome) -> str:
+    return f"run failed: too many target errors ({outcome.summary['errors']}); see {outcome.run_dir.path}"
 
 
 def _render_summary(summary: Mapping[str, Any], json_out: bool, quiet: bool) -> None:
@@ -391,14 +399,19 @@ def runs_cmd(output_dir: HomeOpt = None,
     """List runs, oldest first."""
     from rich.table import Table
 
+    from evalrun.errors import UsageError
     from evalrun.report._terminal import safe_text
     from evalrun.report._width import table_console
-    from evalrun.store import list_runs
+    from evalrun.store import list_runs, warn_damaged
 
     rows = []
     for r in list_runs(output_dir):
         m = r.read_manifest()
-        s = r.read_summary() or {}
+        try:
+            s = r.read_summary() or {}
+        except UsageError as e:  # listed all the same: its manifest says what it is
+            warn_damaged(r, e)
+            s = {}
         rows.append({"run_id": r.id, "eval": m.get("eval"), "status": m.get("status"),
                      "started_at": m.get("started_at"), "records": s.get("records"),
                      "errors": s.get("errors"), "path": str(r.path)})
@@ -752,6 +765,9 @@ def invoke(argv: list[str]) -> int:
     global _debug
     _debug = False  # the root callback sets it; a usage error may come before it runs
     argv = _fix_optional_resume(argv)
+    store = sys.modules.get("evalrun.store")
+    if store is not None:  # (an earlier command in this process: its warnings were its own)
+        store.forget_warnings()
     from evalrun.github import guard_streams
 
     # under GitHub Actions no text evalrun prints (model output, item ids) can be a workflow command

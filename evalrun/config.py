@@ -184,6 +184,11 @@ class LangfuseSettings(_Strict):
     score_types: dict[str, Literal["NUMERIC", "BOOLEAN", "CATEGORICAL"]] | None = None
 
 
+#: the longest eval (and variant) name: it names files (the accepted baseline, history), and
+#: a file name holds 255 bytes at most
+MAX_NAME = 100
+
+
 class EvalConfig(_Strict):
     name: str = Field(min_length=1)
     description: str | None = None
@@ -225,6 +230,8 @@ class EvalConfig(_Strict):
     @field_validator("name")
     @classmethod
     def _name_is_a_filename(cls, v: str) -> str:
+        if len(v) > MAX_NAME:
+            raise ValueError(f"name is {len(v):,} characters long; at most {MAX_NAME}")
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", v):
             raise ValueError("name may use letters, digits, '.', '_' and '-' only")
         return v
@@ -327,10 +334,14 @@ def validation_to_usage(err: ValidationError, model: type[BaseModel], located: L
         msg = f"missing required key '{field}'"
     else:
         got = e.get("input")
-        shown = "" if isinstance(got, dict | list) else f" (got {got!r})"
+        shown = "" if isinstance(got, dict | list) else f" (got {_cut(repr(got))})"
         msg = f"{field}: {e['msg'].removeprefix('Value error, ')}{shown}"
         path = path + ("__value__",) if path else path
     return located.error(msg, path)
+
+
+def _cut(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[:limit] + f"… ({len(text):,} characters)"
 
 
 def data_path(loc: tuple[Any, ...], data: Any, keep_last: bool = False) -> tuple[Any, ...]:
@@ -465,6 +476,9 @@ def _check_variants(cfg: EvalConfig, located: Located) -> None:
                             ("variants", "__value__"))
     names = list(cfg.variants)
     for name, overrides in cfg.variants.items():
+        if len(name) > MAX_NAME:
+            raise located.error(f"variant name is {len(name):,} characters long; at most {MAX_NAME}",
+                                ("variants", name))
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
             raise located.error(f"variant name '{name}' may use letters, digits, '.', '_' and '-' only",
                                 ("variants", name))

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from evalrun import _json
 from evalrun._yaml import load_located, read_text
-from evalrun.errors import UsageError, suggest
+from evalrun.errors import UsageError, shown_key, suggest
 from evalrun.records import Item, scrub_text, stable_id
 from evalrun.store import file_fingerprint
 
@@ -229,12 +229,50 @@ def _load_jsonl(text: str, file: str) -> tuple[str | None, str | None, list[Item
             raw = _lenient_json(line)
             if raw is None:
                 raise UsageError(f"invalid JSON: {e}", file, lineno) from None
+        if line.count(":") > _keys_in(raw):
+            # some key may have been given twice (the last one silently winning), or a value
+            # holds a colon: only then is the line read again, key by key
+            duplicate = _duplicate_key(line)
+            if duplicate is not None:
+                raise UsageError(f"key {shown_key(duplicate)} appears twice in one object", file, lineno)
 
         def err(msg: str, key: Any, lineno: int = lineno) -> UsageError:
             return UsageError(msg, file, lineno)
 
         items.append(make_item(raw, file, lineno, err))
     return None, None, items
+
+
+def _keys_in(value: Any) -> int:
+    """How many keys the objects in a parsed JSON value hold, all levels."""
+    if isinstance(value, dict):
+        return len(value) + sum(_keys_in(v) for v in value.values() if isinstance(v, dict | list))
+    if isinstance(value, list):
+        return sum(_keys_in(v) for v in value if isinstance(v, dict | list))
+    return 0
+
+
+def _duplicate_key(line: str) -> str | None:
+    """The first key of ``line``'s JSON that one object holds twice, or None. (A JSON line has
+    a colon outside its strings for every key, so when it has no more colons than its parsed
+    objects have keys, no key was lost: the caller asks only otherwise.)"""
+    import json
+
+    found: list[str] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: set[str] = set()
+        for k, _v in items:
+            if k in seen and not found:
+                found.append(k)
+            seen.add(k)
+        return dict(items)
+
+    try:
+        json.loads(line, object_pairs_hook=pairs)
+    except (ValueError, RecursionError):
+        return None
+    return found[0] if found else None
 
 
 def _lenient_json(line: str) -> Any:

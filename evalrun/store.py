@@ -23,6 +23,7 @@ import gc
 import hashlib
 import os
 import secrets
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from evalrun import _json
+from evalrun._text import one_line
 from evalrun.errors import UsageError
 from evalrun.records import Record, scrub_text
 from evalrun.runs import Manifest, Summary
@@ -157,11 +159,16 @@ class RunDir:
     def _read_json(self, name: str) -> dict[str, Any]:
         p = self.path / name
         try:
-            return _json.loads(p.read_bytes())
+            data = _json.loads(p.read_bytes())
         except FileNotFoundError:
             raise UsageError(f"not a run directory (no {name})", str(self.path)) from None
         except ValueError as e:
             raise UsageError(f"corrupt {name}: {e}", str(p)) from None
+        except OSError as e:
+            raise UsageError(f"cannot read {name}: {e.strerror}", str(p)) from None
+        if not isinstance(data, dict):
+            raise UsageError(f"corrupt {name}: not a JSON object", str(p))
+        return data
 
     def iter_records(self) -> Iterator[Record]:
         """Records in file order. A torn last line (a crash mid-write) is skipped; a record
@@ -341,14 +348,35 @@ def list_runs(home: Path | None = None) -> list[RunDir]:
     if not root.is_dir():
         return []
 
-    def started(r: RunDir) -> tuple[str, float]:
+    runs: list[tuple[tuple[str, float], RunDir]] = []
+    for p in root.iterdir():
+        if not (p / MANIFEST).is_file():
+            continue
+        r = RunDir(p)
         try:
-            ts = float(r.read_manifest().get("started_ts") or 0.0)
-        except UsageError:
-            ts = 0.0
-        return (r.id[:15], ts)
+            ts = r.read_manifest().get("started_ts")
+            runs.append(((r.id[:15], float(ts) if isinstance(ts, int | float) else 0.0), r))
+        except UsageError as e:
+            # one damaged old run must not stop every listing, `latest` and comparison
+            warn_damaged(r, e)
+    runs.sort(key=lambda x: x[0])
+    return [r for _k, r in runs]
 
-    return sorted((RunDir(p) for p in root.iterdir() if (p / MANIFEST).is_file()), key=started)
+
+_WARNED: set[str] = set()
+
+
+def forget_warnings() -> None:
+    """A new command starts: its damaged runs are warned about again."""
+    _WARNED.clear()
+
+
+def warn_damaged(run: RunDir, error: UsageError) -> None:
+    """Say once (per command) on stderr that ``run`` is skipped, and why."""
+    if str(run.path) in _WARNED:
+        return
+    _WARNED.add(str(run.path))
+    print(one_line(f"evalrun: warning: skipping run {run.id}: {error}"), file=sys.stderr)
 
 
 def file_fingerprint(path: Path) -> str:

@@ -4,6 +4,7 @@ one record's error or one clear line, never a traceback, a hang or a leak."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -191,3 +192,54 @@ def test_c1_controls_and_vertical_tabs_reach_no_report_file(tmp_path, cli):
     assert "c\\u009bid" in files["comparison.json"] and "c\x9bid" in json.dumps(
         json.loads(files["comparison.json"]), ensure_ascii=False)  # the same id to a parser
     assert "\x9b" not in r.stdout and "\x9b" not in r.stderr
+
+
+def test_a_boolean_expected_output_against_text_says_so_in_the_reason(tmp_path, cli):
+    """`expected_output: NO` is YAML 1.1's boolean false: the failure reason says that and how
+    to quote it, instead of only "output 'NO' does not match"."""
+    (tmp_path / "t.py").write_text("def echo(x):\n    return x\n")
+    (tmp_path / "data.yaml").write_text("- {id: a, input: 'NO', expected_output: NO}\n"
+                                        "- {id: b, input: 'yes', expected_output: 'yes'}\n")
+    (tmp_path / "eval.yaml").write_text("name: t\ndataset: data.yaml\ntarget:\n  python: t:echo\n"
+                                        "scorers: [exact_match, contains]\n")
+    r = cli("run", "eval.yaml", "--output-dir", str(tmp_path / ".evalrun"), "-q", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    recs = {x["item_id"]: x for x in records(only_run(tmp_path))}
+    for scorer in ("exact_match", "contains"):
+        reason = recs["a"]["scores"][scorer]["reason"]
+        assert "false is a boolean, not text" in reason and "'NO'" in reason, reason
+        assert recs["b"]["scores"][scorer]["passed"] is True
+
+
+@pytest.mark.parametrize("flags", [["-q"], ["--json"], ["-q", "--json"]])
+def test_quiet_never_hides_why_a_run_failed(tmp_path, cli, flags):
+    """A run over its error budget exits 3; with -q it used to print nothing at all."""
+    items = [{"id": f"f{i}", "input": "raise", "expected_output": "x"} for i in range(3)]
+    write_suite(tmp_path, items, "python: targets_mod:troubled\n  retries: 0")
+    r = cli("run", "eval.yaml", "--output-dir", str(tmp_path / ".evalrun"), *flags, cwd=tmp_path)
+    assert r.returncode == 3, r.stderr
+    assert "run failed: too many target errors (3)" in r.stderr, r.stderr
+    if "--json" in flags:
+        assert json.loads(r.stdout)["status"] == "failed"  # stdout stays JSON
+
+
+@pytest.mark.parametrize("damage", ['{"run_id": "x", broken', "[1, 2]", '"text"', ""])
+def test_a_damaged_old_manifest_is_skipped_with_a_warning(tmp_path, cli, damage):
+    """One damaged manifest.json made `evalrun runs` and `compare latest` exit 2 (or 3, for
+    JSON that is not an object) for every run."""
+    write_suite(tmp_path, [{"id": "a", "input": "a", "expected_output": "a"}], "python: targets_mod:echo")
+    home = str(tmp_path / ".evalrun")
+    for _ in range(3):
+        assert cli("run", "eval.yaml", "--output-dir", home, "-q", cwd=tmp_path).returncode == 0
+    order = [x["path"] for x in json.loads(cli("runs", "--output-dir", home, "--json", cwd=tmp_path).stdout)]
+    runs = [Path(p) for p in order]
+    (runs[0] / "manifest.json").write_text(damage)
+    r = cli("runs", "--output-dir", home, "--json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert [x["run_id"] for x in json.loads(r.stdout)] == [p.name for p in runs[1:]]
+    assert r.stderr.count(f"warning: skipping run {runs[0].name}") == 1, r.stderr
+    r = cli("compare", "latest", "--output-dir", home, cwd=tmp_path)  # with the previous run
+    assert r.returncode == 0, r.stderr
+    assert f"skipping run {runs[0].name}" in r.stderr
+    r = cli("show", "latest", "--output-dir", home, "--json", cwd=tmp_path)
+    assert r.returncode == 0 and json.loads(r.stdout)["run_id"] == runs[2].name, r.stderr

@@ -75,7 +75,13 @@ class _TextScorer(Scorer):
         for e in expected:
             if self.match(out, self.prep(e)):
                 return Score(1.0, True)
-        return Score(0.0, False, f"output {out[:80]!r} does not match any of {len(expected)} expected")
+        reason = f"output {out[:80]!r} does not match any of {len(expected)} expected"
+        flag = next((e for e in expected if isinstance(e, bool)), None)
+        if flag is not None and isinstance(record.output, str):
+            # `expected_output: NO` is YAML's boolean false: say so where the failure is read
+            reason += (f"; the expected {str(flag).lower()} is a boolean, not text (YAML reads an unquoted "
+                       "yes/no/on/off as one): quote it, like 'NO', to compare text")
+        return Score(0.0, False, reason)
 
 
 class ExactMatch(_TextScorer):
