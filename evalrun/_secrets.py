@@ -35,6 +35,19 @@ class Secrets:
                 text = text.replace(v, "***")
         return text
 
+    def mask_value(self, value: Any) -> Any:
+        """``value`` (JSON data: an output a server echoed a secret into) with every string
+        masked; returned as is when nothing changes (and at once when there are no secrets)."""
+        if not self.values:
+            return value
+        if isinstance(value, str):
+            return self.mask(value)
+        if isinstance(value, list):
+            return [self.mask_value(v) for v in value]
+        if isinstance(value, dict):
+            return {self.mask(k) if isinstance(k, str) else k: self.mask_value(v) for k, v in value.items()}
+        return value
+
 
 def env_values(raw: Any) -> list[str]:
     """The values of the environment variables that ``${VAR}`` references in ``raw`` (a
@@ -56,7 +69,10 @@ def env_values(raw: Any) -> list[str]:
 
 
 def url_values(url: str) -> list[str]:
-    """The parts of ``url`` that carry credentials: userinfo and query-string values."""
+    """The parts of ``url`` that carry credentials: userinfo and query-string values, and the
+    ``Authorization: Basic`` value an HTTP client derives from the userinfo (base64 of
+    ``user:password``), which a server may echo as readily as the rest."""
+    import base64
     from urllib.parse import parse_qsl, unquote, urlsplit
 
     try:
@@ -64,5 +80,8 @@ def url_values(url: str) -> list[str]:
     except ValueError:
         return []
     out = [unquote(x) for x in (u.username, u.password) if x]
+    if u.username is not None or u.password is not None:
+        pair = f"{unquote(u.username or '')}:{unquote(u.password or '')}"
+        out.append(base64.b64encode(pair.encode()).decode())
     out += [v for _k, v in parse_qsl(u.query, keep_blank_values=False)]
     return out

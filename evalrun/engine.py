@@ -419,12 +419,14 @@ class Engine:
                 rec.error, rec.attempts = err, attempt
                 return rec
             rec.latency_ms = round((time.perf_counter() - t0) * 1000, 3)
-            rec.output, rec.usage, rec.attempts = call.output, call.usage, attempt
-            rec.target_metadata = call.metadata
+            # a server may echo a credential into its answer: never saved, as in an error
+            secrets = self.plan.target.secrets
+            rec.output, rec.usage, rec.attempts = secrets.mask_value(call.output), call.usage, attempt
+            rec.target_metadata = secrets.mask_value(call.metadata)
             if cache is not None:
-                entry = {"output": call.output, "usage": call.usage}
+                entry = {"output": rec.output, "usage": call.usage}
                 if call.metadata:
-                    entry["metadata"] = call.metadata
+                    entry["metadata"] = rec.target_metadata
                 await asyncio.to_thread(cache.put_json, ns, key, entry)
             return rec
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from evalrun import _json
 from evalrun._retry import retry_after
-from evalrun._secrets import Secrets, env_values
+from evalrun._secrets import Secrets, env_values, url_values
 from evalrun._user_modules import import_user_module
 from evalrun.errors import RetryableError, UsageError
 from evalrun.records import Item, scrub_text
@@ -117,12 +117,16 @@ def dig(data: Any, path: str) -> Any:
 
 
 def target_secrets(loaded: Any) -> Secrets:
-    """The secrets of ``loaded``'s target: values of the ``${VAR}`` it references, header values."""
+    """The secrets of ``loaded``'s target, whatever its kind: values of the ``${VAR}`` it
+    references, header values, and the credentials in its URL (userinfo, the Basic-auth value
+    derived from it, query values). Every target masks with these."""
     raw = (loaded.located.data or {}).get("target") if isinstance(loaded.located.data, dict) else None
     values = env_values(raw)
-    http = loaded.config.target.http
-    if http is not None:
-        values += list(http.headers.values())
+    t = loaded.config.target
+    if t.http is not None:
+        values += [*t.http.headers.values(), *url_values(t.http.url)]
+    if t.chat is not None:
+        values += url_values(t.chat.base_url)
     return Secrets(values)
 
 

@@ -4,6 +4,8 @@ one record's error or one clear line, never a traceback, a hang or a leak."""
 from __future__ import annotations
 
 import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -243,3 +245,68 @@ def test_a_damaged_old_manifest_is_skipped_with_a_warning(tmp_path, cli, damage)
     assert f"skipping run {runs[0].name}" in r.stderr
     r = cli("show", "latest", "--output-dir", home, "--json", cwd=tmp_path)
     assert r.returncode == 0 and json.loads(r.stdout)["run_id"] == runs[2].name, r.stderr
+
+
+class _AuthEcho(BaseHTTPRequestHandler):
+    """An OpenAI-compatible server (and a JSON http endpoint) that echoes the Authorization
+    header it received: in an error (``/err/``), or as the answer itself."""
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        echo = f"you sent Authorization={self.headers.get('Authorization')}"
+        if "/err/" in self.path:
+            status, body = 400, {"error": {"message": echo, "type": "invalid_request_error"}}
+        else:
+            status, body = 200, {"id": "c1", "object": "chat.completion", "model": "m", "answer": echo,
+                                 "choices": [{"index": 0, "finish_reason": "stop",
+                                              "message": {"role": "assistant", "content": echo}}],
+                                 "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *a):
+        pass
+
+
+@pytest.mark.parametrize("kind", ["chat", "http", "judge"])
+@pytest.mark.parametrize("mode", ["err", "ok"])
+def test_basic_auth_from_userinfo_is_masked_for_every_target(tmp_path, cli, kind, mode):
+    """`user:password@` in a URL becomes an `Authorization: Basic base64(user:password)`
+    header; a server that echoes it (in an error or in its answer) left it in results.jsonl
+    and every report for the chat target. One masking helper covers it for every client."""
+    import base64
+
+    password = "pw_" + "Userinfo9" * 3
+    basic = base64.b64encode(f"bob:{password}".encode()).decode()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _AuthEcho)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://bob:${{PW}}@127.0.0.1:{server.server_port}/{mode}/v1"
+    (tmp_path / "tgt.py").write_text("def echo(x):\n    return x\n")
+    scorers = "[exact_match]"
+    if kind == "chat":
+        target = f"chat:\n    base_url: '{url}'\n    model: m\n    messages:\n      - {{role: user, content: '{{{{ input }}}}'}}"
+    elif kind == "http":
+        target = f"http:\n    url: '{url}'\n    output_path: answer"
+    else:
+        target = "python: tgt:echo"
+        scorers = f"\n  - type: llm_judge\n    rubric: relevance\n    model: m\n    base_url: '{url}'\n    retries: 0"
+    (tmp_path / "data.jsonl").write_text(json.dumps({"id": "s1", "input": "a", "expected_output": "a"}) + "\n")
+    (tmp_path / "eval.yaml").write_text(f"name: t\ndataset: data.jsonl\ntarget:\n  {target}\n  retries: 0\n"
+                                        f"scorers: {scorers}\nerror_budget: 1\n")
+    try:
+        r = cli("run", "eval.yaml", "--output-dir", str(tmp_path / "home"), "--report", "junit", "--report", "html",
+                "--report", "json", "--report", "md", "--json", cwd=tmp_path, env={"PW": password})
+    finally:
+        server.shutdown()
+    assert r.returncode in (0, 1, 3), r.stderr
+    [run_dir] = list((tmp_path / "home" / "runs").iterdir())
+    saved = (run_dir / "results.jsonl").read_text()
+    assert "you sent Authorization=Basic ***" in saved, saved  # the echo happened, and was masked
+    for text in [r.stdout, r.stderr] + [p.read_text(errors="replace") for p in run_dir.iterdir() if p.is_file()]:
+        for secret in (basic, password):
+            for i in range(len(secret) - 8):
+                assert secret[i:i + 8] not in text, (secret[i:i + 8], text[:300])
