@@ -33,7 +33,7 @@ from evalrun.config import LoadedConfig, config_json, load_config
 from evalrun.datasets import Dataset, load_dataset, parse_filters, select_items
 from evalrun.errors import ExitCode, RetryableError, RunFailed, RunStatus, UsageError
 from evalrun.progress import Progress
-from evalrun.records import Item, Record, Score
+from evalrun.records import Item, Record, Score, capped_output
 from evalrun.runs import Manifest, Summary
 from evalrun.scoring.base import Scorer, ScorerContext, scorer_class
 from evalrun.store import (
@@ -421,11 +421,12 @@ class Engine:
             rec.latency_ms = round((time.perf_counter() - t0) * 1000, 3)
             # a server may echo a credential into its answer: never saved, as in an error
             secrets = self.plan.target.secrets
-            rec.output, rec.usage, rec.attempts = secrets.mask_value(call.output), call.usage, attempt
-            rec.target_metadata = secrets.mask_value(call.metadata)
+            rec.output, rec.target_metadata = capped_output(secrets.mask_value(call.output),
+                                                            secrets.mask_value(call.metadata))
+            rec.usage, rec.attempts = call.usage, attempt
             if cache is not None:
                 entry = {"output": rec.output, "usage": call.usage}
-                if call.metadata:
+                if rec.target_metadata:
                     entry["metadata"] = rec.target_metadata
                 await asyncio.to_thread(cache.put_json, ns, key, entry)
             return rec

@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from evalrun._http import Answer, ResponseTooLarge, send_capped
 from evalrun._retry import RetryPolicy
 from evalrun._retry import retry_after as shared_retry_after
 from evalrun._secrets import Secrets, url_values
@@ -142,12 +143,12 @@ class AdaptiveLimiter:
             self._recent.clear()  # judge the new limit by its own answers
 
 
-def retry_after(resp: httpx.Response) -> float | None:
+def retry_after(resp: Answer) -> float | None:
     """Seconds the server asks us to wait, or None."""
     return shared_retry_after(resp.headers)
 
 
-def _error_text(resp: httpx.Response, mask: Callable[[str], str]) -> str:
+def _error_text(resp: Answer, mask: Callable[[str], str]) -> str:
     """What an error answer says, secrets masked before it is cut."""
     try:
         data = resp.json()
@@ -244,7 +245,9 @@ class ChatClient:
             wait: float | None = None
             try:
                 async with asyncio.timeout(self.timeout):
-                    resp = await self._http.post("/chat/completions", json=body)
+                    resp = await send_capped(self._http, "POST", "/chat/completions", json=body)
+            except (ResponseTooLarge, httpx.DecodingError) as e:
+                raise ChatCallError(f"{self.label} endpoint: {self.scrub(str(e))[:300]}") from None
             except (TimeoutError, httpx.TimeoutException):
                 self.stats.timeouts += 1
                 problem = f"no answer within {self.timeout:g}s"

@@ -124,6 +124,19 @@ _FIELD_TYPES = (("latency_ms", (int, float)), ("started_at", (int, float)), ("er
                 ("scores", dict), ("metadata", dict), ("attempts", int), ("target_metadata", dict))
 
 
+#: the longest text output stored with a record: past it the output is cut, and the record's
+#: ``target_metadata`` says so (``output_truncated``) with the full length (``output_chars``)
+MAX_OUTPUT_CHARS = 1_000_000
+
+
+def capped_output(output: Any, metadata: dict[str, Any] | None) -> tuple[Any, dict[str, Any] | None]:
+    """(output, target metadata) as a record stores them: a text output past
+    ``MAX_OUTPUT_CHARS`` is cut there, its full length recorded in the metadata."""
+    if type(output) is not str or len(output) <= MAX_OUTPUT_CHARS:
+        return output, metadata
+    return output[:MAX_OUTPUT_CHARS], {**(metadata or {}), "output_truncated": True, "output_chars": len(output)}
+
+
 @dataclass(slots=True)
 class Record:
     """One (item, trial) of a run: what went in, what came out, and how it scored."""

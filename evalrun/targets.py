@@ -541,18 +541,22 @@ class HttpTarget(Target):
     async def call(self, input: Any) -> Call:
         import httpx
 
+        from evalrun._http import ResponseTooLarge, send_capped
+
         body = {self.cfg.input_key: input} if self.cfg.input_key else input
         headers = self.trace.carrier() if self.trace is not None else None
         try:
             if self.cfg.method == "GET":
-                resp = await self.client.get(self.cfg.url, params=body if isinstance(body, dict) else {"input": body},
-                                             headers=headers)
+                resp = await send_capped(self.client, "GET", self.cfg.url, headers=headers,
+                                         params=body if isinstance(body, dict) else {"input": body})
             else:
-                resp = await self.client.request(self.cfg.method, self.cfg.url, json=body, headers=headers)
+                resp = await send_capped(self.client, self.cfg.method, self.cfg.url, json=body, headers=headers)
         except httpx.TimeoutException:
             raise RetryableError("HTTP timeout") from None
         except httpx.TransportError as e:
             raise RetryableError(self.mask(f"HTTP connection error: {type(e).__name__}: {e}")[:500]) from None
+        except (ResponseTooLarge, httpx.DecodingError) as e:
+            raise TargetError(self.mask(str(e))[:500]) from None
         if resp.status_code == 429 or resp.status_code >= 500:
             raise RetryableError(f"HTTP {resp.status_code}", retry_after(resp.headers))
         if resp.status_code >= 400:

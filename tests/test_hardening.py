@@ -310,3 +310,77 @@ def test_basic_auth_from_userinfo_is_masked_for_every_target(tmp_path, cli, kind
         for secret in (basic, password):
             for i in range(len(secret) - 8):
                 assert secret[i:i + 8] not in text, (secret[i:i + 8], text[:300])
+
+
+class _Big(BaseHTTPRequestHandler):
+    """Answers too large to hold: a plain body past the limit (``/plain/``), or a small gzip
+    body that inflates past it (``/gzip/``), as a JSON endpoint or a chat completion would."""
+
+    def do_POST(self):
+        import gzip
+
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        filler = "x" * (3 * 1024 * 1024)
+        body = json.dumps({"answer": filler, "choices": [{"message": {"role": "assistant", "content": filler}}]})
+        data = body.encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        if "/gzip/" in self.path:
+            data = gzip.compress(data)
+            self.send_header("Content-Encoding", "gzip")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *a):
+        pass
+
+
+@pytest.mark.parametrize("kind", ["http", "chat", "judge"])
+@pytest.mark.parametrize("mode", ["plain", "gzip"])
+def test_an_answer_past_the_size_limit_is_that_records_error(tmp_path, cli, monkeypatch, kind, mode):
+    """No cap on a response's size: a 1 MB gzip body that inflated to 1 GB peaked at 2.1 GB.
+    Every http/chat/judge answer is read up to MAX_RESPONSE_BYTES (counted decompressed); past
+    it the call fails with a line that says so. (The limit is lowered to 1 MiB here; the
+    gzip body is about 3 KB.)"""
+    from evalrun import _http
+
+    monkeypatch.setattr(_http, "MAX_RESPONSE_BYTES", 1024 * 1024)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Big)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/{mode}/v1"
+    (tmp_path / "tgt.py").write_text("def echo(x):\n    return x\n")
+    scorers = "[exact_match]"
+    if kind == "chat":
+        target = f"chat:\n    base_url: '{url}'\n    model: m\n    messages:\n      - {{role: user, content: '{{{{ input }}}}'}}"
+    elif kind == "http":
+        target = f"http:\n    url: '{url}'\n    output_path: answer"
+    else:
+        target = "python: tgt:echo"
+        scorers = f"\n  - type: llm_judge\n    rubric: relevance\n    model: m\n    base_url: '{url}'\n    retries: 0"
+    (tmp_path / "data.jsonl").write_text(json.dumps({"id": "s1", "input": "a", "expected_output": "a"}) + "\n")
+    (tmp_path / "eval.yaml").write_text(f"name: t\ndataset: data.jsonl\ntarget:\n  {target}\n  retries: 0\n"
+                                        f"scorers: {scorers}\nerror_budget: 1\n")
+    try:
+        r = cli("run", "eval.yaml", "--output-dir", str(tmp_path / "home"), "--json", cwd=tmp_path)
+    finally:
+        server.shutdown()
+    assert r.returncode in (0, 3), r.stderr
+    [rec] = records(next((tmp_path / "home" / "runs").iterdir()))
+    error = rec["scores"]["llm_judge"]["error"] if kind == "judge" else rec["error"]["message"]
+    assert "the response is larger than 1 MiB, the limit for one answer" in error, rec
+    assert rec["output"] == ("a" if kind == "judge" else None)
+
+
+def test_a_huge_text_output_is_stored_cut_with_its_full_length(tmp_path, cli):
+    """A 100 MB output was stored whole (in results.jsonl, the journal, every report): text
+    past MAX_OUTPUT_CHARS is cut, and the record says so with the full length."""
+    from evalrun.records import MAX_OUTPUT_CHARS
+
+    (tmp_path / "big.py").write_text(f"def call(x):\n    return 'y' * {MAX_OUTPUT_CHARS + 12345}\n")
+    write_suite(tmp_path, [{"id": "b", "input": "b", "expected_output": "b"}], "python: big:call")
+    r = cli("run", "eval.yaml", "--output-dir", str(tmp_path / ".evalrun"), "-q", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    [rec] = records(only_run(tmp_path))
+    assert len(rec["output"]) == MAX_OUTPUT_CHARS
+    assert rec["target_metadata"] == {"output_truncated": True, "output_chars": MAX_OUTPUT_CHARS + 12345}

@@ -19,7 +19,7 @@ PKG = ROOT / "evalrun"
 LAYERS: list[tuple[str, list[str]]] = [
     ("base", ["evalrun._version", "evalrun.errors", "evalrun._json", "evalrun._yaml", "evalrun._retry",
               "evalrun._user_modules", "evalrun._secrets", "evalrun.records", "evalrun.stats", "evalrun.agreement", "evalrun.prices",
-              "evalrun._text",  # (issue 32: the control-character filter)
+              "evalrun._text", "evalrun._http",  # (issue 32: the control-character filter, capped answers)
               "evalrun.overrides", "evalrun.progress", "evalrun.runs", "evalrun.store", "evalrun.summary",
               "evalrun.openai_client", "evalrun.langfuse.client", "evalrun.langfuse.wire",
               "evalrun.langfuse.otlp"]),
