@@ -89,6 +89,11 @@ def parse_k_stat(name: str) -> tuple[str, int]:
     raise ValueError(name)
 
 
+def informational_names(records: list[Record]) -> set[str]:
+    """The scorers (and item assertions) the records mark informational: reported, never blocking."""
+    return {name for r in records for name, s in r.scores.items() if s.informational}
+
+
 def _collect(records: list[Record], names: list[str]) -> dict[str, dict[str, Side]]:
     """Per scorer, per item: the values and verdicts of its trials (one pass over the records)."""
     gives_verdicts: set[str] = set()
@@ -101,7 +106,8 @@ def _collect(records: list[Record], names: list[str]) -> dict[str, dict[str, Sid
         iid = r.item_id
         if r.error:
             for name in gives_verdicts:
-                if name in out:
+                # (a scorer scoped away from this item, or a check it does not carry, is not its)
+                if name in out and name not in r.not_applicable:
                     side = out[name].get(iid)
                     if side is None:
                         side = out[name][iid] = Side()
@@ -185,6 +191,8 @@ class ScorerComparison:
     flaky: list[str] = field(default_factory=list)
     mcnemar_p: float | None = None
     binary: bool = False  # every value of this scorer (both runs) is 0 or 1
+    #: reported, never blocking: its failures and regressions do not fail or regress an item
+    informational: bool = False
     clusters: dict[str, object] | None = None  # item -> cluster label (eval file's `cluster:`)
     _paired: dict[str, Paired | None] = field(default_factory=dict, repr=False)
 
@@ -217,6 +225,8 @@ class ScorerComparison:
             d["improvements"] = self.improvements
             d["mcnemar_p"] = rounded_p(self.mcnemar_p)
         d["flaky"] = self.flaky
+        if self.informational:
+            d["informational"] = True
         k = max((s.judged for s in self.cand_items.values()), default=0)
         if k > 1:
             d[f"pass@{k}"] = _num(self.value(f"pass@{k}"))
@@ -236,6 +246,8 @@ class ItemDiff:
     improved: list[str] = field(default_factory=list)
     flaky: list[str] = field(default_factory=list)  # scorers flaky in the candidate
     failed: list[str] = field(default_factory=list)  # scorers the candidate fails (every trial)
+    #: informational scorers this item fails or regressed under (reported, never blocking)
+    informational: list[str] = field(default_factory=list)
     delta: float = 0.0  # sum over scorers of the change in item mean (ranks the worst first)
 
     @property
@@ -261,6 +273,7 @@ class ItemDiff:
         return {"item_id": self.item_id, "status": self.status, "tags": self.tags, "input": first.input,
                 "expected_output": first.expected_output, "regressed": self.regressed,
                 "improved": self.improved, "flaky": self.flaky, "failed": self.failed,
+                **({"informational": self.informational} if self.informational else {}),
                 "delta": _num(self.delta), "candidate": [rec(r) for r in self.candidate],
                 "baseline": [rec(r) for r in self.baseline]}
 
@@ -374,6 +387,7 @@ def compare(candidate: list[Record], baseline: list[Record] | None, *, run: dict
     if cluster:
         labels = {r.item_id: cluster_label(r.metadata, cluster, r.item_id) for r in base}
         labels.update({r.item_id: cluster_label(r.metadata, cluster, r.item_id) for r in candidate})
+    info = informational_names(candidate)
     for name in names:
         base_has = has_base and name in base_numbers
         binary = all(v in (0.0, 1.0) for sides in (cand_sides[name], base_sides.get(name) or {})
@@ -381,7 +395,7 @@ def compare(candidate: list[Record], baseline: list[Record] | None, *, run: dict
         sc = ScorerComparison(name, cand_numbers[name],
                               base_numbers[name] if base_has else None,
                               cand_sides[name], base_sides[name] if base_has else None,
-                              binary=binary, clusters=labels)
+                              binary=binary, clusters=labels, informational=name in info)
         for iid, side in sc.cand_items.items():
             if side.state == "flaky":
                 sc.flaky.append(iid)
@@ -406,6 +420,10 @@ def compare(candidate: list[Record], baseline: list[Record] | None, *, run: dict
         for name, sc in comps.items():
             cs = sc.cand_items.get(iid)
             bs = sc.base_items.get(iid) if sc.base_items is not None else None
+            if sc.informational:
+                if (cs is not None and cs.state in ("fail", "flaky")) or iid in regressed[name]:
+                    it.informational.append(name)
+                continue
             if cs is not None and cs.state == "fail":
                 it.failed.append(name)
             if cs is not None and cs.state == "flaky":

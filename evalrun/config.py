@@ -32,6 +32,7 @@ from evalrun.overrides import apply_overrides, check_overrides, override_for
 from evalrun.prices import Price
 from evalrun.prompts import numbers_from_text, params_problem, role_problem
 from evalrun.scoring.base import ScorerConfig, is_scorer_type, scorer_class, scorer_types
+from evalrun.selectors import key_error, normalize_key
 from evalrun.store import content_key
 
 DEFAULT_FILE = "evalrun.yaml"
@@ -549,27 +550,3 @@ def config_json(loaded: LoadedConfig) -> dict[str, Any]:
 
     # the standard parser: a non-finite number the file holds (.inf, .nan) stays a string
     return json.loads(_json.canonical(loaded.located.data), parse_constant=str)
-
-
-# --- slice keys (`slices:`, `--slice`, gates `... by KEY`) -----------------------------------
-
-SLICE_TAGS = "tags"
-SLICE_METADATA = "metadata."
-
-
-def normalize_key(key: str) -> str | None:
-    """``tags`` / ``tag`` -> ``tags``; ``metadata.X`` -> itself; anything else -> None."""
-    key = key.strip()
-    if key in ("tag", "tags"):
-        return SLICE_TAGS
-    if key.startswith(SLICE_METADATA) and len(key) > len(SLICE_METADATA):
-        return key
-    return None
-
-
-def key_error(key: str) -> str:
-    """Why ``key`` is not a slice key, with a suggestion."""
-    hint = suggest(key, [SLICE_TAGS, "tag"])
-    if not hint and key and "." not in key:
-        hint = f" (did you mean 'metadata.{key}'?)"
-    return f"unknown slice key '{key}'{hint}; use tags or metadata.KEY"

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from evalrun.runs import Manifest
 
-ITEM_KEYS = {"id", "input", "expected_output", "metadata"}
+ITEM_KEYS = {"id", "input", "expected_output", "metadata", "assert"}
 
 
 @dataclass
@@ -116,13 +116,14 @@ def make_item(raw: Any, file: str, line: int | None, error: Any) -> Item:
         raise error(f"unknown item key '{k}'{suggest(str(k), ITEM_KEYS)}", k)
     inp, expected, item_id = raw.get("input"), raw.get("expected_output"), raw.get("id")
     if (type(inp) is str and inp.isascii() and type(item_id) is str and item_id.isascii() and item_id.strip()
-            and (expected is None or (type(expected) is str and expected.isascii())) and not raw.get("metadata")):
+            and (expected is None or (type(expected) is str and expected.isascii())) and not raw.get("metadata")
+            and "assert" not in raw):
         # the common case (a large JSONL of plain text items): nothing below can object or repair
         return Item(id=item_id, input=inp, expected_output=expected, metadata={},
                     source=f"{file}:{line}" if line else file)
     if "input" not in raw or raw["input"] is None:
         raise error("item has no 'input'", None)
-    for key in ("input", "expected_output", "metadata"):
+    for key in ("input", "expected_output", "metadata", "assert"):
         problem = _json_problem(raw.get(key))
         if problem is not None:
             raise error(f"{key}: {problem}", key)
@@ -140,11 +141,33 @@ def make_item(raw: Any, file: str, line: int | None, error: Any) -> Item:
         item_id = stable_id(inp)
     elif isinstance(item_id, bool) or not isinstance(item_id, str | int) or str(item_id).strip() == "":
         raise error("id must be a non-empty string or integer", "id")
+    asserts, assert_sources = _asserts(raw, file, line, error)
     # text UTF-8 cannot hold (a YAML "\ud800" escape) is repaired here, once, so the id a
     # record is saved under is the id the next resume looks for
     return Item(id=scrub_text(str(item_id))[0], input=scrub_text(inp)[0],
                 expected_output=scrub_text(raw.get("expected_output"))[0], metadata=scrub_text(meta)[0],
-                source=f"{file}:{line}" if line else file)
+                source=f"{file}:{line}" if line else file, asserts=asserts, assert_sources=assert_sources)
+
+
+def _asserts(raw: dict[str, Any], file: str, line: int | None, error: Any
+             ) -> tuple[list[dict[str, Any]] | None, tuple[str, ...]]:
+    """An item's ``assert:`` list: its shape checked here (each check a mapping with a ``type``);
+    each type's own fields are checked by the ``assert`` scorer before any call."""
+    if "assert" not in raw or raw["assert"] is None:
+        return None, ()
+    checks = raw["assert"]
+    if isinstance(checks, dict):
+        checks = [checks]
+    if not isinstance(checks, list) or not checks:
+        raise error("assert must be a list of checks, like [{type: contains, value: refund}]", "assert")
+    sources = []
+    for i, check in enumerate(checks):
+        where = error("", ("assert", i))
+        if not isinstance(check, dict) or not isinstance(check.get("type"), str) or not check["type"]:
+            raise error(f"assert[{i}]: a check is a mapping with a 'type' (contains, regex, refusal...)",
+                        ("assert", i))
+        sources.append(f"{where.file or file}:{where.line or line}" if (where.line or line) else file)
+    return [scrub_text(c)[0] for c in checks], tuple(sources)
 
 
 MAX_DEPTH = 100
@@ -210,7 +233,7 @@ def _load_yaml(text: str, file: str) -> tuple[str | None, str | None, list[Item]
         line = located.where(path)[0]
 
         def err(msg: str, key: Any, path: tuple = path) -> UsageError:
-            return located.error(msg, path + ((key,) if key is not None else ()))
+            return located.error(msg, path + (key if isinstance(key, tuple) else (key,) if key is not None else ()))
 
         items.append(make_item(raw, file, line, err))
     return name, description, items

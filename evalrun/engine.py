@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Coroutine, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -212,6 +212,23 @@ def build_scorers(loaded: LoadedConfig, ctx_base: ScorerContext) -> list[Scorer]
     return scorers
 
 
+def check_scorer_items(scorers: list[Scorer], items: list[Item]) -> None:
+    """What the items carry for the scorers (their ``assert:`` checks), checked before any call;
+    checks no scorer would run are an error, not silently skipped."""
+    for s in scorers:
+        s.check_items(items)
+    runners = [s for s in scorers if s.type == "assert"]
+    if len(runners) > 1:
+        raise runners[1].ctx.error("only one scorer may be of type assert (it runs every item's checks)")
+    if not runners:
+        first = next((it for it in items if it.asserts), None)
+        if first is not None:
+            file, _, line = (first.assert_sources[0] if first.assert_sources else first.source or "").rpartition(":")
+            raise UsageError(f"item '{first.id}' has assert: checks, but no scorer runs them; "
+                             "add '- assert' to the eval file's scorers", file or None,
+                             int(line) if line.isdigit() else None)
+
+
 async def prepare(opts: RunOptions) -> Plan:
     # the API and the CLI load the eval file once and pass it (``opts.loaded``); a direct
     # caller of run_eval may give just the path
@@ -232,12 +249,13 @@ async def prepare(opts: RunOptions) -> Plan:
     repeat = opts.repeat or cfg.repeat
     if concurrency < 1 or repeat < 1:
         raise UsageError("--concurrency and --repeat must be at least 1")
-    needs_cache = cfg.target.cache or any(scorer_class(sc.type).uses_cache for sc in cfg.scorers)
+    needs_cache = cfg.target.cache or any(scorer_class(sc.type).needs_cache(sc) for sc in cfg.scorers)
     cache = open_cache(home) if needs_cache else None
     ctx = ScorerContext(base_dir=loaded.base_dir, cache=cache, baseline_outputs=opts.baseline_outputs)
     scorers = build_scorers(loaded, ctx)
     target = build_target(loaded, concurrency)
     target.check(items)  # a template an item cannot fill fails now, before any call
+    check_scorer_items(scorers, dataset.items)
     for s in scorers:
         await s.setup()
     return Plan(loaded, dataset, items, repeat, concurrency, target, scorers, ctx, cache, home)
@@ -367,6 +385,7 @@ class Engine:
         self.batches_scored = 0
         self.interrupted = False
         self._unjournaled: list[Record] = []  # finished calls waiting for this tick's journal write
+        self.scoped = any(s.scoped for s in plan.scorers)
         self._flush_due = False  # a _flush_journal callback is scheduled
         self._journal_closed = False
 
@@ -479,6 +498,11 @@ class Engine:
     async def _score(self, batch: list[Record]) -> None:
         self._flush_journal()
         ok = [r for r in batch if r.error is None]
+        if self.scoped and len(ok) < len(batch):
+            # a failed call counts as failed only under the checks its item has
+            for r in batch:
+                if r.error is not None:
+                    r.not_applicable = tuple(n for s in self.plan.scorers for n in s.not_applicable(r))
         t0 = time.monotonic()
         if ok:
             await asyncio.gather(*(self._score_with(s, ok) for s in self.plan.scorers))
@@ -500,11 +524,14 @@ class Engine:
         self.progress.advance(len(batch), sum(1 for r in batch if r.error))
 
     async def _score_with(self, scorer: Scorer, records: list[Record]) -> None:
+        # the scorer's scope (``when:``, an assert scorer's items): the others get no score from it
+        if scorer.scoped:
+            records = [r for r in records if scorer.applies(r)]
         size = max(1, scorer.batch_size)
         for i in range(0, len(records), size):
             chunk = records[i:i + size]
             try:
-                scores = await scorer.score_batch(chunk)
+                scores = await self._score_chunk(scorer, chunk)
                 if len(scores) != len(chunk):
                     raise RuntimeError(f"scorer returned {len(scores)} scores for {len(chunk)} records")
             except asyncio.CancelledError:
@@ -515,8 +542,24 @@ class Engine:
             except BaseException as exc:  # a scorer failure marks these records, never ends the run
                 msg = f"{type(exc).__name__}: {exc}"[:2000]
                 scores = [Score.failed(msg) for _ in chunk]
+            info = scorer.config.informational
             for r, s in zip(chunk, scores, strict=True):
+                if info and not s.informational:
+                    s = replace(s, informational=True)  # (a copy: scorers may share a Score)
                 r.scores[scorer.name] = s
+                if s.children:  # one score per item assertion, each under its own name
+                    r.scores.update(s.children)
+                    s.children = None
+
+    @staticmethod
+    async def _score_chunk(scorer: Scorer, chunk: list[Record]) -> list[Score]:
+        """``score_batch`` on what the scorer sees of each record (``output:`` / ``expected:``)."""
+        if scorer.config.output is None and scorer.config.expected is None:
+            return await scorer.score_batch(chunk)
+        views = [scorer.view(r) for r in chunk]
+        todo = [v for v in views if isinstance(v, Record)]
+        scored = iter(await scorer.score_batch(todo) if todo else [])
+        return [next(scored) if isinstance(v, Record) else v for v in views]
 
     async def _scoring_loop(self, queue: asyncio.Queue[Record | None]) -> None:
         self.max_batch = max([s.batch_size for s in self.plan.scorers] or [256])
@@ -706,7 +749,8 @@ async def _run_locked(opts: RunOptions, lock: RunLock) -> RunOutcome:
                         "fingerprint": plan.dataset.fingerprint, "items": len(plan.dataset.items)},
             "options": opts.to_manifest(),
             "planned": {"items": len(plan.items), "repeat": plan.repeat, "records": plan.total},
-            "scorers": [s.name for s in plan.scorers],
+            "scorers": [n for s in plan.scorers for n in s.stat_names()],
+            **({"informational": info} if (info := [n for s in plan.scorers for n in s.informational_names()]) else {}),
             "target": plan.loaded.config.target.kind,
             **({"overrides": plan.loaded.overrides} if plan.loaded.overrides else {}),
             **plan.target.info(),
@@ -720,7 +764,7 @@ async def _run_locked(opts: RunOptions, lock: RunLock) -> RunOutcome:
         })
         run_dir.write_manifest(manifest)
 
-    builder = SummaryBuilder([s.name for s in plan.scorers], cluster=plan.loaded.config.cluster)
+    builder = SummaryBuilder([n for s in plan.scorers for n in s.stat_names()], cluster=plan.loaded.config.cluster)
     done: set[tuple[str, int]] = set()
     planned = {(it.id, t) for it in plan.items for t in range(plan.repeat)} if opts.resume else None
     for rec in run_dir.records():

@@ -202,7 +202,7 @@ def _selector(text: str, err: Callable[[str], UsageError]) -> tuple[str, str | N
             raise err(f"gate '{text}': a slice selector goes right after the statistic, as in "
                       "'exact_match.mean[tag=math] >= 0.8'")
         return text, None, None
-    from evalrun.config import key_error, normalize_key
+    from evalrun.selectors import key_error, normalize_key
 
     key, sep, value = m.group(2).partition("=")
     if not sep or not key.strip() or not value.strip():
@@ -236,16 +236,31 @@ def check_slices(gates: list[Gate], metadatas: list[dict[str, Any]]) -> None:
                 raise g.error(f"gate '{g.text}': {why}")
 
 
+#: scorer names a gate may use before the dataset says which exist: the item assertions
+#: (``assert.NAME``), checked against the dataset by :func:`check_assertions`
+ASSERT_PREFIX = "assert."
+
+
 def parse_gate(text: str, index: int, scorers: list[str], repeat: int | None,
-               err: Callable[[str], UsageError]) -> Gate:
+               err: Callable[[str], UsageError], informational: frozenset[str] = frozenset(),
+               assertions: bool = False) -> Gate:
+    known = scorers
+    if assertions:
+        head = re.match(r"\s*([^\s<>=!\[]*)", text)
+        name = (head.group(1) if head else "").rpartition(".")[0]
+        if name.startswith(ASSERT_PREFIX) and name not in scorers:
+            known = [*scorers, name]  # checked against the items' checks when they are known
     bare, slice_key, slice_value = _selector(text, err)
-    gate = _parse_bare(text, bare, index, scorers, repeat, err)
-    if slice_key is None:
+    gate = _parse_bare(text, bare, index, known, repeat, err)
+    if gate.scorer is not None and gate.scorer in informational:
+        raise err(f"gate '{text}': '{gate.scorer}' is informational (reported, never blocking); "
+                  "remove informational: true from it to gate on it")
+    if slice_key is None and not (gate.scorer or "").startswith(ASSERT_PREFIX):
         return gate
-    if gate.scorer is None:
+    if slice_key is not None and gate.scorer is None:
         raise err(f"gate '{text}': a slice selector needs a scorer statistic (e.g. exact_match.mean[tag=math]); "
                   f"{gate.metric} is run-wide")
-    loc = err("")
+    loc = err("")  # (checked again once the items are known: the error points here)
     return replace(gate, slice_key=slice_key, slice_value=slice_value, where=(loc.file, loc.line, loc.col))
 
 
@@ -322,6 +337,21 @@ def _parse_bare(text: str, bare: str, index: int, scorers: list[str], repeat: in
                 number=number, relative=relative, percent=percent)
 
 
+def check_assertions(gates: list[Gate], names: list[str], informational: set[str]) -> None:
+    """Before a run: every ``assert.NAME`` a gate names must be a check some item carries, and
+    not an informational one (UsageError at the gate's line)."""
+    for g in gates:
+        if g.scorer is None or not g.scorer.startswith(ASSERT_PREFIX):
+            continue
+        if g.scorer in informational:
+            raise g.error(f"gate '{g.text}': '{g.scorer}' is informational (reported, never blocking); "
+                          "remove informational: true from its checks to gate on it")
+        if g.scorer not in names:
+            raise g.error(f"gate '{g.text}': no item has a check named '{g.scorer[len(ASSERT_PREFIX):]}'"
+                          f"{_suggest(g.scorer, names)}"
+                          + (f"; item checks: {', '.join(names)}" if names else "; no item has assert: checks"))
+
+
 def _no_regressions(body: Any, text: str, index: int, scorers: list[str], err: Callable[[str], UsageError]) -> Gate:
     if body is None or body is True or body == {}:
         return Gate(text=text, index=index, kind="no_regressions")
@@ -345,9 +375,12 @@ def _no_regressions(body: Any, text: str, index: int, scorers: list[str], err: C
 
 
 def parse_gates(raw: list[Any] | None, *, scorers: list[str], repeat: int | None = None,
-                locate: Locate | None = None) -> list[Gate]:
+                locate: Locate | None = None, informational: frozenset[str] = frozenset(),
+                assertions: bool = False) -> list[Gate]:
     """Parse the eval file's ``gates:`` list. ``locate(message, index)`` builds the UsageError
-    for gate ``index`` (pointing at its line in the eval file)."""
+    for gate ``index`` (pointing at its line in the eval file). A gate may not name an
+    ``informational`` scorer; with ``assertions`` it may name any ``assert.NAME`` (checked
+    against the items by :func:`check_assertions`)."""
     gates: list[Gate] = []
     for i, entry in enumerate(raw or []):
         def err(msg: str, _i: int = i) -> UsageError:
@@ -358,7 +391,7 @@ def parse_gates(raw: list[Any] | None, *, scorers: list[str], repeat: int | None
             if s == "no_regressions":
                 gates.append(Gate(text=s, index=i, kind="no_regressions"))
             else:
-                gates.append(parse_gate(s, i, scorers, repeat, err))
+                gates.append(parse_gate(s, i, scorers, repeat, err, informational, assertions))
         elif isinstance(entry, dict) and len(entry) == 1 and "no_regressions" in entry:
             body = entry["no_regressions"]
             text = "no_regressions" + ("" if not body or body is True else

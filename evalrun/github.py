@@ -247,14 +247,16 @@ def publish(pub: Publication, sources: Mapping[str, str], env: Mapping[str, str]
 
 
 def overall_pass_rate(records: Iterable[Any]) -> float | None:
-    """Share of records that passed every scorer that gave a verdict; a failed target call
+    """Share of records that passed every blocking scorer that gave a verdict; a failed target call
     counts as a failure. None when no record got a verdict."""
     judged = passed = 0
     for rec in records:
         if rec.error:
             judged += 1
             continue
-        verdicts = [s.passed for s in rec.scores.values() if s.passed is not None or s.error is not None]
+        # an informational scorer or assertion is reported, never part of the pass rate
+        verdicts = [s.passed for s in rec.scores.values()
+                    if (s.passed is not None or s.error is not None) and not s.informational]
         if not verdicts:
             continue
         judged += 1

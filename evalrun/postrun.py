@@ -21,7 +21,16 @@ from typing import TYPE_CHECKING, Any, TextIO
 from evalrun.baseline import Baseline, accepted_path, configured_path_of_run, resolve_baseline
 from evalrun.compare import compare, run_metrics
 from evalrun.errors import UsageError
-from evalrun.gates import Gate, check_policy, check_slices, evaluate, make_advisory, parse_gates
+from evalrun.gates import (
+    ASSERT_PREFIX,
+    Gate,
+    check_assertions,
+    check_policy,
+    check_slices,
+    evaluate,
+    make_advisory,
+    parse_gates,
+)
 from evalrun.report import ReportSpec, parse_report_specs, write_reports
 from evalrun.runs import Manifest, Summary
 from evalrun.verdict import Verdict
@@ -126,7 +135,7 @@ def _implicit_baseline(eval_name: str | None, home: Path | None, configured: str
 
 def slice_keys(configured: Any, extra: list[str] | None) -> list[str]:
     """The eval file's ``slices`` plus ``--slice`` keys (a bad --slice key is a UsageError)."""
-    from evalrun.config import key_error, normalize_key
+    from evalrun.selectors import key_error, normalize_key
 
     keys = [k for k in (configured if isinstance(configured, list) else []) if isinstance(k, str)]
     for k in extra or []:
@@ -145,13 +154,20 @@ def prepare(loaded: LoadedConfig, *, baseline_ref: str | None = None, reports: l
     cfg = loaded.config
     scorers = [s.name or s.type for s in cfg.scorers]
     specs = parse_report_specs(reports)
+    info = frozenset(s.name or s.type for s in cfg.scorers if s.informational)
     gates = parse_gates(cfg.gates, scorers=scorers, repeat=repeat or cfg.repeat,
-                        locate=lambda msg, i: loaded.error(msg, "gates", i))
-    if any(g.slice_key for g in gates) and (dataset is not None or not str(cfg.dataset).startswith("langfuse://")):
+                        locate=lambda msg, i: loaded.error(msg, "gates", i), informational=info,
+                        assertions=any(s.type == "assert" for s in cfg.scorers))
+    named_checks = any((g.scorer or "").startswith(ASSERT_PREFIX) for g in gates)
+    if ((any(g.slice_key for g in gates) or named_checks)
+            and (dataset is not None or not str(cfg.dataset).startswith("langfuse://"))):
         from evalrun.datasets import load_dataset
 
         ds = dataset() if dataset is not None else load_dataset(cfg.dataset, loaded.base_dir)
         check_slices(gates, [it.metadata for it in ds.items])
+        if named_checks:
+            names, info_checks = assertion_names(ds.items)
+            check_assertions(gates, names, info_checks)
     notes: list[str] = []
     configured = cfg.baseline
     ref = baseline_ref or _implicit_baseline(cfg.name, home, configured, loaded.base_dir, notes)
@@ -160,6 +176,19 @@ def prepare(loaded: LoadedConfig, *, baseline_ref: str | None = None, reports: l
     _note_skipped(gates, bl, notes)
     return PostRun(gates, cfg.gate_policy, bl, specs, scorers, notes, slice_keys(cfg.slices, slices),
                    cluster=cfg.cluster)
+
+
+def assertion_names(items: list[Any]) -> tuple[list[str], set[str]]:
+    """The ``assert.NAME`` statistics the items' checks give, and the informational ones."""
+    names: dict[str, None] = {}
+    info: set[str] = set()
+    for it in items:
+        for check in it.asserts or ():
+            name = ASSERT_PREFIX + str(check.get("name") or check.get("type"))
+            names.setdefault(name)
+            if check.get("informational") is True:
+                info.add(name)
+    return list(names), info
 
 
 def _note_skipped(gates: list[Gate], bl: Baseline | None, notes: list[str]) -> None:
@@ -188,7 +217,8 @@ def prepare_from_manifest(manifest: Manifest, *, baseline_ref: str | None = None
         raw_gates = []
     config_path = manifest.get("config_path")
     repeat = (manifest.get("planned") or {}).get("repeat")
-    gates = parse_gates(raw_gates, scorers=scorers, repeat=repeat, locate=_manifest_locator(config_path, raw_gates))
+    gates = parse_gates(raw_gates, scorers=scorers, repeat=repeat, locate=_manifest_locator(config_path, raw_gates),
+                        informational=frozenset(manifest.get("informational") or []))
     policy = check_policy(str(cfg.get("gate_policy") or "significant"))
     configured, base_dir = configured_path_of_run(manifest)
     notes: list[str] = []

@@ -58,6 +58,10 @@ class Item:
     expected_output: Any = None
     metadata: dict[str, Any] = field(default_factory=dict)
     source: str | None = None  # "path:line" where the item was read, for messages and annotations
+    #: the item's own checks (``assert:``), as written: the ``assert`` scorer validates and runs them
+    asserts: list[dict[str, Any]] | None = None
+    #: "path:line" of each check in ``asserts`` (for messages)
+    assert_sources: tuple[str, ...] = ()
 
     @property
     def expected_list(self) -> list[Any]:
@@ -92,6 +96,11 @@ class Score:
     #: record under ``scorer_usage``, not part of the score itself (a cached verdict is the same
     #: verdict, at no cost)
     usage: dict[str, Any] | None = field(default=None, compare=False)
+    #: reported, but never fails an item, the Actions pass rate or a gate
+    informational: bool = False
+    #: more scores this one stands for (one per item assertion): the engine files each under
+    #: its own name beside this one; never saved as part of this score
+    children: dict[str, Score] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         # a NaN or infinite score is a scorer error, never a silent null or a poisoned mean
@@ -108,11 +117,14 @@ class Score:
             d["error"] = self.error
         if self.extra:
             d["extra"] = self.extra
+        if self.informational:
+            d["informational"] = True
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Score:
-        return cls(d.get("value"), d.get("passed"), d.get("reason"), d.get("error"), d.get("extra"))
+        return cls(d.get("value"), d.get("passed"), d.get("reason"), d.get("error"), d.get("extra"),
+                   informational=d.get("informational") is True)
 
     @classmethod
     def failed(cls, error: str) -> Score:
@@ -158,6 +170,9 @@ class Record:
     # fields whose text could not be stored as UTF-8 (lone surrogates) and was repaired
     # (a tuple: the usual empty one is shared, not one more object per record for the GC to scan)
     repaired: tuple[str, ...] = ()
+    #: the scorers (and item assertions, ``assert.NAME``) that do not apply to this record: set on
+    #: a failed call, which counts as failed only under the checks its item has
+    not_applicable: tuple[str, ...] = ()
 
     @property
     def key(self) -> tuple[str, int]:
@@ -191,6 +206,8 @@ class Record:
             d["target_metadata"] = self.target_metadata
         if self.repaired:
             d["repaired"] = list(self.repaired)
+        if self.not_applicable:
+            d["not_applicable"] = list(self.not_applicable)
         if self.scores:  # (an unscored record, as the pending journal writes it, has none)
             spent = {k: s.usage for k, s in self.scores.items() if s.usage}
             if spent:
@@ -260,6 +277,7 @@ class Record:
         if err is not None and not all(isinstance(x, str) for x in err.values()):
             raise ValueError("record error values must be strings")
         repaired = d.get("repaired") or []
+        na = d.get("not_applicable") or []
         return cls(
             item_id=item_id,
             trial=trial,
@@ -275,4 +293,5 @@ class Record:
             started_at=d.get("started_at"),
             target_metadata=d.get("target_metadata"),
             repaired=tuple(str(x) for x in repaired) if isinstance(repaired, list) else (),
+            not_applicable=tuple(str(x) for x in na) if isinstance(na, list) else (),
         )

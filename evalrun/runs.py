@@ -34,7 +34,8 @@ class Manifest(TypedDict, total=False):
     dataset: dict[str, Any]
     options: dict[str, Any]
     planned: dict[str, Any]
-    scorers: list[str]
+    scorers: list[str]  # every statistic a scorer gives (an assert scorer: each item check's too)
+    informational: list[str]  # the scorers and item checks that are reported, never blocking
     target: str
     overrides: dict[str, Any]
     git: dict[str, Any] | None

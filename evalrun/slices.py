@@ -23,12 +23,12 @@ from typing import TYPE_CHECKING, Any
 
 from evalrun import stats
 from evalrun.compare import ScorerComparison, Side, scorer_numbers
-
-# the slice key syntax (tags, metadata.KEY) lives with the eval file schema that checks it
-from evalrun.config import SLICE_METADATA as METADATA
-from evalrun.config import SLICE_TAGS as TAGS
-from evalrun.config import normalize_key
 from evalrun.runs import rounded_p
+
+# the slice key syntax (tags, metadata.KEY) is shared with gates and scoped scorers
+from evalrun.selectors import SLICE_METADATA as METADATA
+from evalrun.selectors import SLICE_TAGS as TAGS
+from evalrun.selectors import normalize_key, values_of
 from evalrun.summary import item_stats
 
 if TYPE_CHECKING:
@@ -60,17 +60,6 @@ def _interval(sides: dict[str, Side], stat: str, binary: bool,
 
 
 # --- keys and membership --------------------------------------------------------------------
-
-def values_of(metadata: dict[str, Any] | None, key: str) -> list[str]:
-    """The slice values of one item under ``key`` (several for a list, none when absent)."""
-    meta = metadata or {}
-    v = meta.get(TAGS) if key == TAGS else meta.get(key[len(METADATA):])
-    if v is None or v == "":
-        return []
-    if isinstance(v, list):
-        return list(dict.fromkeys(str(x) for x in v))
-    return [str(v)]
-
 
 def _item_metadata(it: ItemDiff) -> dict[str, Any]:
     return (it.candidate[0].metadata if it.candidate else it.baseline[0].metadata) or {}

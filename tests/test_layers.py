@@ -21,6 +21,7 @@ LAYERS: list[tuple[str, list[str]]] = [
               "evalrun._user_modules", "evalrun._secrets", "evalrun.records", "evalrun.stats", "evalrun.agreement", "evalrun.prices",
               "evalrun._text", "evalrun._http",  # (issue 32: the control-character filter, capped answers)
               "evalrun.overrides", "evalrun.progress", "evalrun.runs", "evalrun.store", "evalrun.summary",
+              "evalrun.selectors",  # (issue 25: slice keys, when: conditions, paths into data)
               "evalrun.openai_client", "evalrun.langfuse.client", "evalrun.langfuse.wire",
               "evalrun.langfuse.otlp"]),
     # what config validates against: the scorer base class and its registry

@@ -208,7 +208,11 @@ def gate_mark(verdict_word: str) -> str:
 
 
 def item_scorer_pairs(it: ItemDiff, scorers: list[str]) -> list[tuple[str, str, str]]:
-    """(scorer, baseline brief, candidate brief) for every scorer."""
+    """(scorer, baseline brief, candidate brief) for every scorer that scored this item (a
+    scoped scorer, or an item check, another item has is left out)."""
+    given = {name for r in (*it.candidate, *it.baseline) for name in r.scores}
+    if given:
+        scorers = [s for s in scorers if s in given]
     return [(s, score_brief(it.baseline, s) if it.baseline else "", score_brief(it.candidate, s)) for s in scorers]
 
 

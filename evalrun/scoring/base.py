@@ -10,16 +10,18 @@ from __future__ import annotations
 import builtins
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from evalrun import selectors
 from evalrun.errors import UsageError
+from evalrun.records import Score
 
 if TYPE_CHECKING:
-    from evalrun.records import Record, Score
+    from evalrun.records import Item, Record
     from evalrun.store import Cache
 
 
@@ -32,6 +34,32 @@ class ScorerConfig(BaseModel):
     name: str | None = None
     #: ``passed`` threshold on ``value`` for scorers with a continuous value
     threshold: float | None = Field(None, allow_inf_nan=False)
+    #: score only the items this holds for (``tag=refusal``, ``metadata.kind=json``, a list of
+    #: them: all must hold); the others get no score under this scorer (not applicable)
+    when: str | list[str] | dict[str, str] | None = None
+    #: where the reference comes from instead of ``expected_output`` (``metadata.must_contain``,
+    #: ``input.question``, ``expected_output.answer``)
+    expected: str | None = None
+    #: score a path into a structured output (``answer.ticket_id``) instead of the whole output
+    output: selectors.PathStr | None = None
+    #: reported, but never fails an item, the Actions pass rate or a gate
+    informational: bool = False
+
+    @field_validator("when")
+    @classmethod
+    def _when(cls, v: Any) -> Any:
+        if v is not None:
+            selectors.parse_when(v)
+        return v
+
+    @field_validator("expected")
+    @classmethod
+    def _expected(cls, v: str | None) -> str | None:
+        return None if v is None else selectors.check_source(v)
+
+    @property
+    def conditions(self) -> tuple[selectors.Condition, ...]:
+        return selectors.parse_when(self.when) if self.when is not None else ()
 
 
 @dataclass
@@ -82,9 +110,65 @@ class Scorer:
         self.config = config
         self.ctx = ctx
         self.name = config.name or config.type
+        self.conditions = config.conditions
+        #: whether some records are not this scorer's to score (``when:``, or by the scorer's own rule)
+        self.scoped = bool(self.conditions)
+        self._output_path = selectors.parse_path(config.output) if config.output else None
+        self._expected_path = selectors.parse_path(config.expected) if config.expected else None
+
+    @classmethod
+    def needs_cache(cls, config: ScorerConfig) -> bool:
+        """Whether a scorer with this config keeps results in the content cache."""
+        return cls.uses_cache
+
+    def stat_names(self) -> list[str]:
+        """The score names this scorer gives: its own (an assert scorer: each item check's too)."""
+        return [self.name]
+
+    def informational_names(self) -> list[str]:
+        """Which of :meth:`stat_names` are reported but never blocking."""
+        return [self.name] if self.config.informational else []
+
+    def check_items(self, items: list[Item]) -> None:
+        """Check what items carry for this scorer (UsageError at the item's line). Before any call."""
 
     async def setup(self) -> None:
         """Load what the scorer needs; raise UsageError for bad input. Called before any target call."""
+
+    def applies(self, record: Record) -> bool:
+        """Whether this scorer scores ``record`` (``when:``); the others get no score from it."""
+        return selectors.holds(self.conditions, record.metadata)
+
+    def not_applicable(self, record: Record) -> list[str]:
+        """The score names this scorer would not give ``record`` (for a failed call)."""
+        return [] if self.applies(record) else [self.name]
+
+    def view(self, record: Record) -> Record | Score:
+        """The record as this scorer sees it: ``output:`` and ``expected:`` applied (a copy), or
+        the Score when the output has no such path (a failure, never a pass)."""
+        if self._output_path is None and self._expected_path is None:
+            return record
+        from evalrun._json import loads
+
+        output, expected = record.output, record.expected_output
+        if self._output_path is not None:
+            data = output
+            if isinstance(data, str):
+                try:
+                    data = loads(data)
+                except ValueError:
+                    return Score(0.0, False, f"output is not JSON, so it has no {self.config.output}")
+            found = selectors.find(data, self._output_path)
+            if not found:
+                return Score(0.0, False, f"output has no {self.config.output}")
+            output = found[0] if len(found) == 1 else found
+        if self._expected_path is not None:
+            head, rest = self._expected_path[0], self._expected_path[1:]
+            source = {"expected_output": record.expected_output, "metadata": record.metadata,
+                      "input": record.input}[str(head)]
+            found = selectors.find(source, rest) if rest else ([source] if source is not None else [])
+            expected = found[0] if len(found) == 1 else (found or None)
+        return replace(record, output=output, expected_output=expected, scores={})
 
     async def score_batch(self, records: list[Record]) -> list[Score]:
         return [self.score_one(r) for r in records]
@@ -113,6 +197,7 @@ BUILTIN_SCORERS: dict[str, str] = {
     "embedding_similarity": "evalrun.scoring.embedding:EmbeddingSimilarity",
     "llm_judge": "evalrun.scoring.judge.scorer:LLMJudge",
     "judge_panel": "evalrun.scoring.judge.panel:JudgePanel",
+    "assert": "evalrun.scoring.assertions:AssertScorer",
 }
 
 
@@ -120,15 +205,34 @@ ENTRY_POINT_GROUP = "evalrun.scorers"
 _plugins: dict[str, str] | None = None
 
 
+def entry_point_types(group: str, taken: dict[str, str]) -> dict[str, str]:
+    """name -> ``module:Class`` of the entry points in ``group``; a name ``taken`` by a built-in
+    stays the built-in's."""
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep.value for ep in entry_points(group=group) if ep.name not in taken}
+
+
+def load_type(type_name: str, spec: str, base: builtins.type[Any], what: str) -> Any:
+    """The class ``spec`` (``module:Class``) names, imported now; UsageError unless it is a
+    subclass of ``base`` declaring ``type = type_name``."""
+    module_name, _, attr = spec.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as e:
+        raise UsageError(f"{what} '{type_name}' ({spec}) cannot be loaded: {type(e).__name__}: {e}") from None
+    if not (isinstance(cls, builtins.type) and issubclass(cls, base)) or getattr(cls, "type", None) != type_name:
+        raise UsageError(f"{what} '{type_name}' ({spec}) is not an evalrun {base.__name__} subclass "
+                         f"declaring type = {type_name!r}")
+    return cls
+
+
 def plugin_scorers() -> dict[str, str]:
     """Scorers other packages declare in the ``evalrun.scorers`` entry-point group (name ->
     ``module:Class``), read once; a name taken by a built-in stays the built-in's."""
     global _plugins
     if _plugins is None:
-        from importlib.metadata import entry_points
-
-        _plugins = {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)
-                    if ep.name not in BUILTIN_SCORERS}
+        _plugins = entry_point_types(ENTRY_POINT_GROUP, BUILTIN_SCORERS)
     return _plugins
 
 
@@ -148,12 +252,5 @@ def scorer_class(type_name: str) -> type[Scorer]:
     spec = BUILTIN_SCORERS.get(type_name) or plugin_scorers().get(type_name)
     if spec is None:
         raise UsageError(f"unknown scorer type '{type_name}'")
-    module_name, _, attr = spec.partition(":")
-    try:
-        cls = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as e:
-        raise UsageError(f"scorer type '{type_name}' ({spec}) cannot be loaded: {type(e).__name__}: {e}") from None
-    if not (isinstance(cls, builtins.type) and issubclass(cls, Scorer)) or getattr(cls, "type", None) != type_name:
-        raise UsageError(f"scorer type '{type_name}' ({spec}) is not an evalrun Scorer subclass "
-                         f"declaring type = {type_name!r}")
+    cls: type[Scorer] = load_type(type_name, spec, Scorer, "scorer type")
     return cls

@@ -13,7 +13,7 @@ import unicodedata
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from evalrun import _json
 from evalrun.records import Record, Score
@@ -113,7 +113,9 @@ class Contains(_TextScorer):
         return expected in output
 
 
-class RegexConfig(ScorerConfig):
+class RegexFields(BaseModel):
+    """The fields of a regex scorer and of a regex item check."""
+
     pattern: str
     ignore_case: bool = False
     #: search: anywhere in the output; fullmatch: the whole output
@@ -121,6 +123,31 @@ class RegexConfig(ScorerConfig):
     #: seconds one match may take; a pattern that backtracks without end on some output
     #: becomes that record's scorer error instead of hanging the run
     timeout: float = Field(1.0, gt=0, le=60)
+
+
+class RegexConfig(ScorerConfig, RegexFields):
+    pass
+
+
+def compile_regex(cfg: RegexFields) -> Any:
+    """The compiled pattern (``regex`` module); ValueError saying why it is bad."""
+    import regex
+
+    try:
+        return regex.compile(cfg.pattern, regex.IGNORECASE if cfg.ignore_case else 0)
+    except (regex.error, re.error, ValueError, OverflowError, RecursionError) as e:
+        raise ValueError(f"bad regex {cfg.pattern!r}: {e}") from None
+
+
+def regex_score(rx: Any, cfg: RegexFields, output: Any) -> Score:
+    """Whether ``output`` matches, as a Score; a match that runs past ``timeout`` is an error."""
+    text = output if type(output) is str else _json.as_text(output)
+    t = cfg.timeout
+    try:
+        m = rx.fullmatch(text, timeout=t) if cfg.mode == "fullmatch" else rx.search(text, timeout=t)
+    except TimeoutError:
+        return Score.failed(f"regex took longer than {t:g}s on this output (catastrophic backtracking?)")
+    return Score(1.0, True) if m else Score(0.0, False, f"no match for /{cfg.pattern}/")
 
 
 class Regex(Scorer):
@@ -134,21 +161,13 @@ class Regex(Scorer):
     batch_size = 4096
 
     async def setup(self) -> None:
-        import regex
-
         try:
-            self.rx = regex.compile(self.config.pattern, regex.IGNORECASE if self.config.ignore_case else 0)
-        except (regex.error, re.error, ValueError, OverflowError, RecursionError) as e:
-            raise self.ctx.error(f"bad regex {self.config.pattern!r}: {e}", "pattern", "__value__") from None
+            self.rx = compile_regex(self.config)
+        except ValueError as e:
+            raise self.ctx.error(str(e), "pattern", "__value__") from None
 
     def score_one(self, record: Record) -> Score:
-        text = _json.as_text(record.output)
-        t = self.config.timeout
-        try:
-            m = self.rx.fullmatch(text, timeout=t) if self.config.mode == "fullmatch" else self.rx.search(text, timeout=t)
-        except TimeoutError:
-            return Score.failed(f"regex took longer than {t:g}s on this output (catastrophic backtracking?)")
-        return Score(1.0, True) if m else Score(0.0, False, f"no match for /{self.config.pattern}/")
+        return regex_score(self.rx, self.config, record.output)
 
 
 class NumericConfig(ScorerConfig):
