@@ -51,7 +51,7 @@ def test_every_builtin_is_declared_by_its_class():
         assert cls.langfuse_data_type in ("NUMERIC", "BOOLEAN", "CATEGORICAL")
         assert isinstance(cls.uses_cache, bool)
     assert {n for n in base.BUILTIN_SCORERS if base.scorer_class(n).uses_cache} == {"embedding_similarity",
-                                                                                    "llm_judge"}
+                                                                                    "llm_judge", "judge_panel"}
 
 
 def test_every_scorer_class_in_the_package_is_registered():
