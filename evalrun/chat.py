@@ -100,8 +100,9 @@ class ChatTarget(Target):
     async def call_item(self, item: Item) -> Call:
         from evalrun.openai_client import ChatCallError, MalformedResponse
 
+        payload = self.payload(item)
         try:
-            done = await self.client.chat(self.payload(item))
+            done = await self.client.chat(payload)
         except ChatCallError as e:
             if e.retryable:
                 raise RetryableError(str(e), e.retry_after) from None
@@ -115,6 +116,11 @@ class ChatTarget(Target):
         meta: dict[str, Any] = {"model": done.model or self.model, "finish_reason": done.finish_reason}
         if self.prompt.info:
             meta["prompt"] = {k: self.prompt.info.get(k) for k in ("name", "version", "labels", "source")}
+            # what a prompt-linked generation shows in Langfuse: the messages the model was sent
+            # and its parameters (the prompt's playground opens with them)
+            meta["messages"] = payload["messages"]
+            if self.params:
+                meta["model_parameters"] = dict(self.params)
         output: Any = done.content
         if self.cfg.output_path is not None:
             try:

@@ -181,6 +181,11 @@ class LangfuseSettings(_Strict):
     trace_context: bool | None = None
     #: extra keys on the experiment's metadata (model, prompt version...)
     metadata: dict[str, str | int | float | bool] | None = None
+    #: who reports a target call's cost and tokens to Langfuse: "auto" (the pipeline when it
+    #: traced a generation of its own for the call, else evalrun), "evalrun" or "pipeline"
+    cost: Literal["auto", "evalrun", "pipeline"] = "auto"
+    #: the version Langfuse shows on the run's traces and observations (a pipeline or prompt version)
+    version: str | None = None
     #: a scorer's Langfuse data type, overriding the one its class declares
     score_types: dict[str, Literal["NUMERIC", "BOOLEAN", "CATEGORICAL"]] | None = None
 

@@ -446,6 +446,49 @@ class FakeLangfuse:
                             "stringValue": sc["value"] if isinstance(sc["value"], str) else None,
                             "comment": sc.get("comment")} for sc in scores]}
 
+    # -- what Langfuse shows of a trace (v4) -----------------------------------------------------
+    def app_roots(self, trace_id: str) -> list[dict[str, Any]]:
+        """The trace's spans marked ``langfuse.internal.is_app_root``: each is a root in v4's
+        root-observation views (OtelIngestionProcessor.ts reads the attribute)."""
+        return [s for s in self.spans if s["trace_id"] == trace_id
+                and s["attributes"].get("langfuse.internal.is_app_root") is True]
+
+    def trace_cost(self, trace_id: str) -> float:
+        """The sum of the trace's observations' total cost: an observation's given cost_details
+        (``total``, else the sum of its keys: worker/src/services/IngestionService/index.ts); a
+        cost from model prices is none here (the stand-in knows no price)."""
+        total = 0.0
+        for s in self.spans:
+            cost = _maybe_json(s["attributes"].get("langfuse.observation.cost_details")) if s["trace_id"] == trace_id \
+                else None
+            if isinstance(cost, dict) and cost:
+                total += float(cost["total"]) if "total" in cost else sum(float(v) for v in cost.values())
+        return total
+
+    def trace_tokens(self, trace_id: str) -> int:
+        """The trace's tokens: each observation's usage ``total``, else the sum of every key
+        (IngestionService/index.ts: usageDetails.total = sum of the provided keys). OpenAI's
+        usage object (prompt/completion/total_tokens and their details, nothing else) is first
+        mapped to input/output/total (OpenAICompletionUsageSchema in
+        packages/shared/src/server/ingestion/types.ts)."""
+        openai = {"prompt_tokens", "completion_tokens", "total_tokens"}
+        total = 0
+        for s in self.spans:
+            usage = _maybe_json(s["attributes"].get("langfuse.observation.usage_details")) \
+                if s["trace_id"] == trace_id else None
+            if not isinstance(usage, dict) or not usage:
+                continue
+            if openai <= set(usage) <= openai | {"prompt_tokens_details", "completion_tokens_details"}:
+                usage = {"total": usage["total_tokens"]}
+            total += int(usage["total"]) if "total" in usage else sum(int(v) for v in usage.values())
+        return total
+
+    @staticmethod
+    def observation_version(span: dict[str, Any]) -> str | None:
+        """``langfuse.version`` on the span, else the resource's ``service.version``
+        (OtelIngestionProcessor.ts)."""
+        return span["attributes"].get("langfuse.version") or span["resource"].get("service.version")
+
     def experiment_items(self) -> list[dict[str, Any]]:
         """Experiment items as Langfuse derives them: one per span that is its item's root observation."""
         from langfuse._client.attributes import LangfuseOtelSpanAttributes as A

@@ -444,6 +444,12 @@ def test_pushed_generations_link_the_prompt_version(tmp_path, server, fake):
         assert a["langfuse.observation.prompt.name"] == "qa" and a["langfuse.observation.prompt.version"] == 3
         assert a["langfuse.observation.model.name"].startswith("gpt-4o-mini")  # the model the server says answered
         assert json.loads(a["langfuse.observation.usage_details"])["input"] > 0
+        # the input is what the model was sent (the prompt rendered for the item), with its
+        # parameters: what Langfuse's prompt view and playground show
+        messages = json.loads(a["langfuse.observation.input"])
+        assert [m["role"] for m in messages] == ["system", "user"]
+        assert messages[1]["content"].startswith("Capital of ") and "{{" not in messages[1]["content"]
+        assert json.loads(a["langfuse.observation.model.parameters"]) == {"temperature": 0}
     assert fake.errors == []
 
 

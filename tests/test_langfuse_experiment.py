@@ -82,7 +82,8 @@ def test_pushed_cost_equals_the_runs_cost(fake, tmp_path):
         assert a["langfuse.observation.prompt.name"] == "answer-prompt"
         assert a["langfuse.observation.prompt.version"] == 7
         usage = json.loads(a["langfuse.observation.usage_details"])
-        assert set(usage) == {"input", "output"} and usage["output"] == 3
+        assert set(usage) == {"input", "output", "total"} and usage["output"] == 3
+        assert usage["total"] == usage["input"] + 3
         task = [s for s in spans if s["span_id"] == g["parent_span_id"]]
         assert task and task[0]["name"] == "experiment-item-task"
     # evaluators: the judge's own model, tokens and cost

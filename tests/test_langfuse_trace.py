@@ -217,9 +217,13 @@ def test_http_target_gets_traceparent_and_baggage(fake, tmp_path):
     for h in seen:
         version, tid, sid, flags = h["traceparent"].split("-")
         assert version == "00" and flags == "01"
-        bag = dict(kv.split("=", 1) for kv in h["baggage"].split(","))
-        assert unquote(bag["langfuse_experiment_id"]) == exp_id
-        by_parent[unquote(bag["langfuse_experiment_item_id"])] = (tid, sid)
+        bag = {k: unquote(v) for k, v in (kv.split("=", 1) for kv in h["baggage"].split(","))}
+        assert bag["langfuse_experiment_id"] == exp_id and bag["langfuse_trace_id"] == tid
+        # what the child needs to join the item, nothing more: no run metadata (git commit,
+        # branch, fingerprints) and no item metadata travel to whatever the pipeline calls
+        assert set(bag) == {"langfuse_trace_id", "langfuse_experiment_id", "langfuse_experiment_name",
+                            "langfuse_experiment_item_id", "langfuse_experiment_item_root_observation_id"}
+        by_parent[bag["langfuse_experiment_item_id"]] = (tid, sid)
     assert by_parent == {f"q{i}": _ids(run.name, f"q{i}") for i in range(3)}
 
 
@@ -241,6 +245,72 @@ def test_with_repeats_each_trial_is_its_own_trace_for_the_pipeline(fake, tmp_pat
         assert spans[(tid, parent)]["name"] == "experiment-item-task" and parent == task_span_id(tid)
     assert all(s["attributes"]["langfuse.experiment.item.root_observation_id"] == task_span_id(s["trace_id"])
                for s in pipeline)
+
+
+# a pipeline traced with the SDK whose own generation reports the call's tokens and cost, and
+# which also returns them to evalrun (the langfuse.openai + Output(...) case)
+COSTED_TARGET = '''
+from langfuse import get_client, observe
+from evalrun.targets import Output
+
+@observe(name="pipeline")
+def answer(question):
+    with get_client().start_as_current_observation(name="llm-call", as_type="generation", model="tiny-llm") as g:
+        g.update(output="ok", usage_details={"prompt_tokens": 30, "completion_tokens": 12, "total_tokens": 42},
+                 cost_details={"total": 0.25})
+    return Output(question.upper(), usage={"prompt_tokens": 30, "completion_tokens": 12, "total_tokens": 42,
+                                           "prompt_tokens_details": {"cached_tokens": 10}},
+                  cost_usd=0.25, metadata={"model": "tiny-llm"})
+'''
+
+
+@pytest.mark.parametrize("cost", [None, "evalrun"])
+def test_an_instrumented_pipeline_has_one_root_one_cost_and_true_tokens(fake, tmp_path, cost):
+    from evalrun._version import __version__
+
+    lf: dict[str, Any] = {"version": "pipeline-7"}
+    if cost:
+        lf["cost"] = cost
+    root = _project(tmp_path / "p", {"python": "tgt:answer", "retries": 0}, langfuse=lf)
+    (root / "tgt.py").write_text(COSTED_TARGET)
+    r = cli(fake, "run", "eval.yaml", "--output-dir", str(tmp_path / "h"), "--push", "langfuse", cwd=root)
+    assert r.returncode == 0, r.stderr
+    run = run_dir_of(tmp_path / "h")
+    for i in range(3):
+        tid, _task = _ids(run.name, f"q{i}")
+        # the trace context claims the trace: the pipeline's first span is no second app root
+        assert [s["name"] for s in fake.app_roots(tid)] == ["experiment-item-run"]
+        if cost is None:  # the pipeline's generation reports the call: evalrun's target call does not again
+            assert fake.trace_cost(tid) == pytest.approx(0.25)
+            assert fake.trace_tokens(tid) == 42
+            (call,) = [s for s in fake.spans if s["trace_id"] == tid and s["name"] == "target-call"]
+            assert call["attributes"]["langfuse.observation.type"] == "span"
+        else:  # told that evalrun owns the cost, both count (what the knob is for)
+            assert fake.trace_cost(tid) == pytest.approx(0.5)
+    for s in fake.spans:
+        if s["name"].startswith("experiment-item") or s["name"] == "target-call":
+            # the version is what the eval file names, never evalrun's own
+            assert FakeLangfuse.observation_version(s) == "pipeline-7" and "service.version" not in s["resource"]
+    assert __version__ not in {FakeLangfuse.observation_version(s) for s in fake.spans}
+
+
+def test_usage_keys_become_langfuses_buckets():
+    from evalrun.langfuse.push import usage_details
+
+    # OpenAI chat: cached and reasoning tokens are parts of prompt and completion tokens
+    assert usage_details({"prompt_tokens": 30, "completion_tokens": 12, "total_tokens": 42,
+                          "prompt_tokens_details": {"cached_tokens": 10},
+                          "completion_tokens_details": {"reasoning_tokens": 5}}) == \
+        {"input": 20, "input_cached_tokens": 10, "output": 7, "output_reasoning_tokens": 5, "total": 42}
+    # flat keys as a pipeline reports them; an unknown key is not counted into the total
+    assert usage_details({"input_tokens": 20, "output_tokens": 5, "cached_tokens": 4, "reasoning_tokens": 2,
+                          "latency_ms": 900, "model": "x"}) == \
+        {"input": 16, "input_cached_tokens": 4, "output": 3, "output_reasoning_tokens": 2, "total": 25}
+    # Anthropic: cache reads and writes are apart from input_tokens
+    assert usage_details({"input_tokens": 7, "output_tokens": 3, "cache_read_input_tokens": 100,
+                          "cache_creation_input_tokens": 20}) == \
+        {"input": 7, "output": 3, "input_cache_read": 100, "input_cache_creation": 20, "total": 130}
+    assert usage_details({}) == {} and usage_details({"tokens": -1, "x": float("nan")}) == {}
 
 
 def test_async_and_threaded_targets_see_the_records_context():
@@ -356,3 +426,33 @@ def test_each_variant_joins_its_own_experiment_items(fake, tmp_path):
         _check_joined(fake, run, "pipeline", {"q0", "q1"})
     assert len({state_of(run)["context"]["experiment_id"] for run in runs}) == 2
     assert len([s for s in fake.spans if s["name"] == "pipeline"]) == 4
+
+
+def test_baggage_over_the_w3c_limits_is_reported_not_dropped_silently(capsys):
+    """A child process gets the experiment's ids in baggage; an entry the W3C propagator would
+    drop (over 4096 bytes) is left out and said once on stderr; in-process values keep it."""
+    import contextvars
+
+    from opentelemetry import baggage, context
+
+    from evalrun.langfuse import wire
+    from evalrun.langfuse.tracecontext import TraceContext
+    from evalrun.targets import enter_record
+
+    name = "n" * 5000
+    tc = TraceContext("run-1", {"experiment_id": "exp-1", "experiment_name": name})
+
+    def in_record() -> tuple[dict[str, str], Any]:
+        enter_record("q1", 0, {"team": "a"})
+        return tc.carrier(), tc.otel_context()
+
+    carrier, ctx = contextvars.copy_context().run(in_record)
+    contextvars.copy_context().run(in_record)  # a second record: no second report
+    bag = dict(kv.split("=", 1) for kv in carrier["baggage"].split(","))
+    assert "langfuse_experiment_name" not in bag and bag["langfuse_experiment_id"] == "exp-1"
+    err = capsys.readouterr().err
+    assert err.count("baggage entry langfuse_experiment_name") == 1 and "W3C limits" in err
+    # in-process: context values carry everything, baggage only the trace claim
+    assert context.get_value(wire.PROPAGATED_CONTEXT_PREFIX + "experiment_name", ctx) == name
+    assert context.get_value(wire.PROPAGATED_CONTEXT_PREFIX + "experiment_item_metadata", ctx) == '{"team":"a"}'
+    assert set(baggage.get_all(ctx)) == {"langfuse_trace_id"}

@@ -18,6 +18,7 @@ def test_attribute_names_match_the_sdk():
         wire.TYPE: A.OBSERVATION_TYPE, wire.METADATA: A.OBSERVATION_METADATA, wire.LEVEL: A.OBSERVATION_LEVEL,
         wire.STATUS_MESSAGE: A.OBSERVATION_STATUS_MESSAGE, wire.INPUT: A.OBSERVATION_INPUT,
         wire.OUTPUT: A.OBSERVATION_OUTPUT, wire.MODEL: A.OBSERVATION_MODEL,
+        wire.MODEL_PARAMETERS: A.OBSERVATION_MODEL_PARAMETERS, wire.VERSION: A.VERSION,
         wire.USAGE_DETAILS: A.OBSERVATION_USAGE_DETAILS, wire.COST_DETAILS: A.OBSERVATION_COST_DETAILS,
         wire.PROMPT_NAME: A.OBSERVATION_PROMPT_NAME, wire.PROMPT_VERSION: A.OBSERVATION_PROMPT_VERSION,
         wire.ENVIRONMENT: A.ENVIRONMENT, wire.IS_APP_ROOT: A.IS_APP_ROOT,
@@ -39,6 +40,7 @@ def test_environment_propagation_and_ids_match_the_sdk():
 
     assert wire.EXPERIMENT_ENVIRONMENT == LANGFUSE_SDK_EXPERIMENT_ENVIRONMENT
     assert wire.BAGGAGE_PREFIX == propagation.LANGFUSE_BAGGAGE_PREFIX
+    assert wire.TRACE_ID_BAGGAGE == propagation.LANGFUSE_TRACE_ID_BAGGAGE_KEY
     for key, attr in wire.PROPAGATED.items():
         assert propagation._get_propagated_context_key(key) == wire.PROPAGATED_CONTEXT_PREFIX + key
         assert propagation._get_propagated_baggage_key(key) == wire.BAGGAGE_PREFIX + key

@@ -37,6 +37,12 @@ from evalrun.runs import Manifest, Summary
 from evalrun.store import RunDir, write_json_atomic
 
 STATE_FILE = "push_state.json"
+#: the traces (one id a line) whose pipeline traced a generation of its own during the run,
+#: written by the live trace context (tracecontext.GenerationWatch)
+GENERATIONS_FILE = "langfuse_generations.txt"
+#: marks a line naming a trace called before the watch could see it (the SDK not yet set up)
+UNWATCHED_MARK = "?"
+COST_AUTO, COST_EVALRUN, COST_PIPELINE = "auto", "evalrun", "pipeline"
 #: which Langfuse API a push speaks, found once per run (the first answer of GET /api/public/experiments)
 SERVER_V4 = "v4"
 SERVER_V3 = "v3"
@@ -268,9 +274,18 @@ class Context:
     repeat: int = 1  # trials per item: each trial is its own trace sharing the item id
     items_checked: bool = False  # a local dataset's item ids were found in the Langfuse dataset
     server: str = SERVER_V4  # the API this Langfuse speaks (SERVER_V4 / SERVER_V3)
+    #: set per push from the eval file, not frozen: who reports the target call's cost
+    #: (COST_AUTO: the pipeline when it traced a generation of its own, else evalrun), and the
+    #: version Langfuse shows on every observation (only what the user names)
+    cost: str = "auto"
+    version: str | None = None
+    own_generations: frozenset[str] = frozenset()
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {k: v for k, v in self.__dict__.items() if k not in ("cost", "version", "own_generations")}
+
+    def pipeline_owns_cost(self, trace_id: str) -> bool:
+        return self.cost == COST_PIPELINE or (self.cost == COST_AUTO and trace_id in self.own_generations)
 
 
 def trace_id_for(run_id: str, item_id: str, trial: int = 0) -> str:
@@ -303,25 +318,71 @@ def experiment_attributes(ctx: Context, item_id: str, item_meta: dict[str, Any],
         wire.EXPERIMENT_ITEM_ID: item_id,
         wire.EXPERIMENT_ITEM_METADATA: wire.serialize(item_meta) if item_meta else None,
         wire.EXPERIMENT_ITEM_ROOT_OBSERVATION_ID: task_span_id(trace_id),
+        wire.VERSION: ctx.version,
     }.items() if v is not None}
 
 
-_USAGE_KEYS = {"input_tokens": "input", "prompt_tokens": "input", "output_tokens": "output",
-               "completion_tokens": "output", "total_tokens": "total"}
+_DETAILS = {"prompt_tokens_details": "input", "input_tokens_details": "input",
+            "completion_tokens_details": "output", "output_tokens_details": "output"}
+_TOKENS = {"input": ("input_tokens", "prompt_tokens", "input"), "output": ("output_tokens", "completion_tokens", "output"),
+           "total": ("total_tokens", "total")}
+#: flat keys naming a part of the input or output count (OpenAI's details, flattened)
+_PARTS = {"cached_tokens": ("input", "input_cached_tokens"), "reasoning_tokens": ("output", "output_reasoning_tokens"),
+          "audio_tokens": ("input", "input_audio_tokens")}
+#: Anthropic's cache counts, which its input_tokens leaves out
+_APART = {"cache_read_input_tokens": "input_cache_read", "cache_creation_input_tokens": "input_cache_creation"}
+
+
+def _count(v: Any) -> int | None:
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
+        return None
+    return int(v) if float(v).is_integer() else None
+
+
+def usage_details(raw: dict[str, Any] | None) -> dict[str, int]:
+    """A target's token counts as Langfuse's disjoint usage buckets: ``input`` and ``output``
+    without their cached / reasoning parts, the parts under Langfuse's names
+    (``input_cached_tokens``, ``output_reasoning_tokens``, ``input_<detail>``...), and ``total``.
+    As the server maps OpenAI usage (OpenAICompletionUsageSchema in
+    packages/shared/src/server/ingestion/types.ts); keys it would not know are left out, since
+    with no ``total`` Langfuse sums every key (worker/src/services/IngestionService/index.ts)."""
+    raw = raw or {}
+    flat = {k: n for k, v in raw.items() if (n := _count(v)) is not None}
+    sides: dict[str, int | None] = {side: next((flat[k] for k in keys if k in flat), None)
+                                    for side, keys in _TOKENS.items()}
+    parts: dict[str, tuple[str, int]] = {}
+    for key, side in _DETAILS.items():
+        if isinstance(raw.get(key), dict):
+            for k, v in raw[key].items():
+                n = _count(v)
+                if n:
+                    parts[f"{side}_{k}"] = (side, n)
+    for k, (side, name) in _PARTS.items():
+        if flat.get(k) and name not in parts:
+            parts[name] = (side, flat[k])
+    out: dict[str, int] = {}
+    for side in ("input", "output"):
+        whole = sides[side]
+        if whole is not None:
+            out[side] = max(whole - sum(n for s, n in parts.values() if s == side), 0)
+    for name, (_side, n) in parts.items():
+        out[name] = n
+    for k, name in _APART.items():
+        if flat.get(k):
+            out[name] = flat[k]
+    if out:
+        out["total"] = sides["total"] if sides["total"] is not None and not any(k in flat for k in _APART) \
+            else sum(out.values())
+    return out
 
 
 def generation_details(rec: Record) -> tuple[dict[str, int], float | None]:
     """(usage_details, cost in USD) of a record's target call, as Langfuse names them."""
-    usage: dict[str, int] = {}
-    cost = None
-    for k, v in (rec.usage or {}).items():
-        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-            continue
-        if k == "cost_usd":
-            cost = float(v)
-        elif isinstance(v, int) or float(v).is_integer():
-            usage[_USAGE_KEYS.get(k, k)] = usage.get(_USAGE_KEYS.get(k, k), 0) + int(v)
-    return usage, cost
+    usage = rec.usage or {}
+    cost = usage.get("cost_usd")
+    if isinstance(cost, int | float) and not isinstance(cost, bool) and math.isfinite(cost):
+        return usage_details(usage), float(cost)
+    return usage_details(usage), None
 
 
 def _span(name: str, trace_id: str, span: str, parent: str | None, attrs: dict[str, Any],
@@ -365,27 +426,41 @@ def _times(rec: Record, fallback_start: float) -> tuple[int, int]:
 
 
 def _call_spans(rec: Record, trace_id: str, parent: str, experiment_attrs: dict[str, Any],
-                fallback_start: float) -> list[Any]:
+                fallback_start: float, pipeline_owns_cost: bool = False) -> list[Any]:
     """The target call as a generation (model, usage, cost, prompt version) and each judge's
-    calls as an evaluator observation (their own model, usage and cost), under ``parent``."""
+    calls as an evaluator observation (their own model, usage and cost), under ``parent``.
+
+    ``pipeline_owns_cost``: the pipeline reported its own generation for this call (or the eval
+    file says ``langfuse: {cost: pipeline}``); Langfuse sums the cost and tokens of every
+    generation of a trace, so the target call is then a plain span with them in its metadata."""
     output, level, message = _outcome(rec)
     start_ns, end_ns = _times(rec, fallback_start)
     spans = []
     usage, cost = generation_details(rec)
     tmeta = rec.target_metadata if isinstance(rec.target_metadata, dict) else {}
     if usage or cost is not None or tmeta.get("model"):
-        gen = {**experiment_attrs, **wire.observation_attributes(kind="generation", input=_io(rec.input),
-                                                                 output=_io(output), level=level,
-                                                                 status_message=message)}
+        call_input: Any = _io(rec.input)
+        messages = tmeta.get("messages")
+        if isinstance(messages, list) and messages:
+            call_input = messages  # what the model was sent: the prompt rendered for the item
+        kind = "span" if pipeline_owns_cost else "generation"
+        meta = {"usage": rec.usage, "cost_owner": "pipeline"} if pipeline_owns_cost else None
+        gen = {**experiment_attrs, **wire.observation_attributes(kind=kind, input=call_input,
+                                                                 output=_io(output), metadata=meta,
+                                                                 level=level, status_message=message)}
         model = tmeta.get("model") or (rec.usage or {}).get("model")
-        if isinstance(model, str) and model:
+        if isinstance(model, str) and model and not pipeline_owns_cost:
             gen[wire.MODEL] = model
-        if usage:
+            params = tmeta.get("model_parameters")
+            if isinstance(params, dict) and params:
+                gen[wire.MODEL_PARAMETERS] = wire.serialize(params)
+        if usage and not pipeline_owns_cost:
             gen[wire.USAGE_DETAILS] = wire.serialize(usage)
-        if cost is not None:
+        if cost is not None and not pipeline_owns_cost:
             gen[wire.COST_DETAILS] = wire.serialize({"total": cost})
         prompt = tmeta.get("prompt")
-        if isinstance(prompt, dict) and prompt.get("name") and isinstance(prompt.get("version"), int):
+        if isinstance(prompt, dict) and prompt.get("name") and isinstance(prompt.get("version"), int) \
+                and not pipeline_owns_cost:
             gen[wire.PROMPT_NAME] = str(prompt["name"])
             gen[wire.PROMPT_VERSION] = prompt["version"]
         spans.append(_span("target-call", trace_id, wire.span_id(trace_id, "generation", parent), parent, gen,
@@ -397,8 +472,9 @@ def _call_spans(rec: Record, trace_id: str, parent: str, experiment_attrs: dict[
         ev = {**experiment_attrs, **wire.observation_attributes(kind="evaluator", output=score.to_dict())}
         if isinstance(judged.get("model"), str):
             ev[wire.MODEL] = judged["model"]
-        ev[wire.USAGE_DETAILS] = wire.serialize({"input": int(judged.get("prompt_tokens") or 0),
-                                                 "output": int(judged.get("completion_tokens") or 0)})
+        ev[wire.USAGE_DETAILS] = wire.serialize(usage_details(
+            {"prompt_tokens": judged.get("prompt_tokens") or 0,
+             "completion_tokens": judged.get("completion_tokens") or 0}))
         if isinstance(judged.get("cost_usd"), int | float):
             ev[wire.COST_DETAILS] = wire.serialize({"total": float(judged["cost_usd"])})
         spans.append(_span(scorer, trace_id, wire.span_id(trace_id, "evaluator", scorer, parent), parent, ev,
@@ -424,7 +500,7 @@ def _item_spans(ctx: Context, rec: Record, trace_id: str, fallback_start: float)
                                               metadata=_record_meta(ctx, rec), level=level,
                                               status_message=message)
     start_ns, end_ns = _times(rec, fallback_start)
-    spans = _call_spans(rec, trace_id, task_span, experiment_attrs, fallback_start)
+    spans = _call_spans(rec, trace_id, task_span, experiment_attrs, fallback_start, ctx.pipeline_owns_cost(trace_id))
     status = _status(level, message)
     root_observation = dict(observation)
     for k in (wire.INPUT, wire.OUTPUT):
@@ -584,6 +660,20 @@ def freeze_context(run_dir: RunDir, manifest: Manifest, state: PushState, *, bud
     return ctx
 
 
+def pipeline_generations(run_dir: RunDir) -> frozenset[str]:
+    """The traces whose pipeline traced a generation of its own (GENERATIONS_FILE). A record
+    called before the watch could attach (the langfuse client is often made inside the first
+    call) counts as the pipeline's when any watched record's pipeline reported a generation."""
+    try:
+        lines = (run_dir.path / GENERATIONS_FILE).read_text(encoding="utf-8").split()
+    except OSError:
+        return frozenset()
+    seen = {ln for ln in lines if not ln.startswith(UNWATCHED_MARK)}
+    if not seen:
+        return frozenset()
+    return frozenset(seen | {ln[len(UNWATCHED_MARK):] for ln in lines if ln.startswith(UNWATCHED_MARK)})
+
+
 def _check_run_name_unused(client: Client, run_name: str, run_id: str, dataset_id: str | None,
                            dataset_name: str | None) -> str:
     """A run name names one run: an experiment of that name made by another run is refused
@@ -679,8 +769,10 @@ class _Pusher:
         self.client = client
         self.run_dir = run_dir
         self.state = state
-        self.resource = {"service.name": "evalrun", "service.version": __version__,
-                         "telemetry.sdk.language": "python"}
+        # no service.version: Langfuse would show evalrun's own version as every trace's and
+        # observation's version (OtelIngestionProcessor.ts falls back to it); langfuse.version
+        # on the spans is what the user names (langfuse: {version: ...})
+        self.resource = {"service.name": "evalrun", "telemetry.sdk.language": "python"}
         # the client's headers already name the SDK version (read once from the package metadata)
         self.scope = (wire.SCOPE_NAME, client.sdk_headers[wire.HEADER_SDK_VERSION],
                       {"public_key": client.creds.public_key})
@@ -839,6 +931,10 @@ def push_run(run_dir: RunDir, *, overrides: dict[str, Any] | None = None, budget
                 ctx = Context(**state.context)
             else:
                 ctx = freeze_context(run_dir, manifest, state, overrides=overrides, client=client)
+            lf_cfg = (manifest.get("config") or {}).get("langfuse") or {}
+            ctx.cost = str(lf_cfg.get("cost") or COST_AUTO)
+            ctx.version = (state.settings or {}).get("version") or None
+            ctx.own_generations = pipeline_generations(run_dir)
             if ctx.dataset_id and not ctx.items_checked:
                 _check_linked_items(client, ctx, {r.item_id for r in records}, manifest)
                 ctx.items_checked = True

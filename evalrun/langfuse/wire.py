@@ -18,11 +18,14 @@ STATUS_MESSAGE = "langfuse.observation.status_message"
 INPUT = "langfuse.observation.input"
 OUTPUT = "langfuse.observation.output"
 MODEL = "langfuse.observation.model.name"
+MODEL_PARAMETERS = "langfuse.observation.model.parameters"
 USAGE_DETAILS = "langfuse.observation.usage_details"
 COST_DETAILS = "langfuse.observation.cost_details"
 PROMPT_NAME = "langfuse.observation.prompt.name"
 PROMPT_VERSION = "langfuse.observation.prompt.version"
 ENVIRONMENT = "langfuse.environment"
+#: the version Langfuse shows on a trace and its observations (else the resource's service.version)
+VERSION = "langfuse.version"
 IS_APP_ROOT = "langfuse.internal.is_app_root"
 EXPERIMENT_ID = "langfuse.experiment.id"
 EXPERIMENT_NAME = "langfuse.experiment.name"
@@ -42,6 +45,9 @@ EXPERIMENT_ENVIRONMENT = "sdk-experiment"
 #: ``langfuse.propagated.<key>`` and, across processes, baggage entries ``langfuse_<key>``
 PROPAGATED_CONTEXT_PREFIX = "langfuse.propagated."
 BAGGAGE_PREFIX = "langfuse_"
+#: the baggage entry by which a span claims its trace: the SDK marks no later span of that trace
+#: as an app root (``start_as_current_observation`` sets it)
+TRACE_ID_BAGGAGE = "langfuse_trace_id"
 #: propagated key -> the span attribute it becomes on every child span
 PROPAGATED = {
     "experiment_id": EXPERIMENT_ID,
