@@ -13,6 +13,7 @@ run gets exactly the verdict of an unsharded run of the same records.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,28 +62,47 @@ class PostRun:
         summary = summary if summary is not None else run_dir.read_summary()
         records = run_dir.records()
         bl = self.baseline
+        home = run_dir.path.parent.parent if run_dir.path.parent.name == "runs" else None
+        tries = None
+        if context and home is not None:
+            from evalrun import attempts
+
+            tries = attempts.find(run_dir, home, exclude={bl.run_id} if bl is not None and bl.run_id else None)
+        policy = self.policy
+        numbers = summary
+        if tries is not None:
+            records = tries.pooled(records)
+            numbers = None  # the run-level numbers of every attempt, not this one's alone
+            if tries.earlier_failed and any(g.relative for g in self.gates):
+                policy = "strict"
         cmp = compare(
             records, bl.records if bl is not None else None,
             run={"run_id": run_dir.id, "eval": manifest.get("eval"), "path": str(run_dir.path),
                  "started_at": manifest.get("started_at"), "git": manifest.get("git"),
                  **({"prompt": manifest["prompt"]} if manifest.get("prompt") else {})},
             baseline_info=bl.info() if bl is not None else None,
-            scorers=self.scorers, summary=summary,
+            scorers=self.scorers, summary=numbers,
             baseline_metrics=(bl.metrics or run_metrics(bl.records, bl.summary)) if bl is not None else None,
             cluster=self.cluster,
         )
-        results = evaluate(self.gates, cmp, self.policy)
+        results = evaluate(self.gates, cmp, policy)
         calibration = _calibration(summary)
         make_advisory(results, {name: c.get("reason") or c.get("state", "")
                                 for name, c in calibration.items() if c.get("required") and not c.get("binding")})
-        verdict = Verdict(cmp, results, self.policy,
+        verdict = Verdict(cmp, results, policy,
                           status or (summary or {}).get("status") or manifest.get("status") or "finished",
                           notes=[*self.notes, *(c["line"] for c in calibration.values() if c.get("line"))])
+        if tries is not None:
+            verdict.attempt = tries.number
+            verdict.pooled = [rd.id for rd in tries.earlier]
+            verdict.notes.insert(0, tries.note(policy != self.policy))
+        if context and self.gates:
+            _note_ci_attempt(verdict, os.environ.get("GITHUB_RUN_ATTEMPT")
+                             if os.environ.get("GITHUB_ACTIONS") == "true" else None)
         if context:
             from evalrun import history
             from evalrun.slices import slice_report
 
-            home = run_dir.path.parent.parent if run_dir.path.parent.name == "runs" else None
             verdict.slices = slice_report(cmp, self.slices)
             verdict.history = (history.collect(manifest.get("eval"), home, current=run_dir, baseline=bl)
                                if home is not None else history.chain(run_dir, bl))
@@ -93,7 +113,14 @@ class PostRun:
         """Judge the run, keep its history beside it, and write every report asked for (the
         console one on ``out``)."""
         verdict = self.judge(run_dir, summary, status)
-        from evalrun import history
+        from evalrun import attempts, history
+
+        if self.gates and verdict.run_status == "finished":
+            try:
+                attempts.record(run_dir, number=verdict.attempt or 1, verdict=verdict.word,
+                                pooled=verdict.pooled)
+            except OSError as e:
+                verdict.notes.append(f"could not record the attempt in summary.json: {e.strerror}")
 
         try:
             # everything this machine knows of the eval's runs, so the run directory (in CI: the
@@ -103,6 +130,16 @@ class PostRun:
             verdict.notes.append(f"could not write {history.HISTORY}: {e.strerror}")
         write_reports(verdict, self.reports, run_dir, console=console, out=out)
         return verdict
+
+
+def _note_ci_attempt(verdict: Verdict, run_attempt: str | None) -> None:
+    """A CI re-run (GitHub's ``GITHUB_RUN_ATTEMPT``) whose earlier attempts' run directories are
+    not on this runner: the verdict is judged on this attempt alone, and says so."""
+    if not run_attempt or not run_attempt.isdigit() or int(run_attempt) <= (verdict.attempt or 1):
+        return
+    verdict.notes.insert(0, f"attempt {int(run_attempt)} of this workflow run, but the earlier attempts' run "
+                            "directories are not on this runner: this verdict is judged on this attempt alone "
+                            "(restore .evalrun/runs of this commit to pool them)")
 
 
 def _calibration(summary: Summary | None) -> dict[str, dict[str, Any]]:

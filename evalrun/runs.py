@@ -71,6 +71,7 @@ class Summary(TypedDict, total=False):
     scorer_usage: dict[str, dict[str, Any]]
     prompt: dict[str, Any]
     verdict: dict[str, Any]
+    attempt: dict[str, Any]  # re-runs of one experiment (evalrun.attempts): number, verdict, pooled run ids
 
 
 # the run-level metrics a gate can name (``latency_p95_ms <= 800``), in RunMetrics' order

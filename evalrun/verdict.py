@@ -29,6 +29,8 @@ class Verdict:
     notes: list[str] = field(default_factory=list)
     slices: SliceReport | None = None
     history: list[dict[str, Any]] = field(default_factory=list)  # earlier runs and this one, oldest first
+    attempt: int | None = None  # re-runs of one commit (evalrun.attempts): this attempt's number
+    pooled: list[str] = field(default_factory=list)  # the earlier attempts' run ids judged with it
 
     @property
     def failed_gates(self) -> list[GateResult]:
@@ -52,7 +54,8 @@ class Verdict:
         return {"verdict": verdict_word(self.run_status, self.passed), "run_status": self.run_status,
                 "gate_policy": self.policy, "gates": [g.to_dict() for g in self.gates], "notes": self.notes,
                 "slices": self.slices.to_dict() if self.slices is not None else None,
-                "history": self.history, "comparison": self.comparison.to_dict()}
+                "history": self.history, "attempt": self.attempt, "pooled_attempts": self.pooled,
+                "comparison": self.comparison.to_dict()}
 
     def brief(self) -> dict[str, Any]:
         """The verdict without the per-item data (for ``--json`` next to the summary)."""
@@ -61,7 +64,8 @@ class Verdict:
                 "gates": [g.to_dict() for g in self.gates], "baseline": cmp.baseline_info,
                 "counts": {s: len(cmp.by_status(s)) for s in
                            ("regressed", "improved", "flaky", "unchanged", "new", "removed")},
-                "notes": self.notes, "reports": [{"format": f, "path": p} for f, p in self.written]}
+                "attempt": self.attempt, "notes": self.notes,
+                "reports": [{"format": f, "path": p} for f, p in self.written]}
 
 
 # --- a variant group (evalrun.variants): each variant's verdict, and the group's

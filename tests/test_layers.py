@@ -30,7 +30,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("datasets", ["evalrun.datasets", "evalrun.langfuse.datasets"]),
     ("engine", ["evalrun.targets", "evalrun.chat", "evalrun.engine", "evalrun.scoring.*"]),
     ("runs", ["evalrun.merge"]),
-    ("compare", ["evalrun.compare", "evalrun.slices", "evalrun.baseline", "evalrun.history",
+    ("compare", ["evalrun.compare", "evalrun.attempts", "evalrun.slices", "evalrun.baseline", "evalrun.history",
                  "evalrun.langfuse.baseline"]),
     ("gates", ["evalrun.gates"]),
     ("verdict", ["evalrun.verdict"]),
