@@ -204,6 +204,14 @@ class ScorerComparison:
         vals = [v for v in (s.stat(stat) for i, s in sorted(self.cand_items.items())) if v is not None]
         return math.fsum(vals) / len(vals) if vals else None
 
+    def k_interval(self, stat: str) -> stats.Interval:
+        """pass@k / pass^k over items with its 95% interval: each item's unbiased estimate is one
+        value in [0, 1] (items the unit, cluster-robust with ``cluster:``), as a score's mean."""
+        ids = [i for i, s in sorted(self.cand_items.items()) if s.stat(stat) is not None]
+        vals = [v for v in (self.cand_items[i].stat(stat) for i in ids) if v is not None]
+        labels = [self.clusters.get(i, ("item", i)) for i in ids] if self.clusters is not None else None
+        return stats.item_interval(vals, clusters=labels)
+
     def paired(self, stat: str) -> Paired | None:
         """Candidate minus baseline on the items both runs have a value for (None without a baseline).
         Pass/fail statistics (pass_rate, pass@k, pass^k, and the mean of a 0/1 scorer) get the
@@ -229,8 +237,10 @@ class ScorerComparison:
             d["informational"] = True
         k = max((s.judged for s in self.cand_items.values()), default=0)
         if k > 1:
-            d[f"pass@{k}"] = _num(self.value(f"pass@{k}"))
-            d[f"pass^{k}"] = _num(self.value(f"pass^{k}"))
+            for stat in (f"pass@{k}", f"pass^{k}"):
+                iv = self.k_interval(stat)
+                d[stat] = _num(iv.estimate)
+                d[f"{stat}_ci95"] = [_num(iv.lo), _num(iv.hi)]
         return d
 
 

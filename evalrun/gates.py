@@ -497,6 +497,10 @@ def _power_note(res: GateResult, paired: Any, margin: float, policy: str) -> Gat
     """The drop this gate catches with 80% power on this set, and a warning when the set is too
     small for the margin (or noise alone fails the gate often)."""
     d = paired.diff
+    if res.gate.stat is not None and res.gate.stat.startswith("pass@") and res.gate.stat != "pass@1":
+        note = (f"{res.gate.stat} barely moves when items get worse (an item counts while any one of its "
+                "trials passes), so this gate catches only large drops; gate pass_rate or pass^k to catch regressions")
+        res.note = f"{res.note}; {note}" if res.note else note
     drop = stats.detectable_drop(d, margin, policy)
     res.mde = None if math.isnan(drop) else drop
     warn = ""
