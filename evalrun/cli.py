@@ -27,16 +27,20 @@ app = typer.Typer(help="evalrun: eval and regression runner for LLM pipelines.",
 _debug = False
 
 
-@app.callback()
-def _root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal errors.")] = False,
-          version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False) -> None:
-    global _debug
-    _debug = debug
-    if version:
+def _print_version(value: bool) -> None:
+    if value:
         from evalrun._version import __version__
 
-        typer.echo(__version__)
+        typer.echo(f"evalrun {__version__}")
         raise typer.Exit(ExitCode.OK)
+
+
+@app.callback()
+def _root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal errors.")] = False,
+          version: Annotated[bool, typer.Option(
+              "--version", help="Print the version and exit.", is_eager=True, callback=_print_version)] = False) -> None:
+    global _debug
+    _debug = debug
 
 
 BaselineOpt = Annotated[str | None, typer.Option(
@@ -391,6 +395,24 @@ def _merge_groups(groups: list[Group | None], refs: list[str], home: Path | None
     plan = v.plan_from_group(group, baseline_ref=baseline, reports=report, home=home)
     undelivered = _report_pushes(v.push_group(group, outcomes, push), outcomes, push_required)
     _finish_group(group, plan, outcomes, json_out, quiet, undelivered)
+
+
+@app.command()
+def init(
+    folder: Annotated[Path, typer.Argument(help="The project folder (default: here).")] = Path("."),
+    github: Annotated[bool, typer.Option("--github", help="Also write .github/workflows/evalrun.yml.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite files that exist.")] = False,
+) -> None:
+    """Write a starter eval suite: eval file, dataset, target stub, baseline path, .gitignore line."""
+    from evalrun.scaffold import EVAL_FILE
+    from evalrun.scaffold import init as scaffold
+
+    written = scaffold(folder, github=github, force=force)
+    where = "" if folder == Path(".") else f"cd {folder} && "
+    typer.echo("wrote " + ", ".join(written) + "\n"
+               f"next: {where}evalrun run                 # runs {EVAL_FILE}: every gate passes\n"
+               "      evalrun baseline set latest  # accept it: evals/baseline.json (commit it)\n"
+               "      evalrun run                 # compares with the accepted run; exit 1 when a gate fails")
 
 
 @app.command("runs")

@@ -42,7 +42,10 @@ def test_workflow_passes_actionlint(workflow):
 
 
 def _action_as_workflow(action: dict) -> dict:
-    inputs = {name: {"type": "string", "required": False, "default": str(spec.get("default", "")),
+    # an action input's default may read the github context (github-token: ${{ github.token }},
+    # as actions/checkout does); a workflow_dispatch default may not, so the wrapper leaves it out
+    inputs = {name: {"type": "string", "required": False,
+                     "default": "" if "${{" in str(spec.get("default", "")) else str(spec.get("default", "")),
                      "description": spec.get("description", name)}
               for name, spec in (action.get("inputs") or {}).items()}
     return {"name": "action-steps", "on": {"workflow_dispatch": {"inputs": inputs}},

@@ -8,8 +8,9 @@ CONTRIBUTING.md, "Docs"):
   output) are never run. A fence without a language is an error.
 - ``<!-- docs-test: ... -->`` on the line before a fence changes that: ``file PATH`` writes
   the block to PATH in the page's scratch folder, ``run`` (``run exit=N``) runs a bash block
-  there with bash -e and checks its exit status, ``pytest`` runs a python block with pytest in
-  a copy of the README's first-eval project with its baseline accepted, and
+  there with bash -e and checks its exit status, ``matches PATH`` checks that the block is
+  (an excerpt of) the file PATH as the walkthrough has left it, ``pytest`` runs a python
+  block with pytest in a project made by ``evalrun init`` with its baseline accepted, and
   ``skip (reason)`` marks an illustrative block that is not run (the reason is required).
 - the site builds with ``mkdocs build --strict`` (broken links and anchors are warnings,
   and strict makes a warning fail), and the README's own links resolve.
@@ -20,6 +21,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -112,6 +114,8 @@ def _directive_error(b: Block) -> str | None:
         return None if path and not Path(path).is_absolute() and ".." not in Path(path).parts else "file needs a relative PATH"
     if word == "run":
         return None if b.lang == "bash" and re.fullmatch(r"(exit=\d+)?", rest.strip()) else "run takes a bash block and exit=N"
+    if word == "matches":
+        return None if rest.strip() else "matches needs a PATH"
     if word == "pytest":
         return None if b.lang == "python" and not rest.strip() else "pytest takes a python block"
     return f"unknown docs-test directive {word!r}"
@@ -188,7 +192,9 @@ DEFAULT_CHECKED = [b for b in ALL_BLOCKS if b.lang in CHECKED and not b.directiv
 @pytest.mark.parametrize("block", DEFAULT_CHECKED, ids=_ids(DEFAULT_CHECKED))
 def test_block(block: Block):
     if block.lang == "yaml":
-        _yaml.load_located(block.text, block.where)
+        data = _yaml.load_located(block.text, block.where).data
+        if isinstance(data, dict) and "jobs" in data:  # a whole workflow: actionlint it
+            lint_workflow(block.text, block.where)
     elif block.lang == "toml":
         tomllib.loads(block.text)
     elif block.lang == "json":
@@ -203,6 +209,19 @@ def test_block(block: Block):
                 check_cli_line(argv)
             except CLI_USAGE_ERRORS as e:
                 pytest.fail(f"{block.where}: `{shlex.join(argv)}`: {e}")
+
+
+def lint_workflow(text: str, where: str) -> None:
+    import tempfile
+
+    exe = shutil.which("actionlint")
+    assert exe, "actionlint is not installed: pip install -e '.[test]'"
+    with tempfile.TemporaryDirectory() as tmp:
+        wf = Path(tmp) / ".github" / "workflows" / "example.yml"
+        wf.parent.mkdir(parents=True)
+        wf.write_text(text)
+        r = subprocess.run([exe, "-no-color", "-oneline", str(wf)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, f"{where}: actionlint: {r.stdout}{r.stderr}"
 
 
 # --- walkthroughs: files written and commands run, in page order ----------------------------
@@ -235,29 +254,41 @@ def walk(page: Path, folder: Path, env: dict[str, str]) -> list[str]:
                                  capture_output=True, timeout=300)
             assert got.returncode == want, f"{b.where}: exit {got.returncode}, not {want}\n{got.stdout}\n{got.stderr}"
             done.append(got.stdout + got.stderr)
+        elif word == "matches":
+            want, have = _significant(b.text), _significant((folder / rest.strip()).read_text())
+            assert any(have[i:i + len(want)] == want for i in range(len(have) - len(want) + 1)), (
+                f"{b.where}: the block is not what {rest.strip()} holds:\n" + "\n".join(have))
     return done
+
+
+def _significant(text: str) -> list[str]:
+    return [line.rstrip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
 
 
 WALKED = [p for p in PAGES if any(b.directive.startswith(("file", "run")) for b in read_blocks(p))]
 
 
-@pytest.mark.parametrize("page", WALKED, ids=[str(p.relative_to(REPO)) for p in WALKED])
-def test_walkthrough(page: Path, tmp_path: Path):
-    folder = tmp_path / "project"
-    folder.mkdir()
-    outputs = walk(page, folder, _shim(tmp_path))
-    assert outputs, f"{page}: file blocks but no run block"
+def test_walkthroughs_of_the_docs_pages(tmp_path: Path):
+    """Each page with ``file``/``run`` blocks (the README's is checked in detail below)."""
+    assert REPO / "README.md" in WALKED
+    for page in WALKED:
+        folder = tmp_path / page.stem / "my-project"
+        folder.mkdir(parents=True)
+        outputs = walk(page, folder, _shim(tmp_path / page.stem))
+        assert outputs, f"{page}: file blocks but no run block"
 
 
 def test_readme_first_eval_fails_the_gate_on_the_regression(tmp_path: Path):
-    """The README's five minutes end as it says: the second run compares with the first
-    and passes; the deliberate regression names the item and fails the gate."""
-    folder = tmp_path / "project"
+    """The README's five minutes, in a scratch project outside the repository, with only the
+    README's commands: ``evalrun init``, a green run, the baseline accepted, a second run
+    compared with the first, and the deliberate regression failing the gate."""
+    folder = tmp_path / "my-project"
     folder.mkdir()
-    first, regression = walk(REPO / "README.md", folder, _shim(tmp_path))
-    assert "vs baseline" in first and "verdict: PASS" in first
-    assert "FAIL" in regression and "japan" in regression and "verdict: FAIL" in regression
-    assert (folder / "baseline.json").is_file()
+    init, runs, regression = walk(REPO / "README.md", folder, _shim(tmp_path))
+    assert "wrote evalrun.yaml" in init
+    assert runs.count("verdict: PASS") == 2 and " vs baseline " in runs
+    assert "1 regressed: japan" in regression and "verdict: FAIL" in regression
+    assert (folder / "evals" / "baseline.json").is_file()
 
 
 PYTEST_BLOCKS = [b for b in ALL_BLOCKS if b.directive == "pytest"]
@@ -266,14 +297,11 @@ PYTEST_BLOCKS = [b for b in ALL_BLOCKS if b.directive == "pytest"]
 @pytest.mark.slow
 @pytest.mark.parametrize("block", PYTEST_BLOCKS, ids=_ids(PYTEST_BLOCKS))
 def test_pytest_block(block: Block, tmp_path: Path):
-    """A ``pytest`` block runs in the README's first-eval project, its baseline accepted."""
+    """A ``pytest`` block runs in a project made by ``evalrun init``, its baseline accepted."""
     folder = tmp_path / "project"
     folder.mkdir()
     env = _shim(tmp_path)
-    for b in read_blocks(REPO / "README.md"):
-        if b.directive.startswith("file "):
-            (folder / b.directive.removeprefix("file ").strip()).write_text(b.text)
-    for args in (["run", "--quiet"], ["baseline", "set", "latest"]):
+    for args in (["init"], ["run", "--quiet"], ["baseline", "set", "latest"]):
         subprocess.run(["evalrun", *args], cwd=folder, env=env, check=True, capture_output=True)
     (folder / "test_example.py").write_text(block.text)
     got = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_example.py"],

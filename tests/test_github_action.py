@@ -23,7 +23,7 @@ def run_step(root: Path, **inputs: str) -> tuple[subprocess.CompletedProcess[str
     step = next(s for s in action["runs"]["steps"] if s.get("id") == "run")
     names = {"config": "EVAL_CONFIG", "baseline": "EVAL_BASELINE", "concurrency": "EVAL_CONCURRENCY",
              "shard": "EVAL_SHARD", "push-to-langfuse": "EVAL_PUSH", "args": "EVAL_ARGS"}
-    assert set(step["env"].values()) == {f"${{{{ inputs.{k} }}}}" for k in names}
+    assert {v for k, v in step["env"].items() if k != "EVAL_BASELINE_PATH"} == {f"${{{{ inputs.{k} }}}}" for k in names}
     defaults = {k: str(v.get("default", "")) for k, v in action["inputs"].items()}
     env = {**os.environ, "GITHUB_ACTIONS": "true", "GITHUB_JOB": "eval", "RUNNER_TEMP": str(root / "tmp"),
            "GITHUB_OUTPUT": str(root / "gh_output"), "GITHUB_STEP_SUMMARY": str(root / "gh_summary.md"),
@@ -62,7 +62,7 @@ def test_action_step_runs_and_sets_outputs(tmp_path):
 
 def test_action_step_fails_on_a_gate_and_passes_args(tmp_path):
     suite(tmp_path, gates="gates:\n  - exact_match.pass_rate >= 0.9\n")
-    r, out = run_step(tmp_path, args="--limit 2")
+    r, out = run_step(tmp_path, args="--limit\n2\n")  # one argument per line
     assert r.returncode == 1, r.stderr  # the step fails: so does the job
     assert out["verdict"] == "fail"
     assert "::error title=evalrun gate failed%3A exact_match.pass_rate >= 0.9" in r.stderr

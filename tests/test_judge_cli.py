@@ -158,7 +158,7 @@ def test_scorers_list_from_a_built_wheel(tmp_path):
     build = subprocess.run([sys.executable, "-m", "hatchling", "build", "-t", "wheel", "-d", str(tmp_path / "dist")],
                            cwd=REPO, capture_output=True, text=True, timeout=120)
     assert build.returncode == 0, build.stderr
-    wheel = next((tmp_path / "dist").glob("evalrun-*.whl"))
+    wheel = next((tmp_path / "dist").glob("evalrun_cli-*.whl"))
     site = tmp_path / "site"
     with zipfile.ZipFile(wheel) as z:
         z.extractall(site)

@@ -36,7 +36,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("verdict", ["evalrun.verdict"]),
     ("report / integrations", ["evalrun.report", "evalrun.report.*", "evalrun.github", "evalrun.langfuse",
                                "evalrun.langfuse.push", "evalrun.langfuse.tracecontext", "evalrun.postrun", "evalrun.variants"]),
-    ("API / CLI", ["evalrun", "evalrun.api", "evalrun.cli", "evalrun.__main__"]),
+    ("API / CLI", ["evalrun", "evalrun.api", "evalrun.cli", "evalrun.__main__", "evalrun.scaffold"]),
 ]
 
 

@@ -89,7 +89,9 @@ class Client:
         try:
             from langfuse.api import LangfuseAPI
         except ModuleNotFoundError:
-            raise UsageError('Langfuse support is not installed: pip install "evalrun[langfuse]"') from None
+            from evalrun._version import DISTRIBUTION
+
+            raise UsageError(f'Langfuse support is not installed: pip install "{DISTRIBUTION}[langfuse]"') from None
 
         self.creds = creds
         self.request_timeout = request_timeout

@@ -106,8 +106,10 @@ class EmbeddingSimilarity(Scorer):
         # found now (cheaply, without importing torch) rather than as an error on every record
         missing = [m for m in ("sentence_transformers", "huggingface_hub") if importlib.util.find_spec(m) is None]
         if missing:
-            raise self.ctx.error(f"embedding_similarity needs {', '.join(missing)}: "
-                                 'pip install torch==2.13.0 "evalrun[embeddings]"', "type", "__value__")
+            from evalrun._version import DISTRIBUTION, TORCH_CPU_INDEX
+
+            raise self.ctx.error(f"embedding_similarity needs {', '.join(missing)}: pip install torch --index-url "
+                                 f'{TORCH_CPU_INDEX} && pip install "{DISTRIBUTION}[embeddings]"', "type", "__value__")
         try:
             self.model_path = em.resolve_model(self.config.model, self.ctx.base_dir)
         except em.ModelNotFound as e:

@@ -33,8 +33,10 @@ class JsonSchema(Check):
             try:
                 import jsonschema
             except ImportError:
+                from evalrun._version import DISTRIBUTION
+
                 raise ValueError("json_schema checks need the jsonschema package: "
-                                 "pip install 'evalrun[assertions]'") from None
+                                 f"pip install '{DISTRIBUTION}[assertions]'") from None
             schema = cfg.schema_
             if isinstance(schema, str):
                 path = Path(schema)
