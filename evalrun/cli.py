@@ -94,6 +94,8 @@ SliceOpt = Annotated[list[str] | None, typer.Option(
     "--slice", metavar="KEY", help="Per-slice results by this key (tags, metadata.KEY); repeatable, adds to the "
     "eval file's slices.")]
 SummaryJsonOpt = Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")]
+WideOpt = Annotated[bool, typer.Option("--wide", help="Every column and each regressed item in full (default: a "
+                                       "compact report that fits 100 columns).")]
 
 
 @app.command()
@@ -120,6 +122,7 @@ def run(
     slice: SliceOpt = None,
     variant: Annotated[list[str] | None, typer.Option(
         "--variant", metavar="NAME", help="Run only this variant of the eval file's variants: (repeatable).")] = None,
+    wide: WideOpt = False,
 ) -> None:
     """Run an eval: every item through the target, scored, saved in a run directory. With
     'variants:' in the eval file, every variant over the same items, compared side by side."""
@@ -162,7 +165,7 @@ def run(
                      slices=slice, push=push is not None, progress=Progress.auto(quiet))
     outcome = RunOutcome(result.run_dir, result.summary, result.status, result.items)
     undelivered = _push_after_run(outcome, push is not None, push_required)
-    _render_run(outcome, result.verdict, json_out, quiet, undelivered)
+    _render_run(outcome, result.verdict, json_out, quiet, undelivered, wide)
 
 
 def _run_group(opts: RunOptions, group: Group | None, base: LoadedConfig | None, asked: list[str] | None,
@@ -291,14 +294,14 @@ def _finish(outcome: RunOutcome, json_out: bool, quiet: bool, post: PostRun | No
 
 
 def _render_run(outcome: RunOutcome, verdict: Verdict | None, json_out: bool, quiet: bool,
-                push_undelivered: bool = False) -> None:
+                push_undelivered: bool = False, wide: bool = False) -> None:
     """Print a run (and its verdict, reports written), tell GitHub Actions, exit with its code."""
     from evalrun import github
 
     if verdict is not None and not quiet and not json_out:
         from evalrun.report.console import print_console
 
-        print_console(verdict, sys.stdout)
+        print_console(verdict, sys.stdout, wide=wide)
     if github.active():
         shown = verdict
         if shown is None and outcome.status != "interrupted":
@@ -478,6 +481,7 @@ def compare_cmd(
     output_dir: HomeOpt = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the verdict as JSON on stdout.")] = False,
     slice: SliceOpt = None,
+    wide: WideOpt = False,
 ) -> None:
     """Compare a run with a baseline and judge its gates (exit 1 when a gate fails)."""
     from evalrun import api
@@ -489,7 +493,7 @@ def compare_cmd(
     if not json_out:
         from evalrun.report.console import print_console
 
-        print_console(verdict, sys.stdout)
+        print_console(verdict, sys.stdout, wide=wide)
     if json_out:
         from evalrun._json import json_pretty
 

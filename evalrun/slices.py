@@ -152,17 +152,34 @@ class SliceRow:
             return "gain"
         return ""
 
-    def sort_key(self) -> tuple[float, float, str, str, str]:
-        # worst first: by the upper bound of the interval, the slice that is surely lowest, so
-        # a tiny slice with a wide interval does not crowd out a clear, well-measured drop; a
-        # slice with no interval (one item) has no known bound and comes after those that have
+    @property
+    def harm(self) -> int:
+        """How much this row says something got worse: 0 a drop the interval is sure of, 1 a
+        regressed item or a negative point estimate, 2 nothing worse (no change, or a gain).
+        Without a baseline every row is 0 and only the candidate's own numbers rank it."""
+        d = self.diff
+        if d is None or not d.n:
+            return 0
+        if self.change == "drop":
+            return 0
+        if (self.regressions or 0) > 0 or d.diff < 0:
+            return 1
+        return 2
+
+    def sort_key(self) -> tuple[int, float, float, int, str, str, str]:
+        # evidence of harm first (see ``harm``); within a group by the upper bound of the
+        # interval, the slice that is surely lowest, so a tiny slice with a wide interval does
+        # not crowd out a clear, well-measured drop; a slice with no interval (one item) has no
+        # known bound and comes after those that have. A zero-width interval at 0 (nothing
+        # changed) is in the last group: it never ranks above a real drop
         if self.diff is not None and self.diff.n:
             top = self.diff.hi if self.diff.has_interval else math.inf
             point = self.diff.diff
         else:
             top = self.hi
             point = self.mean
-        return (_nan_last(top), _nan_last(point), self.key, self.value, self.scorer)
+        return (self.harm, _nan_last(top), _nan_last(point), -(self.regressions or 0), self.key, self.value,
+                self.scorer)
 
     def to_dict(self) -> dict[str, Any]:
         def pd(d: stats.PairedDifference | None) -> dict[str, Any] | None:
@@ -190,7 +207,7 @@ def _r(x: float | None) -> float | None:
 @dataclass
 class SliceReport:
     keys: list[str]
-    rows: list[SliceRow]  # worst first
+    rows: list[SliceRow]  # by evidence of harm, worst first (SliceRow.sort_key)
     has_baseline: bool
 
     def to_dict(self) -> dict[str, Any]:
@@ -216,7 +233,7 @@ def _row(cmp: Comparison, key: str, value: str, scorer: str, ids: set[str]) -> S
 
 
 def slice_report(cmp: Comparison, keys: Iterable[str]) -> SliceReport | None:
-    """Every slice of every key, per scorer, worst first (None when no key is asked for)."""
+    """Every slice of every key, per scorer, by evidence of harm (None when no key is asked for)."""
     keys = list(dict.fromkeys(k for k in (normalize_key(k) for k in keys) if k))
     if not keys:
         return None

@@ -57,7 +57,7 @@ def test_accepted_baseline_then_a_regression_fails_the_gates(tmp_path):
     first = cli(root, "run", "eval.yaml")
     assert first.returncode == 0, first.stderr
     # first run: nothing to compare with; absolute gates are judged, relative ones skipped
-    assert "SKIP │ exact_match.mean >= baseline - 0.02" in first.stdout and "no baseline" in first.stdout
+    assert "– SKIP exact_match.mean >= baseline - 0.02" in first.stdout and "no baseline" in first.stdout
     s = cli(root, "baseline", "set", "latest")
     assert s.returncode == 0, s.stderr
     bl_file = root / ".evalrun" / "baseline" / "doubler.json"
@@ -73,10 +73,10 @@ def test_accepted_baseline_then_a_regression_fails_the_gates(tmp_path):
     assert worse.returncode == 1, worse.stdout + worse.stderr
     out = worse.stdout
     assert "vs baseline" in out and "10 regressed" in out
-    assert "FAIL │ exact_match.mean >= baseline - 0.02" in out
-    assert "FAIL │ no_regressions: {tag: critical}" in out and "q08, q16, q24, q32, q40" in out
-    assert "PASS │ exact_match.pass_rate >= 0.7" in out
-    assert "new:      <script>alert(1)</script>" in out  # console shows the text as is
+    assert "✗ FAIL exact_match.mean >= baseline - 0.02" in out
+    assert "✗ FAIL no_regressions: {tag: critical}" in out and "q08, q16, q24, q32, q40" in out
+    assert "✓ PASS exact_match.pass_rate >= 0.7" in out
+    assert "{+<script>alert(1)</script>+}" in out  # console shows the text as is, in its diff
     assert "verdict: FAIL (2 of 5 gates failed)" in out
 
 

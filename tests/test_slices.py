@@ -205,12 +205,12 @@ def test_one_regressed_tag_through_the_cli(tmp_path):
                   env={"VARIANT": "worse"})
     assert bad.returncode == 1, bad.stdout + bad.stderr
     out = bad.stdout
-    table = out.split("slices by tags, metadata.language (worst first)")[1]
-    first_row = table.splitlines()[4]
-    assert "tag=math" in first_row and "significant drop" in first_row and "-0.400" in first_row
-    assert "PASS │ exact_match.mean >= baseline - 0.15" in out
-    assert "FAIL │ exact_match.mean[tag=math] >= baseline - 0.02" in out
-    assert "PASS │ exact_match.pass_rate[metadata.language=de]" in out
+    table = out.split("slices that moved (")[1]
+    first_row = table.splitlines()[3]  # the title's end, the header, its rule, then the worst slice
+    assert "tag=math" in first_row and "drop" in first_row and "-0.400" in first_row
+    assert "✓ PASS exact_match.mean >= baseline - 0.15" in out
+    assert "✗ FAIL exact_match.mean[tag=math] >= baseline - 0.02" in out
+    assert "✓ PASS exact_match.pass_rate[metadata.language=de]" in out
     run_dir = next(p for p in sorted((root / ".evalrun" / "runs").iterdir()) if (p / "report.md").exists())
     md = (run_dir / "report.md").read_text()
     slice_lines = [ln for ln in md.split("### Slices")[1].splitlines() if ln.startswith("| ")]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import math
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -273,3 +275,126 @@ def slice_cells(row: Any, has_baseline: bool) -> SliceCells:
         improved="" if row.improvements is None else str(row.improvements),
         flag=", ".join(flags))
 
+
+
+# --- the reading order every report shares (issue 24): verdict and reason -> failing gates ->
+# regressed items with the change in their output -> slices that moved -> everything else
+
+def verdict_reason(verdict: Verdict) -> str:
+    """Why the run passed or failed, in one line: the gates, then the items that moved."""
+    cmp = verdict.comparison
+    failed, gates = len(verdict.failed_gates), len(verdict.gates)
+    if verdict.run_status != "finished":
+        parts = [f"run {verdict.run_status}"]
+    elif failed:
+        parts = [f"{failed} of {gates} gate{'s' if gates != 1 else ''} failed"]
+    elif gates:
+        skipped = sum(1 for g in verdict.gates if g.verdict == "skip")
+        parts = [f"all {gates} gate{'s' if gates != 1 else ''} passed" if not skipped else
+                 f"{gates - skipped} of {gates} gates passed, {skipped} skipped"]
+    else:
+        parts = ["no gates"]
+    if cmp.has_baseline:
+        reg, imp = len(cmp.by_status("regressed")), len(cmp.by_status("improved"))
+        parts.append(f"{reg} of {cmp.paired_items} paired items regressed, {imp} improved")
+    else:
+        failing = sum(1 for it in cmp.items if it.candidate and (it.failed or it.errored))
+        parts.append(f"{failing} of {len(cmp.items)} items failing, no baseline")
+    return " · ".join(parts)
+
+
+def verdict_label(verdict: Verdict) -> str:
+    """``PASS`` / ``FAIL`` / the run's status when it did not finish."""
+    return {"passed": "PASS", "failed": "FAIL"}.get(verdict.word, verdict.word.upper())
+
+
+#: tokens of a word diff: words, runs of spaces, and every other character on its own
+_TOKEN = re.compile(r"\w+|\s+|[^\w\s]", re.UNICODE)
+#: outputs longer than this are shown whole, not diffed (a runaway generation costs no time)
+DIFF_LIMIT = 5_000
+
+
+def word_diff(old: str, new: str) -> list[tuple[str, str]]:
+    """``old`` -> ``new`` as ``(op, text)`` runs: ``=`` shared, ``-`` only in ``old``, ``+``
+    only in ``new``; word-level (a changed number is one run, not a character soup). Texts
+    above :data:`DIFF_LIMIT` characters come back as one removal and one addition."""
+    if old == new:
+        return [("=", old)] if old else []
+    if len(old) > DIFF_LIMIT or len(new) > DIFF_LIMIT:
+        return [op for op in (("-", old), ("+", new)) if op[1]]
+    a, b = _TOKEN.findall(old), _TOKEN.findall(new)
+    ops = difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes()
+    out: list[tuple[str, str]] = []
+    k = 0
+    while k < len(ops):
+        tag, i1, i2, j1, j2 = ops[k]
+        if tag == "equal":
+            out.append(("=", "".join(a[i1:i2])))
+            k += 1
+            continue
+        # changes separated only by spaces read as one change: "[-is free-]{+costs 10 euros+}",
+        # not a word-by-word interleaving
+        m = k
+        while (m + 2 < len(ops) and ops[m + 1][0] == "equal" and ops[m + 2][0] != "equal"
+               and "".join(a[ops[m + 1][1]:ops[m + 1][2]]).isspace()):
+            m += 2
+        i2, j2 = ops[m][2], ops[m][4]
+        if i2 > i1:
+            out.append(("-", "".join(a[i1:i2])))
+        if j2 > j1:
+            out.append(("+", "".join(b[j1:j2])))
+        k = m + 1
+    return out
+
+
+def diff_outputs(it: ItemDiff) -> list[tuple[str, str]] | None:
+    """The word diff of an item's first-trial outputs, baseline -> new (None without both)."""
+    if not it.baseline or not it.candidate:
+        return None
+    return word_diff(output_text(it.baseline[:1]), output_text(it.candidate[:1]))
+
+
+_SPACES = re.compile(r"\s+")
+
+
+def clip_diff(runs: list[tuple[str, str]], limit: int, context: int = 24) -> list[tuple[str, str]]:
+    """``runs`` shortened for one line of about ``limit`` characters: long shared stretches keep
+    ``context`` characters beside each change (the cut marked ``…``), changes stay whole
+    where they fit; line breaks become spaces."""
+    runs = [(op, _SPACES.sub(" ", text)) for op, text in runs]
+    out: list[tuple[str, str]] = []
+    for k, (op, text) in enumerate(runs):
+        if op == "=" and len(text) > 2 * context + 1:
+            first, last = k == 0, k == len(runs) - 1
+            if first:
+                text = "…" + text[-context:]
+            elif last:
+                text = text[:context] + "…"
+            else:
+                text = text[:context] + "…" + text[-context:]
+        out.append((op, text))
+    total, clipped = 0, []
+    for op, text in out:
+        room = limit - total
+        if room <= 1:
+            clipped.append(("=", "…"))
+            break
+        if len(text) > room:
+            clipped.append((op, text[:room - 1]))
+            clipped.append(("=", "…"))
+            break
+        clipped.append((op, text))
+        total += len(text)
+    return clipped
+
+
+def moved_slices(rows: list[Any]) -> list[Any]:
+    """The slice rows that moved (already ranked by evidence of harm): something got worse or
+    better. Without a baseline nothing can move: every row, worst first."""
+    return [r for r in rows if r.diff is None or r.harm < 2 or r.change or r.improvements or r.diff.diff != 0]
+
+
+def short_label(row: Any) -> str:
+    """A slice's label without the ``metadata.`` prefix (compact tables)."""
+    label = str(row.label)
+    return label[len("metadata."):] if label.startswith("metadata.") else label
