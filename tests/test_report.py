@@ -57,12 +57,13 @@ def make_verdict(n_regressed=3, output_len=10, gates=None) -> Verdict:
 def test_markdown_small_report():
     md = render_markdown(make_verdict())
     assert md.startswith("## ❌ evalrun: demo · run run-2 vs baseline run-1 — failed")
-    assert "### Gates (significant)" in md and "### Regressed items (5)" in md
+    assert "### Failing gates (significant)" in md and "### Regressed items (5)" in md
+    assert md.index("### Failing gates") < md.index("### Regressed items") < md.index("### Scorers")
     assert "### Flaky items (1)" in md and "**New items (1):** `fresh`" in md and "**Removed items (1):** `gone`" in md
     # a model's output cannot open HTML or break the table
     assert HOSTILE not in md and "&lt;script&gt;alert(1)&lt;/script&gt;" in md
     row = next(line for line in md.splitlines() if line.startswith("| `hostile`"))
-    assert row.count(" | ") == 4  # five cells: the '|' in the output is escaped
+    assert row.count(" | ") == 3  # four cells (item, change, expected, scores): the '|' in the output is escaped
     assert "\\|" in row
 
 
@@ -76,7 +77,8 @@ def test_markdown_stays_under_github_limit_and_says_what_it_left_out():
     shown = sum(1 for line in section.splitlines() if line.startswith("| `"))
     assert shown + int(m.group(1)) == 3002  # 3000 + hostile + err: every regressed item is counted
     assert shown > 50
-    assert "### Gates" in md and "em.mean >= baseline - 0.02" in md  # the summary always survives
+    assert "### Failing gates" in md and "em.mean >= baseline - 0.02" in md  # the summary always survives
+    assert "### Scorers" in md and md.index("### Scorers") > md.index("### Regressed items")
 
 
 def test_junit_validates_against_published_schema(tmp_path):
@@ -164,11 +166,15 @@ def test_html_in_headless_chromium(tmp_path):
     path.write_text(render_html(make_verdict()), encoding="utf-8")
     dom = _dump_dom(path)
     # the hostile output is text in a <pre>, not an element
-    assert re.search(r'<pre class="out-new">&lt;script&gt;alert\(1\)&lt;/script&gt;', dom)
+    assert re.search(r'<pre class="out-new"><ins>&lt;script&gt;alert\(1\)&lt;/script&gt;', dom)  # in its diff
     assert dom.count("<script") == 1
     rows = _rows(dom)
-    assert len(rows) == 10 and all(rows.values())  # every item, all shown at first
-    assert "10 of 10 items shown" in dom
+    # every item is in the page, the regressions first and alone shown at first
+    assert len(rows) == 10 and {k for k, v in rows.items() if v} == {"reg0", "reg1", "reg2", "hostile", "err"}
+    assert list(rows)[:5] == [it.item_id for it in make_verdict().comparison.regressed]
+    assert "5 of 10 items shown" in dom
+    every = _rows(_dump_dom(path, "#filter=all"))
+    assert len(every) == 10 and all(every.values()) and "10 of 10 items shown" in _dump_dom(path, "#filter=all")
 
     regressed = _rows(_dump_dom(path, "#filter=regressed"))
     assert {k for k, v in regressed.items() if v} == {"reg0", "reg1", "reg2", "hostile", "err"}

@@ -206,3 +206,56 @@ def test_cli_run_console_at_100_columns_leads_with_the_verdict_gate_and_change(t
     assert _first_index(top, "slices that moved") < _first_index(top, "tag=critical")
     wide = invoke_cli("compare", "latest", "--wide", cwd=root, env={"COLUMNS": "200"})
     assert wide.returncode == 1 and "McNemar p" in wide.stdout and "    change:   " in wide.stdout
+
+
+# --- markdown and the PR comment -------------------------------------------------------------
+
+def test_markdown_and_pr_comment_lead_with_verdict_failing_gate_and_the_highlighted_change():
+    from evalrun.github import comment_body
+    from evalrun.report.markdown import render_markdown
+
+    v = suite30_verdict()
+    md = render_markdown(v)
+    body = comment_body(md, "evalrun")
+    first = v.comparison.regressed[0]
+    # the top of the comment: what GitHub shows before "show more" (a few thousand characters)
+    top = body[:2500]
+    assert "❌ evalrun: support-qa" in top.splitlines()[1] and "— failed" in top.splitlines()[1]
+    assert "**2 of 4 gates failed · 4 of 30 paired items regressed, 0 improved**" in top
+    assert "`exact_match.pass_rate >= 0.9`" in top
+    row = next(ln for ln in top.splitlines() if ln.startswith(f"| `{first.item_id}`"))
+    assert "<del>" in row and "<ins>" in row
+    assert "within <del>30</del><ins>14</ins> days" in md
+    sections = ["### Failing gates", "### Regressed items (4)", "### Slices that moved", "### Scorers",
+                "### Other gates", "<details><summary>All slices"]
+    at = [md.index(s) for s in sections]
+    assert at == sorted(at), list(zip(sections, at, strict=True))
+    moved = md.split("### Slices that moved")[1].split("### Scorers")[0]
+    assert "| tag=critical |" in moved and "| tag=gift-cards |" not in moved  # only slices that moved
+
+
+def test_markdown_diff_cell_is_inert():
+    from evalrun.report.markdown import render_markdown
+
+    md = render_markdown(suite30_verdict(hostile="<details><script>x</script> | @org/team 14 days"))
+    row = next(ln for ln in md.splitlines() if ln.startswith("| `refund-window`"))
+    assert "<script>" not in row and "&lt;script&gt;" in row and "<details>" not in row
+    assert row.count(" | ") == 3 and "@org/team" not in row  # the pipe escaped, the mention defused
+
+
+# --- HTML order, without a browser (the browser checks are in tests/test_report_browser.py) ---
+
+def test_html_order_and_regressions_shown_first_by_default():
+    from evalrun.report.html import render_html
+
+    v = suite30_verdict()
+    page = render_html(v)
+    marks = ['id="verdict"', 'id="reason"', 'id="failing-gates"', 'id="items-section"', 'id="moved-slices"',
+             'id="scorers"', 'id="gates"', 'id="charts-section"', 'id="all-slices"']
+    at = [page.index(m) for m in marks]
+    assert at == sorted(at)
+    assert '<details id="charts-section">' in page and '<details id="all-slices">' in page  # collapsed
+    rows = re.findall(r'<tr class="item" data-status="(\w+)"[^>]*?( hidden)?><td><code>([^<]*)</code>', page)
+    assert [r[2] for r in rows[:4]] == [it.item_id for it in v.comparison.regressed]
+    assert all(not r[1] for r in rows[:4]) and all(r[1] for r in rows[4:])  # only the regressions shown at first
+    assert "within <del>30</del> days" in page and "within <ins>14</ins> days" in page

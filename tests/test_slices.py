@@ -161,10 +161,14 @@ def test_markdown_slice_table_is_compact_and_within_budget():
     v = Verdict(cmp, [], "significant", slices=slice_report(cmp, ["tags", "metadata.note"]))
     md = render_markdown(v)
     assert len(md) <= LIMIT
-    assert "### Slices by tags, metadata.note (worst first, worst 10 of 601)" in md
-    table = md.split("### Slices")[1].split("\n\n")[1]
+    # up front the two rows that moved (t7 and the pooled note slice), every row collapsed below
+    assert "### Slices that moved (2; by tags, metadata.note, most evidence of harm first)" in md
+    table = md.split("### Slices that moved")[1].split("\n\n")[1]
     assert table.splitlines()[2].startswith("| tag=t7 | em | 5 |")
-    assert len(table.splitlines()) == 12 and "591 more slice rows" in md
+    assert len(table.splitlines()) == 4
+    full = md.split("<details><summary>All slices by tags, metadata.note (601 rows, top 60 of 601)</summary>")[1]
+    assert full.split("\n\n")[1].splitlines()[2].startswith("| tag=t7 | em | 5 |")
+    assert "541 more slice rows" in md
 
 
 # --- through the CLI ------------------------------------------------------------------------

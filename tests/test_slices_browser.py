@@ -25,9 +25,12 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install chromium)")
 
 # appended to a copy of the report: measures what the browser laid out, once the parser has
-# reached the end of the page (getBoundingClientRect forces style and layout)
+# reached the end of the page (getBoundingClientRect forces style and layout), every collapsed
+# section opened
 PROBE = """<script>(function () {
   var out = {charts: [], ms: 0, clicks: null};
+  // the charts and the full slice table sit in collapsed sections: open them, as a reader would
+  Array.prototype.forEach.call(document.querySelectorAll("details"), function (d) { d.open = true; });
   Array.prototype.forEach.call(document.querySelectorAll("svg.chart"), function (s) {
     var r = s.getBoundingClientRect(), b = s.getBBox();
     var texts = Array.prototype.slice.call(s.querySelectorAll("text"));
@@ -134,8 +137,12 @@ def test_every_chart_renders_with_a_screenshot_and_no_console_message(tmp_path):
     assert "mean over the last 5 runs" in trend["title"]
     # sorting: the slice column, clicked twice, is in descending order
     assert found["clicks"] == sorted(found["clicks"], reverse=True) and len(found["clicks"]) == 12
-    w, h, console = screenshot(report, tmp_path / "report.png")
-    assert (w, h) == (1280, 2400) and console == []
+    # the charts are collapsed under the items: screenshot the page with them open, down to the last
+    opened = tmp_path / "opened.html"
+    opened.write_text(report.read_text(encoding="utf-8").replace("<details ", "<details open "), encoding="utf-8")
+    height = int(max(c["top"] + c["height"] for c in found["charts"])) + 50
+    w, h, console = screenshot(opened, tmp_path / "report.png", height=height)
+    assert (w, h) == (1280, height) and console == []
     assert (tmp_path / "report.png").stat().st_size > 20_000  # a picture, not a blank page
     assert all(c["top"] < h for c in found["charts"])  # the charts are in the screenshot
 

