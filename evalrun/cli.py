@@ -302,6 +302,14 @@ def _render_run(outcome: RunOutcome, verdict: Verdict | None, json_out: bool, qu
         from evalrun.report.console import print_console
 
         print_console(verdict, sys.stdout, wide=wide)
+        # what the run spent (judge calls, cost, cache hits): the summary table shows it without a verdict
+        from evalrun.report._terminal import safe_text
+        from evalrun.report._width import table_console
+        from evalrun.report.run_table import usage_lines
+
+        console = table_console(sys.stdout)
+        for line in usage_lines(outcome.summary, (r for it in verdict.comparison.items for r in it.candidate)):
+            console.print(safe_text(line))
     if github.active():
         shown = verdict
         if shown is None and outcome.status != "interrupted":

@@ -59,13 +59,17 @@ def _scorers_from_summary(summary: Mapping[str, Any]) -> dict[str, Any]:
 
 def entry(*, run_id: str | None, eval_name: str | None, started_at: str | None, git: dict[str, Any] | None,
           summary: Mapping[str, Any] | None, source: str, finished_at: str | None = None,
-          started_ts: float | None = None) -> dict[str, Any]:
+          started_ts: float | None = None, group: Mapping[str, Any] | None = None) -> dict[str, Any]:
     s = summary or {}
-    return {"run_id": run_id, "eval": eval_name, "started_at": started_at, "started_ts": started_ts,
-            "finished_at": finished_at or s.get("finished_at"),
-            "commit": (git or {}).get("commit"), "branch": (git or {}).get("branch"),
-            "records": s.get("records"), "errors": s.get("errors"), "scorers": _scorers_from_summary(s),
-            "source": source}
+    out = {"run_id": run_id, "eval": eval_name, "started_at": started_at, "started_ts": started_ts,
+           "finished_at": finished_at or s.get("finished_at"),
+           "commit": (git or {}).get("commit"), "branch": (git or {}).get("branch"),
+           "records": s.get("records"), "errors": s.get("errors"), "scorers": _scorers_from_summary(s),
+           "source": source}
+    if group and group.get("id"):  # a variant's run: the history shows its group's runs side by side
+        out["group"] = {"id": str(group["id"]), "variant": str(group.get("variant") or ""),
+                        "compare_to": str(group.get("compare_to") or "")}
+    return out
 
 
 def run_entry(rd: RunDir, source: str = "run") -> dict[str, Any] | None:
@@ -82,7 +86,8 @@ def run_entry(rd: RunDir, source: str = "run") -> dict[str, Any] | None:
         return None  # a part of the eval (--limit, --filter, --sample, one shard): not a point of its trend
     # the manifest's id: a downloaded artifact's folder is named after the artifact, not the run
     return entry(run_id=str(m.get("run_id") or rd.id), eval_name=m.get("eval"), started_at=m.get("started_at"), git=m.get("git"),
-                 summary=summary, source=source, finished_at=m.get("finished_at"), started_ts=m.get("started_ts"))
+                 summary=summary, source=source, finished_at=m.get("finished_at"), started_ts=m.get("started_ts"),
+                 group=m.get("group"))
 
 
 def baseline_entry(bl: Baseline) -> dict[str, Any] | None:

@@ -108,6 +108,11 @@ def test_first_screen_at_1280x800_has_verdict_failing_gates_and_first_regression
     assert [k for k in order if k in s] == order and [s[k] for k in order] == sorted(s[k] for k in order), s
     # no horizontal clipping at 1280 px: the page is as wide as the window, no table scrolls sideways
     assert found["page_width"] <= 1280 and found["clipped"] == [] and found["scroll_boxes"] == [], found
+    # opened, the charts and the full slice table fit too
+    opened = tmp_path / "opened.html"
+    opened.write_text(report.read_text(encoding="utf-8").replace("<details ", "<details open "), encoding="utf-8")
+    wide, console = layout(opened, 1280, 800)
+    assert console == [] and wide["page_width"] <= 1280 and wide["clipped"] == [] and wide["scroll_boxes"] == []
     w, h, console = screenshot(report, tmp_path / "first-screen.png", width=1280, height=800)
     assert (w, h) == (1280, 800) and console == []
     assert (tmp_path / "first-screen.png").stat().st_size > 20_000  # a picture, not a blank page

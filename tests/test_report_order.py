@@ -259,3 +259,89 @@ def test_html_order_and_regressions_shown_first_by_default():
     assert [r[2] for r in rows[:4]] == [it.item_id for it in v.comparison.regressed]
     assert all(not r[1] for r in rows[:4]) and all(r[1] for r in rows[4:])  # only the regressions shown at first
     assert "within <del>30</del> days" in page and "within <ins>14</ins> days" in page
+
+
+# --- history: a variant group is one row per variant, one point of the trend -------------------
+
+def test_history_shows_a_variant_group_one_row_per_variant_and_one_trend_point(tmp_path):
+    from tests.test_variants import project
+
+    project(tmp_path, n=40)
+    home = str(tmp_path / ".evalrun")
+    plain = tmp_path / "plain.yaml"
+    plain.write_text((tmp_path / "eval.yaml").read_text().split("variants:")[0])
+    assert invoke_cli("run", "plain.yaml", "-q", "--output-dir", home, cwd=tmp_path).returncode == 0
+    r = invoke_cli("run", "eval.yaml", "-q", "--output-dir", home, cwd=tmp_path)
+    assert r.returncode == 1, r.stderr  # the worse variant fails its gate
+    h = invoke_cli("history", "eval.yaml", "--output-dir", home, cwd=tmp_path, env={"COLUMNS": "220"})
+    assert h.returncode == 0, h.stderr
+    out = h.stdout
+    rows = [ln for ln in out.splitlines() if "│" in ln and "run" not in ln.split("│")[0]]
+    assert len(rows) == 4, out  # the plain run, then the group's three variants
+    variants = [ln.split("│")[2].strip() for ln in rows]
+    assert variants[0] == "" and variants[1].startswith("group ") and variants[1].endswith(": control (ref)")
+    assert variants[2:] == ["worse", "pricey"]
+    # the trend: the plain run and the group's reference, not the variants one after another
+    trend = next(ln for ln in out.splitlines() if ln.startswith("exact_match: "))
+    assert len(trend) == len("exact_match: ") + 2, trend
+    assert "a variant group counts once" in out
+
+
+# --- the run console says what the run spent -------------------------------------------------
+
+def test_run_console_with_a_verdict_shows_judge_usage_cost_and_cache_hits(tmp_path):
+    import json
+
+    from tests.openai_server import OpenAIServer
+    from tests.test_judge_cli import _suite
+
+    suite = _suite(tmp_path)
+    home = str(tmp_path / "home")
+    with OpenAIServer() as srv:
+        env = {"OPENAI_API_KEY": "sk-test-0000", "JUDGE_URL": srv.url, "COLUMNS": "100"}
+        first = invoke_cli("run", "eval.yaml", "--output-dir", home, "--json", cwd=suite, env=env)
+        assert first.returncode == 0, first.stderr
+        calls = json.loads(first.stdout)["scorer_usage"]["judge"]["calls"]
+        again = invoke_cli("run", "eval.yaml", "--output-dir", home, "--baseline", json.loads(first.stdout)["run_id"],
+                           cwd=suite, env=env)
+    assert again.returncode == 0, again.stderr
+    out = again.stdout
+    assert out.startswith("PASS · ") and "vs baseline" in out.splitlines()[0]  # the verdict view, not the summary
+    judge = next(ln for ln in out.splitlines() if ln.startswith("judge: "))
+    assert f"cache hits {calls}" in judge and "calls" not in judge.replace("cache hits", "")  # every verdict cached
+
+
+# --- progress: the ETA waits for a warm-up and counts completed calls only --------------------
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_eta_ignores_start_up_and_waits_for_a_warm_up(monkeypatch, capsys):
+    from evalrun import progress as progress_mod
+
+    clock = _Clock()
+    monkeypatch.setattr(progress_mod.time, "monotonic", clock)
+    p = progress_mod.Progress("lines", "suite", interval=0.0)
+    p.start(100)
+    clock.now += 5.0  # a model loading: no call completes for 5 s
+    p.advance(1)
+    assert p.eta() == "warming up"
+    for _ in range(4):
+        clock.now += 0.125  # exact in binary: no rounding at the warm-up's edge
+        p.advance(1)
+    assert p.eta() == "warming up"  # 4 completions after the first: still warming up
+    for _ in range(6):
+        clock.now += 0.125  # exact in binary: no rounding at the warm-up's edge
+        p.advance(1)
+    # 10 completions in the 1.25 s since the first: 8/s, 89 left -> 11 s (start-up counted: 11 in 6.25 s, 51 s)
+    assert p.eta() == "11s"
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "suite: 1/100 (1%) ETA warming up errors 0"
+    assert lines[-1] == "suite: 11/100 (11%) 8.0/s ETA 11s errors 0"
+    p.advance(89)
+    assert p.eta() == "0s"

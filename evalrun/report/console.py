@@ -26,15 +26,12 @@ from evalrun.report._common import (
     expected_text,
     headline,
     input_text,
-    interval,
     item_scorer_pairs,
     metrics_line,
     moved_slices,
-    num,
     output_text,
     scorer_rows,
     short_label,
-    signed,
     slice_cells,
     verdict_label,
     verdict_reason,
@@ -318,6 +315,3 @@ def render_console_text(verdict: Verdict, width: int = 160, *, wide: bool = True
                                            force_terminal=False), wide=wide)
     return buf.getvalue()
 
-
-# kept for the variant matrix and history, which format their own cells
-__all__ = ["diff_text", "interval", "num", "print_console", "render_console_text", "signed"]

@@ -51,18 +51,74 @@ def _cell(e: dict[str, Any], scorer: str) -> str:
     return f"{num(s['mean'])} {interval(ci[0], ci[1], signed=False)}"
 
 
+def _group(e: dict[str, Any]) -> dict[str, str] | None:
+    g = e.get("group")
+    if not isinstance(g, dict) or not g.get("id"):
+        return None
+    return {k: str(g.get(k) or "") for k in ("id", "variant", "compare_to")}
+
+
+def arrange(entries: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, str] | None]]:
+    """The entries oldest first, a variant group's runs together at the place of its first one
+    (its reference first): one row per variant, never a time series of variants."""
+    out: list[tuple[dict[str, Any], dict[str, str] | None]] = []
+    placed: set[str] = set()
+    for e in entries:
+        g = _group(e)
+        if g is None:
+            out.append((e, None))
+            continue
+        if g["id"] in placed:
+            continue
+        placed.add(g["id"])
+        members = [(x, gx) for x in entries if (gx := _group(x)) is not None and gx["id"] == g["id"]]
+        members.sort(key=lambda m: m[1]["variant"] != m[1]["compare_to"])  # the reference first, else as run
+        out += members
+    return out
+
+
+def trend_points(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One point per run, and one per variant group (its reference variant, else its first run):
+    the variants of one group ran side by side, not one after another."""
+    points, seen = [], set()
+    for e, g in arrange(entries):
+        if g is not None:
+            if g["id"] in seen:
+                continue
+            seen.add(g["id"])
+        points.append(e)
+    return points
+
+
 def print_history(eval_name: str, entries: list[dict[str, Any]], console: Console | None = None) -> None:
     if console is None:
         console = table_console()
     names = scorer_names(entries)
-    t = Table(title=safe_text(f"{eval_name}: {len(entries)} runs, oldest first (mean [95% CI])"), title_justify="left")
-    for c in ("run", "started (UTC)", "commit", "source", *names):
+    rows = arrange(entries)
+    grouped = any(g is not None for _, g in rows)
+    t = Table(title=safe_text(f"{eval_name}: {len(entries)} runs, oldest first (mean [95% CI])"
+                              + ("; a variant group's runs one row per variant" if grouped else "")),
+              title_justify="left")
+    cols = ["run", *(["variant"] if grouped else []), "started (UTC)", "commit", "source", *names]
+    for c in cols:
         t.add_column(c, justify="right" if c in names else "left", no_wrap=True)
-    for e in entries:
+    last_group = None
+    for e, g in rows:
         started = str(e.get("started_at") or "")[:16].replace("T", " ")
-        t.add_row(safe_text(str(e.get("run_id") or "")), safe_text(started),
+        variant = []
+        if grouped:
+            if g is None:
+                variant = [""]
+            else:
+                ref = " (ref)" if g["variant"] and g["variant"] == g["compare_to"] else ""
+                variant = [("group " + g["id"] + ": " if g["id"] != last_group else "  ") + g["variant"] + ref]
+        last_group = g["id"] if g is not None else None
+        t.add_row(safe_text(str(e.get("run_id") or "")), *(safe_text(v) for v in variant), safe_text(started),
                   safe_text(str(e.get("commit") or "")[:10]), safe_text(str(e.get("source") or "")),
                   *(safe_text(_cell(e, n)) for n in names))
     console.print(t)
+    points = trend_points(entries)
     for n in names:
-        console.print(safe_text(f"{n}: {sparkline(means(entries, n))}"))
+        console.print(safe_text(f"{n}: {sparkline(means(points, n))}"))
+    if grouped:
+        console.print(safe_text("(trend: one point per run; a variant group counts once, by its reference variant)"))

@@ -90,9 +90,9 @@ def _scorers(verdict: Verdict) -> list[str]:
 
 def _trend(verdict: Verdict) -> list[str]:
     """One unicode trend per scorer over the run history (this run last)."""
-    from evalrun.report.history import means, sparkline
+    from evalrun.report.history import means, sparkline, trend_points
 
-    entries = verdict.history[-TREND_RUNS:]
+    entries = trend_points(verdict.history)[-TREND_RUNS:]  # a variant group counts once
     if len(entries) < 2:
         return []
     out = ["", f"**Trend** (mean over the last {len(entries)} runs, oldest → newest):", ""]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from rich.console import Console
@@ -56,11 +56,29 @@ def footer_lines(summary: Mapping[str, Any]) -> list[str]:
         from evalrun.prompts import describe
 
         lines.append("prompt: " + escape(visible(describe(summary["prompt"]))))  # a name from Langfuse is not markup
+    from rich.markup import escape
+
+    lines += [escape(visible(line)) for line in usage_lines(summary)]
+    return lines
+
+
+def usage_lines(summary: Mapping[str, Any], records: Iterable[Any] | None = None) -> list[str]:
+    """What the run spent, as plain text: the target's usage (tokens, cost; with ``records``,
+    how many calls came from the cache), then each scorer kind's (judge calls, cache hits,
+    tokens and cost; embeddings computed vs cached)."""
+    lines = []
     usage = summary.get("usage") or {}
-    if usage:
-        lines.append("usage: " + " · ".join(f"{k} {v:g}" for k, v in usage.items()))
-    # what the scorers themselves spent (judge calls and cost, embeddings computed vs cached)
+    parts = [f"{k} {v:g}" for k, v in usage.items() if isinstance(v, int | float) and not isinstance(v, bool)]
+    if records is not None:
+        recs = list(records)
+        hits = sum(1 for r in recs if (r.usage or {}).get("cached") is True)
+        if hits:
+            parts.append(f"target cache hits {hits} of {len(recs)}")
+    if parts:
+        lines.append("usage: " + " · ".join(parts))
     for kind, counts in (summary.get("scorer_usage") or {}).items():
+        if not isinstance(counts, dict):
+            continue
         shown = {k: v for k, v in counts.items() if isinstance(v, int | float) and not isinstance(v, bool) and v}
         if shown:
             lines.append(f"{kind}: " + " · ".join(f"{k.replace('_', ' ')} {v:g}" for k, v in shown.items()))
