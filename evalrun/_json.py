@@ -36,6 +36,28 @@ def dumps_line(value: Any) -> bytes:
     return (json.dumps(value, ensure_ascii=False, default=str) + "\n").encode()
 
 
+def key(value: Any) -> bytes | str:
+    """A key for ``value`` (equal data, equal key): sorted-key JSON, at C speed when it can."""
+    if _orjson is not None:
+        try:
+            return _orjson.dumps(value, option=_orjson.OPT_SORT_KEYS)
+        except TypeError:
+            pass
+    return canonical(value)
+
+
+def is_plain(value: Any) -> bool:
+    """Whether ``value`` is plain JSON data: JSON types, string keys, text UTF-8 can hold (one
+    C-speed pass; False when it cannot tell)."""
+    if _orjson is None:
+        return False
+    try:
+        _orjson.dumps(value)
+    except TypeError:
+        return False
+    return True
+
+
 def loads(data: str | bytes) -> Any:
     if _orjson is not None:
         return _orjson.loads(data)

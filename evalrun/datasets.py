@@ -123,7 +123,7 @@ def make_item(raw: Any, file: str, line: int | None, error: Any) -> Item:
                     source=f"{file}:{line}" if line else file)
     if "input" not in raw or raw["input"] is None:
         raise error("item has no 'input'", None)
-    for key in ("input", "expected_output", "metadata", "assert"):
+    for key in ("input", "expected_output", "metadata"):
         problem = _json_problem(raw.get(key))
         if problem is not None:
             raise error(f"{key}: {problem}", key)
@@ -141,33 +141,34 @@ def make_item(raw: Any, file: str, line: int | None, error: Any) -> Item:
         item_id = stable_id(inp)
     elif isinstance(item_id, bool) or not isinstance(item_id, str | int) or str(item_id).strip() == "":
         raise error("id must be a non-empty string or integer", "id")
-    asserts, assert_sources = _asserts(raw, file, line, error)
+    asserts = _asserts(raw, error)
     # text UTF-8 cannot hold (a YAML "\ud800" escape) is repaired here, once, so the id a
     # record is saved under is the id the next resume looks for
     return Item(id=scrub_text(str(item_id))[0], input=scrub_text(inp)[0],
                 expected_output=scrub_text(raw.get("expected_output"))[0], metadata=scrub_text(meta)[0],
-                source=f"{file}:{line}" if line else file, asserts=asserts, assert_sources=assert_sources)
+                source=f"{file}:{line}" if line else file, asserts=asserts)
 
 
-def _asserts(raw: dict[str, Any], file: str, line: int | None, error: Any
-             ) -> tuple[list[dict[str, Any]] | None, tuple[str, ...]]:
+def _asserts(raw: dict[str, Any], error: Any) -> list[dict[str, Any]] | None:
     """An item's ``assert:`` list: its shape checked here (each check a mapping with a ``type``);
     each type's own fields are checked by the ``assert`` scorer before any call."""
     if "assert" not in raw or raw["assert"] is None:
-        return None, ()
+        return None
     checks = raw["assert"]
     if isinstance(checks, dict):
         checks = [checks]
     if not isinstance(checks, list) or not checks:
         raise error("assert must be a list of checks, like [{type: contains, value: refund}]", "assert")
-    sources = []
     for i, check in enumerate(checks):
-        where = error("", ("assert", i))
         if not isinstance(check, dict) or not isinstance(check.get("type"), str) or not check["type"]:
             raise error(f"assert[{i}]: a check is a mapping with a 'type' (contains, regex, refusal...)",
                         ("assert", i))
-        sources.append(f"{where.file or file}:{where.line or line}" if (where.line or line) else file)
-    return [scrub_text(c)[0] for c in checks], tuple(sources)
+    if not _json.is_plain(checks):  # (the common case is checked at C speed)
+        problem = _json_problem(checks)
+        if problem is not None:
+            raise error(f"assert: {problem}", "assert") from None
+        checks = scrub_text(checks)[0]
+    return checks
 
 
 MAX_DEPTH = 100
@@ -235,7 +236,11 @@ def _load_yaml(text: str, file: str) -> tuple[str | None, str | None, list[Item]
         def err(msg: str, key: Any, path: tuple = path) -> UsageError:
             return located.error(msg, path + (key if isinstance(key, tuple) else (key,) if key is not None else ()))
 
-        items.append(make_item(raw, file, line, err))
+        item = make_item(raw, file, line, err)
+        if item.asserts:  # each check's own line, for its messages
+            item.assert_sources = tuple(f"{file}:{located.where(path + ('assert', i))[0] or line}"
+                                        for i in range(len(item.asserts)))
+        items.append(item)
     return name, description, items
 
 

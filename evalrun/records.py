@@ -60,7 +60,7 @@ class Item:
     source: str | None = None  # "path:line" where the item was read, for messages and annotations
     #: the item's own checks (``assert:``), as written: the ``assert`` scorer validates and runs them
     asserts: list[dict[str, Any]] | None = None
-    #: "path:line" of each check in ``asserts`` (for messages)
+    #: "path:line" of each check in ``asserts`` (for messages; empty: the item's own line)
     assert_sources: tuple[str, ...] = ()
 
     @property

@@ -18,18 +18,19 @@ its line in the dataset.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 from pydantic import ValidationError
 
 from evalrun import selectors
+from evalrun._json import key as data_key
 from evalrun._json import loads
 from evalrun.errors import UsageError
 from evalrun.records import Item, Record, Score
 from evalrun.scoring.assertions.registry import Check, CheckConfig, FinalScore, check_class
 from evalrun.scoring.base import Scorer, ScorerConfig
+from evalrun.store import gc_paused
 
 #: the statistic of check NAME is ``assert.NAME``
 PREFIX = "assert."
@@ -88,7 +89,7 @@ class AssertScorer(Scorer):
         super().__init__(config, ctx)
         self.scoped = True
         #: item id -> its checks (validated config, the handler of its type)
-        self.plans: dict[str, list[tuple[CheckConfig, Check]]] = {}
+        self.plans: dict[str, list[Planned]] = {}
         self.handlers: dict[str, Check] = {}
         #: every ``assert.NAME`` some item has, in the order first seen; and the informational ones
         self.names: list[str] = []
@@ -103,34 +104,43 @@ class AssertScorer(Scorer):
         return h
 
     def check_items(self, items: list[Item]) -> None:
+        # (tens of thousands of small objects, none in a cycle: a collection would rescan them all)
+        with gc_paused():
+            self._check_items(items)
+
+    def _check_items(self, items: list[Item]) -> None:
         seen_names: dict[str, None] = {}
+        # a check written the same way on many items ({type: refusal}, one schema) is read once
+        configs: dict[bytes | str, tuple[CheckConfig, Check]] = {}
         for it in items:
             if not it.asserts:
                 continue
-            checks: list[tuple[CheckConfig, Check]] = []
+            checks: list[Planned] = []
             stats: set[str] = set()
             for i, raw in enumerate(it.asserts):
-                where = it.assert_sources[i] if i < len(it.assert_sources) else (it.source or "")
-                fail = _locator(where, f"item '{it.id}': assert[{i}] ({raw.get('type')})")
+                key = data_key(raw)
                 try:
-                    h = self._handler(str(raw.get("type")))
-                    cfg = h.Config.model_validate(raw)
+                    known = configs.get(key)
+                    if known is None:
+                        h = self._handler(str(raw.get("type")))
+                        known = configs[key] = (h.Config.model_validate(raw), h)
+                    cfg, h = known
                     h.validate(cfg, it)
                 except UsageError as e:
-                    raise fail(e.message) from None
+                    raise _located(it, i, e.message) from None
                 except ValidationError as e:
-                    raise fail(_first_error(e)) from None
+                    raise _located(it, i, _first_error(e)) from None
                 except ValueError as e:
-                    raise fail(str(e)) from None
+                    raise _located(it, i, str(e)) from None
                 if cfg.stat in stats:
-                    raise fail(f"two checks of this item are named '{cfg.stat}'; give one a name: "
-                               "(or list several phrases in one check's value:)")
+                    raise _located(it, i, f"two checks of this item are named '{cfg.stat}'; give one a name: "
+                                          "(or list several phrases in one check's value:)")
                 stats.add(cfg.stat)
-                name = PREFIX + cfg.stat
-                seen_names.setdefault(name)
+                planned = Planned(cfg, h)
+                seen_names.setdefault(planned.name)
                 if cfg.informational:
-                    self.informational.add(name)
-                checks.append((cfg, h))
+                    self.informational.add(planned.name)
+                checks.append(planned)
             self.plans[it.id] = checks
         self.names = list(seen_names)
 
@@ -142,7 +152,7 @@ class AssertScorer(Scorer):
 
     async def setup(self) -> None:
         for h in self.handlers.values():
-            await h.setup([cfg for checks in self.plans.values() for cfg, hh in checks if hh is h])
+            await h.setup([p.cfg for checks in self.plans.values() for p in checks if p.handler is h])
 
     async def close(self) -> None:
         for h in self.handlers.values():
@@ -157,7 +167,7 @@ class AssertScorer(Scorer):
     def not_applicable(self, record: Record) -> list[str]:
         if not self.applies(record):
             return [self.name, *self.names]
-        carried = {PREFIX + cfg.stat for cfg, _ in self.plans[record.item_id]}
+        carried = {p.name for p in self.plans[record.item_id]}
         return [n for n in self.names if n not in carried]
 
     async def score_batch(self, records: list[Record]) -> list[Score]:
@@ -166,27 +176,29 @@ class AssertScorer(Scorer):
         for ri, rec in enumerate(records):
             checks = self.plans[rec.item_id]
             row: list[Score | None] = [None] * len(checks)
-            parsed: Any = None
-            for ci, (cfg, h) in enumerate(checks):
-                out = rec.output
-                if out is None:
+            rows.append(row)
+            output = rec.output
+            if output is None:
+                for ci in range(len(checks)):
                     row[ci] = _fail_final("no output")
-                    continue
-                if cfg.output is not None:
+                continue
+            parsed: Any = None
+            for ci, p in enumerate(checks):
+                out = output
+                if p.output is not None:
                     if parsed is None:
-                        parsed = _parse(out)
-                    found = selectors.find(parsed, cfg.output) if parsed is not _NOT_JSON else []
+                        parsed = _parse(output)
+                    found = selectors.find(parsed, p.output) if parsed is not _NOT_JSON else []
                     if not found:
-                        row[ci] = _fail_final(f"output has no {cfg.output}" if parsed is not _NOT_JSON
-                                              else f"output is not JSON, so it has no {cfg.output}")
+                        row[ci] = _fail_final(f"output has no {p.cfg.output}" if parsed is not _NOT_JSON
+                                              else f"output is not JSON, so it has no {p.cfg.output}")
                         continue
                     out = found[0] if len(found) == 1 else found
-                entry = jobs.get(id(h))
+                entry = jobs.get(id(p.handler))
                 if entry is None:
-                    entry = jobs[id(h)] = (h, [], [])
-                entry[1].append((cfg, out, rec))
+                    entry = jobs[id(p.handler)] = (p.handler, [], [])
+                entry[1].append((p.cfg, out, rec))
                 entry[2].append((ri, ci))
-            rows.append(row)
         for h, batch, places in jobs.values():
             try:
                 scores = await h.check_batch(batch)
@@ -197,32 +209,33 @@ class AssertScorer(Scorer):
                 scores = [Score.failed(msg) for _ in batch]
             for (ri, ci), (cfg, _, _), s in zip(places, batch, scores, strict=True):
                 rows[ri][ci] = invert(s) if cfg.negate else s
-        return [self._verdict(rec, row) for rec, row in zip(records, rows, strict=True)]
+        return [self._verdict(self.plans[rec.item_id], row) for rec, row in zip(records, rows, strict=True)]
 
-    def _verdict(self, rec: Record, row: list[Score | None]) -> Score:
+    @staticmethod
+    def _verdict(checks: list[Planned], row: list[Score | None]) -> Score:
         children: dict[str, Score] = {}
         total = weights = 0.0
         failed: list[str] = []
         errors: list[str] = []
         verdicts = 0
-        for (cfg, _), s in zip(self.plans[rec.item_id], row, strict=True):
+        for p, s in zip(checks, row, strict=True):
             assert s is not None
-            name = PREFIX + cfg.stat
-            if cfg.informational:
-                s = replace(s, informational=True)  # (a copy: a check may hand out a shared Score)
-            children[name] = s
-            if cfg.informational:
+            if p.informational:
+                if not s.informational:
+                    s = replace(s, informational=True)  # (a copy: a check may hand out a shared Score)
+                children[p.name] = s
                 continue
+            children[p.name] = s
             if s.error is not None:
-                errors.append(name)
+                errors.append(p.name)
                 continue
             if s.value is not None:
-                total += cfg.weight * s.value
-                weights += cfg.weight
+                total += p.weight * s.value
+                weights += p.weight
             if s.passed is not None:
                 verdicts += 1
                 if not s.passed:
-                    failed.append(name)
+                    failed.append(p.name)
         if errors:
             out = Score.failed(f"{', '.join(errors)} could not run" + (f"; failed: {', '.join(failed)}" if failed else ""))
         elif not verdicts and not weights:
@@ -232,6 +245,20 @@ class AssertScorer(Scorer):
             out = Score(value, not failed, f"failed: {', '.join(failed)}" if failed else None)
         out.children = children
         return out
+
+
+class Planned:
+    """One check of one item, as the scorer runs it."""
+
+    __slots__ = ("cfg", "handler", "name", "informational", "weight", "output")
+
+    def __init__(self, cfg: CheckConfig, handler: Check) -> None:
+        self.cfg = cfg
+        self.handler = handler
+        self.name = PREFIX + cfg.stat
+        self.informational = cfg.informational
+        self.weight = cfg.weight
+        self.output = selectors.parse_path(cfg.output) if cfg.output is not None else None
 
 
 _NOT_JSON = object()
@@ -246,12 +273,12 @@ def _parse(output: Any) -> Any:
         return _NOT_JSON
 
 
-def _locator(where: str, prefix: str) -> Callable[[str], UsageError]:
+def _located(item: Item, i: int, message: str) -> UsageError:
+    """``message`` about check ``i`` of ``item``, at its line in the dataset."""
+    where = item.assert_sources[i] if i < len(item.assert_sources) else (item.source or "")
     file, sep, line = where.rpartition(":")
     if not sep or not line.isdigit():
         file, line = where, ""
-
-    def fail(message: str) -> UsageError:
-        return UsageError(f"{prefix}: {message}", file or None, int(line) if line else None)
-
-    return fail
+    kind = (item.asserts or [{}])[i].get("type")
+    return UsageError(f"item '{item.id}': assert[{i}] ({kind}): {message}", file or None,
+                      int(line) if line else None)

@@ -61,7 +61,19 @@ class ContainsConfig(TextCheckConfig):
         return [self.value] if isinstance(self.value, str) else list(self.value)
 
 
-class Contains(Check):
+class _PhraseCheck(Check):
+    Config = ContainsConfig
+
+    def _phrases(self, cfg: ContainsConfig) -> list[tuple[str, str]]:
+        """(phrase, phrase as compared) of a check, worked out once per check config in a run."""
+        cache: dict[int, tuple[ContainsConfig, list[tuple[str, str]]]] = self.__dict__.setdefault("_folded", {})
+        got = cache.get(id(cfg))
+        if got is None or got[0] is not cfg:  # (the config is kept with the entry: its id stays its own)
+            got = cache[id(cfg)] = (cfg, [(p, _text(p, cfg)) for p in cfg.phrases])
+        return got[1]
+
+
+class Contains(_PhraseCheck):
     """The output contains the phrase (all of the phrases, or ``match: any`` one of them)."""
 
     type = "contains"
@@ -69,7 +81,7 @@ class Contains(Check):
 
     def check(self, cfg: ContainsConfig, output: Any, record: Record) -> Score:
         text = _text(output, cfg)
-        missing = [p for p in cfg.phrases if _text(p, cfg) not in text]
+        missing = [p for p, folded in self._phrases(cfg) if folded not in text]
         if cfg.match == "any":
             hit = len(missing) < len(cfg.phrases)
             return ok() if hit else Score(0.0, False, f"none of {len(cfg.phrases)} phrases appears: "
@@ -80,7 +92,7 @@ class Contains(Check):
         return Score(round(value, 6), False, "missing " + ", ".join(_quote(p, 30) for p in missing[:5]))
 
 
-class NotContains(Check):
+class NotContains(_PhraseCheck):
     """None of the phrases appears in the output."""
 
     type = "not_contains"
@@ -88,7 +100,7 @@ class NotContains(Check):
 
     def check(self, cfg: ContainsConfig, output: Any, record: Record) -> Score:
         text = _text(output, cfg)
-        found = [p for p in cfg.phrases if _text(p, cfg) in text]
+        found = [p for p, folded in self._phrases(cfg) if folded in text]
         if not found:
             return ok()
         return Score(0.0, False, "contains forbidden " + ", ".join(_quote(p, 30) for p in found[:5]))
