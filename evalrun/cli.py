@@ -468,11 +468,33 @@ def runs_cmd(output_dir: HomeOpt = None,
 @app.command()
 def show(run_ref: Annotated[str, typer.Argument(metavar="RUN", help="Run id, run directory or 'latest'.")],
          output_dir: HomeOpt = None,
-         json_out: Annotated[bool, typer.Option("--json", help="As JSON.")] = False) -> None:
-    """Print a run's summary."""
+         json_out: Annotated[bool, typer.Option("--json", help="As JSON.")] = False,
+         suggest_thresholds: Annotated[bool, typer.Option(
+             "--suggest-thresholds",
+             help="For each scorer with values between 0 and 1: their distribution, and the threshold "
+                  "that best separates the items labelled right from wrong.")] = False,
+         labels: Annotated[str, typer.Option(
+             "--labels", metavar="metadata.KEY",
+             help="Where each item's human label is (right/wrong, true/false, pass/fail, 1/0).")
+         ] = "metadata.human_label") -> None:
+    """Print a run's summary (or, with --suggest-thresholds, where to put its thresholds)."""
     from evalrun.store import resolve_run
 
     rd = resolve_run(run_ref, output_dir)
+    if suggest_thresholds:
+        from evalrun import thresholds
+
+        try:
+            found = thresholds.suggest(rd.records(), labels)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+        if json_out:
+            from evalrun._json import json_pretty
+
+            sys.stdout.write(json_pretty([s.to_dict() for s in found]))
+        else:
+            sys.stdout.write(thresholds.render(found, labels))
+        return
     summary = rd.read_summary()
     if summary is None:
         raise UsageError(f"run {rd.id} has no summary yet (status {rd.read_manifest().get('status')}); "

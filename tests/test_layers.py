@@ -31,6 +31,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("engine", ["evalrun.targets", "evalrun.chat", "evalrun.engine", "evalrun.scoring.*"]),
     ("runs", ["evalrun.merge"]),
     ("compare", ["evalrun.compare", "evalrun.attempts", "evalrun.slices", "evalrun.baseline", "evalrun.history",
+                 "evalrun.thresholds",  # (issue 25: --suggest-thresholds)
                  "evalrun.langfuse.baseline"]),
     ("gates", ["evalrun.gates"]),
     ("verdict", ["evalrun.verdict"]),
