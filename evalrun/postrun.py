@@ -196,12 +196,15 @@ def prepare(loaded: LoadedConfig, *, baseline_ref: str | None = None, reports: l
                         locate=lambda msg, i: loaded.error(msg, "gates", i), informational=info,
                         assertions=any(s.type == "assert" for s in cfg.scorers))
     named_checks = any((g.scorer or "").startswith(ASSERT_PREFIX) for g in gates)
-    if ((any(g.slice_key for g in gates) or named_checks)
+    keys = slice_keys(cfg.slices, slices)
+    if ((any(g.slice_key for g in gates) or named_checks or keys)
             and (dataset is not None or not str(cfg.dataset).startswith("langfuse://"))):
         from evalrun.datasets import load_dataset
 
         ds = dataset() if dataset is not None else load_dataset(cfg.dataset, loaded.base_dir)
-        check_slices(gates, [it.metadata for it in ds.items])
+        metadatas = [it.metadata for it in ds.items]
+        check_slices(gates, metadatas)
+        _check_slice_keys(keys, list(cfg.slices), metadatas, loaded)
         if named_checks:
             names, info_checks = assertion_names(ds.items)
             check_assertions(gates, names, info_checks)
@@ -211,8 +214,23 @@ def prepare(loaded: LoadedConfig, *, baseline_ref: str | None = None, reports: l
     bl = resolve_baseline(ref, eval_name=cfg.name, home=home, configured=configured,
                           base_dir=loaded.base_dir) if ref else None
     _note_skipped(gates, bl, notes)
-    return PostRun(gates, cfg.gate_policy, bl, specs, scorers, notes, slice_keys(cfg.slices, slices),
-                   cluster=cfg.cluster)
+    return PostRun(gates, cfg.gate_policy, bl, specs, scorers, notes, keys, cluster=cfg.cluster)
+
+
+def _check_slice_keys(keys: list[str], configured: list[str], metadatas: list[dict[str, Any]],
+                      loaded: LoadedConfig) -> None:
+    """A slice key (``slices:`` or ``--slice``) that no item has would give an empty table with
+    no word of why: a UsageError with "did you mean", before any call."""
+    from evalrun.selectors import normalize_key
+    from evalrun.slices import check_in
+
+    for i, key in enumerate(keys):
+        why = check_in(metadatas, normalize_key(key) or key, None)
+        if why is None:
+            continue
+        if i < len(configured):
+            raise loaded.error(f"slices: {why}", "slices", i)
+        raise UsageError(f"--slice {key}: {why}")
 
 
 def assertion_names(items: list[Any]) -> tuple[list[str], set[str]]:

@@ -255,9 +255,10 @@ def check_selector(cmp: Comparison, key: str, value: str) -> str | None:
     return check_in((_item_metadata(it) for it in cmp.items if it.candidate), key, value)
 
 
-def check_in(metadatas: Iterable[dict[str, Any] | None], key: str, value: str) -> str | None:
+def check_in(metadatas: Iterable[dict[str, Any] | None], key: str, value: str | None) -> str | None:
     """Why ``[key=value]`` selects none of the items with these metadata (None when it selects some),
-    with a "did you mean" among the keys or values that exist."""
+    with a "did you mean" among the keys or values that exist. ``value`` None: why no item has
+    ``key`` at all (a ``--slice`` key), or None when some does."""
     from evalrun.errors import suggest
 
     found: set[str] = set()
@@ -265,7 +266,7 @@ def check_in(metadatas: Iterable[dict[str, Any] | None], key: str, value: str) -
     for meta in metadatas:
         found.update(values_of(meta, key))
         keys.update(k for k, v in (meta or {}).items() if v not in (None, ""))
-    if value in found:
+    if value in found or (value is None and found):
         return None
     name = "tag" if key == TAGS else key
     if not found:
@@ -274,4 +275,4 @@ def check_in(metadatas: Iterable[dict[str, Any] | None], key: str, value: str) -
                 f"{', '.join(known) if known else '(the items have no metadata)'}")
     shown = sorted(found)
     listing = ", ".join(shown[:20]) + (f" (+{len(shown) - 20} more)" if len(shown) > 20 else "")
-    return f"no item has {name}={value}{suggest(value, shown)}; values: {listing}"
+    return f"no item has {name}={value}{suggest(str(value), shown)}; values: {listing}"

@@ -384,3 +384,26 @@ def test_a_huge_text_output_is_stored_cut_with_its_full_length(tmp_path, cli):
     [rec] = records(only_run(tmp_path))
     assert len(rec["output"]) == MAX_OUTPUT_CHARS
     assert rec["target_metadata"] == {"output_truncated": True, "output_chars": MAX_OUTPUT_CHARS + 12345}
+
+
+def test_a_slice_key_no_item_has_is_a_usage_error(tmp_path, cli):
+    """`--slice` with a key no item has was silently ignored (a gate's slice selector got a
+    "did you mean"): both `--slice` and the eval file's `slices:` now say so before any call."""
+    items = [{"id": f"s{i}", "input": f"s{i}", "expected_output": f"s{i}", "metadata": {"group": "a"}}
+             for i in range(3)]
+    write_suite(tmp_path, items, "python: targets_mod:echo")
+    home = str(tmp_path / ".evalrun")
+    r = cli("run", "eval.yaml", "--output-dir", home, "--slice", "metadata.grup", cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.startswith("evalrun: error: --slice metadata.grup: no item has metadata.grup "
+                               "(did you mean 'metadata.group'?)"), r.stderr
+    assert not (tmp_path / ".evalrun" / "runs").exists() or not any((tmp_path / ".evalrun" / "runs").iterdir())
+    write_suite(tmp_path, items, "python: targets_mod:echo", extra="slices: [tags]\n")
+    r = cli("run", "eval.yaml", "--output-dir", home, cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.startswith("evalrun: error: eval.yaml:6:"), r.stderr
+    assert "slices: no item has tag" in r.stderr
+    r = cli("run", "eval.yaml", "--output-dir", home, "--set", "slices=[metadata.group]", "--slice", "tags",
+            "-q", cwd=tmp_path)
+    assert r.returncode == 2 and "--slice tags: no item has tag" in r.stderr, r.stderr
+    r = cli("run", "eval.yaml", "--output-dir", home, "--set", "slices=[metadata.group]", "-q", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
