@@ -148,13 +148,17 @@ async def in_copied_context(coro: Coroutine[Any, Any, Any]) -> Any:
     in context variables stays in the copy. Like running it as a task of its own, but in this
     task (its cancellation, timeouts and ``cancelling()`` are this task's).
 
-    Once a cancellation has gone into the coroutine, it gets ``CANCEL_GRACE_SECONDS`` to finish;
-    after that it is closed and abandoned and the cancellation goes on (the engine's timeout
-    makes the record a Timeout), whatever the coroutine does with the cancel."""
+    Once a cancellation of this task has gone into the coroutine (evalrun's timeout, Ctrl-C: one
+    still pending, not one the coroutine's own ``asyncio.timeout`` took back), it gets
+    ``CANCEL_GRACE_SECONDS`` to finish; after that it is closed and abandoned and the
+    cancellation goes on (the engine's timeout makes the record a Timeout), whatever the
+    coroutine does with the cancel."""
     ctx = contextvars.copy_context()
     value: Any = None
     error: BaseException | None = None
     abandon_at: float | None = None  # set once a cancellation went in
+    task = asyncio.current_task()
+    cancels = task.cancelling() if task is not None else 0
     while True:
         try:
             if error is None:
@@ -164,6 +168,9 @@ async def in_copied_context(coro: Coroutine[Any, Any, Any]) -> Any:
         except StopIteration as done:
             return done.value
         value, error = None, None
+        if abandon_at is not None and task is not None and task.cancelling() <= cancels:
+            # the cancel was the coroutine's own (its asyncio.timeout took it back): no grace runs
+            abandon_at = None
         try:
             if abandon_at is None and (yielded is None or type(yielded) is asyncio.Future):
                 # a plain future ends at once when cancelled: the task may wait on it

@@ -407,3 +407,29 @@ def test_a_slice_key_no_item_has_is_a_usage_error(tmp_path, cli):
     assert r.returncode == 2 and "--slice tags: no item has tag" in r.stderr, r.stderr
     r = cli("run", "eval.yaml", "--output-dir", home, "--set", "slices=[metadata.group]", "-q", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
+
+
+def test_a_targets_own_timeouts_start_no_grace(tmp_path, cli):
+    """The grace after a cancel is for evalrun's own (the call's timeout, Ctrl-C): a target
+    whose own asyncio.timeout / wait_for cancels a step and then goes on working for longer
+    than the grace still answers."""
+    (tmp_path / "own.py").write_text(
+        "import asyncio\n"
+        "async def call(x):\n"
+        "    try:\n"
+        "        async with asyncio.timeout(0.05):\n"
+        "            await asyncio.sleep(10)\n"
+        "    except TimeoutError:\n"
+        "        pass\n"
+        "    try:\n"
+        "        await asyncio.wait_for(asyncio.sleep(10), 0.05)\n"
+        "    except TimeoutError:\n"
+        "        pass\n"
+        "    await asyncio.sleep(1.5)  # longer than the grace\n"
+        "    return x\n")
+    items = [{"id": f"o{i}", "input": f"o{i}", "expected_output": f"o{i}"} for i in range(3)]
+    write_suite(tmp_path, items, "python: own:call\n  timeout: 20\n  retries: 0")
+    r = cli("run", "eval.yaml", "--output-dir", str(tmp_path / ".evalrun"), "-q", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    recs = records(only_run(tmp_path))
+    assert [x["error"] for x in recs] == [None] * 3 and [x["output"] for x in recs] == ["o0", "o1", "o2"]
