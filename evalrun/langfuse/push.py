@@ -57,6 +57,8 @@ SCORE_BATCH = 250
 SCORE_BATCH_BYTES = 900_000
 RUN_ITEM_KEY = "run-item:"
 SCORE_ARRAY = "array"
+#: score requests in flight when the server takes one score object per request
+OBJECT_SCORE_REQUESTS = 8
 SCORE_OBJECT = "object"
 #: how long comments and messages may get before they are cut
 MAX_TEXT = 4000
@@ -804,8 +806,7 @@ class _Pusher:
 
     def send_scores(self, scores: list[dict[str, Any]]) -> None:
         if self.state.score_body == SCORE_OBJECT:
-            for sc in scores:
-                self._send_one_score(sc)
+            self._send_objects(scores)
             return
         units = [(s["id"], s, len(json.dumps(s, default=str)) + 1) for s in scores]
         for batch in _batches(units, SCORE_BATCH, SCORE_BATCH_BYTES):
@@ -813,8 +814,7 @@ class _Pusher:
 
     def _send_score_batch(self, batch: list[dict[str, Any]]) -> None:
         if self.state.score_body == SCORE_OBJECT:
-            for sc in batch:
-                self._send_one_score(sc)
+            self._send_objects(batch)
             return
         message = ""
         try:
@@ -848,15 +848,29 @@ class _Pusher:
             self._settle_score(s, message if rejected else None)
         self.state.save_soon(self.run_dir)
 
-    def _send_one_score(self, sc: dict[str, Any]) -> None:
-        """POST one score object; the server answers 200 ``{"id"}`` or a 4xx with its message."""
+    def _send_objects(self, scores: list[dict[str, Any]]) -> None:
+        """POST each score as one object (the server answers 200 ``{"id"}`` or a 4xx with its
+        message), a few requests in flight: one request per score is the server's shape, and
+        in series a remote Langfuse would take minutes for a few thousand scores. The first
+        request that cannot be delivered stops the rest (they stay in the state, to resend)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        def one(sc: dict[str, Any]) -> str | None:
+            try:
+                self.client.call(f"send score {sc['name']!r}",
+                                 lambda o: self.client.post_json("/api/public/scores", sc, o))
+            except Refused as e:
+                return e.message
+            return None
+
+        pool = ThreadPoolExecutor(OBJECT_SCORE_REQUESTS, thread_name_prefix="evalrun-scores")
         try:
-            self.client.call(f"send score {sc['name']!r}",
-                             lambda o: self.client.post_json("/api/public/scores", sc, o))
-            self._settle_score(sc, None)
-        except Refused as e:
-            self._settle_score(sc, e.message)
-        self.state.save_soon(self.run_dir)
+            futures = [(sc, pool.submit(one, sc)) for sc in scores]
+            for sc, fut in futures:
+                self._settle_score(sc, fut.result())
+                self.state.save_soon(self.run_dir)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def _settle_score(self, s: dict[str, Any], refused: str | None) -> None:
         if refused is not None:
