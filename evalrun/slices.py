@@ -170,10 +170,13 @@ class SliceRow:
         # evidence of harm first (see ``harm``); within a group by the upper bound of the
         # interval, the slice that is surely lowest, so a tiny slice with a wide interval does
         # not crowd out a clear, well-measured drop; a slice with no interval (one item) has no
-        # known bound and comes after those that have. A zero-width interval at 0 (nothing
+        # known bound and comes after those that have, and so does a tiny slice's zero-width
+        # interval (its few items moved by the same amount: the t interval of a sample without
+        # spread says nothing of how sure the drop is). A zero-width interval at 0 (nothing
         # changed) is in the last group: it never ranks above a real drop
         if self.diff is not None and self.diff.n:
-            top = self.diff.hi if self.diff.has_interval else math.inf
+            d = self.diff
+            top = d.hi if d.has_interval and (d.hi > d.lo or not self.tiny) else math.inf
             point = self.diff.diff
         else:
             top = self.hi
