@@ -52,6 +52,27 @@ def resolve_prompt(loaded: Any) -> Prompt:
     return load_prompt_file(path, ref)
 
 
+def tools_problem(tools: Any) -> str | None:
+    """Why ``tools`` is not a list of OpenAI function tools ({type: function, function: {name,
+    parameters}}), or None."""
+    if not isinstance(tools, list) or not tools:
+        return "tools must be a non-empty list of {type: function, function: {name, parameters}}"
+    names = set()
+    for i, t in enumerate(tools):
+        fn = t.get("function") if isinstance(t, dict) else None
+        if not isinstance(t, dict) or t.get("type") != "function" or not isinstance(fn, dict):
+            return f"tools[{i}] must be {{type: function, function: {{name, parameters}}}}"
+        name = fn.get("name")
+        if not isinstance(name, str) or not name:
+            return f"tools[{i}].function has no name"
+        if name in names:
+            return f"tools[{i}]: tool {name!r} is declared twice"
+        names.add(name)
+        if "parameters" in fn and not isinstance(fn["parameters"], dict):
+            return f"tools[{i}] ({name}): parameters must be a JSON schema object"
+    return None
+
+
 class ChatTarget(Target):
     def __init__(self, loaded: Any, concurrency: int) -> None:
         t = loaded.config.target
@@ -63,6 +84,22 @@ class ChatTarget(Target):
         if not self.model:
             raise loaded.error("chat target needs a model (here, or in the prompt's config)", "target", "chat")
         self.params = {**self.prompt.params, **cfg.params}
+        # tools from the eval file, else from the prompt (a prompt file's params, a Langfuse config)
+        prompt_tools, prompt_choice = self.params.pop("tools", None), self.params.pop("tool_choice", None)
+        self.tools = cfg.tools if cfg.tools is not None else prompt_tools
+        self.tool_choice = cfg.tool_choice if cfg.tool_choice is not None else prompt_choice
+        if self.tools is not None:
+            problem = tools_problem(self.tools)
+            if problem:
+                raise loaded.error(problem, "target", "chat", *(("tools",) if cfg.tools is not None else ()))
+        self.tool_function: Any = None
+        if cfg.tool_results is not None:
+            from evalrun.targets import load_callable
+
+            def error(msg: str) -> UsageError:
+                return loaded.error(msg, "target", "chat", "tool_results", "__value__")
+
+            self.tool_function = load_callable(cfg.tool_results, loaded.base_dir, error, "tool_results")
         self.price = price_for(self.model, cfg.prices)
         self.templates = self.prompt.compile()
         self.api_key = os.environ.get(cfg.api_key_env) or None
@@ -74,13 +111,21 @@ class ChatTarget(Target):
     # --- before the run ------------------------------------------------------------------
 
     def payload(self, item: Item) -> dict[str, Any]:
-        return {"model": self.model, "messages": self.prompt.render(self.templates, item), **self.params}
+        body = {"model": self.model, "messages": self.prompt.render(self.templates, item), **self.params}
+        if self.tools is not None:
+            body["tools"] = self.tools
+            if self.tool_choice is not None:
+                body["tool_choice"] = self.tool_choice
+        return body
 
     def check(self, items: list[Item]) -> None:
         for item in items:
             self.prompt.render(self.templates, item)
 
     def cache_key(self, item: Item) -> Any:
+        if self.tools is not None and item.tool_results is not None:
+            # the scripted results shape the loop's later turns
+            return {"payload": self.payload(item), "tool_results": item.tool_results}
         return self.payload(item)
 
     def info(self) -> dict[str, Any]:
@@ -101,8 +146,23 @@ class ChatTarget(Target):
         from evalrun.openai_client import ChatCallError, MalformedResponse
 
         payload = self.payload(item)
+        trajectory: dict[str, Any] | None = None
+        extra: dict[str, Any] = {}
         try:
-            done = await self.client.chat(payload)
+            if self.tools is not None:
+                from evalrun.agents.tool_loop import ScriptedTools, run_loop
+
+                scripted = None
+                if self.tool_function is not None or item.tool_results is not None:
+                    scripted = ScriptedTools(item.tool_results, self.tool_function, item.input)
+                loop = await run_loop(self.client.chat, payload, scripted, self.cfg.max_steps)
+                done = loop.completion
+                trajectory = loop.trajectory.to_dict()
+                extra = {"steps": loop.trajectory.steps}
+                if loop.unscripted:
+                    extra["unscripted_tool_calls"] = loop.unscripted
+            else:
+                done = await self.client.chat(payload)
         except ChatCallError as e:
             if e.retryable:
                 raise RetryableError(str(e), e.retry_after) from None
@@ -113,7 +173,7 @@ class ChatTarget(Target):
         cost = cost_usd(self.price, done.usage["prompt_tokens"], done.usage["completion_tokens"])
         if cost is not None:
             usage["cost_usd"] = cost
-        meta: dict[str, Any] = {"model": done.model or self.model, "finish_reason": done.finish_reason}
+        meta: dict[str, Any] = {"model": done.model or self.model, "finish_reason": done.finish_reason, **extra}
         if self.prompt.info:
             meta["prompt"] = {k: self.prompt.info.get(k) for k in ("name", "version", "labels", "source")}
             # what a prompt-linked generation shows in Langfuse: the messages the model was sent
@@ -122,14 +182,14 @@ class ChatTarget(Target):
             if self.params:
                 meta["model_parameters"] = dict(self.params)
         output: Any = done.content
-        if self.cfg.output_path is not None:
+        if self.cfg.output_path is not None and not (trajectory is not None and not done.content):
             try:
                 output = dig(_json.loads(done.content), self.cfg.output_path)
             except ValueError:
                 raise TargetError("the answer is not JSON (output_path is set)") from None
             except KeyError:
                 raise TargetError(f"the answer has no '{self.cfg.output_path}'") from None
-        return Call(output, usage, meta)
+        return Call(output, usage, meta, trajectory)
 
     async def close(self) -> None:
         if self.client is not None:

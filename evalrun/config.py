@@ -52,6 +52,10 @@ class HttpTarget(_Strict):
     output_path: str = "output"
     #: dotted path to token usage in the response, if any
     usage_path: str | None = None
+    #: dotted path to the tool calls the pipeline made (any format evalrun.toolcalls reads)
+    tool_calls_path: Annotated[str | None, AfterValidator(check_dotted_path)] = None
+    #: dotted path to a whole trajectory ({tool_calls, spans, steps, truncated})
+    trajectory_path: Annotated[str | None, AfterValidator(check_dotted_path)] = None
 
 
 def check_http_url(v: str) -> str:
@@ -114,6 +118,16 @@ class ChatTarget(_Strict):
     output_path: Annotated[str | None, AfterValidator(check_dotted_path)] = None
     #: USD per million tokens, added to / overriding the built-in table
     prices: dict[str, Price] = Field(default_factory=dict)
+    #: tools the model may call (OpenAI function schemas: {type: function, function: {name,
+    #: description, parameters}}); a prompt file's or Langfuse prompt's ``tools`` otherwise
+    tools: list[dict[str, Any]] | None = None
+    #: auto | none | required | {type: function, function: {name: ...}}
+    tool_choice: str | dict[str, Any] | None = None
+    #: model turns of the tool loop at most; a loop still calling tools then ends as truncated
+    max_steps: int = Field(8, ge=1, le=100)
+    #: ``module:function(name, arguments, input)`` answering tool calls, instead of the items'
+    #: ``tool_results``
+    tool_results: str | None = None
 
     @field_validator("params")
     @classmethod
@@ -132,6 +146,10 @@ class ChatTarget(_Strict):
             raise ValueError("messages is empty")
         if "messages" in self.params or "model" in self.params:
             raise ValueError("params may not set messages or model (use the chat keys)")
+        if "tools" in self.params or "tool_choice" in self.params:
+            raise ValueError("params may not set tools or tool_choice (use the chat keys tools: and tool_choice:)")
+        if self.tool_results is not None and ":" not in self.tool_results:
+            raise ValueError("tool_results must look like 'module:function'")
         return self
 
 
@@ -150,10 +168,16 @@ class TargetConfig(_Strict):
     #: exec targets: parse stdout as JSON and take the output (and usage) from these paths
     output_path: str | None = None
     usage_path: str | None = None
+    #: exec targets: where the tool calls / a whole trajectory are in stdout's JSON
+    tool_calls_path: Annotated[str | None, AfterValidator(check_dotted_path)] = None
+    trajectory_path: Annotated[str | None, AfterValidator(check_dotted_path)] = None
     env: dict[str, str] = Field(default_factory=dict)
     #: cache target outputs by a content hash of (target, input); off by default because
     #: the target is what is under test
     cache: bool = False
+    #: python targets: keep the OpenTelemetry spans the pipeline emits during each call as the
+    #: record's trajectory (needs opentelemetry-sdk; the langfuse SDK brings it)
+    capture_spans: bool = False
 
     @model_validator(mode="after")
     def _exactly_one(self) -> TargetConfig:
@@ -163,6 +187,9 @@ class TargetConfig(_Strict):
                              + (f" (got {', '.join(kinds)})" if kinds else ""))
         if self.python is not None and ":" not in self.python:
             raise ValueError("python target must look like 'module:function'")
+        if self.capture_spans and self.python is None:
+            raise ValueError("capture_spans works for python targets (exec/http targets report a trajectory "
+                             "through trajectory_path)")
         return self
 
     @property

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from evalrun.runs import Manifest
 
-ITEM_KEYS = {"id", "input", "expected_output", "metadata", "assert"}
+ITEM_KEYS = {"id", "input", "expected_output", "metadata", "assert", "expected_tool_calls", "tool_results"}
 
 
 @dataclass
@@ -117,13 +117,13 @@ def make_item(raw: Any, file: str, line: int | None, error: Any) -> Item:
     inp, expected, item_id = raw.get("input"), raw.get("expected_output"), raw.get("id")
     if (type(inp) is str and inp.isascii() and type(item_id) is str and item_id.isascii() and item_id.strip()
             and (expected is None or (type(expected) is str and expected.isascii())) and not raw.get("metadata")
-            and "assert" not in raw):
+            and "assert" not in raw and "expected_tool_calls" not in raw and "tool_results" not in raw):
         # the common case (a large JSONL of plain text items): nothing below can object or repair
         return Item(id=item_id, input=inp, expected_output=expected, metadata={},
                     source=f"{file}:{line}" if line else file)
     if "input" not in raw or raw["input"] is None:
         raise error("item has no 'input'", None)
-    for key in ("input", "expected_output", "metadata"):
+    for key in ("input", "expected_output", "metadata", "expected_tool_calls", "tool_results"):
         problem = _json_problem(raw.get(key))
         if problem is not None:
             raise error(f"{key}: {problem}", key)
@@ -142,11 +142,25 @@ def make_item(raw: Any, file: str, line: int | None, error: Any) -> Item:
     elif isinstance(item_id, bool) or not isinstance(item_id, str | int) or str(item_id).strip() == "":
         raise error("id must be a non-empty string or integer", "id")
     asserts = _asserts(raw, error)
+    expected_calls, tool_results = raw.get("expected_tool_calls"), raw.get("tool_results")
+    if expected_calls is not None:
+        from evalrun.trajectory import ToolCall
+
+        if not isinstance(expected_calls, list):
+            raise error("expected_tool_calls must be a list of {name, arguments}", "expected_tool_calls")
+        for i, c in enumerate(expected_calls):
+            try:
+                ToolCall.from_dict(c, f"expected_tool_calls[{i}]")
+            except ValueError as e:
+                raise error(str(e), "expected_tool_calls") from None
+    if tool_results is not None and not isinstance(tool_results, dict):
+        raise error("tool_results must be a mapping of tool name to result", "tool_results")
     # text UTF-8 cannot hold (a YAML "\ud800" escape) is repaired here, once, so the id a
     # record is saved under is the id the next resume looks for
     return Item(id=scrub_text(str(item_id))[0], input=scrub_text(inp)[0],
                 expected_output=scrub_text(raw.get("expected_output"))[0], metadata=scrub_text(meta)[0],
-                source=f"{file}:{line}" if line else file, asserts=asserts)
+                source=f"{file}:{line}" if line else file, asserts=asserts,
+                expected_tool_calls=scrub_text(expected_calls)[0], tool_results=scrub_text(tool_results)[0])
 
 
 def _asserts(raw: dict[str, Any], error: Any) -> list[dict[str, Any]] | None:
@@ -365,8 +379,9 @@ def _csv_items(reader: csv.DictReader, file: str, row_start: list[int]) -> tuple
         raw: dict[str, Any] = {"input": _maybe_json(row["input"]) if row["input"] else None, "metadata": meta}
         if row.get("id"):
             raw["id"] = row["id"]
-        if row.get("expected_output") not in (None, ""):
-            raw["expected_output"] = _maybe_json(row["expected_output"])
+        for key in ("expected_output", "expected_tool_calls", "tool_results"):
+            if row.get(key) not in (None, ""):
+                raw[key] = _maybe_json(row[key])
         items.append(make_item(raw, file, lineno, err))
         row_start[0] = reader.line_num + 1
     return None, None, items

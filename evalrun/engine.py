@@ -152,6 +152,12 @@ def build_target(loaded: Any, concurrency: int) -> Target:
         def error(msg: str) -> UsageError:
             return loaded.error(msg, "target", "python", "__value__")
 
+        if t.capture_spans:
+            import importlib.util
+
+            if importlib.util.find_spec("opentelemetry") is None:
+                raise loaded.error("capture_spans needs opentelemetry-sdk: pip install 'evalrun[agents]'",
+                                   "target", "capture_spans")
         return PythonTarget(t.python, loaded.base_dir, concurrency, error)
     if t.chat is not None:
         from evalrun.chat import ChatTarget
@@ -164,7 +170,11 @@ def build_target(loaded: Any, concurrency: int) -> Target:
         def exec_error(msg: str) -> UsageError:
             return loaded.error(msg, "target", "exec", "__value__")
 
-        target = ExecTarget(t.exec, loaded.base_dir, t.env, t.output_path, t.usage_path, exec_error)
+        if (t.tool_calls_path or t.trajectory_path) and not t.output_path:
+            raise loaded.error("tool_calls_path / trajectory_path read stdout as JSON: set output_path too",
+                               "target", "tool_calls_path" if t.tool_calls_path else "trajectory_path")
+        target = ExecTarget(t.exec, loaded.base_dir, t.env, t.output_path, t.usage_path, exec_error,
+                            t.tool_calls_path, t.trajectory_path)
     else:
         problem = check_url(t.http.url)
         if problem:
@@ -398,7 +408,7 @@ class Engine:
 
     async def _call(self, item: Item, trial: int) -> Record:
         rec = Record(item_id=item.id, trial=trial, input=item.input, expected_output=item.expected_output,
-                     metadata=item.metadata)
+                     metadata=item.metadata, expected_tool_calls=item.expected_tool_calls)
         ns = self.cache_ns or ""
         cache = self.plan.cache if ns else None
         key = content_key(self.target_key(item), trial) if cache else ""
@@ -413,8 +423,10 @@ class Engine:
                     usage["cost_usd"] = 0.0
                 rec.output, rec.usage, rec.latency_ms, rec.attempts = hit["output"], usage, None, 0
                 rec.target_metadata = hit.get("metadata")
+                rec.trajectory = hit.get("trajectory")
                 return rec
-        if self.plan.target.trace is not None:
+        capture = self.plan.target.capture
+        if self.plan.target.trace is not None or capture is not None:
             enter_record(item.id, trial, item.metadata)
         attempt = 0
         while True:
@@ -422,14 +434,20 @@ class Engine:
             await self.limiter.acquire()
             rec.started_at = time.time()
             t0 = time.perf_counter()
+            if capture is not None:
+                capture.begin(rec.key)
             try:
                 # (a timeout scope, not wait_for: no extra task per call, a third of a fast call's cost)
                 async with asyncio.timeout(self.timeout):
                     call = await self.plan.target.call_item(item)
             except asyncio.CancelledError:
+                if capture is not None:
+                    capture.discard(rec.key)
                 raise
             except Exception as exc:  # the target's failure is this record's, never the run's
                 rec.latency_ms = round((time.perf_counter() - t0) * 1000, 3)
+                if capture is not None:
+                    capture.discard(rec.key)
                 err, retryable = classify(exc, self.timeout, self.plan.target.mask)
                 if retryable and self.retry.retries_left(attempt):
                     # the server's Retry-After wins (bounded so one answer cannot stall the run)
@@ -443,10 +461,18 @@ class Engine:
             rec.output, rec.target_metadata = capped_output(secrets.mask_value(call.output),
                                                             secrets.mask_value(call.metadata))
             rec.usage, rec.attempts = call.usage, attempt
+            trajectory = call.trajectory
+            if capture is not None:
+                from evalrun.agents.capture import trajectory_of_spans
+
+                trajectory = trajectory_of_spans(capture.take(rec.key), trajectory)
+            rec.trajectory = secrets.mask_value(trajectory)
             if cache is not None:
                 entry = {"output": rec.output, "usage": call.usage}
                 if rec.target_metadata:
                     entry["metadata"] = rec.target_metadata
+                if rec.trajectory is not None:
+                    entry["trajectory"] = rec.trajectory
                 await asyncio.to_thread(cache.put_json, ns, key, entry)
             return rec
 
@@ -618,6 +644,10 @@ class Engine:
         else:
             restore_signals = on_interrupt(self.stop, "partial results")
         await plan.target.start()
+        if plan.loaded.config.target.capture_spans:
+            from evalrun.agents.capture import install
+
+            plan.target.capture = install()
         try:
             scoring = asyncio.create_task(self._scoring_loop(queue))
             workers = [asyncio.create_task(self._worker(work, queue)) for _ in range(plan.concurrency)]
@@ -661,6 +691,8 @@ class Engine:
                 self._flush_journal()
             self._journal_closed = True  # a retry still scheduled finds nothing to do
             self.journal.close()
+            if plan.target.capture is not None:
+                plan.target.capture.close()
             await plan.target.close()
             for s in plan.scorers:
                 try:

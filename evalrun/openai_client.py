@@ -15,7 +15,7 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import httpx
@@ -56,6 +56,8 @@ class Completion:
     usage: dict[str, int]
     finish_reason: str | None = None
     model: str | None = None
+    #: the whole message (its ``tool_calls`` among the rest), for the chat target's tool loop
+    message: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -180,7 +182,8 @@ def message_content(data: Any) -> Completion:
     reason = choice.get("finish_reason") if isinstance(choice, dict) else None
     model = data.get("model")
     return Completion(str(content or ""), {"prompt_tokens": int(prompt), "completion_tokens": int(completion)},
-                      str(reason) if reason is not None else None, str(model) if model is not None else None)
+                      str(reason) if reason is not None else None, str(model) if model is not None else None,
+                      message if isinstance(message, dict) else None)
 
 
 _DOWNGRADE = {"json_schema": "json_object", "json_object": "none"}

@@ -26,7 +26,8 @@ from evalrun.records import Item
 
 #: request parameters a prompt's config may supply (Langfuse configs hold other things too)
 CONFIG_PARAMS = ("temperature", "top_p", "max_tokens", "max_completion_tokens", "presence_penalty",
-                 "frequency_penalty", "stop", "seed", "response_format", "reasoning_effort", "logit_bias")
+                 "frequency_penalty", "stop", "seed", "response_format", "reasoning_effort", "logit_bias",
+                 "tools", "tool_choice")
 _LANGFUSE_VAR = re.compile(r"\{\{\s*([A-Za-z_][\w.]*)\s*\}\}")
 #: the roles a prompt's messages may have (an OpenAI-compatible chat request's own)
 ROLES = ("system", "developer", "user", "assistant")

@@ -62,6 +62,10 @@ class Item:
     asserts: list[dict[str, Any]] | None = None
     #: "path:line" of each check in ``asserts`` (for messages; empty: the item's own line)
     assert_sources: tuple[str, ...] = ()
+    #: the tool calls the pipeline should make (``[{name, arguments}]``), for the tool_calls scorer
+    expected_tool_calls: list[dict[str, Any]] | None = None
+    #: what the tools answer in a chat target's tool loop: ``{name: result | [{arguments, result}]}``
+    tool_results: dict[str, Any] | None = None
 
     @property
     def expected_list(self) -> list[Any]:
@@ -167,6 +171,10 @@ class Record:
     started_at: float | None = None
     #: what the target reported beside the output (chat: model, finish_reason, prompt)
     target_metadata: dict[str, Any] | None = None
+    #: the item's expected tool calls (``[{name, arguments}]``), when it has some
+    expected_tool_calls: list[dict[str, Any]] | None = None
+    #: what the pipeline did on the way: ``trajectory.Trajectory.to_dict()`` (tool calls, span steps)
+    trajectory: dict[str, Any] | None = None
     # fields whose text could not be stored as UTF-8 (lone surrogates) and was repaired
     # (a tuple: the usual empty one is shared, not one more object per record for the GC to scan)
     repaired: tuple[str, ...] = ()
@@ -204,6 +212,10 @@ class Record:
             d["metadata"] = self.metadata
         if self.target_metadata:
             d["target_metadata"] = self.target_metadata
+        if self.expected_tool_calls is not None:
+            d["expected_tool_calls"] = self.expected_tool_calls
+        if self.trajectory is not None:
+            d["trajectory"] = self.trajectory
         if self.repaired:
             d["repaired"] = list(self.repaired)
         if self.not_applicable:
@@ -218,7 +230,7 @@ class Record:
         """Repair text UTF-8 cannot hold (each bad code point becomes U+FFFD) in every field
         and note which fields were changed, so one odd string can never fail a write."""
         for name in ("item_id", "input", "expected_output", "output", "error", "usage", "metadata",
-                     "target_metadata"):
+                     "target_metadata", "expected_tool_calls", "trajectory"):
             value, changed = scrub_text(getattr(self, name))
             if changed:
                 setattr(self, name, value)
@@ -278,6 +290,13 @@ class Record:
             raise ValueError("record error values must be strings")
         repaired = d.get("repaired") or []
         na = d.get("not_applicable") or []
+        expected_calls, trajectory = d.get("expected_tool_calls"), d.get("trajectory")
+        if expected_calls is not None and not isinstance(expected_calls, list):
+            raise ValueError("record expected_tool_calls must be a list")
+        if trajectory is not None:
+            from evalrun.trajectory import Trajectory
+
+            Trajectory.from_dict(trajectory)  # raises ValueError saying what is wrong
         return cls(
             item_id=item_id,
             trial=trial,
@@ -292,6 +311,8 @@ class Record:
             attempts=int(d["attempts"]) if d.get("attempts") is not None else 1,
             started_at=d.get("started_at"),
             target_metadata=d.get("target_metadata"),
+            expected_tool_calls=expected_calls,
+            trajectory=trajectory,
             repaired=tuple(str(x) for x in repaired) if isinstance(repaired, list) else (),
             not_applicable=tuple(str(x) for x in na) if isinstance(na, list) else (),
         )

@@ -38,13 +38,18 @@ class Output:
 
     ``usage`` is free-form token counts (``{"input_tokens": 12, "output_tokens": 40}``);
     ``cost_usd`` adds to the run's cost; ``metadata`` (model, finish reason, prompt...) is
-    saved with the record as ``target_metadata``.
+    saved with the record as ``target_metadata``. ``tool_calls`` are the calls the pipeline
+    made, in any format :func:`evalrun.toolcalls.normalise` reads (``[{name, arguments}]``, an
+    OpenAI / Anthropic response or message list); ``trajectory`` a whole
+    :class:`~evalrun.trajectory.Trajectory` (or its dict), for the ``tool_calls`` scorer.
     """
 
     value: Any
     usage: dict[str, Any] | None = None
     cost_usd: float | None = None
     metadata: dict[str, Any] | None = None
+    tool_calls: Any = None
+    trajectory: Any = None
 
 
 @dataclass(slots=True)
@@ -52,6 +57,8 @@ class Call:
     output: Any
     usage: dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None
+    #: ``Trajectory.to_dict()`` of what the pipeline did, when the target reports it
+    trajectory: dict[str, Any] | None = None
 
 
 class TargetError(Exception):
@@ -85,6 +92,27 @@ def _check_json(value: Any) -> None:
         raise TargetError(f"output is not JSON-serialisable: {e}") from None
 
 
+def trajectory_of(tool_calls: Any = None, trajectory: Any = None) -> dict[str, Any] | None:
+    """``Trajectory.to_dict()`` of what a target reported (a trajectory, and/or tool calls in
+    any format :func:`evalrun.toolcalls.normalise` reads), or None when it reported neither.
+    A value that is neither is a TargetError saying why."""
+    if tool_calls is None and trajectory is None:
+        return None
+    from evalrun.toolcalls import normalise
+    from evalrun.trajectory import Trajectory
+
+    try:
+        traj = trajectory if isinstance(trajectory, Trajectory) else (
+            Trajectory.from_dict(trajectory) if trajectory is not None else Trajectory())
+        if tool_calls is not None:
+            traj.tool_calls = normalise(tool_calls)
+    except ValueError as e:
+        raise TargetError(f"the target's tool calls cannot be read: {e}") from None
+    d = traj.to_dict()
+    _check_json(d)
+    return d
+
+
 def _unwrap(value: Any) -> Call:
     if isinstance(value, Output):
         usage = dict(value.usage or {})
@@ -93,7 +121,8 @@ def _unwrap(value: Any) -> Call:
         _check_json(value.value)
         if value.metadata is not None:
             _check_json(value.metadata)
-        return Call(value.value, usage or None, dict(value.metadata) if value.metadata else None)
+        return Call(value.value, usage or None, dict(value.metadata) if value.metadata else None,
+                    trajectory_of(value.tool_calls, value.trajectory))
     _check_json(value)
     return Call(value)
 
@@ -265,11 +294,27 @@ def enter_record(item_id: str, trial: int, metadata: dict[str, Any] | None) -> N
     CURRENT_RECORD.set((item_id, trial, metadata or {}))
 
 
+def in_record(fn: Any, record: tuple[str, int, dict[str, Any]] | None) -> Any:
+    """``fn`` that runs with ``CURRENT_RECORD`` set to ``record`` (a worker thread does not see
+    the task's context variables); set and reset around each call, as threads are reused."""
+    def call(arg: Any) -> Any:
+        token = CURRENT_RECORD.set(record)
+        try:
+            return fn(arg)
+        finally:
+            CURRENT_RECORD.reset(token)
+    return call
+
+
 class Target:
     secrets = Secrets([])
     #: the run's trace context (``evalrun.langfuse.tracecontext.TraceContext``), when the run
     #: has one: set by a ``RunOptions.on_start`` hook, read per call through ``CURRENT_RECORD``
     trace: Any = None
+    #: the run's span capture (``evalrun.agents.capture.SpanCapture``) when ``capture_spans`` is
+    #: on: set by the engine, which takes each call's spans; it needs ``CURRENT_RECORD`` seen
+    #: wherever the target's code runs
+    capture: Any = None
 
     def mask(self, text: str) -> str:
         """``text`` with this target's secrets replaced by ``***``."""
@@ -301,30 +346,37 @@ class Target:
 
 
 
+def load_callable(spec: str, base_dir: Path, error: Any, what: str = "target") -> Any:
+    """The function ``module:attr`` names (the module imported from ``base_dir`` first); anything
+    wrong is ``error(message)``, naming it ``what``."""
+    module_name, _, attr = spec.partition(":")
+    try:
+        module = import_user_module(module_name, base_dir)
+    except ModuleNotFoundError as e:
+        raise error(f"{what} module '{module_name}' not importable: {e}") from None
+    except SyntaxError as e:
+        raise error(f"{what} module '{module_name}' has a syntax error: {e.filename}:{e.lineno}: {e.msg}") from None
+    except KeyboardInterrupt:
+        raise
+    except BaseException as e:  # the user's module raised (or called sys.exit) while importing
+        raise error(f"{what} module '{module_name}' failed to import: {type(e).__name__}: {e}") from None
+    fn: Any = module
+    for part in attr.split("."):
+        fn = getattr(fn, part, None)
+        if fn is None:
+            public = [n for n in dir(module) if not n.startswith("_") and callable(getattr(module, n))]
+            from evalrun.errors import suggest
+
+            raise error(f"{what} function '{attr}' not found in module '{module_name}'{suggest(attr, public)}")
+    if not callable(fn):
+        raise error(f"{what} '{spec}' is not callable")
+    return fn
+
+
 class PythonTarget(Target):
     def __init__(self, spec: str, base_dir: Path, concurrency: int, error: Any) -> None:
         self.spec = spec
-        module_name, _, attr = spec.partition(":")
-        try:
-            module = import_user_module(module_name, base_dir)
-        except ModuleNotFoundError as e:
-            raise error(f"target module '{module_name}' not importable: {e}") from None
-        except SyntaxError as e:
-            raise error(f"target module '{module_name}' has a syntax error: {e.filename}:{e.lineno}: {e.msg}") from None
-        except KeyboardInterrupt:
-            raise
-        except BaseException as e:  # the user's module raised (or called sys.exit) while importing
-            raise error(f"target module '{module_name}' failed to import: {type(e).__name__}: {e}") from None
-        fn: Any = module
-        for part in attr.split("."):
-            fn = getattr(fn, part, None)
-            if fn is None:
-                public = [n for n in dir(module) if not n.startswith("_") and callable(getattr(module, n))]
-                from evalrun.errors import suggest
-
-                raise error(f"target function '{attr}' not found in module '{module_name}'{suggest(attr, public)}")
-        if not callable(fn):
-            raise error(f"target '{spec}' is not callable")
+        fn = load_callable(spec, base_dir, error)
         self.fn = fn
         self.is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(type(fn).__call__)
         # sync targets run in threads (the engine's concurrency limit bounds the calls); a
@@ -348,7 +400,10 @@ class PythonTarget(Target):
                 value = await in_copied_context(coro) if inspect.iscoroutine(coro) else await coro
             else:
                 assert self._pool is not None
-                value = await self._pool.run(tc.bind(self.fn) if tc is not None else self.fn, input)
+                fn = tc.bind(self.fn) if tc is not None else self.fn
+                if self.capture is not None:
+                    fn = in_record(fn, CURRENT_RECORD.get())
+                value = await self._pool.run(fn, input)
                 if inspect.iscoroutine(value):
                     value = await in_copied_context(value)
                 elif inspect.isawaitable(value):
@@ -453,7 +508,8 @@ class ExecTarget(Target):
     """Runs a command per call: the input as JSON on stdin, stdout is the output."""
 
     def __init__(self, command: str | list[str], base_dir: Path, env: dict[str, str],
-                 output_path: str | None, usage_path: str | None, error: Any = UsageError) -> None:
+                 output_path: str | None, usage_path: str | None, error: Any = UsageError,
+                 tool_calls_path: str | None = None, trajectory_path: str | None = None) -> None:
         try:
             self.argv = shlex.split(command) if isinstance(command, str) else [str(a) for a in command]
         except ValueError as e:  # an unbalanced quote
@@ -467,6 +523,8 @@ class ExecTarget(Target):
         self.env = {**os.environ, **env} if env else None
         self.output_path = output_path
         self.usage_path = usage_path
+        self.tool_calls_path = tool_calls_path
+        self.trajectory_path = trajectory_path
         self._check_program(error)
 
     def _check_program(self, error: Any) -> None:
@@ -514,11 +572,12 @@ class ExecTarget(Target):
             data = _json.loads(text)
         except ValueError:
             raise TargetError("stdout is not JSON (output_path is set)") from None
-        return _from_json(data, self.output_path, self.usage_path)
+        return _from_json(data, self.output_path, self.usage_path, self.tool_calls_path, self.trajectory_path)
 
 
 
-def _from_json(data: Any, output_path: str, usage_path: str | None) -> Call:
+def _from_json(data: Any, output_path: str, usage_path: str | None, tool_calls_path: str | None = None,
+               trajectory_path: str | None = None) -> Call:
     try:
         output = dig(data, output_path)
     except KeyError:
@@ -529,7 +588,20 @@ def _from_json(data: Any, output_path: str, usage_path: str | None) -> Call:
             usage = dig(data, usage_path)
         except KeyError:
             usage = None
-    return Call(output, usage if isinstance(usage, dict) else None)
+    # a path that is set but absent is the pipeline reporting no calls ([]), not an error:
+    # an endpoint that answers without calling a tool often leaves the key out
+    calls = _dig_or(data, tool_calls_path, [])
+    traj = _dig_or(data, trajectory_path, None)
+    return Call(output, usage if isinstance(usage, dict) else None, None, trajectory_of(calls, traj))
+
+
+def _dig_or(data: Any, path: str | None, absent: Any) -> Any:
+    if not path:
+        return None
+    try:
+        return dig(data, path)
+    except KeyError:
+        return absent
 
 
 class HttpTarget(Target):
@@ -573,7 +645,8 @@ class HttpTarget(Target):
             data = resp.json()
         except ValueError:
             raise TargetError("response is not JSON") from None
-        return _from_json(data, self.cfg.output_path, self.cfg.usage_path)
+        return _from_json(data, self.cfg.output_path, self.cfg.usage_path, self.cfg.tool_calls_path,
+                          self.cfg.trajectory_path)
 
     async def close(self) -> None:
         if self.client is not None:

@@ -24,6 +24,20 @@ answered with TEXT (the last such marker, so a user message can override a syste
 ``finish_reason`` "stop", or "length" with ``[[finish:length]]``; one without markers or a
 format gets an echo of its last message. ``state.bodies`` keeps every request body.
 
+As a tool-calling model (a request with ``tools``): the system/user messages script the agent.
+Each ``[[call:NAME ARGS]]`` marker is one model turn that calls NAME with the argument text ARGS
+(sent verbatim, so a marker can carry broken JSON; ``[[call:a {..} && b {..}]]`` is one turn
+with parallel calls). Turns already taken are counted from the assistant messages with
+``tool_calls`` in the conversation; once all are taken the model answers as above.
+``[[skip:NAME]]`` drops NAME's calls and ``[[replace:OLD=NEW]]`` calls NEW instead of OLD (a
+prompt that makes the model skip a required tool or call a forbidden one); a tool not in the
+request's ``tools``, or any tool under ``tool_choice: "none"``, is never called, as with a real
+model. The answer has OpenAI's shape (``message.tool_calls[]`` = ``{id, type: "function",
+function: {name, arguments: <JSON text>}}``, ``content`` null, ``finish_reason`` "tool_calls",
+per the chat-completions API reference), and a conversation that breaks the protocol is
+refused with the 400 errors OpenAI sends: a ``tool`` message that answers no preceding
+``tool_calls``, or ``tool_calls`` without a ``tool`` message for each id.
+
 Run in a thread (``with OpenAIServer(...) as srv``) or as a process:
 ``python -m tests.openai_server --port 0 --latency 0.2 --rate-429 0.1`` prints ``PORT <n>``.
 ``GET /stats`` returns the counters as JSON.
@@ -45,6 +59,9 @@ from typing import Any
 _MARK = re.compile(r"\[\[judge:([^\]]+)\]\]")
 _FORMAT_LINE = re.compile(r'"(score|choice|winner)": <one of ([^>]*)>')
 _SAY = re.compile(r"\[\[say:(.*?)\]\]", re.S)
+_CALL = re.compile(r"\[\[call:(.*?)\]\]", re.S)
+_SKIP = re.compile(r"\[\[skip:([\w.-]+)\]\]")
+_REPLACE = re.compile(r"\[\[replace:([\w.-]+)=([\w.-]+)\]\]")
 
 
 def _h(text: str) -> int:
@@ -231,6 +248,14 @@ class _Handler(BaseHTTPRequestHandler):
         if "[[badjson]]" in prompt:
             self._send(200, None, raw=b'{"id": "x", "choices": [')
             return
+        if body.get("tools"):
+            problem = _tool_protocol_problem(messages)
+            if problem:
+                self._send(400, {"error": {"message": problem, "type": "invalid_request_error", "param": "messages",
+                                           "code": None}})
+                return
+            if self._tool_turn(n, body):
+                return
         if not body.get("response_format") and not _FORMAT_LINE.search(prompt):
             self._reply(n, body, prompt)
             return
@@ -265,10 +290,68 @@ class _Handler(BaseHTTPRequestHandler):
             "usage": usage,
         })
 
+    def _tool_turn(self, n: int, body: dict[str, Any]) -> bool:
+        """Answer with the script's next tool calls, if any are left; False when none are."""
+        if body.get("tool_choice") == "none":
+            return False
+        script = "\n".join(str(m.get("content") or "") for m in body["messages"]
+                           if m.get("role") in ("system", "developer", "user"))
+        declared = {t.get("function", {}).get("name") for t in body["tools"] if isinstance(t, dict)}
+        skip = set(_SKIP.findall(script))
+        rename = dict(_REPLACE.findall(script))
+        turns = []
+        for marker in _CALL.findall(script):
+            turn = []
+            for part in marker.split("&&"):
+                name, _, args = part.strip().partition(" ")
+                name = rename.get(name, name)
+                if name and name not in skip and name in declared:
+                    turn.append((name, args.strip() or "{}"))
+            if turn:
+                turns.append(turn)
+        taken = sum(1 for m in body["messages"] if m.get("role") == "assistant" and m.get("tool_calls"))
+        if taken >= len(turns):
+            return False
+        calls = [{"id": f"call_{n}_{i}", "type": "function", "function": {"name": name, "arguments": args}}
+                 for i, (name, args) in enumerate(turns[taken])]
+        usage = {"prompt_tokens": len(json.dumps(body["messages"])) // 4 + 1, "completion_tokens": 12 * len(calls)}
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        self._send(200, {
+            "id": f"chatcmpl-{n}", "object": "chat.completion", "created": int(time.time()),
+            "model": f"{body.get('model')}-2026-01-01",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": None, "tool_calls": calls,
+                                                 "refusal": None, "annotations": []},
+                         "logprobs": None, "finish_reason": "tool_calls"}],
+            "usage": usage,
+        })
+        return True
+
     @staticmethod
     def _per_prompt(prompt: str, pattern: str, nth: int) -> bool:
         m = re.search(pattern, prompt)
         return bool(m) and nth < int(m.group(1))
+
+
+def _tool_protocol_problem(messages: list[dict[str, Any]]) -> str | None:
+    """The 400 message OpenAI gives a conversation whose tool messages do not pair with the
+    assistant's ``tool_calls`` (the texts OpenAI's API returns for these two cases), or None."""
+    pending: list[str] = []
+    for m in messages:
+        role = m.get("role")
+        if role == "tool":
+            if m.get("tool_call_id") not in pending:
+                return ("Invalid parameter: messages with role 'tool' must be a response to a preceeding message "
+                        "with 'tool_calls'.")
+            pending.remove(m["tool_call_id"])
+            continue
+        if pending:
+            break
+        if role == "assistant" and m.get("tool_calls"):
+            pending = [str(c.get("id")) for c in m["tool_calls"]]
+    if pending:
+        return ("An assistant message with 'tool_calls' must be followed by tool messages responding to each "
+                f"'tool_call_id'. The following tool_call_ids did not have response messages: {', '.join(pending)}")
+    return None
 
 
 class _Server(ThreadingHTTPServer):

@@ -23,12 +23,13 @@ LAYERS: list[tuple[str, list[str]]] = [
               "evalrun.overrides", "evalrun.progress", "evalrun.runs", "evalrun.store", "evalrun.summary",
               "evalrun.selectors",  # (issue 25: slice keys, when: conditions, paths into data)
               "evalrun.openai_client", "evalrun.langfuse.client", "evalrun.langfuse.wire",
-              "evalrun.langfuse.otlp"]),
+              "evalrun.langfuse.otlp", "evalrun.trajectory", "evalrun.toolcalls"]),
     # what config validates against: the scorer base class and its registry
     ("plugin interfaces", ["evalrun.scoring", "evalrun.scoring.base"]),
     ("config", ["evalrun.config", "evalrun.prompts", "evalrun.langfuse.prompts"]),
     ("datasets", ["evalrun.datasets", "evalrun.langfuse.datasets"]),
-    ("engine", ["evalrun.targets", "evalrun.chat", "evalrun.engine", "evalrun.scoring.*"]),
+    ("engine", ["evalrun.targets", "evalrun.chat", "evalrun.engine", "evalrun.scoring.*", "evalrun.agents",
+                "evalrun.agents.*"]),
     ("runs", ["evalrun.merge"]),
     ("compare", ["evalrun.compare", "evalrun.attempts", "evalrun.slices", "evalrun.baseline", "evalrun.history",
                  "evalrun.thresholds",  # (issue 25: --suggest-thresholds)

@@ -110,6 +110,28 @@ def score_brief(records: list[Record], scorer: str) -> str:
     return f"{passed}/{judged} passed" + (f", mean {num(mean)}" if mean is not None else "")
 
 
+def trajectory_lines(records: list[Record], limit: int = 600) -> list[str]:
+    """Expected vs actual tool calls of an item's first trial, per scorer that compared them
+    (``tool_calls``), the first divergence marked ``▶``; [] when no scorer did."""
+    if not records or records[0].error:
+        return []
+    out = []
+    for name, s in records[0].scores.items():
+        extra = s.extra or {}
+        actual = extra.get("actual")
+        if not isinstance(actual, list) or s.passed is not False:
+            continue
+        expected = extra.get("expected")
+        at = extra.get("divergence")
+        steps = [("▶ " if i == at else "") + str(c) for i, c in enumerate(actual)]
+        if isinstance(at, int) and at >= len(actual):
+            steps.append("▶ (no more calls)")
+        if isinstance(expected, list):
+            out.append(clip(f"{name} expected: " + (" → ".join(map(str, expected)) or "(no calls)"), limit))
+        out.append(clip(f"{name} actual:   " + (" → ".join(steps) or "(no calls)"), limit))
+    return out
+
+
 def reasons(records: list[Record]) -> list[str]:
     out = []
     for r in records:

@@ -33,6 +33,7 @@ from evalrun.report._common import (
     scorer_rows,
     short_label,
     slice_cells,
+    trajectory_lines,
     verdict_label,
     verdict_reason,
 )
@@ -233,6 +234,8 @@ def _item_block(console: Console, verdict: Verdict, title: str, items: list[Item
             if line is None:
                 line = _text(output_text(it.candidate or it.baseline, max(width - 4, 20)))
             console.print(Text("    ") + line, no_wrap=True, overflow="ellipsis", crop=True)
+            for calls in trajectory_lines(it.candidate, max(width - 4, 20)):
+                console.print(_text(f"    {calls}"), no_wrap=True, overflow="ellipsis", crop=True)
             continue
         which = f"  {', '.join(it.regressed or it.flaky or it.failed)}" if (it.regressed or it.flaky or it.failed) else ""
         console.print(_text(f"- {it.item_id}{tags}{which}", style="bold"))
@@ -244,6 +247,8 @@ def _item_block(console: Console, verdict: Verdict, title: str, items: list[Item
         change = diff_text(it, None) if it.baseline and it.candidate else None
         if change is not None:
             console.print(Text("    change:   ") + change)
+        for calls in trajectory_lines(it.candidate, TEXT_LIMIT):
+            console.print(_text(f"    {calls}"))
         scores = "; ".join(f"{s} {b} -> {c}" if b else f"{s} {c}" for s, b, c in item_scorer_pairs(it, scorers))
         console.print(_text(f"    scores:   {scores}"))
 

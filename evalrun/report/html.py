@@ -34,6 +34,7 @@ from evalrun.report._common import (
     scorer_rows,
     short_label,
     slice_cells,
+    trajectory_lines,
     verdict_label,
     verdict_reason,
 )
@@ -151,7 +152,7 @@ def render_html(verdict: Verdict) -> str:
             "failing": bool(it.candidate) and bool(it.failed or it.errored), "flaky": bool(it.flaky),
             "input": input_text(it, TEXT_LIMIT), "expected": expected_text(it, TEXT_LIMIT),
             "baseline": baseline, "candidate": candidate,
-            "scores": item_scorer_pairs(it, scorers), "reasons": reasons(it.candidate)[:20],
+            "scores": item_scorer_pairs(it, scorers), "reasons": (trajectory_lines(it.candidate) + reasons(it.candidate))[:20],
         })
     count = {s: len(cmp.by_status(s)) for s in ("regressed", "improved", "flaky", "new", "removed")}
     filters = [{"key": "all", "label": "all", "count": len(items)}]

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from evalrun._text import without_controls
 from evalrun.prompts import describe
-from evalrun.report._common import expected_text, item_scorer_pairs, output_text, reasons
+from evalrun.report._common import expected_text, item_scorer_pairs, output_text, reasons, trajectory_lines
 
 if TYPE_CHECKING:
     from evalrun.compare import ItemDiff
@@ -52,7 +52,8 @@ def _item_case(suite: ET.Element, it: ItemDiff, classname: str, scorers: list[st
     detail = [f"expected: {expected_text(it, 2000)}"]
     if it.baseline:
         detail.append(f"baseline output: {output_text(it.baseline, 2000)}")
-    detail += [f"output: {output_text(it.candidate, 2000)}", f"scores: {scores}", *reasons(it.candidate)]
+    detail += [f"output: {output_text(it.candidate, 2000)}", f"scores: {scores}",
+               *trajectory_lines(it.candidate), *reasons(it.candidate)]
     if it.errored and all(r.error for r in it.candidate):
         err = it.candidate[0].error or {}
         el = ET.SubElement(case, "error", {"message": _x(f"{err.get('type', 'Error')}: {err.get('message', '')}"[:500]),

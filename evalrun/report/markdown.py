@@ -27,6 +27,7 @@ from evalrun.report._common import (
     scorer_rows,
     short_label,
     slice_cells,
+    trajectory_lines,
     verdict_reason,
 )
 from evalrun.report._terminal import without_controls
@@ -196,6 +197,8 @@ def _item_row(it: ItemDiff, scorers: list[str], with_baseline: bool) -> str:
     scores = "<br>".join(cell(f"{s}: {b} → {c}" if with_baseline and b else f"{s}: {c}", 80)
                          for s, b, c in item_scorer_pairs(it, scorers) if c != "–" or b)
     tags = f"<br>{cell(', '.join(it.tags), 60)}" if it.tags else ""
+    calls = "".join("<br>" + cell(line, 300) for line in trajectory_lines(it.candidate))
+    scores += calls
     row = f"| {code(it.item_id[:80])}{tags} | {cell(expected_text(it))} | "
     if with_baseline:
         row += f"{cell(output_text(it.baseline))} | "

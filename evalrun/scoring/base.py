@@ -198,6 +198,7 @@ BUILTIN_SCORERS: dict[str, str] = {
     "llm_judge": "evalrun.scoring.judge.scorer:LLMJudge",
     "judge_panel": "evalrun.scoring.judge.panel:JudgePanel",
     "assert": "evalrun.scoring.assertions:AssertScorer",
+    "tool_calls": "evalrun.scoring.tool_calls:ToolCalls",
 }
 
 
