@@ -83,6 +83,8 @@ class Gate:
     slice_key: str | None = None  # "tags" | "metadata.KEY": judged on that slice's items only
     slice_value: str | None = None
     where: tuple[str | None, int | None, int | None] | None = field(default=None, compare=False)
+    #: written as {gate: ..., advisory: true}: reported, a failure never fails the run
+    advisory: bool = False
 
     @property
     def selector(self) -> str:
@@ -254,7 +256,8 @@ def parse_gate(text: str, index: int, scorers: list[str], repeat: int | None,
     gate = _parse_bare(text, bare, index, known, repeat, err)
     if gate.scorer is not None and gate.scorer in informational:
         raise err(f"gate '{text}': '{gate.scorer}' is informational (reported, never blocking); "
-                  "remove informational: true from it to gate on it")
+                  f"remove informational: true from it to gate on it, or write {{gate: '{text}', advisory: true}} "
+                  "to see the gate without it blocking")
     if slice_key is None and not (gate.scorer or "").startswith(ASSERT_PREFIX):
         return gate
     if slice_key is not None and gate.scorer is None:
@@ -343,9 +346,10 @@ def check_assertions(gates: list[Gate], names: list[str], informational: set[str
     for g in gates:
         if g.scorer is None or not g.scorer.startswith(ASSERT_PREFIX):
             continue
-        if g.scorer in informational:
+        if g.scorer in informational and not g.advisory:
             raise g.error(f"gate '{g.text}': '{g.scorer}' is informational (reported, never blocking); "
-                          "remove informational: true from its checks to gate on it")
+                          "remove informational: true from its checks to gate on it, or write "
+                          f"{{gate: '{g.text}', advisory: true}} to see the gate without it blocking")
         if g.scorer not in names:
             raise g.error(f"gate '{g.text}': no item has a check named '{g.scorer[len(ASSERT_PREFIX):]}'"
                           f"{_suggest(g.scorer, names)}"
@@ -398,6 +402,8 @@ def parse_gates(raw: list[Any] | None, *, scorers: list[str], repeat: int | None
                                        ": {" + ", ".join(f"{k}: {v}" for k, v in body.items()) + "}"
                                        if isinstance(body, dict) else f": {body}")
             gates.append(_no_regressions(body, text, i, scorers, err))
+        elif isinstance(entry, dict) and "gate" in entry:
+            gates.append(_advisory_gate(entry, i, scorers, repeat, err, informational, assertions))
         elif isinstance(entry, dict) and len(entry) == 1:
             key = next(iter(entry))
             raise err(f"unknown gate '{key}'{_suggest(str(key), ['no_regressions'])}; a gate is a string like "
@@ -405,6 +411,24 @@ def parse_gates(raw: list[Any] | None, *, scorers: list[str], repeat: int | None
         else:
             raise err("a gate is a string like 'exact_match.mean >= 0.85' or the mapping no_regressions: {tag: T}")
     return gates
+
+
+def _advisory_gate(entry: dict[str, Any], index: int, scorers: list[str], repeat: int | None,
+                   err: Callable[[str], UsageError], informational: frozenset[str], assertions: bool) -> Gate:
+    """``{gate: TEXT, advisory: true}``: the gate judged and reported, but never failing the run
+    (the way a gate may name an informational scorer: by saying so)."""
+    unknown = [k for k in entry if k not in ("gate", "advisory")]
+    if unknown:
+        raise err(f"gate mapping: unknown key '{unknown[0]}'{_suggest(str(unknown[0]), ['gate', 'advisory'])}; "
+                  "write {gate: 'x.mean >= 0.8', advisory: true}")
+    text, advisory = entry.get("gate"), entry.get("advisory", False)
+    if not isinstance(text, str) or not text.strip() or not isinstance(advisory, bool):
+        raise err("a gate mapping is {gate: 'x.mean >= 0.8', advisory: true}")
+    g = parse_gate(text.strip(), index, scorers, repeat, err, frozenset() if advisory else informational, assertions)
+    if advisory and g.where is None:
+        loc = err("")
+        g = replace(g, where=(loc.file, loc.line, loc.col))
+    return replace(g, advisory=advisory)
 
 
 def check_policy(policy: str) -> str:
@@ -551,7 +575,15 @@ def _judge_no_regressions(gate: Gate, cmp: Comparison) -> GateResult:
 
 def evaluate(gates: list[Gate], cmp: Comparison, policy: str = "significant") -> list[GateResult]:
     """Judge every gate; the slice gates are one family (see :func:`correct_slice_family`)."""
-    return correct_slice_family([evaluate_gate(g, cmp, policy) for g in gates], policy)
+    results = correct_slice_family([evaluate_gate(g, cmp, policy) for g in gates], policy)
+    for r in results:
+        if r.gate.advisory:  # the eval file says so: seen, never blocking
+            if r.verdict == "fail":
+                r.verdict = "advisory"
+                r.note = "; ".join(x for x in (r.note, "would fail, but the gate is advisory") if x)
+            else:
+                r.note = "; ".join(x for x in (r.note, "advisory gate") if x)
+    return results
 
 
 #: the family-wise level of the slice gates: noise alone fails any of them at most this often

@@ -219,7 +219,8 @@ def test_support_bot_regression_shows_exactly_the_four_items_everywhere(tmp_path
             "--report", f"html:{tmp_path}/r.html", "--report", f"json:{tmp_path}/r.json", cwd=here, env=env)
     assert r.returncode == 1, r.stdout + r.stderr  # gates fail
     # console
-    listed = set(re.findall(r"^- (\S+)  \[", r.stdout, re.M))
+    section = r.stdout[r.stdout.index("regressed items (4)"):]
+    listed = set(re.findall(r"^- (\S+)  ", section, re.M))
     assert listed == REGRESSED, r.stdout
     # json and markdown
     data = json.loads((tmp_path / "r.json").read_text())
@@ -235,8 +236,8 @@ def test_support_bot_regression_shows_exactly_the_four_items_everywhere(tmp_path
     assert failing == REGRESSED and items_suite.get("failures") == "4" and items_suite.get("tests") == "30"
     # html filters
     html = (tmp_path / "r.html").read_text()
-    assert 'data-filter="regressed" aria-pressed="false">regressed (4)</button>' in html
-    assert 'data-filter="failed" aria-pressed="false">failed (4)</button>' in html
+    assert re.search(r'data-filter="regressed" aria-pressed="(true|false)">regressed \(4\)</button>', html)
+    assert re.search(r'data-filter="failed" aria-pressed="(true|false)">failed \(4\)</button>', html)
     # the Actions outputs: 26 of 30 items pass every blocking check
     outputs = parse_env_file((tmp_path / "gh_output").read_text())
     assert outputs["verdict"] == "fail" and outputs["pass_rate"] == f"{26 / 30:.6g}"
@@ -438,3 +439,24 @@ def test_refusal_with_a_judge(server):
 def test_bad_judge_section_is_a_usage_error(tmp_path):
     with pytest.raises(UsageError, match="judge: model"):
         score("x", {"type": "rubric", "value": "polite"}, judge={"model": ""})
+
+
+def test_a_gate_may_name_an_informational_scorer_by_saying_it_is_advisory(tmp_path, cli):
+    scoped_project(tmp_path, "  - {type: exact_match, informational: true}\n",
+                   "  - {gate: 'exact_match.pass_rate >= 0.9', advisory: true}\n")
+    r = cli("run", "eval.yaml", "--output-dir", str(tmp_path / "out"), "--report", f"json:{tmp_path}/v.json",
+            "--report", f"md:{tmp_path}/r.md", cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr  # every item fails exact_match, but nothing blocks
+    [gate] = json.loads((tmp_path / "v.json").read_text())["gates"]
+    assert gate["verdict"] == "advisory" and "would fail, but the gate is advisory" in gate["note"]
+    assert gate["value"] == 0.0
+    assert "| exact\\_match (informational) |" in (tmp_path / "r.md").read_text()
+    assert "exact_match (informational)" in r.stdout
+    # without saying so, the same gate is an error that names the way
+    scoped_project(tmp_path, "  - {type: exact_match, informational: true}\n",
+                   "  - exact_match.pass_rate >= 0.9\n")
+    r = cli("run", "eval.yaml", "--output-dir", str(tmp_path / "out"), cwd=tmp_path)
+    assert r.returncode == 2 and "advisory: true" in r.stderr
+    scoped_project(tmp_path, "  - exact_match\n", "  - {gate: 'exact_match.mean >= 0.9', advisry: true}\n")
+    r = cli("run", "eval.yaml", "--output-dir", str(tmp_path / "out"), cwd=tmp_path)
+    assert r.returncode == 2 and "eval.yaml:7:" in r.stderr and "unknown key 'advisry'" in r.stderr

@@ -181,7 +181,8 @@ def _scorer_row(name: str, sc: ScorerComparison) -> ScorerRow:
     mde_src = pp if pp is not None and pp.diff.n else pm
     n = c["n"] or (c["passed"] + c["failed"])
     return ScorerRow(
-        name=name, n=f"{n} ({c['clusters']} clusters)" if c.get("clusters") is not None else str(n),
+        name=f"{name} (informational)" if sc.informational else name,
+        n=f"{n} ({c['clusters']} clusters)" if c.get("clusters") is not None else str(n),
         mean=num(c["mean"]), base_mean=num(b.get("mean")) if has_b else "",
         d_mean=signed(pm.diff.diff) if pm is not None and pm.diff.n and b.get("mean") is not None else "",
         ci_mean=interval(pm.diff.lo, pm.diff.hi) if pm is not None and pm.diff.n and b.get("mean") is not None else "",
