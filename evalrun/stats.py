@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -269,6 +269,7 @@ class ClusterSE:
     clusters: int
     df: float
     top_share: float
+    units: float = math.nan  # 1 / sum of squared cluster shares: how many independent units a drop sits in
 
     @property
     def note(self) -> str:
@@ -326,7 +327,7 @@ def cluster_se(dev: Sequence[float], labels: Sequence[object], weights: Sequence
     df = min(float(g_count - 1), 1.0 / inv) if inv > 0 else float(g_count - 1)
     if g_count - 1 - df < 1e-9 * g_count:
         df = float(g_count - 1)  # equal clusters: exactly G - 1, not G - 1 less rounding
-    return ClusterSE(math.sqrt(ss) / total_w, g_count, df, max(h))
+    return ClusterSE(math.sqrt(ss) / total_w, g_count, df, max(h), 1.0 / math.fsum(x * x for x in h))
 
 
 #: the smallest p-value reported: the smallest normal double. A true tail probability below it
@@ -457,6 +458,11 @@ class PairedDifference:
     clusters: int | None = None
     discordant: float = math.nan  # share of units whose value changed (pass/fail data)
     note: str = ""
+    # for the detectable drop: how many independent units a drop can sit in (n items, or about G
+    # clusters: 1 / sum of squared cluster shares), and whether every value lies in [0, 1]
+    units: float = math.nan
+    bounded: bool = False
+    break_size: float = 1.0  # what a unit that breaks loses on average: E[unit's baseline^2] / baseline mean
 
     @property
     def has_interval(self) -> bool:
@@ -517,18 +523,22 @@ def paired_difference(candidate: ArrayLike, baseline: ArrayLike, *, binary: bool
     sd = math.sqrt(math.fsum(sorted((x - mean_d) ** 2 for x in d)) / (n - 1)) if n > 1 else nan
     disc = sum(1 for x in d if x != 0) / n
     if binary:
-        return _paired_binary(d, n, cm, bm, mean_d, sd, disc, clusters)
+        return replace(_paired_binary(d, n, cm, bm, mean_d, sd, disc, clusters), break_size=_break_size(b, clusters))
     warn = ""
+    units = float(n)
     if clusters is not None:
         cse = cluster_se([x - mean_d for x in d], clusters)
-        se, g, df, method, warn = cse.se, cse.clusters, cse.df, "cluster-t", cse.note
+        se, g, df, method, warn, units = cse.se, cse.clusters, cse.df, "cluster-t", cse.note, cse.units
     else:
         se, g = (sd / math.sqrt(n) if n > 1 else nan), None
         df, method = float(n - 1), "t"
+    bounded = min(min(c), min(b)) >= 0.0 and max(max(c), max(b)) <= 1.0
+    size = _break_size(b, clusters)
 
     def result(lo: float, hi: float, p: float, se: float = se, note: str = "") -> PairedDifference:
         return PairedDifference(n, cm, bm, mean_d, sd, lo, hi, p, se=se, df=df, method=method, clusters=g,
-                                discordant=disc, note=join_notes(note, warn))
+                                discordant=disc, note=join_notes(note, warn), units=units, bounded=bounded,
+                                break_size=size)
 
     if not df >= 1 or math.isnan(se):
         return result(nan, nan, nan,
@@ -541,6 +551,26 @@ def paired_difference(candidate: ArrayLike, baseline: ArrayLike, *, binary: bool
     h = t_quantile_975(df) * se
     p = p_value_of(2.0 * t_sf(abs(mean_d) / se, df))
     return result(mean_d - h, mean_d + h, p)
+
+
+def _break_size(baseline: list[float], clusters: Sequence[object] | None) -> float:
+    """What a unit (item, or cluster) loses on average when it breaks to 0, weighted as breaks
+    fall: E[b_u^2] / E[b_u] over units u with baseline mean b_u (1 for single pass/fail items,
+    about the pass rate for clusters, about the mean for scores)."""
+    if clusters is None:
+        units = baseline
+        weights = [1.0] * len(baseline)
+    else:
+        sums: dict[object, list[float]] = {}
+        for x, g in zip(baseline, clusters, strict=True):
+            acc = sums.setdefault(g, [0.0, 0.0])
+            acc[0] += x
+            acc[1] += 1.0
+        units = [t / k for t, k in sums.values()]
+        weights = [k for _, k in sums.values()]
+    first = math.fsum(w * u for w, u in zip(weights, units, strict=True))
+    second = math.fsum(w * u * u for w, u in zip(weights, units, strict=True))
+    return second / first if first > 0 else 1.0
 
 
 #: Agresti-Min pseudo-observations: half a count in each discordant cell (+1, -1), one in total
@@ -565,6 +595,7 @@ def _paired_binary(dl: list[float], n: int, cm: float, bm: float, mean_d: float,
     big_n = n + 2.0
     centre = math.fsum(sorted(dl)) / big_n  # the pseudo-counts add +0.5 - 0.5 + 0 = 0
     warn = ""
+    units = float(n)
     if plain:
         worse, better = dl.count(-1.0), dl.count(1.0)
         centre, se, lo, hi = agresti_min(worse, better, n)
@@ -590,7 +621,7 @@ def _paired_binary(dl: list[float], n: int, cm: float, bm: float, mean_d: float,
         if clusters is not None:
             # CR2: every cluster (and pseudo-count) its own leverage; the df count the real clusters
             cse = cluster_se(dev, labels, wts, real=[True] * n + [False] * len(_PSEUDO))
-            se, df, warn = cse.se, cse.df, cse.note
+            se, df, warn, units = cse.se, cse.df, cse.note, cse.units
         else:
             # items as units: the usual variance of a weighted mean, n / (n - 1) for the n real items
             total_w = math.fsum(wts)
@@ -605,7 +636,7 @@ def _paired_binary(dl: list[float], n: int, cm: float, bm: float, mean_d: float,
         stat = centre / se if se > 0 else 0.0
         p = p_value_of(2.0 * t_sf(abs(stat), df))
     note = join_notes("no item changed" if disc == 0 else "", warn)
-    return PairedDifference(n, cm, bm, mean_d, sd, lo, hi, p, se, df, method, g, disc, note)
+    return PairedDifference(n, cm, bm, mean_d, sd, lo, hi, p, se, df, method, g, disc, note, units, True)
 
 
 def paired_bootstrap_ci(candidate: ArrayLike, baseline: ArrayLike, *, n_boot: int = 2000, seed: int = 20240601,
@@ -839,10 +870,16 @@ def _churn(paired: PairedDifference) -> float:
 
 
 def _alt_se(drop: float, paired: PairedDifference) -> float:
-    if paired.method.startswith("agresti-min"):
-        # pass/fail with repeats or clusters: the observed SE plus what the drop itself brings
-        # (a drop of d moves d more of the items), so a set without changes still has an answer
-        return math.sqrt(paired.se ** 2 + max(drop * (1 - drop), 0.0) / paired.n)
+    """The SE of the difference under the alternative users face: a drop of ``drop`` that is a
+    share of the units breaking (items, or whole clusters when the drop sits in some of them),
+    not every item shifting a little. For scores in [0, 1] (pass/fail included) units break to
+    0, losing ``break_size`` on average (1 for a passing item; about the pass rate for a cluster,
+    the mean for a score): that adds drop (break_size - drop) / units to the variance, units
+    being the items or the effective number of clusters (1 / sum of squared cluster shares).
+    For other scores there is no floor to break to: the observed SE (every item shifting)."""
+    if paired.method.startswith("agresti-min") or paired.bounded:
+        units = paired.units if paired.units > 0 else float(paired.n)
+        return math.sqrt(paired.se ** 2 + max(drop * (paired.break_size - drop), 0.0) / units)
     return paired.se
 
 
