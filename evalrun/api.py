@@ -90,6 +90,10 @@ def run(config: str | Path | LoadedConfig | None = None, *, concurrency: int | N
     home_path = Path(home) if home is not None else None
     # the eval file is read and validated once; the checks below and the engine share it
     loaded, resume = load_for_run(config, overrides, resume, home_path)
+    if resume and baseline is None:  # the interrupted run's own --baseline, unless another is given
+        from evalrun.store import resolve_run
+
+        baseline = (resolve_run(resume, home_path).read_manifest().get("options") or {}).get("baseline")
     if loaded.variant is None and loaded.config.variants is not None:
         raise UsageError(f"{loaded.path} has variants: a variant group runs through the command line "
                          "(evalrun run); the library runs one eval")
@@ -103,6 +107,8 @@ def run(config: str | Path | LoadedConfig | None = None, *, concurrency: int | N
     post = prepared if post_run_needed(prepared) else None
     if post is not None and post.baseline is not None:
         opts.baseline_outputs = post.baseline.outputs()
+        if baseline is not None:  # `latest` now is not `latest` when the run is resumed: keep where it was
+            opts.baseline = str(post.baseline.path) if post.baseline.path is not None else post.baseline.source
     if shard and post is not None and post.gates:
         # a slice's gates mean little, and failing them would stop a matrix job before
         # `evalrun merge` judges the whole run

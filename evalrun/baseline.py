@@ -229,12 +229,29 @@ def configured_path_of_run(manifest: Manifest) -> tuple[str | None, Path | None]
     return expand_env(raw, lambda msg: UsageError(f"baseline: {msg}", where)), base_dir
 
 
+def current_baseline_path(manifest: Manifest) -> tuple[str | None, Path | None]:
+    """Where the run's eval accepts its baseline now: the ``baseline:`` of its eval file as the
+    file is today (where ``evalrun run`` and ``baseline show`` look), or, when that file is gone
+    or no longer the same eval, the ``baseline:`` it had when the run ran."""
+    from evalrun.config import load_config
+
+    path = manifest.get("config_path")
+    if path and Path(path).is_file():
+        try:
+            loaded = load_config(path)
+        except UsageError:
+            loaded = None  # a file broken since: the run's own record of it
+        if loaded is not None and loaded.config.name == manifest.get("eval"):
+            return loaded.config.baseline, loaded.base_dir
+    return configured_path_of_run(manifest)
+
+
 def set_baseline(run_ref: str, home: Path | None = None, dest: Path | None = None) -> tuple[Path, dict[str, Any]]:
     """Accept run ``run_ref`` as its eval's baseline: write the baseline file, return its path."""
     rd = resolve_run(run_ref, home)
     doc = baseline_document(rd)
     if dest is None:
-        configured, base_dir = configured_path_of_run(rd.read_manifest())
+        configured, base_dir = current_baseline_path(rd.read_manifest())
         dest = accepted_path(doc["eval"], home, configured, base_dir)
     dest.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(dest, doc)

@@ -86,6 +86,9 @@ class RunOptions:
     resume: str | None = None  # run id / dir / "latest"
     progress: str = "lines"  # bar | lines | off
     baseline_outputs: dict[tuple[str, int], Any] | None = None
+    #: the ``--baseline`` the run was started with (a path where it named one), kept in the
+    #: manifest's options so that ``--resume`` compares with the same baseline
+    baseline: str | None = None
     #: ``--set`` overrides of eval-file keys (dotted key -> value)
     overrides: dict[str, Any] = field(default_factory=dict)
     #: the eval file, loaded once by the caller (the API, the CLI, a variant group); None: read
@@ -105,7 +108,8 @@ class RunOptions:
 
     def to_manifest(self) -> dict[str, Any]:
         return {"concurrency": self.concurrency, "repeat": self.repeat, "limit": self.limit,
-                "filters": self.filters, "sample": self.sample, "seed": self.seed, "shard": self.shard}
+                "filters": self.filters, "sample": self.sample, "seed": self.seed, "shard": self.shard,
+                "baseline": self.baseline}
 
 
 @dataclass

@@ -469,10 +469,29 @@ def main(argv: list[str] | None = None) -> int:
     import sys
 
     argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] != "comment":
-        print("usage: python -m evalrun.github comment --report FILE [--key KEY] [--pr N]", file=sys.stderr)
-        return ExitCode.USAGE
-    return comment_main(argv[1:])
+    if argv and argv[0] == "comment":
+        return comment_main(argv[1:])
+    if argv[:1] in (["-h"], ["--help"]):
+        print(_HELP)
+        return ExitCode.OK
+    first = f"unknown command {argv[0]!r}" if argv else "missing command"
+    print(f"evalrun: error: {first}; usage: python -m evalrun.github comment --report FILE [--key KEY] [--pr N] "
+          "(--help for more)", file=sys.stderr)
+    return ExitCode.USAGE
+
+
+_HELP = """\
+usage: python -m evalrun.github COMMAND [OPTIONS]
+
+GitHub helpers for evalrun in Actions (the composite action calls them; `evalrun run` and
+`evalrun merge` write the job summary, step outputs and annotations by themselves).
+
+commands:
+  comment --report FILE [--key KEY] [--pr N]
+      Post the markdown report as the pull request's evalrun comment, one per KEY, updated
+      in place on later runs. Needs GITHUB_TOKEN (pull-requests: write) and
+      GITHUB_REPOSITORY; the pull request comes from GITHUB_EVENT_PATH unless --pr is given.
+      `python -m evalrun.github comment --help` lists its options."""
 
 
 if __name__ == "__main__":

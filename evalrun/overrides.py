@@ -61,8 +61,10 @@ def apply_overrides(config: Mapping[str, Any], overrides: Mapping[str, Any]) -> 
     """A copy of ``config`` with each dotted key set to its value (the input is not changed).
 
     Missing mappings on the way are created, so ``--set langfuse.push=true`` works on a file
-    without a ``langfuse:`` section. Stepping through a value that is neither a mapping nor a
-    list, or past the end of a list, is a UsageError naming the key.
+    without a ``langfuse:`` section, and the index just past a list's end appends to it
+    (``--set scorers.2={type: contains}``, or ``scorers.2.type=contains``). Stepping through a
+    value that is neither a mapping nor a list, or further past the end of a list, is a
+    UsageError naming the key.
     """
     out = copy.deepcopy(dict(config))
     for dotted, value in check_overrides(overrides).items():
@@ -76,8 +78,11 @@ def apply_overrides(config: Mapping[str, Any], overrides: Mapping[str, Any]) -> 
                     index = int(part)
                 except ValueError:
                     raise UsageError(f"--set {dotted}: '{here}' is a list; use an index like {here}.0") from None
-                if not -len(cur) <= index < len(cur):
-                    raise UsageError(f"--set {dotted}: '{here}' has {len(cur)} entries; no index {index}")
+                if index == len(cur):  # one past the end: a new entry
+                    cur.append(value if last else {})
+                elif not -len(cur) <= index < len(cur):
+                    raise UsageError(f"--set {dotted}: '{here}' has {len(cur)} entries; no index {index} "
+                                     f"(index {len(cur)} adds one)")
                 if last:
                     cur[index] = value
                 else:

@@ -212,7 +212,7 @@ def _one_line_exit_2(r, *needles: str) -> None:
      ["--set target.chat.promt=", "unknown key 'promt'", "did you mean 'prompt'"]),
     ({"prompt": "langfuse://qa@3"}, ("--set", "name.first=x"), ["--set name.first: 'name' is a str value"]),
     ({"prompt": "langfuse://qa@3"}, ("--set", "concurrency=many"), ["--set concurrency=", "concurrency"]),
-    ({"prompt": "langfuse://qa@3"}, ("--set", "scorers.3.threshold=1"), ["--set scorers.3.threshold", "no index 3"]),
+    ({"prompt": "langfuse://qa@3"}, ("--set", "scorers.9.threshold=1"), ["--set scorers.9.threshold", "no index 9"]),
     ({"prompt": "langfuse://qa@3"}, ("--set", "novalue"), ["--set novalue: expected KEY=VALUE"]),
     ({"prompt": "langfuse://qa@3", "messages": [{"role": "user", "content": "x"}]}, (),
      ["eval.yaml:", "exactly one of: messages, prompt"]),
