@@ -661,6 +661,101 @@ def datasets_pull(
     typer.echo(f"pulled {n} items of langfuse://{name} into {output}", err=True)
 
 
+
+@datasets_app.command("harvest")
+def datasets_harvest(
+    source: Annotated[str, typer.Argument(help="langfuse (the project in LANGFUSE_* variables), a .jsonl trace "
+                                          "export, or an OTLP .json file.")],
+    out: Annotated[Path, typer.Option("--out", help="The golden file to append to (.yaml or .jsonl).")],
+    name: Annotated[str | None, typer.Option("--name", help="Trace name.")] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", help="A tag every trace must have (repeatable).")] = None,
+    environment: Annotated[str | None, typer.Option("--environment")] = None,
+    release: Annotated[str | None, typer.Option("--release")] = None,
+    version: Annotated[str | None, typer.Option("--version")] = None,
+    user: Annotated[str | None, typer.Option("--user")] = None,
+    session: Annotated[str | None, typer.Option("--session")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="ISO time: traces at or after it.")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="ISO time: traces before it.")] = None,
+    score: Annotated[list[str] | None, typer.Option("--score", help="A score condition, e.g. 'user_feedback<0' "
+                                                    "(repeatable).")] = None,
+    errors: Annotated[bool, typer.Option("--errors", help="Only traces that ended in an error.")] = False,
+    min_latency: Annotated[float | None, typer.Option("--min-latency", help="Seconds.")] = None,
+    min_cost: Annotated[float | None, typer.Option("--min-cost", help="USD.")] = None,
+    correction: Annotated[str | None, typer.Option("--correction", help="A score whose comment is a human's "
+                                                   "corrected answer: the expected output.")] = None,
+    keep_metadata: Annotated[list[str] | None, typer.Option("--keep-metadata", help="Trace metadata key to keep "
+                                                            "(repeatable).")] = None,
+    add_tag: Annotated[list[str] | None, typer.Option("--add-tag", help="Tag for every new item.")] = None,
+    sample: Annotated[int | None, typer.Option("--sample", help="At most N new items.", min=1)] = None,
+    stratify: Annotated[str | None, typer.Option("--stratify", help="metadata.KEY to sample across.")] = None,
+    diverse: Annotated[bool, typer.Option("--diverse", help="Sample across the inputs' embedding space.")] = False,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    near_dup: Annotated[float, typer.Option("--near-dup", help="Cosine at or above which two inputs are one "
+                                            "(0 turns it off).", min=0, max=1)] = 0.95,
+    redact: Annotated[str | None, typer.Option("--redact", help="Built-in detectors, comma-separated (default: "
+                                               "all).")] = None,
+    pattern: Annotated[list[str] | None, typer.Option("--pattern", help="NAME=REGEX to redact too "
+                                                      "(repeatable).")] = None,
+    names: Annotated[bool, typer.Option("--names", help="Redact person names (needs presidio-analyzer).")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count each step; write nothing.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="The report as JSON.")] = False,
+) -> None:
+    """Turn production traces into reviewable, redacted, de-duplicated golden items."""
+    from evalrun.production import harvest as hv
+    from evalrun.production.redact import RedactionFailed, Redactor
+    from evalrun.production.traces import read_jsonl, read_langfuse, read_otlp
+
+    if out.suffix.lower() not in (".yaml", ".yml", ".jsonl"):
+        raise UsageError(f"--out {out}: a .yaml or .jsonl golden file")
+    if stratify is not None and not stratify.startswith("metadata."):
+        raise UsageError(f"--stratify {stratify}: a metadata.KEY")
+    custom = {}
+    for p in pattern or []:
+        key, sep, rx = p.partition("=")
+        if not sep or not key or not rx:
+            raise UsageError(f"--pattern {p!r}: write NAME=REGEX")
+        custom[key] = rx
+    try:
+        redactor = Redactor.build(redact.split(",") if redact else None, custom, names)
+    except (ValueError, RedactionFailed) as e:
+        raise UsageError(f"--redact/--pattern: {e}") from None
+    opts = hv.Options(out=out, name=name, tags=tag or [], environment=environment, release=release,
+                      version=version, user=user, session=session,
+                      since=hv.parse_time(since, "--since") if since else None,
+                      until=hv.parse_time(until, "--until") if until else None,
+                      scores=[hv.parse_score(s) for s in score or []], errors=errors, min_latency=min_latency,
+                      min_cost=min_cost, correction=correction, keep_metadata=keep_metadata or [],
+                      add_tags=add_tag or [], sample=sample, stratify=stratify, diverse=diverse, seed=seed,
+                      near_dup=near_dup or None, redactor=redactor, dry_run=dry_run)
+    existing = hv.read_existing(out)
+    if source == "langfuse":
+        score_names = sorted({n for n, _, _ in opts.scores} | ({correction} if correction else set()))
+        traces = read_langfuse(opts.api_query(), score_names,
+                               progress=lambda path, page, pages: typer.echo(
+                                   f"harvest: {path} page {page}/{pages or '?'}", err=True))
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise UsageError(f"{source}: no such file (the source is langfuse, a .jsonl export or an OTLP .json)")
+        traces = read_jsonl(path) if path.suffix.lower() in (".jsonl", ".ndjson") else read_otlp(path)
+    report = hv.harvest(traces, opts, existing)
+    if json_out:
+        from evalrun._json import json_pretty
+
+        sys.stdout.write(json_pretty(report))
+        return
+    c = report["source_counts"]
+    typer.echo(f"read {c['read']} traces; {c['matched']} matched the filter ({opts.filter_text()})")
+    for label, n in sorted(c["filtered_out"].items()):
+        typer.echo(f"  dropped by {label}: {n}")
+    red = c["redaction"]
+    typer.echo(f"redacted: {', '.join(f'{k} {v}' for k, v in red['by_kind'].items()) or 'nothing found'}"
+               f"; items dropped because redaction failed: {red['dropped']}")
+    typer.echo(f"duplicates: {c['duplicates_exact']} exact, {c['duplicates_near']} near; "
+               f"already in {out.name}: {c['already_in_file']}")
+    verb = "would write" if dry_run else "wrote"
+    typer.echo(f"{verb} {report['new_items']} new items to {out} ({report['items_in_file']} in all)")
+
 prompts_app = typer.Typer(help="Langfuse prompts: push a local prompt file as a new version, pull one back.",
                           no_args_is_help=True)
 app.add_typer(prompts_app, name="prompts")

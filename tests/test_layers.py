@@ -20,6 +20,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("base", ["evalrun._version", "evalrun.errors", "evalrun._json", "evalrun._yaml", "evalrun._retry",
               "evalrun._user_modules", "evalrun._secrets", "evalrun.records", "evalrun.stats", "evalrun.agreement", "evalrun.prices",
               "evalrun._text", "evalrun._http",  # (issue 32: the control-character filter, capped answers)
+              "evalrun.production", "evalrun.production.redact",
               "evalrun.overrides", "evalrun.progress", "evalrun.runs", "evalrun.store", "evalrun.summary",
               "evalrun.selectors",  # (issue 25: slice keys, when: conditions, paths into data)
               "evalrun.openai_client", "evalrun.langfuse.client", "evalrun.langfuse.wire",
@@ -27,7 +28,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     # what config validates against: the scorer base class and its registry
     ("plugin interfaces", ["evalrun.scoring", "evalrun.scoring.base"]),
     ("config", ["evalrun.config", "evalrun.prompts", "evalrun.langfuse.prompts"]),
-    ("datasets", ["evalrun.datasets", "evalrun.langfuse.datasets"]),
+    ("datasets", ["evalrun.datasets", "evalrun.langfuse.datasets", "evalrun.production.traces"]),
     ("engine", ["evalrun.targets", "evalrun.chat", "evalrun.engine", "evalrun.scoring.*", "evalrun.agents",
                 "evalrun.agents.*"]),
     ("runs", ["evalrun.merge"]),
@@ -37,7 +38,8 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("gates", ["evalrun.gates"]),
     ("verdict", ["evalrun.verdict"]),
     ("report / integrations", ["evalrun.report", "evalrun.report.*", "evalrun.github", "evalrun.langfuse",
-                               "evalrun.langfuse.push", "evalrun.langfuse.tracecontext", "evalrun.postrun", "evalrun.variants"]),
+                               "evalrun.langfuse.push", "evalrun.langfuse.tracecontext", "evalrun.postrun", "evalrun.variants",
+                               "evalrun.production.harvest"]),
     ("API / CLI", ["evalrun", "evalrun.api", "evalrun.cli", "evalrun.__main__", "evalrun.scaffold"]),
 ]
 
