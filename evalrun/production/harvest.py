@@ -378,12 +378,12 @@ def _farthest_first(vecs: Any, rng: random.Random) -> list[int]:
 
 
 def _dig(data: dict[str, Any], dotted: str) -> Any:
-    cur: Any = data
-    for part in dotted.split("."):
-        if not isinstance(cur, dict) or part not in cur:
-            return None
-        cur = cur[part]
-    return cur
+    from evalrun.targets import dig
+
+    try:
+        return dig(data, dotted)
+    except KeyError:
+        return None
 
 
 def _write(path: Path, items: list[dict[str, Any]]) -> None:
