@@ -460,3 +460,46 @@ def test_a_gate_may_name_an_informational_scorer_by_saying_it_is_advisory(tmp_pa
     scoped_project(tmp_path, "  - exact_match\n", "  - {gate: 'exact_match.mean >= 0.9', advisry: true}\n")
     r = cli("run", "eval.yaml", "--output-dir", str(tmp_path / "out"), cwd=tmp_path)
     assert r.returncode == 2 and "eval.yaml:7:" in r.stderr and "unknown key 'advisry'" in r.stderr
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_scores_every_items_checks(tmp_path):
+    """Calls a killed run finished are scored on resume with the item's own checks (the checks
+    are looked up by item id in the dataset, which a resume reads again, fingerprint checked)."""
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import run_cli
+    from tests.test_cli_run import write_suite
+
+    items = [{"id": f"k{i}", "input": f"k{i}",
+              "assert": [{"type": "contains", "value": f"k{i}"}] + ([{"type": "regex", "pattern": "^k1"}] if i % 3 == 0
+                                                                     else [])}
+             for i in range(24)]
+    write_suite(tmp_path, items, "python: targets_mod:slow", extra="concurrency: 3\n", scorers="[assert]")
+    p = subprocess.Popen([sys.executable, "-m", "evalrun", "run", "eval.yaml", "--output-dir",
+                          str(tmp_path / ".evalrun")], cwd=tmp_path, text=True,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    results = None
+    while time.monotonic() < deadline and results is None:
+        found = list((tmp_path / ".evalrun" / "runs").glob("*/results.jsonl"))
+        if found and found[0].read_text().count("\n") >= 3:
+            results = found[0]
+        time.sleep(0.05)
+    p.kill()
+    p.communicate(timeout=30)
+    assert results is not None
+    r = run_cli("run", "--resume", "--output-dir", str(tmp_path / ".evalrun"), "--json", cwd=tmp_path,
+                timeout=120, env={"SLOW_TARGET_S": "0"})
+    assert r.returncode == 0, r.stderr
+    recs = [json.loads(line) for line in results.read_text().splitlines()]
+    assert sorted(r["item_id"] for r in recs) == sorted(i["id"] for i in items)  # each once
+    for rec in recs:
+        i = int(rec["item_id"][1:])
+        assert rec["scores"]["assert.contains"]["passed"] is True
+        assert ("assert.regex" in rec["scores"]) == (i % 3 == 0)
+    s = json.loads(r.stdout)["scorers"]
+    assert s["assert.contains"]["n"] == 24 and s["assert.regex"]["n"] == 8
+    assert s["assert.regex"]["passed"] == sum(1 for i in range(0, 24, 3) if str(i).startswith("1"))
