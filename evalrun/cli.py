@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import threading
@@ -533,6 +534,72 @@ def compare_cmd(
             typer.echo(f"{fmt} report: {path}", err=True)
     # comparing a saved run judges its gates only: how that run ended is its own exit code
     raise typer.Exit(ExitCode.of_run("finished", verdict.passed))
+
+
+@app.command("plan")
+def plan_cmd(
+    run_ref: Annotated[str, typer.Argument(metavar="[RUN]", help="A previous run (id, directory, 'latest').")] = "latest",
+    baseline_ref: Annotated[str | None, typer.Argument(
+        metavar="[BASELINE]", help="What it was compared with (default: the accepted baseline, else the previous run)."
+    )] = None,
+    drop: Annotated[float, typer.Option("--drop", help="The true drop to catch, as a fraction (0.05: 5 points).",
+                                        min=0.0, max=1.0)] = 0.05,
+    margin: Annotated[float, typer.Option("--margin", help="The gate's allowed drop (baseline - MARGIN).",
+                                          min=0.0, max=1.0)] = 0.0,
+    policy: Annotated[str | None, typer.Option("--policy", help="significant, point or strict (default: the "
+                                                                "run's gate_policy).")] = None,
+    power: Annotated[float, typer.Option("--power", help="How often the gate should catch the drop.",
+                                         min=0.5, max=0.99)] = 0.80,
+    output_dir: HomeOpt = None,
+    json_out: Annotated[bool, typer.Option("--json", help="As JSON.")] = False,
+) -> None:
+    """How many items a relative gate needs to catch a given drop, from a previous run's churn or
+    spread against its baseline (per scorer: pass rate, and the mean of other scores)."""
+    from evalrun import stats
+    from evalrun.gates import check_policy
+    from evalrun.postrun import prepare_from_manifest
+    from evalrun.store import resolve_run
+
+    rd = resolve_run(run_ref, output_dir)
+    manifest = rd.read_manifest()
+    post = prepare_from_manifest(manifest, baseline_ref=baseline_ref, home=output_dir, default_latest_before=rd.id)
+    if post.baseline is None:
+        raise UsageError(f"no baseline to measure run {rd.id}'s churn against: pass one (a run id, 'latest', a "
+                         "baseline file) or accept a run with  evalrun baseline set RUN")
+    pol = check_policy(policy or post.policy)
+    cmp = post.judge(rd, context=False).comparison
+    rows: list[dict[str, Any]] = []
+    for name, sc in cmp.scorers.items():
+        stat = "pass_rate" if sc.candidate.get("pass_rate") is not None else "mean"
+        paired = sc.paired(stat)
+        if paired is None or paired.diff.n < 2:
+            continue
+        d = paired.diff
+        rows.append({"scorer": name, "stat": stat, "n": d.n, "clusters": d.clusters,
+                     "churn": None if math.isnan(d.discordant) else round(d.discordant, 6),
+                     "detectable_drop_now": _rounded(stats.detectable_drop(d, -margin, pol, power)),
+                     "items_needed": _rounded(stats.items_needed(d, drop, -margin, pol, power))})
+    if json_out:
+        from evalrun._json import json_pretty
+
+        sys.stdout.write(json_pretty({"run_id": rd.id, "baseline": cmp.baseline_info, "drop": drop,
+                                      "margin": margin, "policy": pol, "power": power, "scorers": rows}))
+        return
+    typer.echo(f"plan: a gate `>= baseline - {margin:g}` under {pol} catching a true drop of {drop:g} "
+               f"{power:.0%} of the time, from run {rd.id} against {cmp.baseline_info and cmp.baseline_info.get('run_id')}")
+    for r in rows:
+        need = r["items_needed"]
+        now = r["detectable_drop_now"]
+        typer.echo(f"  {r['scorer']}.{r['stat']}: {r['n']} items now"
+                   + (f" ({r['clusters']} clusters)" if r["clusters"] is not None else "")
+                   + (f", churn {100 * r['churn']:.1f}%" if r["churn"] is not None else "")
+                   + (f"; catches {now:.3g} now" if now is not None else "; no basis for a detectable drop")
+                   + (f"; needs about {int(need)} items" if need is not None else
+                      "; no number of items catches it (within the margin, or no spread to measure)"))
+
+
+def _rounded(x: float) -> float | None:
+    return None if math.isnan(x) else round(x, 6)
 
 
 @app.command("history")

@@ -914,6 +914,38 @@ def detectable_drop(paired: PairedDifference, margin: float, policy: str, power:
     return hi
 
 
+def scaled(paired: PairedDifference, n: int) -> PairedDifference:
+    """The same set at ``n`` items: the same churn, spread and cluster sizes, the standard error
+    and the units scaled with n (what :func:`items_needed` searches over)."""
+    factor = paired.n / n
+    df = paired.df if math.isinf(paired.df) else max(1.0, (paired.df + 1.0) / factor - 1.0)
+    return replace(paired, n=n, se=paired.se * math.sqrt(factor), df=df,
+                   units=paired.units / factor if paired.units > 0 else float(n))
+
+
+def items_needed(paired: PairedDifference, drop: float, margin: float, policy: str, power: float = 0.80,
+                 limit: int = 1_000_000) -> float:
+    """How many items a ``>= baseline + margin`` gate under ``policy`` needs to catch a true
+    ``drop`` with ``power``, on sets like this one (its churn or spread, its cluster sizes);
+    nan when even ``limit`` items would not (a drop within the margin, say)."""
+    if paired.n < 2 or (paired.method != "agresti-min" and not paired.se > 0):
+        return math.nan
+
+    def enough(n: int) -> bool:
+        return gate_fail_probability(drop, scaled(paired, n), margin, policy) >= power
+
+    if not enough(limit):
+        return math.nan
+    lo, hi = 1, limit  # enough(hi); not enough(lo) (one item tells nothing)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if enough(mid):
+            hi = mid
+        else:
+            lo = mid
+    return float(hi)
+
+
 # --- repeats ------------------------------------------------------------------------------
 
 def pass_at_k(n: int, c: int, k: int) -> float:
