@@ -440,3 +440,40 @@ def test_a_forbidden_call_marks_the_divergence_even_when_the_match_passes():
     assert s.passed is False and s.extra["divergence"] == 1 and "expected" not in s.extra
     rec.trajectory = Trajectory(calls("search_kb")).to_dict()
     assert scorer.score_one(rec).passed is True
+
+
+def test_the_langfuse_push_shows_reported_tool_calls_as_tool_observations(tmp_path):
+    from tests.langfuse_server import FakeLangfuse
+    from tests.test_langfuse import cli as lf_cli
+    from tests.test_langfuse import run_dir_of, state_of
+
+    (tmp_path / "agent_mod.py").write_text(
+        "from evalrun.targets import Output\n"
+        "def agent(inp):\n"
+        "    return Output('done', tool_calls=[\n"
+        "        {'name': 'lookup_order', 'arguments': {'order_id': inp}, 'result': {'status': 'shipped'}},\n"
+        "        {'name': 'issue_refund', 'arguments': {'order_id': inp, 'amount': 5}, 'error': 'refunds are down'}])\n")
+    (tmp_path / "golden.jsonl").write_text("".join(json.dumps({"id": f"i{n}", "input": f"A-{n}",
+                                                               "expected_tool_calls": [{"name": "lookup_order"}]}) + "\n"
+                                                   for n in range(3)))
+    (tmp_path / "eval.yaml").write_text(json.dumps({"name": "tools", "dataset": "golden.jsonl",
+                                                    "target": {"python": "agent_mod:agent"},
+                                                    "scorers": [{"type": "tool_calls", "mode": "superset"}]}))
+    with FakeLangfuse() as fake:
+        r = lf_cli(fake, "run", "eval.yaml", "--output-dir", str(tmp_path / "h"), "--push", "langfuse", cwd=tmp_path)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert fake.errors == [], fake.errors[:5]
+        exp_id = state_of(run_dir_of(tmp_path / "h"))["context"]["experiment_id"]
+        spans = [s for s in fake.spans if s["attributes"].get("langfuse.experiment.id") == exp_id]
+    tools = [s for s in spans if s["attributes"].get("langfuse.observation.type") == "tool"]
+    assert sorted(s["name"] for s in tools) == ["issue_refund"] * 3 + ["lookup_order"] * 3
+    by_trace: dict[str, list[dict[str, Any]]] = {}
+    for s in tools:
+        by_trace.setdefault(s["trace_id"], []).append(s)
+    assert len(by_trace) == 3  # each item's calls in its own trace
+    lookup = next(s for s in tools if s["name"] == "lookup_order")
+    assert json.loads(lookup["attributes"]["langfuse.observation.output"]) == {"status": "shipped"}
+    assert json.loads(lookup["attributes"]["langfuse.observation.input"])["order_id"].startswith("A-")
+    refund = next(s for s in tools if s["name"] == "issue_refund")
+    assert refund["attributes"]["langfuse.observation.level"] == "ERROR"
+    assert refund["attributes"]["langfuse.observation.status_message"] == "refunds are down"

@@ -427,6 +427,27 @@ def _times(rec: Record, fallback_start: float) -> tuple[int, int]:
     return int(start * 1e9), int((start + (rec.latency_ms or 0.0) / 1000.0) * 1e9)
 
 
+def _tool_spans(rec: Record, trace_id: str, parent: str, experiment_attrs: dict[str, Any], start_ns: int,
+                end_ns: int) -> list[Any]:
+    """The tool calls the target reported (a chat target's tool loop, ``Output(tool_calls=...)``)
+    as observations of type ``tool``: arguments in, result out, a failed call at level ERROR.
+    Calls read from the pipeline's own spans are not sent again (its spans went where it sends
+    them)."""
+    calls = (rec.trajectory or {}).get("tool_calls") if isinstance(rec.trajectory, dict) else None
+    out = []
+    for i, call in enumerate(calls if isinstance(calls, list) else []):
+        if not isinstance(call, dict) or not isinstance(call.get("name"), str) or call.get("source") == "spans":
+            continue
+        error = call.get("error") if isinstance(call.get("error"), str) else None
+        args = call.get("arguments") if call.get("arguments") is not None else call.get("raw_arguments")
+        attrs = {**experiment_attrs, **wire.observation_attributes(
+            kind="tool", input=args, output=call.get("result"), level="ERROR" if error else None,
+            status_message=error, metadata={"tool_call_id": call["id"]} if isinstance(call.get("id"), str) else None)}
+        out.append(_span(call["name"], trace_id, wire.span_id(trace_id, "tool", str(i), parent), parent, attrs,
+                         _status("ERROR" if error else None, error), start_ns, end_ns))
+    return out
+
+
 def _call_spans(rec: Record, trace_id: str, parent: str, experiment_attrs: dict[str, Any],
                 fallback_start: float, pipeline_owns_cost: bool = False) -> list[Any]:
     """The target call as a generation (model, usage, cost, prompt version) and each judge's
@@ -467,6 +488,7 @@ def _call_spans(rec: Record, trace_id: str, parent: str, experiment_attrs: dict[
             gen[wire.PROMPT_VERSION] = prompt["version"]
         spans.append(_span("target-call", trace_id, wire.span_id(trace_id, "generation", parent), parent, gen,
                            _status(level, message), start_ns, end_ns))
+    spans += _tool_spans(rec, trace_id, parent, experiment_attrs, start_ns, end_ns)
     for scorer, score in rec.scores.items():
         judged = score.usage
         if not isinstance(judged, dict) or not judged.get("calls"):
