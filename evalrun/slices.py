@@ -159,7 +159,9 @@ class SliceRow:
         Without a baseline every row is 0 and only the candidate's own numbers rank it."""
         d = self.diff
         if d is None or not d.n:
-            return 0
+            # no baseline: only the candidate's own numbers rank it; a baseline but no pair
+            # (the slice's items are all new): nothing says it got worse
+            return 0 if self.regressions is None else 2
         if self.change == "drop":
             return 0
         if (self.regressions or 0) > 0 or d.diff < 0:

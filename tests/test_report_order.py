@@ -350,3 +350,23 @@ def test_eta_ignores_start_up_and_waits_for_a_warm_up(monkeypatch, capsys):
     assert lines[-1] == "suite: 11/100 (11%) 8.0/s ETA 11s errors 0"
     p.advance(89)
     assert p.eta() == "0s"
+
+
+def test_a_slice_of_new_items_neither_ranks_first_nor_counts_as_moved():
+    from dataclasses import replace
+
+    from evalrun.compare import compare
+    from evalrun.slices import slice_report
+
+    v = suite30_verdict()
+    cand = [it.candidate[0] for it in v.comparison.items]
+    base = [it.baseline[0] for it in v.comparison.items]
+    extra = cand[-1]
+    fresh = [replace(extra, item_id=f"fresh-{k}", metadata={"tags": ["brand-new"], "language": "en"},
+                     scores={n: type(s)(0.0, False) for n, s in extra.scores.items()}) for k in range(3)]
+    cmp = compare(cand + fresh, base, run={"run_id": "r", "eval": "e"}, baseline_info={"source": "b"})
+    rows = slice_report(cmp, ["tags"]).rows
+    new_rows = [i for i, r in enumerate(rows) if r.value == "brand-new"]
+    assert new_rows and all(rows[i].diff is None for i in new_rows)  # nothing to pair them with
+    assert min(new_rows) > max(i for i, r in enumerate(rows) if r.value == "critical")
+    assert not any(r.value == "brand-new" for r in moved_slices(rows))

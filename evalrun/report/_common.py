@@ -426,7 +426,8 @@ def clip_diff(runs: list[tuple[str, str]], limit: int, context: int = 24) -> lis
 def moved_slices(rows: list[Any]) -> list[Any]:
     """The slice rows that moved (already ranked by evidence of harm): something got worse or
     better. Without a baseline nothing can move: every row, worst first."""
-    return [r for r in rows if r.diff is None or r.harm < 2 or r.change or r.improvements or r.diff.diff != 0]
+    return [r for r in rows if r.regressions is None or r.harm < 2 or r.change or r.improvements
+            or (r.diff is not None and r.diff.n and r.diff.diff != 0)]
 
 
 def short_label(row: Any) -> str:
