@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -826,16 +826,7 @@ def _first_failing_b(n: int, m: int, margin: float, policy: str) -> int | None:
             p = mcnemar_exact(b, m - b) if policy == "significant" else math.nan
             return gate_fails((m - 2 * b) / n, lo, hi, margin, policy, p)
 
-        found = None
-        if fails(m):
-            lo_b, hi_b = -1, m  # fails(hi_b) holds; fails(lo_b) does not (or lo_b = -1)
-            while hi_b - lo_b > 1:
-                mid = (lo_b + hi_b) // 2
-                if fails(mid):
-                    hi_b = mid
-                else:
-                    lo_b = mid
-            found = hi_b
+        found = _first_true(fails, -1, m) if fails(m) else None
         if len(_B_STAR) > 200_000:
             _B_STAR.clear()
         _B_STAR[key] = found
@@ -936,14 +927,19 @@ def items_needed(paired: PairedDifference, drop: float, margin: float, policy: s
 
     if not enough(limit):
         return math.nan
-    lo, hi = 1, limit  # enough(hi); not enough(lo) (one item tells nothing)
+    return float(_first_true(enough, 1, limit))  # one item tells nothing
+
+
+def _first_true(pred: Callable[[int], bool], lo: int, hi: int) -> int:
+    """The smallest k in (lo, hi] with ``pred(k)``, by bisection, for a predicate monotone in k
+    that holds at ``hi`` (and is taken not to hold at ``lo``)."""
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        if enough(mid):
+        if pred(mid):
             hi = mid
         else:
             lo = mid
-    return float(hi)
+    return hi
 
 
 # --- repeats ------------------------------------------------------------------------------
