@@ -960,8 +960,7 @@ def _exit(code: int) -> None:
     # running (one a target or a telemetry SDK started, a sync call stuck past its timeout), and
     # a CI job would hang until its own timeout: exit without them, once the exit handlers (an
     # SDK's flush) have run, in a bounded time
-    main_thread = threading.main_thread()
-    if any(t is not main_thread and not t.daemon and t.is_alive() for t in threading.enumerate()):
+    if _held_by_threads():
         import atexit
 
         handlers = threading.Thread(target=atexit._run_exitfuncs, name="evalrun-atexit", daemon=True)
@@ -971,6 +970,26 @@ def _exit(code: int) -> None:
         sys.stderr.flush()
         os._exit(code)
     sys.exit(code)
+
+
+#: the embedding scorer's model thread lives as long as the process, idle at exit: Python's
+#: exit ends it by itself (it tells executors to stop before it joins their threads)
+_OWN_IDLE_POOLS = ("evalrun-embed",)
+
+
+def _held_by_threads(settle: float = 0.2) -> bool:
+    """Whether non-daemon threads other than the embedding model's are still running after
+    ``settle`` seconds (a pool shut down a moment ago ends its idle threads by then; one stuck
+    in user code, a custom scorer's, does not)."""
+    import time
+
+    main_thread = threading.main_thread()
+    others = [t for t in threading.enumerate() if t is not main_thread and not t.daemon
+              and not t.name.startswith(_OWN_IDLE_POOLS)]
+    deadline = time.monotonic() + settle
+    for t in others:
+        t.join(max(0.0, deadline - time.monotonic()))
+    return any(t.is_alive() for t in others)
 
 
 def main(argv: list[str] | None = None) -> None:
