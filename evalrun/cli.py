@@ -690,7 +690,13 @@ def push_cmd(
     rd = resolve_run(run_ref, output_dir)
     result = push_run(rd, overrides={"run_name": run_name, "description": description,
                                      "dataset_name": dataset_name}, budget=timeout)
-    typer.echo(result.line(rd.id), err=True)
+    line = result.line(rd.id)
+    typer.echo(line, err=True)
+    if not result.delivered:
+        from evalrun import github
+
+        if github.active():
+            github.emit_command(github.annotation("warning", line, title="Langfuse push not delivered"), sys.stdout)
     raise typer.Exit(result.exit_code)
 
 

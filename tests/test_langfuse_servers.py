@@ -200,8 +200,10 @@ def test_evalrun_push_of_an_undelivered_run_exits_3_until_delivered(tmp_path):
     r = cli(fake, "run", "eval.yaml", "--output-dir", "home", "-q", "--push", "langfuse", cwd=root)
     assert r.returncode == 0 and "warning: langfuse: push pending" in r.stderr
     rd = run_dir_of(root / "home")
-    r2 = cli(fake, "push", rd.name, "--output-dir", "home", "--timeout", "5", cwd=root)
+    r2 = cli(fake, "push", rd.name, "--output-dir", "home", "--timeout", "5", cwd=root,
+             env={"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(tmp_path / "s.md")})
     assert r2.returncode == 3 and "push pending" in r2.stderr
+    assert r2.stdout.startswith("::warning title=Langfuse push not delivered::langfuse: push pending"), r2.stdout
     fake.up()
     try:
         r3 = cli(fake, "push", rd.name, "--output-dir", "home", cwd=root)
