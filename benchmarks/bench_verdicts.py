@@ -453,6 +453,76 @@ def likert_coverage(rng: np.random.Generator, n: int, shape: str, *, reps: int =
     return ours / reps, plain / reps
 
 
+# --- errors in the candidate and the baseline (issue 21) -----------------------------------
+
+#: a gate that loses more than this share of its pairs to baseline errors is incomplete (gates.py)
+MATERIAL_LOSS = 0.05
+
+
+def error_runs(rng: np.random.Generator, n: int, *, p: float = 0.8, churn: float = 0.04, drop: float = 0.0,
+               cand_errors: float = 0.0, base_errors: float = 0.0
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Single-trial baseline and candidate pass/fail per item (:func:`paired_runs`), then errors:
+    the candidate's pipeline crashes on a share ``cand_errors`` of the items (a real defect: those
+    items get no answer), the baseline had transient errors on a share ``base_errors`` (its answer
+    there is unknown). Returns candidate, baseline, and the two error masks."""
+    cand, base, _, _ = paired_runs(rng, n, p, churn=churn, drop=drop)
+    return cand, base, rng.random(n) < cand_errors, rng.random(n) < base_errors
+
+
+def error_gate_outcome(cand: np.ndarray, base: np.ndarray, cand_err: np.ndarray, base_err: np.ndarray, *,
+                       rule: str, margin: float = 0.02) -> str:
+    """``pass`` | ``fail`` | ``incomplete`` of ``pass_rate >= baseline - margin`` (significant).
+
+    ``rule`` ``old``: as evalrun judged before issue 21 for a mean gate: an errored candidate item
+    has no value and leaves the pairs, an errored baseline item counts as a failure the candidate
+    "fixes". ``new``: an error is a failure in the candidate; an item that errored in the baseline
+    leaves the pairs, and losing more than MATERIAL_LOSS of them makes the gate incomplete."""
+    if rule == "old":
+        keep = ~cand_err
+        c, b = cand[keep], np.where(base_err[keep], 0.0, base[keep])
+    else:
+        keep = ~base_err
+        c, b = np.where(cand_err[keep], 0.0, cand[keep]), base[keep]
+    d = stats.paired_difference(c.tolist(), b.tolist(), binary=True)
+    if stats.gate_fails(d.diff, d.lo, d.hi, -margin, "significant", d.p_value):
+        return "fail"
+    if rule == "new" and (base_err.mean() > MATERIAL_LOSS or not d.has_interval):
+        return "incomplete"
+    return "pass"
+
+
+def error_pass_rates(rng: np.random.Generator, n: int, *, reps: int = 1000, **kw: float) -> dict[str, float]:
+    """Share of runs each rule lets pass (a silent pass when the truth is a drop)."""
+    passes = {"old": 0, "new": 0}
+    for _ in range(reps):
+        runs = error_runs(rng, n, **kw)
+        for rule in passes:
+            passes[rule] += error_gate_outcome(*runs, rule=rule) == "pass"
+    return {k: v / reps for k, v in passes.items()}
+
+
+ERROR_SCENARIOS = (
+    ("candidate crashes on 15% (truth: -0.15 or worse)", {"cand_errors": 0.15}),
+    ("candidate crashes on 5%", {"cand_errors": 0.05}),
+    ("baseline 10% transient errors, true drop 0.08", {"base_errors": 0.10, "drop": 0.08}),
+    ("baseline 10% transient errors, no change", {"base_errors": 0.10}),
+    ("baseline 3% transient errors, true drop 0.08", {"base_errors": 0.03, "drop": 0.08}),
+    ("baseline 3% transient errors, no change", {"base_errors": 0.03}),
+)
+
+
+def print_error_table(rng: np.random.Generator, reps: int) -> None:
+    print("\nErrors in candidate and baseline: gate `pass_rate >= baseline - 2%` (significant, pass rate 0.8, "
+          "churn 0.04): share of runs that PASS, before issue 21 (errored candidate items dropped, baseline "
+          "errors counted as failures) and now (errors are failures; baseline-errored items left out, "
+          "incomplete past 5%)")
+    print("  " + " " * 50 + "".join(f"{f'n={n} {rule}':>14}" for n in (100, 300) for rule in ("old", "new")))
+    for label, kw in ERROR_SCENARIOS:
+        vals = [error_pass_rates(rng, n, reps=reps, **kw) for n in (100, 300)]
+        print(f"  {label:<50}" + "".join(f"{v[rule]:14.3f}" for v in vals for rule in ("old", "new")))
+
+
 # --- report -------------------------------------------------------------------------------
 
 def _table(title: str, rows: list[str], cols: list[str], cell: Callable[[str, str], float]) -> float:
@@ -575,6 +645,7 @@ def main() -> None:
         for n in (100, 300, 500):
             drop, power = detectable_drop_check(rng, n, policy=policy, margin=0.02, churn=0.04, reps=reps)
             print(f"  {policy:<11} n={n:<4} churn 0.04: detectable drop {drop:.3f} -> fails {power:.3f}")
+    print_error_table(rng, reps)
     plain, clustered = ignored_cluster_coverage(rng, reps=reps)
     print(f"\n10 documents x 10 questions, pass rate 0.5: coverage {plain:.3f} without `cluster:`, "
           f"{clustered:.3f} with it")

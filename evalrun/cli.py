@@ -338,7 +338,10 @@ def _render_run(outcome: RunOutcome, verdict: Verdict | None, json_out: bool, qu
 
 
 def _failed_line(outcome: RunOutcome) -> str:
-    return f"run failed: too many target errors ({outcome.summary['errors']}); see {outcome.run_dir.path}"
+    from evalrun.report._terminal import visible
+
+    why = outcome.summary.get("failure") or f"too many target errors ({outcome.summary.get('errors')})"
+    return f"run failed: {visible(str(why))}; see {outcome.run_dir.path}"
 
 
 def _render_summary(summary: Mapping[str, Any], json_out: bool, quiet: bool) -> None:
@@ -533,7 +536,7 @@ def compare_cmd(
         for fmt, path in verdict.written:
             typer.echo(f"{fmt} report: {path}", err=True)
     # comparing a saved run judges its gates only: how that run ended is its own exit code
-    raise typer.Exit(ExitCode.of_run("finished", verdict.passed))
+    raise typer.Exit(ExitCode.of_run("finished", verdict.passed, verdict.incomplete))
 
 
 @app.command("plan")

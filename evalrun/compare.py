@@ -14,8 +14,13 @@ Units and rules:
   ``fail`` (none did) or ``flaky`` (some did). A regression is pass -> fail, an improvement
   fail -> pass; an item flaky in the candidate is listed as flaky, not as a regression.
   McNemar's exact test runs on those discordant items.
-- A record whose target call failed counts as failed for every scorer (it gave no answer),
-  but contributes no value to means (as in summary.json, so the numbers agree).
+- An error is a failure: a record whose target call failed scores 0.0 and fails under every
+  scorer (it gave no answer), a scorer error scores 0.0 and fails under that scorer, as in
+  summary.json, so the numbers agree (``exclude_errors`` leaves both out, everywhere).
+- An item that errored in the baseline (its target call, or the scorer) is left out of that
+  scorer's paired statistics, regressions and improvements: the candidate did not fix anything
+  there. Those items are listed (:attr:`ScorerComparison.unpaired`); a gate that loses a material
+  share of its pairs this way is incomplete (:mod:`evalrun.gates`).
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ class Side:
     passed: int = 0
     judged: int = 0
     trials: int = 0  # every trial, a scorer error included (pass@k / pass^k count it as failed)
+    errors: int = 0  # trials whose target call or scorer failed
 
     @property
     def mean(self) -> float | None:
@@ -94,25 +100,42 @@ def informational_names(records: list[Record]) -> set[str]:
     return {name for r in records for name, s in r.scores.items() if s.informational}
 
 
-def _collect(records: list[Record], names: list[str]) -> dict[str, dict[str, Side]]:
+def _error_trial(side: Side, verdicts: bool, exclude: bool) -> None:
+    """A trial whose target call or scorer failed: a failure (0.0, failed), or nothing at all
+    when the eval file excludes errors (then it counts only in ``errors``)."""
+    side.errors += 1
+    if exclude:
+        return
+    side.trials += 1
+    side.values.append(0.0)
+    if verdicts:
+        side.judged += 1
+
+
+def _collect(records: list[Record], names: list[str], exclude_errors: bool = False) -> dict[str, dict[str, Side]]:
     """Per scorer, per item: the values and verdicts of its trials (one pass over the records)."""
-    gives_verdicts: set[str] = set()
+    judged: set[str] = set()  # scorers that gave a verdict
+    scored: set[str] = set()  # scorers that gave anything but an error
     for r in records:
         for name, s in r.scores.items():
-            if s.passed is not None:
-                gives_verdicts.add(name)
+            if s.error is None:
+                scored.add(name)
+                if s.passed is not None:
+                    judged.add(name)
+    # as summary.json decides: a scorer that scored nothing (all errors) counts as giving verdicts
+    verdicts = {name for name in names if name in judged or name not in scored}
     out: dict[str, dict[str, Side]] = {name: {} for name in names}
     for r in records:
         iid = r.item_id
         if r.error:
-            for name in gives_verdicts:
+            for name, sides in out.items():  # no answer: a failure under every scorer
                 # (a scorer scoped away from this item, or a check it does not carry, is not its)
-                if name in out and name not in r.not_applicable:
-                    side = out[name].get(iid)
-                    if side is None:
-                        side = out[name][iid] = Side()
-                    side.judged += 1  # no answer: a failure, but no value to average
-                    side.trials += 1
+                if name in r.not_applicable:
+                    continue
+                side = sides.get(iid)
+                if side is None:
+                    side = sides[iid] = Side()
+                _error_trial(side, name in verdicts, exclude_errors)
             continue
         for name, s in r.scores.items():
             per = out.get(name)
@@ -121,9 +144,10 @@ def _collect(records: list[Record], names: list[str]) -> dict[str, dict[str, Sid
             side = per.get(iid)
             if side is None:
                 side = per[iid] = Side()
-            side.trials += 1
             if s.error is not None:
+                _error_trial(side, name in verdicts, exclude_errors)
                 continue
+            side.trials += 1
             if s.value is not None:
                 side.values.append(float(s.value))
             if s.passed is not None:
@@ -165,12 +189,16 @@ class Paired:
 
 def paired_stat(cand: dict[str, Side], base: dict[str, Side], stat: str, *, binary: bool,
                 clusters: dict[str, object] | None = None) -> Paired | None:
-    """Candidate minus baseline of one per-item statistic on the items both sides have."""
+    """Candidate minus baseline of one per-item statistic on the items both sides have; an item
+    that errored in the baseline is left out (its failure there says nothing of the candidate)."""
     ids: list[str] = []
     c: list[float] = []
     b: list[float] = []
     for i, s in sorted(cand.items()):
-        cv, bv = s.stat(stat), (base[i].stat(stat) if i in base else None)
+        bs = base.get(i)
+        if bs is None or bs.errors:
+            continue
+        cv, bv = s.stat(stat), bs.stat(stat)
         if cv is not None and bv is not None:
             ids.append(i)
             c.append(cv)
@@ -195,6 +223,13 @@ class ScorerComparison:
     informational: bool = False
     clusters: dict[str, object] | None = None  # item -> cluster label (eval file's `cluster:`)
     _paired: dict[str, Paired | None] = field(default_factory=dict, repr=False)
+
+    @property
+    def unpaired(self) -> list[str]:
+        """Candidate items left out of the paired statistics because they errored in the baseline."""
+        if self.base_items is None:
+            return []
+        return sorted(i for i in self.cand_items if (b := self.base_items.get(i)) is not None and b.errors)
 
     def value(self, stat: str) -> float | None:
         """The candidate's number for a stat: mean / pass_rate as summary.json has them (over
@@ -232,6 +267,7 @@ class ScorerComparison:
             d["regressions"] = self.regressions
             d["improvements"] = self.improvements
             d["mcnemar_p"] = rounded_p(self.mcnemar_p)
+            d["baseline_errored"] = self.unpaired
         d["flaky"] = self.flaky
         if self.informational:
             d["informational"] = True
@@ -299,6 +335,14 @@ class Comparison:
     metrics: dict[str, Any]  # run-level numbers of the candidate (errors, latency, cost)
     baseline_metrics: dict[str, Any] | None
     trials: int
+    exclude_errors: bool = False  # the eval file leaves errors out of every number
+    #: the first distinct error messages of the candidate: {"target": [...], "scorers": {name: [...]}}
+    error_samples: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def baseline_errored(self) -> list[str]:
+        """Items left out of some scorer's paired statistics because they errored in the baseline."""
+        return sorted({i for sc in self.scorers.values() for i in sc.unpaired})
 
     @property
     def has_baseline(self) -> bool:
@@ -337,20 +381,35 @@ class Comparison:
                        ("regressed", "improved", "flaky", "unchanged", "new", "removed")},
             "new_items": self.new_items,
             "removed_items": self.removed_items,
+            "exclude_errors": self.exclude_errors,
+            "error_samples": self.error_samples,
+            "baseline_errored": self.baseline_errored if self.has_baseline else None,
             "items": [i.to_dict() for i in self.items],
         }
 
 
 
-def scorer_numbers(records: list[Record], names: list[str], cluster: str | None = None) -> dict[str, dict[str, Any]]:
-    """Per scorer n, mean, ci95, pass_rate, passed, failed, errors (and clusters): exactly as
-    summary.json counts them (the same builder), so a report never disagrees with the run's summary."""
-    builder = SummaryBuilder(names, cluster=cluster)
+_NUMBER_KEYS = ("n", "trials", "mean", "ci95", "ci_method", "ci_note", "clusters", "pass_rate", "pass_ci95",
+                "passed", "failed", "errors", "target_errors", "error_failures")
+
+
+def _numbers_builder(records: list[Record], names: list[str], cluster: str | None,
+                     exclude_errors: bool) -> SummaryBuilder:
+    builder = SummaryBuilder(names, cluster=cluster, exclude_errors=exclude_errors)
     for r in records:
         builder.add(r)
-    keys = ("n", "trials", "mean", "ci95", "ci_method", "ci_note", "clusters", "pass_rate", "pass_ci95", "passed",
-            "failed", "errors")
-    return {name: {k: s[k] for k in keys if k in s} for name, s in builder.build()["scorers"].items()}
+    return builder
+
+
+def _numbers(built: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    return {name: {k: s[k] for k in _NUMBER_KEYS if k in s} for name, s in built["scorers"].items()}
+
+
+def scorer_numbers(records: list[Record], names: list[str], cluster: str | None = None,
+                   exclude_errors: bool = False) -> dict[str, dict[str, Any]]:
+    """Per scorer n, mean, ci95, pass_rate, passed, failed, errors (and clusters): exactly as
+    summary.json counts them (the same builder), so a report never disagrees with the run's summary."""
+    return _numbers(_numbers_builder(records, names, cluster, exclude_errors).build())
 
 
 def run_metrics(records: list[Record], summary: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -379,20 +438,22 @@ def scorer_names(records: list[Record], preferred: list[str] | None = None) -> l
 def compare(candidate: list[Record], baseline: list[Record] | None, *, run: dict[str, Any] | None = None,
             baseline_info: dict[str, Any] | None = None, scorers: list[str] | None = None,
             summary: Mapping[str, Any] | None = None, baseline_metrics: dict[str, Any] | None = None,
-            cluster: str | None = None) -> Comparison:
+            cluster: str | None = None, exclude_errors: bool = False) -> Comparison:
     """Pair ``candidate`` with ``baseline`` (None: the candidate alone, for gates and reports).
 
     ``scorers`` fixes the order (the eval file's); scorers that only one run has are compared
     as far as they can be (a scorer new in this run has no baseline numbers). ``cluster`` is the
-    eval file's metadata key grouping items (cluster-robust intervals).
+    eval file's metadata key grouping items (cluster-robust intervals); ``exclude_errors`` (the
+    eval file's) leaves errors out of every number instead of counting them as failures.
     """
     has_base = baseline is not None
     base = baseline or []
     names = scorer_names(candidate, scorers)
     cand_by, base_by = _by_item(candidate), _by_item(base)
     comps: dict[str, ScorerComparison] = {}
-    cand_sides, base_sides = _collect(candidate, names), _collect(base, names)
-    cand_numbers, base_numbers = scorer_numbers(candidate, names, cluster), scorer_numbers(base, [], cluster)
+    cand_sides, base_sides = _collect(candidate, names, exclude_errors), _collect(base, names, exclude_errors)
+    built = _numbers_builder(candidate, names, cluster, exclude_errors).build()
+    cand_numbers, base_numbers = _numbers(built), scorer_numbers(base, scorer_names(base), cluster, exclude_errors)
     labels = None
     if cluster:
         labels = {r.item_id: cluster_label(r.metadata, cluster, r.item_id) for r in base}
@@ -409,8 +470,8 @@ def compare(candidate: list[Record], baseline: list[Record] | None, *, run: dict
         for iid, side in sc.cand_items.items():
             if side.state == "flaky":
                 sc.flaky.append(iid)
-            if sc.base_items is None or iid not in sc.base_items:
-                continue
+            if sc.base_items is None or iid not in sc.base_items or sc.base_items[iid].errors:
+                continue  # (an item that errored in the baseline neither regresses nor improves)
             before, after = sc.base_items[iid].state, side.state
             if before == "pass" and after == "fail":
                 sc.regressions.append(iid)
@@ -464,4 +525,6 @@ def compare(candidate: list[Record], baseline: list[Record] | None, *, run: dict
         metrics=run_metrics(candidate, summary),
         baseline_metrics=(baseline_metrics or run_metrics(base)) if has_base else None,
         trials=trials,
+        exclude_errors=exclude_errors,
+        error_samples=built["error_samples"],
     )

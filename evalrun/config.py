@@ -232,8 +232,11 @@ class EvalConfig(_Strict):
     repeat: int = Field(1, ge=1, le=1000)
     scorers: list[ScorerConfig] = Field(default_factory=list)
     #: fraction of records whose target call may fail before the run counts as failed (exit 3);
-    #: by default only a run where every call failed is
+    #: default 5% (summary.DEFAULT_ERROR_BUDGET); a run where every call failed always does
     error_budget: float | None = Field(None, ge=0, le=1)
+    #: leave target and scorer errors out of every number instead of counting them as failures
+    #: (every report then says so)
+    exclude_errors: bool = False
     gates: list[Any] = Field(default_factory=list)
     #: how a relative gate decides (gates.py): significant (default), point or strict
     gate_policy: Literal["significant", "point", "strict"] = "significant"

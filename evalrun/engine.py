@@ -718,10 +718,12 @@ def _scorer_extras(plan: Plan) -> dict[str, Any]:
     return {s.name: s.summary_extra() for s in plan.scorers}
 
 
-def write_summary(run_dir: RunDir, plan: Plan, builder: SummaryBuilder, status: RunStatus, manifest: Manifest
-                  ) -> Summary:
+def write_summary(run_dir: RunDir, plan: Plan, builder: SummaryBuilder, status: RunStatus, manifest: Manifest,
+                  failure: str | None = None) -> Summary:
     summary = builder.build(run_id=run_dir.id, eval=plan.loaded.config.name, status=status,
                             planned=plan.total, started_at=manifest.get("started_at"), finished_at=now_iso())
+    if failure is not None:
+        summary["failure"] = failure
     for name, extra in _scorer_extras(plan).items():
         if extra and name in summary["scorers"]:
             summary["scorers"][name].update(extra)
@@ -800,7 +802,10 @@ async def _run_locked(opts: RunOptions, lock: RunLock) -> RunOutcome:
         })
         run_dir.write_manifest(manifest)
 
-    builder = SummaryBuilder([n for s in plan.scorers for n in s.stat_names()], cluster=plan.loaded.config.cluster)
+    cfg = plan.loaded.config
+    builder = SummaryBuilder([n for s in plan.scorers for n in s.stat_names()], cluster=cfg.cluster,
+                             exclude_errors=cfg.exclude_errors, budget=cfg.error_budget,
+                             scorer_budgets={n: s.config.error_budget for s in plan.scorers for n in s.stat_names()})
     done: set[tuple[str, int]] = set()
     planned = {(it.id, t) for it in plan.items for t in range(plan.repeat)} if opts.resume else None
     for rec in run_dir.records():
@@ -836,9 +841,12 @@ async def _run_locked(opts: RunOptions, lock: RunLock) -> RunOutcome:
     if status == "finished":
         # every call is scored and in results.jsonl: the journal has nothing left to give
         run_dir.pending_path.unlink(missing_ok=True)
-    if status == "finished" and builder.over_budget(plan.loaded.config.error_budget):
+    why = builder.failure() if status == "finished" else None
+    if why is not None:
         status = "failed"
-    summary = write_summary(run_dir, plan, builder, status, manifest)
+    elif failure is not None:
+        why = str(failure)
+    summary = write_summary(run_dir, plan, builder, status, manifest, why)
     if failure is not None:
         # what was saved stays saved and counted; the run can be resumed once the cause is fixed
         raise failure

@@ -20,26 +20,32 @@ class ExitCode(IntEnum):
     GATE_FAILED = 1
     USAGE = 2
     RUN_FAILED = 3
+    #: ran, no gate failed, but a gate could not be judged (no pairs, no interval, too few
+    #: clusters, too many baseline errors): not a pass, and not a measured regression either
+    INCOMPLETE = 4
     INTERRUPTED = 130
 
     @classmethod
-    def of_run(cls, status: str, passed: bool = True) -> ExitCode:
-        """A run's exit code: an interrupted or failed run says so, any other is judged by its gates."""
+    def of_run(cls, status: str, passed: bool = True, incomplete: bool = False) -> ExitCode:
+        """A run's exit code: an interrupted or failed run says so, any other is judged by its
+        gates (``incomplete``: it did not pass only because a gate could not be judged)."""
         if status == "interrupted":
             return cls.INTERRUPTED
         if status == "failed":
             return cls.RUN_FAILED
-        return cls.OK if passed else cls.GATE_FAILED
+        if passed:
+            return cls.OK
+        return cls.INCOMPLETE if incomplete else cls.GATE_FAILED
 
 
 # what GitHub outputs (``verdict``) say of a run that did not get as far as its gates
 VERDICT_WORD = {"finished": "pass", "failed": "error", "interrupted": "interrupted"}
 
 
-def verdict_word(status: str, passed: bool = True) -> str:
-    """``pass`` | ``fail`` | ``error`` | ``interrupted``: the one-word verdict of a run."""
+def verdict_word(status: str, passed: bool = True, incomplete: bool = False) -> str:
+    """``pass`` | ``fail`` | ``incomplete`` | ``error`` | ``interrupted``: the one-word verdict of a run."""
     if status == "finished":
-        return "pass" if passed else "fail"
+        return "pass" if passed else "incomplete" if incomplete else "fail"
     return VERDICT_WORD.get(status, "error")
 
 

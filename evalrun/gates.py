@@ -38,6 +38,15 @@ below 0.05, so ten or twenty slice gates together fail an unchanged run no more 
 gate does; under ``point`` each says how often noise alone fails one of them.
 
 Each relative gate reports the drop it catches with 80% power on this set under its policy.
+
+Cannot judge means cannot pass. A relative gate that has a baseline but no paired items, no
+interval (one item, one cluster: too few units) under ``significant`` or ``strict``, or that lost
+more than :data:`MATERIAL_LOSS` of its pairs to items that errored in the baseline, is
+``incomplete``; so is a relative run-metric gate whose baseline lacks the metric. An incomplete
+gate keeps the run from passing (exit 4, :attr:`ExitCode.INCOMPLETE
+<evalrun.errors.ExitCode.INCOMPLETE>`, when no gate failed outright), unless the eval file says
+so for that gate: ``{gate: "x.mean >= baseline", incomplete: pass}``. Its point estimate is
+shown all the same. Without any baseline a relative gate is ``skip`` (the run says so).
 """
 
 from __future__ import annotations
@@ -65,6 +74,12 @@ _TOKEN = re.compile(rf"\s*(?:(?P<op>>=|<=|=>|=<|>|<|==|!=|=)|(?P<num>{_NUMBER})(
 #: errors: a function (message, gate index, field) -> UsageError at that gate in the eval file
 Locate = Callable[..., UsageError]
 
+#: a relative gate that loses more than this share of its pairs to items that errored in the
+#: baseline cannot be judged (incomplete); a smaller loss is noted on the gate
+MATERIAL_LOSS = 0.05
+#: what an incomplete gate does to the verdict: ``fail`` (default) keeps the run from passing
+INCOMPLETE_RULES = ("fail", "pass")
+
 
 @dataclass(frozen=True)
 class Gate:
@@ -82,6 +97,8 @@ class Gate:
     max_regressions: int = 0  # no_regressions only: how many regressed items it tolerates
     slice_key: str | None = None  # "tags" | "metadata.KEY": judged on that slice's items only
     slice_value: str | None = None
+    #: ``pass``: the eval file lets this gate pass when it cannot be judged (``incomplete: pass``)
+    incomplete: str = "fail"
     where: tuple[str | None, int | None, int | None] | None = field(default=None, compare=False)
     #: written as {gate: ..., advisory: true}: reported, a failure never fails the run
     advisory: bool = False
@@ -101,7 +118,7 @@ class Gate:
 @dataclass
 class GateResult:
     gate: Gate
-    verdict: str  # pass | fail | skip | advisory (a failing gate on a judge short of its calibration)
+    verdict: str  # pass | fail | skip | incomplete | advisory (a failing gate on a judge short of its calibration)
     value: float | None = None
     baseline: float | None = None
     diff: float | None = None
@@ -120,10 +137,12 @@ class GateResult:
 
     @property
     def failed(self) -> bool:
-        return self.verdict == "fail"
+        """Whether this gate keeps the run from passing: it failed, or it could not be judged
+        and the eval file does not let it pass then."""
+        return self.verdict == "fail" or (self.verdict == "incomplete" and self.gate.incomplete != "pass")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"gate": self.gate.text, "verdict": self.verdict, "value": _r(self.value),
+        return {"gate": self.gate.text, "verdict": self.verdict, "blocks": self.failed, "value": _r(self.value),
                 "baseline": _r(self.baseline), "diff": _r(self.diff),
                 "ci95": None if self.ci is None else [_r(self.ci[0]), _r(self.ci[1])],
                 "detectable_drop": _r(self.mde), "n": self.n, "clusters": self.clusters, "note": self.note,
@@ -378,6 +397,31 @@ def _no_regressions(body: Any, text: str, index: int, scorers: list[str], err: C
                 tag=None if tag is None else str(tag), max_regressions=most)
 
 
+def _string_gate(entry: str, index: int, scorers: list[str], repeat: int | None, err: Callable[[str], UsageError],
+                 informational: frozenset[str] = frozenset(), assertions: bool = False) -> Gate:
+    s = entry.strip()
+    if s == "no_regressions":
+        return Gate(text=s, index=index, kind="no_regressions")
+    return parse_gate(s, index, scorers, repeat, err, informational, assertions)
+
+
+def _gate_with_rules(entry: dict[str, Any], index: int, scorers: list[str], repeat: int | None,
+                     err: Callable[[str], UsageError], informational: frozenset[str] = frozenset(),
+                     assertions: bool = False) -> Gate:
+    """``{gate: "x.mean >= baseline", incomplete: pass}``: a gate string with its own rules."""
+    unknown = [k for k in entry if k not in ("gate", "incomplete")]
+    if unknown:
+        raise err(f"gate: unknown key '{unknown[0]}'{_suggest(str(unknown[0]), ['gate', 'incomplete'])}; "
+                  "allowed: gate, incomplete")
+    text = entry["gate"]
+    if not isinstance(text, str):
+        raise err("gate: the gate is a string like 'exact_match.mean >= baseline - 0.02'")
+    rule = entry.get("incomplete", "fail")
+    if rule not in INCOMPLETE_RULES:
+        raise err(f"gate '{text.strip()}': incomplete must be fail or pass (got {rule!r})")
+    return replace(_string_gate(text, index, scorers, repeat, err, informational, assertions), incomplete=rule)
+
+
 def parse_gates(raw: list[Any] | None, *, scorers: list[str], repeat: int | None = None,
                 locate: Locate | None = None, informational: frozenset[str] = frozenset(),
                 assertions: bool = False) -> list[Gate]:
@@ -391,11 +435,9 @@ def parse_gates(raw: list[Any] | None, *, scorers: list[str], repeat: int | None
             return locate(msg, _i) if locate is not None else UsageError(msg)
 
         if isinstance(entry, str):
-            s = entry.strip()
-            if s == "no_regressions":
-                gates.append(Gate(text=s, index=i, kind="no_regressions"))
-            else:
-                gates.append(parse_gate(s, i, scorers, repeat, err, informational, assertions))
+            gates.append(_string_gate(entry, i, scorers, repeat, err, informational, assertions))
+        elif isinstance(entry, dict) and "gate" in entry:
+            gates.append(_gate_with_rules(entry, i, scorers, repeat, err, informational, assertions))
         elif isinstance(entry, dict) and len(entry) == 1 and "no_regressions" in entry:
             body = entry["no_regressions"]
             text = "no_regressions" + ("" if not body or body is True else
@@ -406,10 +448,11 @@ def parse_gates(raw: list[Any] | None, *, scorers: list[str], repeat: int | None
             gates.append(_advisory_gate(entry, i, scorers, repeat, err, informational, assertions))
         elif isinstance(entry, dict) and len(entry) == 1:
             key = next(iter(entry))
-            raise err(f"unknown gate '{key}'{_suggest(str(key), ['no_regressions'])}; a gate is a string like "
-                      "'exact_match.mean >= 0.85' or no_regressions: {tag: T}")
+            raise err(f"unknown gate '{key}'{_suggest(str(key), ['no_regressions', 'gate'])}; a gate is a string "
+                      "like 'exact_match.mean >= 0.85', no_regressions: {tag: T} or {gate: ..., incomplete: pass}")
         else:
-            raise err("a gate is a string like 'exact_match.mean >= 0.85' or the mapping no_regressions: {tag: T}")
+            raise err("a gate is a string like 'exact_match.mean >= 0.85', the mapping no_regressions: {tag: T} "
+                      "or {gate: ..., incomplete: pass}")
     return gates
 
 
@@ -474,11 +517,33 @@ def evaluate_gate(gate: Gate, cmp: Comparison, policy: str = "significant") -> G
     if not cmp.has_baseline:
         return GateResult(gate, "skip", value=value, note="no baseline to compare with")
     paired = sc.paired(gate.stat) if sc is not None else None
+    lost = sc.unpaired if sc is not None else []
     if paired is None or paired.diff.n == 0:
-        return GateResult(gate, "skip", value=value, note="the baseline has no paired values for this scorer")
+        why = "no paired items: the baseline has no values for this scorer on these items"
+        if lost:
+            why = f"no paired items: {len(lost)} items errored in the baseline and were left out"
+        elif gate.stat not in ITEM_STATS:
+            why += f" (pass@k and pass^k need at least {gate.stat[5:]} trials per item on both sides)"
+        return GateResult(gate, "incomplete", value=value, note=f"{why}; cannot be judged")
     d = paired.diff
     res = GateResult(gate, "pass", value=d.candidate_mean, baseline=d.baseline_mean, diff=d.diff,
                      ci=(d.lo, d.hi) if d.has_interval else None, n=d.n, clusters=d.clusters)
+    res = _judge_paired(res, gate, paired, policy)
+    if lost:
+        share = len(lost) / (len(lost) + d.n)
+        said = (f"{len(lost)} of {len(lost) + d.n} items ({100 * share:.0f}%) errored in the baseline and are left "
+                f"out of this comparison ({', '.join(lost[:5])}{', …' if len(lost) > 5 else ''})")
+        if share > MATERIAL_LOSS and res.verdict == "pass":
+            res.verdict = "incomplete"
+            said += (f": more than {100 * MATERIAL_LOSS:g}% of the pairs, so this gate cannot be judged; "
+                     "re-run or re-accept the baseline")
+        res.note = f"{said}; {res.note}" if res.note else said
+    return res
+
+
+def _judge_paired(res: GateResult, gate: Gate, paired: Any, policy: str) -> GateResult:
+    """A relative gate on a paired difference under ``policy``."""
+    d = paired.diff
     # judge every gate as "diff >= margin": a "<=" gate (lower is better) is its mirror image
     up = gate.op in (">=", ">")
     margin = gate.number if up else -gate.number
@@ -488,9 +553,12 @@ def evaluate_gate(gate: Gate, cmp: Comparison, policy: str = "significant") -> G
     if policy == "point":
         res.verdict = "pass" if point_ok else "fail"
         return _power_note(res, paired, margin, policy)
-    if not d.has_interval:
-        res.verdict = "pass" if point_ok else "skip"
-        res.note = "" if point_ok else f"{d.note or 'no interval'}; not judged"
+    if not d.has_interval or d.n < 2:
+        # cannot judge means cannot pass, whichever side of the margin the point estimate falls
+        res.verdict = "incomplete"
+        why = d.note or "no interval" if d.n >= 2 else "one paired item: too few to judge"
+        res.note = (f"{why}: cannot be judged under the {policy} policy "
+                    f"(the point estimate {'meets' if point_ok else 'misses'} the margin)")
         return res
     if d.se == 0.0 and d.diff != 0.0:
         # every item moved by exactly the same amount: nothing to test, the data decide
@@ -533,7 +601,14 @@ def _power_note(res: GateResult, paired: Any, margin: float, policy: str) -> Gat
             warn = "detectable drop n/a (no spread or too few items to estimate it)"
     else:
         noise = res.noise = stats.gate_fail_probability(0.0, d, margin, policy)
-        if policy != "significant" and noise > 0.2:
+        if policy != "significant" and (noise >= 0.8 or drop < 1e-4):
+            # an unchanged run already fails this gate (almost) as often as the power asked for:
+            # "catches a drop of 0" would read as perfect power; there is no detectable drop
+            res.mde = None
+            warn = ("no detectable drop: even an unchanged run fails this gate "
+                    + (f"{100 * noise:.0f}% of the time" if noise >= 0.5 else "here")
+                    + "; the set is too small for this margin")
+        elif policy != "significant" and noise > 0.2:
             warn = (f"an unchanged run fails this gate {100 * noise:.0f}% of the time: the set is too small "
                     "for this margin" if policy == "strict" else
                     f"noise alone fails this gate {100 * noise:.0f}% of the time")
@@ -550,13 +625,16 @@ def _power_note(res: GateResult, paired: Any, margin: float, policy: str) -> Gat
 def _judge_run_metric(gate: Gate, cmp: Comparison) -> GateResult:
     value = _run_metric(cmp.metrics, gate)
     if value is None:
-        return GateResult(gate, "fail" if not gate.relative else "skip",
+        return GateResult(gate, "fail" if not gate.relative else "skip" if not cmp.has_baseline else "incomplete",
                           note=f"this run has no {gate.metric} (no record reported it)")
     if not gate.relative:
         return GateResult(gate, "pass" if _holds(value, gate.op, gate.number) else "fail", value=value)
     base = _run_metric(cmp.baseline_metrics, gate)
     if base is None:
-        return GateResult(gate, "skip", value=value, note="no baseline value to compare with")
+        if not cmp.has_baseline:
+            return GateResult(gate, "skip", value=value, note="no baseline to compare with")
+        return GateResult(gate, "incomplete", value=value,
+                          note=f"the baseline has no {gate.metric} to compare with; cannot be judged")
     margin = gate.number
     if gate.percent and gate.metric not in RATE_METRICS:
         margin = base * gate.number  # cost / latency: a share of the baseline
@@ -570,7 +648,23 @@ def _judge_no_regressions(gate: Gate, cmp: Comparison) -> GateResult:
         return GateResult(gate, "skip", note="no baseline to compare with")
     bad = [it.item_id for it in cmp.regressed
            if (gate.scorer is None or gate.scorer in it.regressed) and (gate.tag is None or gate.tag in it.tags)]
-    return GateResult(gate, "fail" if len(bad) > gate.max_regressions else "pass", value=float(len(bad)), items=bad)
+    res = GateResult(gate, "fail" if len(bad) > gate.max_regressions else "pass", value=float(len(bad)), items=bad)
+    # items that errored in the baseline cannot regress: the gate did not see them
+    scorers = [cmp.scorers[gate.scorer]] if gate.scorer in cmp.scorers else list(cmp.scorers.values())
+    lost = sorted({i for sc in scorers for i in sc.unpaired})
+    if gate.tag is not None:
+        tagged = {it.item_id for it in cmp.items if gate.tag in it.tags}
+        lost = [i for i in lost if i in tagged]
+    if lost:
+        seen = sum(1 for it in cmp.items if it.candidate and it.baseline
+                   and (gate.tag is None or gate.tag in it.tags))
+        share = len(lost) / seen if seen else 1.0
+        res.note = (f"{len(lost)} of {seen} items ({100 * share:.0f}%) errored in the baseline and could not be "
+                    f"checked ({', '.join(lost[:5])}{', …' if len(lost) > 5 else ''})")
+        if share > MATERIAL_LOSS and res.verdict == "pass":
+            res.verdict = "incomplete"
+            res.note += f": more than {100 * MATERIAL_LOSS:g}%, so this gate cannot be judged"
+    return res
 
 
 def evaluate(gates: list[Gate], cmp: Comparison, policy: str = "significant") -> list[GateResult]:
@@ -637,8 +731,9 @@ def make_advisory(results: list[GateResult], advisory: dict[str, str]) -> None:
         why = advisory.get(r.gate.scorer or "")
         if why is None:
             continue
-        if r.verdict == "fail":
+        if r.verdict in ("fail", "incomplete"):  # (a gate that cannot bind cannot block unjudged either)
+            word = "would fail" if r.verdict == "fail" else "cannot be judged"
             r.verdict = "advisory"
-            r.note = "; ".join(x for x in (r.note, f"would fail, but advisory: {why}") if x)
+            r.note = "; ".join(x for x in (r.note, f"{word}, but advisory: {why}") if x)
         else:
             r.note = "; ".join(x for x in (r.note, f"advisory: {why}") if x)

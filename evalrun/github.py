@@ -317,7 +317,7 @@ def publish_run(run_dir: RunDir, summary: Summary, status: str, verdict: Verdict
     markdown = report_path = None
     findings: list[Finding] = []
     if verdict is not None:
-        word = verdict_word(status, verdict.passed)
+        word = verdict_word(status, verdict.passed, verdict.incomplete)
         report_path = next((p for fmt, p in verdict.written if fmt == "md"), None)
         if report_path:
             markdown = Path(report_path).read_text(encoding="utf-8")

@@ -127,6 +127,20 @@ def _merged_summary_extras(summaries: list[Summary], built: Summary) -> None:
         built["scorer_usage"] = usage
 
 
+def summary_builder_of(manifest: Manifest, summary: Summary) -> SummaryBuilder:
+    """A builder for the merged run, held to the rules the shards ran under: their summary's
+    error budgets and ``exclude_errors`` (the eval file's, with its ``--set`` values)."""
+    cfg = manifest.get("config") or {}
+    budgets = summary.get("error_budget") or {}
+    target = budgets.get("target", cfg.get("error_budget"))
+    given = budgets.get("scorers")
+    scorers: dict[str, Any] = given if isinstance(given, dict) else {}
+    exclude = summary.get("exclude_errors", cfg.get("exclude_errors"))
+    return SummaryBuilder(list(manifest.get("scorers") or []), cluster=cfg.get("cluster"), exclude_errors=exclude is True,
+                          budget=target if isinstance(target, int | float) else None,
+                          scorer_budgets={n: b for n, b in scorers.items() if isinstance(b, int | float)})
+
+
 def load_shards(refs: Sequence[str], home: Path | None = None) -> list[Shard]:
     """The shards that ``refs`` name, checked to make one run, in shard order."""
     if not refs:
@@ -152,7 +166,7 @@ def write_merged(shards: list[Shard], home: Path | None = None) -> tuple[RunDir,
 
     first = shards[0].manifest
     out = RunDir((home or default_home()) / "runs" / new_run_id())
-    builder = SummaryBuilder(list(first.get("scorers") or []), cluster=(first.get("config") or {}).get("cluster"))
+    builder = summary_builder_of(first, summaries[0])
     owner: dict[str, str] = {}
     out.path.mkdir(parents=True, exist_ok=False)
     writer = ResultsWriter(out.results_path)
@@ -174,9 +188,9 @@ def write_merged(shards: list[Shard], home: Path | None = None) -> tuple[RunDir,
         raise
     writer.close()
 
-    # the budget is the eval file's, judged on the whole run (a shard may exceed it alone)
-    budget = (first.get("config") or {}).get("error_budget")
-    status = "failed" if builder.over_budget(budget if isinstance(budget, int | float) else None) else "finished"
+    # the budgets are the eval file's, judged on the whole run (a shard may exceed them alone)
+    failure = builder.failure()
+    status = "failed" if failure is not None else "finished"
     planned = {
         "items": sum((s.manifest.get("planned") or {}).get("items", 0) for s in shards),
         "repeat": (first.get("planned") or {}).get("repeat"),
@@ -199,6 +213,8 @@ def write_merged(shards: list[Shard], home: Path | None = None) -> tuple[RunDir,
     manifest.pop("resumed_at", None)
     summary = builder.build(run_id=out.id, eval=first.get("eval"), status=status, planned=planned["records"],
                             started_at=started, finished_at=manifest["finished_at"])
+    if failure is not None:
+        summary["failure"] = failure
     _merged_summary_extras(summaries, summary)
     if first.get("prompt"):
         summary["prompt"] = first["prompt"]

@@ -52,6 +52,7 @@ class PostRun:
     notes: list[str] = field(default_factory=list)
     slices: list[str] = field(default_factory=list)  # slice keys: the eval file's and --slice
     cluster: str | None = None  # the eval file's `cluster:` metadata key
+    exclude_errors: bool = False  # the eval file's: errors left out of the numbers, not counted as failures
 
     def judge(self, run_dir: RunDir, summary: Summary | None = None, status: str | None = None, *,
               context: bool = True) -> Verdict:
@@ -79,11 +80,14 @@ class PostRun:
             records, bl.records if bl is not None else None,
             run={"run_id": run_dir.id, "eval": manifest.get("eval"), "path": str(run_dir.path),
                  "started_at": manifest.get("started_at"), "git": manifest.get("git"),
-                 **({"prompt": manifest["prompt"]} if manifest.get("prompt") else {})},
+                 **({"prompt": manifest["prompt"]} if manifest.get("prompt") else {}),
+                 **({"failure": summary["failure"]} if summary and summary.get("failure") else {})},
             baseline_info=bl.info() if bl is not None else None,
             scorers=self.scorers, summary=numbers,
             baseline_metrics=(bl.metrics or run_metrics(bl.records, bl.summary)) if bl is not None else None,
             cluster=self.cluster,
+            # as the run was summarised (its summary says, --set values included)
+            exclude_errors=bool((summary or {}).get("exclude_errors", self.exclude_errors)),
         )
         results = evaluate(self.gates, cmp, policy)
         calibration = _calibration(summary)
@@ -214,7 +218,8 @@ def prepare(loaded: LoadedConfig, *, baseline_ref: str | None = None, reports: l
     bl = resolve_baseline(ref, eval_name=cfg.name, home=home, configured=configured,
                           base_dir=loaded.base_dir) if ref else None
     _note_skipped(gates, bl, notes)
-    return PostRun(gates, cfg.gate_policy, bl, specs, scorers, notes, keys, cluster=cfg.cluster)
+    return PostRun(gates, cfg.gate_policy, bl, specs, scorers, notes, keys, cluster=cfg.cluster,
+                   exclude_errors=cfg.exclude_errors)
 
 
 def _check_slice_keys(keys: list[str], configured: list[str], metadatas: list[dict[str, Any]],
@@ -283,7 +288,7 @@ def prepare_from_manifest(manifest: Manifest, *, baseline_ref: str | None = None
     bl = resolve_baseline(ref, eval_name=eval_name, home=home, configured=configured, base_dir=base_dir) if ref else None
     _note_skipped(gates, bl, notes)
     return PostRun(gates, policy, bl, specs, scorers, notes, slice_keys(cfg.get("slices"), slices),
-                   cluster=cfg.get("cluster") or None)
+                   cluster=cfg.get("cluster") or None, exclude_errors=cfg.get("exclude_errors") is True)
 
 
 def _previous_run(eval_name: str | None, home: Path | None, run_id: str) -> str | None:

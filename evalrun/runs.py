@@ -65,6 +65,11 @@ class Summary(TypedDict, total=False):
     errors: int
     error_rate: float | None
     error_types: dict[str, int]
+    scorer_errors: int  # records answered whose scoring failed on some scorer
+    exclude_errors: bool  # the eval file left errors out of the numbers (default: counted as failures)
+    error_budget: dict[str, Any]  # the shares of failed calls the run may have: target, and per scorer
+    error_samples: dict[str, Any]  # the first distinct error messages: target, and per scorer
+    failure: str  # why a failed run could not complete
     scorers: dict[str, dict[str, Any]]
     latency_ms: dict[str, float | None] | None
     usage: dict[str, float | None]
@@ -108,7 +113,7 @@ class RunMetrics:
     """Run-level numbers of a run: errors, latency percentiles, cost (target calls and judge)."""
 
     records: int = 0
-    errors: int = 0
+    errors: int = 0  # records that failed: a target error, or a scorer error on any scorer
     error_rate: float | None = 0.0
     latency_mean_ms: float | None = None
     latency_p50_ms: float | None = None
@@ -116,10 +121,13 @@ class RunMetrics:
     latency_p99_ms: float | None = None
     latency_max_ms: float | None = None
     cost_usd: float | None = None
+    target_errors: int = 0  # records whose target call failed (after retries)
+    scorer_errors: int = 0  # records answered whose scoring failed on some scorer
 
     def to_dict(self) -> dict[str, Any]:
         """The metrics as gates and reports read them (and a baseline file stores them)."""
-        return {"records": self.records, **{k: getattr(self, k) for k in RUN_METRICS}}
+        return {"records": self.records, **{k: getattr(self, k) for k in RUN_METRICS},
+                "target_errors": self.target_errors, "scorer_errors": self.scorer_errors}
 
     def latency_block(self) -> dict[str, float | None] | None:
         """``summary.json``'s ``latency_ms``: mean, p50, p95, max (None without latencies)."""
@@ -141,7 +149,8 @@ class MetricsBuilder:
 
     def __init__(self) -> None:
         self.records = 0
-        self.errors = 0
+        self.errors = 0  # target errors
+        self.scorer_errors = 0
         self.latencies: list[float] = []
         self.cost = 0.0
         self.priced = False
@@ -150,6 +159,8 @@ class MetricsBuilder:
         self.records += 1
         if rec.error:
             self.errors += 1
+        elif any(s.error is not None for s in rec.scores.values()):
+            self.scorer_errors += 1
         if rec.latency_ms is not None:
             self.latencies.append(rec.latency_ms)
         cost = _money((rec.usage or {}).get("cost_usd"))
@@ -168,8 +179,10 @@ class MetricsBuilder:
         # sorted once (for every percentile): the numbers must not depend on completion order
         lat = sorted(map(float, self.latencies))
         n = self.records
+        failed = self.errors + self.scorer_errors  # what an `errors` gate counts: any failed record
         return RunMetrics(
-            records=n, errors=self.errors, error_rate=_num(self.errors / n) if n else 0.0,
+            records=n, errors=failed, error_rate=_num(failed / n) if n else 0.0,
+            target_errors=self.errors, scorer_errors=self.scorer_errors,
             latency_mean_ms=_num(math.fsum(lat) / len(lat)) if lat else None,
             latency_p50_ms=_num(percentile(lat, 50)), latency_p95_ms=_num(percentile(lat, 95)),
             latency_p99_ms=_num(percentile(lat, 99)), latency_max_ms=_num(lat[-1]) if lat else None,

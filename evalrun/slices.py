@@ -84,9 +84,9 @@ def restrict(cmp: Comparison, scorer: str, ids: set[str], *, numbers: bool = Tru
     base_numbers = None
     if numbers:
         cand = [r for it in cmp.items if it.item_id in ids for r in it.candidate]
-        cand_numbers = scorer_numbers(cand, [scorer])[scorer]
+        cand_numbers = scorer_numbers(cand, [scorer], exclude_errors=cmp.exclude_errors)[scorer]
         base = [r for it in cmp.items if it.item_id in ids for r in it.baseline]
-        base_numbers = scorer_numbers(base, [scorer]).get(scorer) if base else None
+        base_numbers = scorer_numbers(base, [scorer], exclude_errors=cmp.exclude_errors).get(scorer) if base else None
     base_items = None
     if sc.base_items is not None:
         base_items = {i: s for i, s in sc.base_items.items() if i in ids}

@@ -351,6 +351,16 @@ def _noise(values: Sequence[float]) -> float:
     return 1e-12 * max(1.0, max((abs(v) for v in values), default=0.0))
 
 
+def _finite(values: ArrayLike, what: str) -> list[float]:
+    """``values`` as floats; a NaN or infinite one is the caller's error, said as such (not
+    mistaken downstream for "too few items")."""
+    out = [float(v) for v in values]
+    for i, v in enumerate(out):
+        if not math.isfinite(v):
+            raise ValueError(f"{what}[{i}] is {v}: every value must be a finite number")
+    return out
+
+
 def item_interval(values: ArrayLike, *, binary: bool = False, clusters: Sequence[object] | None = None,
                   trials: int | None = None) -> Interval:
     """A 95% interval for the mean over items; ``values`` holds one number per item (its trials
@@ -366,7 +376,7 @@ def item_interval(values: ArrayLike, *, binary: bool = False, clusters: Sequence
     fewer than :data:`SMALL_N` unclustered scores in [0, 1] get the effective-n Clopper-Pearson
     interval (:func:`_small_bounded`), which holds its coverage on skewed grades where the t does not.
     """
-    a = [float(v) for v in values]
+    a = _finite(values, "values")
     n = len(a)
     if n == 0:
         return Interval(math.nan, math.nan, math.nan, 0, note="no values")
@@ -506,8 +516,8 @@ def paired_difference(candidate: ArrayLike, baseline: ArrayLike, *, binary: bool
     one label per item; the SE becomes cluster-robust (CR2, Bell-McCaffrey df).
     """
     # plain floats: a few list passes, and no numpy import on a run's path
-    c = [float(x) for x in candidate]
-    b = [float(x) for x in baseline]
+    c = _finite(candidate, "candidate")
+    b = _finite(baseline, "baseline")
     if len(c) != len(b):
         raise ValueError("paired arrays differ in length")
     n = len(c)

@@ -373,7 +373,7 @@ def publish_group(group: Group, gv: GroupVerdict | None, sources: dict[str, str]
     if gv is not None:
         from evalrun.report.matrix import render_markdown
 
-        word = verdict_word(status, gv.passed)
+        word = verdict_word(status, gv.passed, gv.incomplete)
         report_path = next((p for fmt, p in gv.written if fmt == "md"), None)
         markdown = Path(report_path).read_text(encoding="utf-8") if report_path else render_markdown(gv)
         if report_path is None:

@@ -34,6 +34,8 @@ class Verdict:
 
     @property
     def failed_gates(self) -> list[GateResult]:
+        """Gates that keep the run from passing: failed, or incomplete (could not be judged)
+        without the eval file's ``incomplete: pass``."""
         return [g for g in self.gates if g.failed]
 
     @property
@@ -41,17 +43,22 @@ class Verdict:
         return not self.failed_gates
 
     @property
+    def incomplete(self) -> bool:
+        """Not passed only because some gate could not be judged (no gate failed outright)."""
+        return bool(self.failed_gates) and all(g.verdict == "incomplete" for g in self.failed_gates)
+
+    @property
     def exit_code(self) -> ExitCode:
-        return ExitCode.of_run(self.run_status, self.passed)
+        return ExitCode.of_run(self.run_status, self.passed, self.incomplete)
 
     @property
     def word(self) -> str:
         if self.run_status != "finished":
             return self.run_status
-        return "passed" if self.passed else "failed"
+        return "passed" if self.passed else "incomplete" if self.incomplete else "failed"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"verdict": verdict_word(self.run_status, self.passed), "run_status": self.run_status,
+        return {"verdict": verdict_word(self.run_status, self.passed, self.incomplete), "run_status": self.run_status,
                 "gate_policy": self.policy, "gates": [g.to_dict() for g in self.gates], "notes": self.notes,
                 "slices": self.slices.to_dict() if self.slices is not None else None,
                 "history": self.history, "attempt": self.attempt, "pooled_attempts": self.pooled,
@@ -60,7 +67,7 @@ class Verdict:
     def brief(self) -> dict[str, Any]:
         """The verdict without the per-item data (for ``--json`` next to the summary)."""
         cmp = self.comparison
-        return {"verdict": verdict_word(self.run_status, self.passed), "gate_policy": self.policy,
+        return {"verdict": verdict_word(self.run_status, self.passed, self.incomplete), "gate_policy": self.policy,
                 "gates": [g.to_dict() for g in self.gates], "baseline": cmp.baseline_info,
                 "counts": {s: len(cmp.by_status(s)) for s in
                            ("regressed", "improved", "flaky", "unchanged", "new", "removed")},
@@ -109,20 +116,27 @@ class GroupVerdict:
         return not any(r.failed for r in self.results)
 
     @property
+    def incomplete(self) -> bool:
+        """Not passed only because gates could not be judged."""
+        failing = [r for r in self.results if r.failed]
+        return bool(failing) and all(r.gate_verdict.incomplete for r in failing)
+
+    @property
     def exit_code(self) -> ExitCode:
-        return ExitCode.of_run(self.status, self.passed)
+        return ExitCode.of_run(self.status, self.passed, self.incomplete)
 
     @property
     def word(self) -> str:
         if self.status != "finished":
             return self.status
-        return "passed" if self.passed else "failed"
+        return "passed" if self.passed else "incomplete" if self.incomplete else "failed"
 
     def brief(self) -> dict[str, Any]:
-        return {"verdict": verdict_word(self.status, self.passed), "group_id": self.group_id,
+        return {"verdict": verdict_word(self.status, self.passed, self.incomplete), "group_id": self.group_id,
                 "compare_to": self.reference, "gate_policy": self.policy, "gate_baseline": self.gate_baseline,
                 "variants": {r.name: {"run_id": r.run_dir.id, "status": r.status, "gated": r.gated,
-                                      "verdict": verdict_word(r.status, r.gate_verdict.passed),
+                                      "verdict": verdict_word(r.status, r.gate_verdict.passed,
+                                                              r.gate_verdict.incomplete),
                                       "gates": [g.to_dict() for g in r.gates]} for r in self.results},
                 "notes": self.notes, "reports": [{"format": f, "path": p} for f, p in self.written]}
 

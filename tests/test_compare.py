@@ -90,13 +90,15 @@ def test_repeats_average_per_item_and_flaky_items_are_separate():
     assert d["pass@3"] == pytest.approx(2 / 3) and d["flaky"] == ["wobbly"]
 
 
-def test_target_error_is_a_failure_but_not_a_value():
+def test_target_error_is_a_failure_and_scores_zero():
     base = [rec("a", True), rec("b", True)]
     cand = [rec("a", True), rec("b", None, error=True)]
     cmp = compare(cand, base)
     sc = cmp.scorers["em"]
     assert sc.regressions == ["b"]
-    assert sc.candidate["n"] == 1 and sc.candidate["mean"] == 1.0
+    # an error is a failure in every number (issue 21): n counts it, the mean takes it as 0
+    assert sc.candidate["n"] == 2 and sc.candidate["mean"] == 0.5 and sc.candidate["target_errors"] == 1
+    assert sc.paired("mean").diff.n == 2 and sc.paired("mean").diff.diff == -0.5
     assert cmp.items[1].errored
     assert cmp.metrics["errors"] == 1 and cmp.metrics["error_rate"] == 0.5
 

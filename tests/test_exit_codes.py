@@ -11,7 +11,9 @@ PKG = Path(__file__).resolve().parent.parent / "evalrun"
 
 
 def test_exit_codes_of_a_run():
-    assert [int(c) for c in ExitCode] == [0, 1, 2, 3, 130]
+    assert [int(c) for c in ExitCode] == [0, 1, 2, 3, 4, 130]
+    assert ExitCode.of_run("finished", passed=False, incomplete=True) == ExitCode.INCOMPLETE == 4
+    assert ExitCode.of_run("failed", passed=False, incomplete=True) == 3
     assert ExitCode.of_run("finished") == 0
     assert ExitCode.of_run("finished", passed=False) == 1
     assert ExitCode.of_run("failed", passed=True) == 3
@@ -23,6 +25,7 @@ def test_exit_codes_of_a_run():
 def test_verdict_words():
     assert verdict_word("finished") == "pass"
     assert verdict_word("finished", passed=False) == "fail"
+    assert verdict_word("finished", passed=False, incomplete=True) == "incomplete"
     assert verdict_word("failed", passed=True) == "error"
     assert verdict_word("interrupted") == "interrupted"
 

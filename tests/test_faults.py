@@ -344,7 +344,7 @@ def test_a_runaway_regex_fails_only_its_records(tmp_path):
     items = [{"id": "bad", "input": "a" * 60 + "b", "expected_output": "-"},
              {"id": "good", "input": "aaaa", "expected_output": "-"}]
     write_suite(tmp_path, items, "python: targets_mod:echo",
-                scorers="[{type: regex, pattern: '(a|aa)+$', timeout: 0.3}]")
+                scorers="[{type: regex, pattern: '(a|aa)+$', timeout: 0.3, error_budget: 0.5}]")
     r = invoke_cli("run", "eval.yaml", "--output-dir", str(tmp_path / ".evalrun"), "--json", cwd=tmp_path, timeout=60)
     assert r.returncode == 0, r.stderr
     recs = {x["item_id"]: x for x in records(only_run(tmp_path))}
@@ -428,7 +428,7 @@ def test_base_exceptions_from_a_custom_scorer_fail_only_that_records_score(tmp_p
     bad = ["exit", "kbd", "base"] + (["cancel"] if fn == "async_score" else [])
     items = [{"id": b, "input": b, "expected_output": b} for b in bad]
     items += [{"id": f"ok{i}", "input": f"ok{i}", "expected_output": f"ok{i}"} for i in range(10)]
-    write_suite(tmp_path, items, "python: targets_mod:echo", scorers=f"[{{name: s, type: python, function: bs:{fn}}}]")
+    write_suite(tmp_path, items, "python: targets_mod:echo", scorers=f"[{{name: s, type: python, function: bs:{fn}, error_budget: 0.5}}]")
     r = invoke_cli("run", "eval.yaml", "--output-dir", str(tmp_path / ".evalrun"), "--json", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "Traceback" not in r.stderr

@@ -132,8 +132,10 @@ def test_bad_key_marks_records_and_never_prints_it(tmp_path):
     with OpenAIServer(require_key="sk-the-right-one") as srv:
         r = invoke_cli("run", "eval.yaml", "--output-dir", str(home), "--json", cwd=suite,
                     env={"OPENAI_API_KEY": wrong, "JUDGE_URL": srv.url})
-    assert r.returncode == 0, r.stderr  # scorer errors mark records; the run itself finished
+    # scorer errors mark records; a judge that fails on every record ends the run: exit 3
+    assert r.returncode == 3, r.stderr
     summary = json.loads(r.stdout)
+    assert summary["status"] == "failed" and "Incorrect API key provided" in summary["failure"]
     assert summary["scorers"]["judge"]["errors"] == 5 and summary["scorers"]["tone"]["errors"] == 5
     records = [json.loads(line) for line in (next((home / "runs").iterdir()) / "results.jsonl").read_text().splitlines()]
     for rec in records:  # every record carries the error on each judge's score

@@ -103,7 +103,8 @@ def test_non_finite_score_is_a_scorer_error():
         assert s.value is None and s.passed is None and "not a finite number" in s.error
     recs = [rec("a", 1.0), rec("b", math.nan), rec("c", 0.0)]
     s = summary_of(recs)["em"]
-    assert s["errors"] == 1 and s["n"] == 2 and s["mean"] == 0.5
+    # a scorer error is a failure of that scorer (issue 21): n counts it, the mean takes it as 0
+    assert s["errors"] == 1 and s["n"] == 3 and s["mean"] == round(1 / 3, 6) and s["error_failures"] == 1
     assert Score.from_dict({"value": math.nan, "passed": None}).error
 
 

@@ -575,12 +575,16 @@ def _run_scores(ctx: Context, summary: Summary | None, run_id: str | None) -> li
         return []
     entries: list[tuple[str, float | str, str, str | None]] = []
     for name, s in (summary.get("scorers") or {}).items():
+        # errors are failures in these numbers (summary.json's), or left out when the eval file says
+        errs = int(s.get("target_errors") or 0) + int(s.get("errors") or 0)
+        said = "" if not errs else (f", {errs} errors left out (exclude_errors)" if summary.get("exclude_errors")
+                                    else f", {errs} errors counted as failures")
         if s.get("mean") is not None:
             ci = s.get("ci95") or [None, None]
-            entries.append((f"{name}.mean", float(s["mean"]), "NUMERIC", f"n={s.get('n')}, ci95={ci}"))
+            entries.append((f"{name}.mean", float(s["mean"]), "NUMERIC", f"n={s.get('n')}, ci95={ci}{said}"))
         if s.get("pass_rate") is not None:
             entries.append((f"{name}.pass_rate", float(s["pass_rate"]), "NUMERIC",
-                            f"passed {s.get('passed')}, failed {s.get('failed')}"))
+                            f"passed {s.get('passed')}, failed {s.get('failed')}{said}"))
     rate = summary.get("error_rate")
     if rate is not None:
         entries.append(("error_rate", float(rate), "NUMERIC",

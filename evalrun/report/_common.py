@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -164,6 +165,7 @@ class ScorerRow:
     mde: str  # the drop a `>= baseline` gate (default policy) catches with 80% power; "n/a" without a basis
     flaky: int
     ci_own: str  # the candidate's own 95% interval of its mean (no baseline)
+    errors: int  # this scorer's errors: target errors and its own (counted as failures unless excluded)
 
 
 def scorer_rows(verdict: Verdict) -> list[ScorerRow]:
@@ -196,6 +198,7 @@ def _scorer_row(name: str, sc: ScorerComparison) -> ScorerRow:
         mde=(num(mde_src.mde) if not math.isnan(mde_src.mde) else "n/a")
         if mde_src is not None and mde_src.diff.n else "",
         flaky=len(sc.flaky),
+        errors=int(c.get("target_errors") or 0) + int(c.get("errors") or 0),
         ci_own=interval(lo, hi, signed=False) if lo is not None else "–",
     )
 
@@ -229,7 +232,48 @@ def counts_line(verdict: Verdict) -> str:
 
 
 def gate_mark(verdict_word: str) -> str:
-    return {"pass": "✅", "fail": "❌", "skip": "⏭️", "advisory": "⚠️"}.get(verdict_word, "?")
+    return {"pass": "✅", "fail": "❌", "skip": "⏭️", "incomplete": "⚠️", "advisory": "⚠️"}.get(verdict_word, "?")
+
+
+#: how many items an error line names before it says "…"
+ERROR_IDS = 10
+
+
+def error_lines(scorers: Mapping[str, Mapping[str, Any]], samples: Mapping[str, Any] | None, exclude: bool,
+                failure: str | None = None) -> list[str]:
+    """What every report says of errors: how they count (failures in every number, or left out
+    when the eval file says ``exclude_errors: true``), per scorer, the first distinct messages
+    of the target and of each scorer, and why the run could not complete."""
+    out = []
+    if failure:
+        out.append(f"run failed (exit 3): {failure}")
+    target = max((int(s.get("target_errors") or 0) for s in scorers.values()), default=0)
+    own = {name: int(s.get("errors") or 0) for name, s in scorers.items() if s.get("errors")}
+    if target or own:
+        parts = ([f"{target} target errors (every scorer)"] if target else []) + \
+            [f"{name} {k} scorer errors" for name, k in own.items()]
+        n = max((int(s.get("n") or 0) for s in scorers.values()), default=0)
+        out.append(f"errors left out of every number (exclude_errors: true): {' · '.join(parts)}" if exclude else
+                   f"n {n} · errors counted as failures: {' · '.join(parts)}")
+    for source, entries in [("target", (samples or {}).get("target") or []),
+                            *(((f"scorer {name}"), e) for name, e in ((samples or {}).get("scorers") or {}).items())]:
+        for e in entries:
+            out.append(f"{source} error ×{e.get('count')}: {e.get('message')}")
+    return out
+
+
+def verdict_error_lines(verdict: Verdict) -> list[str]:
+    """:func:`error_lines` of a judged run, and the items left out of the paired comparison
+    because they errored in the baseline."""
+    cmp = verdict.comparison
+    out = error_lines({n: sc.candidate for n, sc in cmp.scorers.items()}, cmp.error_samples, cmp.exclude_errors,
+                      cmp.run.get("failure") if verdict.run_status == "failed" else None)
+    lost = cmp.baseline_errored if cmp.has_baseline else []
+    if lost:
+        shown = ", ".join(lost[:ERROR_IDS]) + (" …" if len(lost) > ERROR_IDS else "")
+        out.append(f"warning: {len(lost)} items errored in the baseline and are left out of the paired "
+                   f"comparison (not counted as the candidate's improvements): {shown}")
+    return out
 
 
 def item_scorer_pairs(it: ItemDiff, scorers: list[str]) -> list[tuple[str, str, str]]:
@@ -310,7 +354,9 @@ def verdict_reason(verdict: Verdict) -> str:
     if verdict.run_status != "finished":
         parts = [f"run {verdict.run_status}"]
     elif failed:
-        parts = [f"{failed} of {gates} gate{'s' if gates != 1 else ''} failed"]
+        bad = sum(1 for g in verdict.failed_gates if g.verdict == "fail")
+        parts = ([f"{bad} of {gates} gate{'s' if gates != 1 else ''} failed"] if bad else []) + \
+            ([f"{failed - bad} could not be judged (incomplete)"] if failed - bad else [])
     elif gates:
         skipped = sum(1 for g in verdict.gates if g.verdict == "skip")
         parts = [f"all {gates} gate{'s' if gates != 1 else ''} passed" if not skipped else

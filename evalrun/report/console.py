@@ -34,6 +34,7 @@ from evalrun.report._common import (
     short_label,
     slice_cells,
     trajectory_lines,
+    verdict_error_lines,
     verdict_label,
     verdict_reason,
 )
@@ -52,8 +53,8 @@ TEXT_LIMIT = 300
 COMPACT_WIDTH = 100  # the compact layout's item lines fit this many columns (or the terminal's, if narrower)
 
 _text = safe_text
-_STYLE = {"pass": "green", "fail": "bold red", "skip": "yellow", "advisory": "yellow"}
-_MARK = {"pass": "✓", "fail": "✗", "skip": "–", "advisory": "!"}
+_STYLE = {"pass": "green", "fail": "bold red", "skip": "yellow", "advisory": "yellow", "incomplete": "bold yellow"}
+_MARK = {"pass": "✓", "fail": "✗", "skip": "–", "advisory": "!", "incomplete": "?"}
 
 
 def _table(title: str, compact: bool) -> Table:
@@ -76,6 +77,8 @@ def _scorer_table(verdict: Verdict, wide: bool) -> Table:
         cols = ["scorer", "n", "mean", "95% CI", "pass rate"]
     if any(r.flaky for r in rows):
         cols.append("flaky")
+    if any(r.errors for r in rows):
+        cols.append("errors")
     for i, c in enumerate(cols):
         # a name wraps rather than losing its end (``has_fa…``); numbers never wrap mid-number
         t.add_column(c, justify="left" if i == 0 else "right", overflow="fold" if i == 0 else "ellipsis",
@@ -94,6 +97,8 @@ def _scorer_table(verdict: Verdict, wide: bool) -> Table:
             cells = [r.name, str(r.n), r.mean, r.ci_own, r.pass_rate]
         if "flaky" in cols:
             cells.append(str(r.flaky) if r.flaky else "")
+        if "errors" in cols:
+            cells.append(str(r.errors) if r.errors else "")
         t.add_row(*(_text(c) for c in cells))
     return t
 
@@ -292,6 +297,8 @@ def print_console(verdict: Verdict, out: TextIO | None = None, console: Console 
     console.print(_scorer_table(verdict, wide))
     console.print(_text(counts_line(verdict)))
     console.print(_text(metrics_line(cmp.metrics, cmp.baseline_metrics)))
+    for line in verdict_error_lines(verdict):
+        console.print(_text(line, style="red" if not line.startswith("errors left out") else "yellow"))
     if cmp.has_baseline:
         flaky = cmp.by_status("flaky")
         if flaky:
@@ -307,10 +314,13 @@ def print_console(verdict: Verdict, out: TextIO | None = None, console: Console 
             for g in verdict.gates:
                 if not g.failed:
                     console.print(_gate_line(g))
-        console.print(_text(f"verdict: {'FAIL' if failed else 'PASS'}"
-                            + (f" ({len(failed)} of {len(verdict.gates)} gates failed)" if failed else
-                               f" ({len(verdict.gates)} gates)"),
-                            style="bold red" if failed else "bold green"))
+        bad = sum(1 for g in failed if g.verdict == "fail")
+        unjudged = len(failed) - bad  # incomplete gates: could not be judged, so not a pass
+        why = ([f"{bad} of {len(verdict.gates)} gates failed"] if bad else []) + \
+            ([f"{unjudged} could not be judged"] if unjudged else [])
+        word = "FAIL" if bad else "INCOMPLETE" if unjudged else "PASS"
+        console.print(_text(f"verdict: {word}" + (f" ({', '.join(why)})" if why else f" ({len(verdict.gates)} gates)"),
+                            style="bold green" if word == "PASS" else "bold red"))
 
 
 def render_console_text(verdict: Verdict, width: int = 160, *, wide: bool = True) -> str:

@@ -28,6 +28,7 @@ from evalrun.report._common import (
     short_label,
     slice_cells,
     trajectory_lines,
+    verdict_error_lines,
     verdict_reason,
 )
 from evalrun.report._terminal import without_controls
@@ -265,6 +266,9 @@ def render_markdown(verdict: Verdict, limit: int = LIMIT) -> str:
     mark = {"passed": "✅", "failed": "❌"}.get(verdict.word, "⚠️")
     top = [f"## {mark} evalrun: {cell(headline(verdict), 300)} — {verdict.word}", "",
            f"**{cell(verdict_reason(verdict), 300)}**"]
+    # how errors count, their first messages, baseline-errored items, why a run failed: always shown
+    for line in verdict_error_lines(verdict):
+        top += ["", f"> {cell(line, 500)}"]
     top += _gates(verdict, failed=True)
     rest = _moved_slices(verdict)
     rest += ["", "### Scorers", ""]

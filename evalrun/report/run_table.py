@@ -44,6 +44,18 @@ def footer_lines(summary: Mapping[str, Any]) -> list[str]:
 
         kinds = escape(visible(", ".join(f"{k} ×{v}" for k, v in (summary.get("error_types") or {}).items())))
         lines.append(f"[red]target errors: {summary['errors']} ({100 * (summary.get('error_rate') or 0):.1f}%): {kinds}")
+    from rich.markup import escape
+
+    from evalrun.report._common import error_lines
+
+    for line in error_lines(summary.get("scorers") or {}, summary.get("error_samples"),
+                            bool(summary.get("exclude_errors")), summary.get("failure")):
+        lines.append(("[yellow]" if line.startswith("errors left out") else "[red]") + escape(visible(line)))
+    budget = summary.get("error_budget") or {}
+    if budget:  # what a run may lose to errors before it counts as failed (exit 3)
+        parts = [f"target calls {100 * float(budget.get('target') or 0):g}%"]
+        parts += [f"{n} {100 * float(b or 0):g}%" for n, b in (budget.get("scorers") or {}).items()]
+        lines.append("error budget: " + escape(visible(" · ".join(parts))))
     for name, s in (summary.get("scorers") or {}).items():
         if s.get("ci_note"):  # a constant scorer: say why its interval is a point
             lines.append(f"{name}: {s['ci_note']}")

@@ -60,6 +60,9 @@ class ScorerConfig(BaseModel):
     @property
     def conditions(self) -> tuple[selectors.Condition, ...]:
         return selectors.parse_when(self.when) if self.when is not None else ()
+    #: the share of records this scorer may fail on before the run counts as failed (exit 3);
+    #: default 5% (summary.DEFAULT_ERROR_BUDGET); failing on every record always does
+    error_budget: float | None = Field(None, ge=0, le=1)
 
 
 @dataclass
