@@ -338,6 +338,8 @@ class Comparison:
     exclude_errors: bool = False  # the eval file leaves errors out of every number
     #: the first distinct error messages of the candidate: {"target": [...], "scorers": {name: [...]}}
     error_samples: dict[str, Any] = field(default_factory=dict)
+    #: the error budgets the run was held to (its summary's), None when unknown
+    error_budget: dict[str, Any] | None = None
 
     @property
     def baseline_errored(self) -> list[str]:
@@ -527,4 +529,5 @@ def compare(candidate: list[Record], baseline: list[Record] | None, *, run: dict
         trials=trials,
         exclude_errors=exclude_errors,
         error_samples=built["error_samples"],
+        error_budget=(summary or {}).get("error_budget"),
     )

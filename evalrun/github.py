@@ -286,6 +286,9 @@ def findings_from_verdict(verdict: Verdict) -> list[Finding]:
                 gated.add(item_id)
                 out.append(Finding("error", f"evalrun gate failed: {g.gate.text}",
                                    f"item {item_id} regressed ({g.gate.text})", item_id=item_id))
+        elif g.verdict == "incomplete":
+            out.append(Finding("error", f"evalrun gate could not be judged: {g.gate.text}",
+                               f"{g.numbers()}; {g.note}"))
         else:
             out.append(Finding("error", f"evalrun gate failed: {g.gate.text}", g.numbers()))
     for diff in verdict.comparison.regressed:

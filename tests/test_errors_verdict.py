@@ -123,6 +123,8 @@ def test_errors_within_the_budget_finish_the_run(tmp_path):
     assert r.returncode == 0, r.stderr
     s = json.loads(r.stdout)["scorers"]["exact_match"]
     assert (s["n"], s["pass_rate"], s["error_failures"]) == (100, 0.98, 2)
+    r = run(root)  # the budget is printed on every run
+    assert r.returncode == 0 and "error budget: target calls 5% · exact_match 5%" in r.stdout
 
 
 def test_exclude_errors_is_the_eval_files_choice_and_every_report_says_so(tmp_path):
@@ -193,7 +195,7 @@ def test_baseline_errors_do_not_hide_the_candidates_regressions(tmp_path):
     root = suite(tmp_path, "error_budget: 0.2\ngates:\n  - exact_match.pass_rate >= baseline - 0.02\n")
     # transient errors in the baseline; 8 real regressions, and the baseline's errors now answer
     r, g = against_baseline(root, {"crash": list(range(90, 100))}, {"wrong": list(range(8))},
-                            "--report", f"md:{tmp_path / 'v.md'}")
+                            "--report", f"md:{tmp_path / 'v.md'}", "--report", f"html:{tmp_path / 'v.html'}")
     assert r.returncode != 0, r.stdout
     g = g["exact_match.pass_rate >= baseline - 0.02"]
     assert g["verdict"] in ("fail", "incomplete") and g["blocks"]
@@ -202,8 +204,10 @@ def test_baseline_errors_do_not_hide_the_candidates_regressions(tmp_path):
     doc = json.loads((root / "v.json").read_text())["comparison"]
     assert doc["baseline_errored"] == [f"i{i}" for i in range(90, 100)]
     assert doc["scorers"]["exact_match"]["improvements"] == []
+    assert "10 errored in the baseline (left out of the pairs)" in r.stdout
     warning = "10 items errored in the baseline and are left out of the paired comparison"
-    assert warning in r.stdout and warning in (tmp_path / "v.md").read_text()
+    for text in (r.stdout, (tmp_path / "v.md").read_text(), (tmp_path / "v.html").read_text()):
+        assert warning in text
 
 
 def test_a_gate_losing_a_material_share_of_pairs_to_baseline_errors_cannot_pass(tmp_path):
@@ -220,8 +224,9 @@ def test_a_gate_losing_a_material_share_of_pairs_to_baseline_errors_cannot_pass(
 def test_one_cluster_and_a_30_point_drop_is_not_a_pass(tmp_path):
     root = suite(tmp_path, "error_budget: 0.2\ncluster: doc\ngates:\n  - exact_match.mean >= baseline - 0.02\n",
                  meta={"doc": "the-only-one"})
-    r, g = against_baseline(root, {}, {"wrong": list(range(30))})
+    r, g = against_baseline(root, {}, {"wrong": list(range(30))}, "--report", f"junit:{tmp_path / 'j.xml'}")
     assert r.returncode == ExitCode.INCOMPLETE, r.stdout
+    assert 'type="gate-incomplete"' in (tmp_path / "j.xml").read_text()
     g = g["exact_match.mean >= baseline - 0.02"]
     assert g["verdict"] == "incomplete" and g["blocks"] and g["ci95"] is None
     assert abs(g["diff"] - (-0.3)) < 1e-9  # the point estimate is shown all the same

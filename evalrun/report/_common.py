@@ -228,6 +228,9 @@ def counts_line(verdict: Verdict) -> str:
         k = len(cmp.by_status(status))
         if k:
             parts.append(f"{k} {status}")
+    lost = len(cmp.baseline_errored)
+    if lost:
+        parts.append(f"{lost} errored in the baseline (left out of the pairs)")
     return ", ".join(parts)
 
 
@@ -239,11 +242,19 @@ def gate_mark(verdict_word: str) -> str:
 ERROR_IDS = 10
 
 
+def budget_line(budget: Mapping[str, Any]) -> str:
+    """``error budget: target calls 5% · judge 10%``: what a run may lose to errors before it
+    counts as failed (exit 3)."""
+    parts = [f"target calls {100 * float(budget.get('target') or 0):g}%"]
+    parts += [f"{n} {100 * float(b or 0):g}%" for n, b in (budget.get("scorers") or {}).items()]
+    return "error budget: " + " · ".join(parts)
+
+
 def error_lines(scorers: Mapping[str, Mapping[str, Any]], samples: Mapping[str, Any] | None, exclude: bool,
-                failure: str | None = None) -> list[str]:
+                failure: str | None = None, budget: Mapping[str, Any] | None = None) -> list[str]:
     """What every report says of errors: how they count (failures in every number, or left out
     when the eval file says ``exclude_errors: true``), per scorer, the first distinct messages
-    of the target and of each scorer, and why the run could not complete."""
+    of the target and of each scorer, the error budgets, and why the run could not complete."""
     out = []
     if failure:
         out.append(f"run failed (exit 3): {failure}")
@@ -259,6 +270,8 @@ def error_lines(scorers: Mapping[str, Mapping[str, Any]], samples: Mapping[str, 
                             *(((f"scorer {name}"), e) for name, e in ((samples or {}).get("scorers") or {}).items())]:
         for e in entries:
             out.append(f"{source} error ×{e.get('count')}: {e.get('message')}")
+    if budget and (target or own):
+        out.append(budget_line(budget))
     return out
 
 
@@ -267,7 +280,7 @@ def verdict_error_lines(verdict: Verdict) -> list[str]:
     because they errored in the baseline."""
     cmp = verdict.comparison
     out = error_lines({n: sc.candidate for n, sc in cmp.scorers.items()}, cmp.error_samples, cmp.exclude_errors,
-                      cmp.run.get("failure") if verdict.run_status == "failed" else None)
+                      cmp.run.get("failure") if verdict.run_status == "failed" else None, cmp.error_budget)
     lost = cmp.baseline_errored if cmp.has_baseline else []
     if lost:
         shown = ", ".join(lost[:ERROR_IDS]) + (" …" if len(lost) > ERROR_IDS else "")

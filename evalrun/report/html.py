@@ -35,6 +35,7 @@ from evalrun.report._common import (
     short_label,
     slice_cells,
     trajectory_lines,
+    verdict_error_lines,
     verdict_label,
     verdict_reason,
 )
@@ -173,7 +174,9 @@ def render_html(verdict: Verdict) -> str:
         title=headline(verdict), verdict_word=verdict.word, verdict_label=verdict_label(verdict),
         reason=verdict_reason(verdict), baseline=cmp.baseline_info,
         counts=counts_line(verdict), metrics=metrics_line(cmp.metrics, cmp.baseline_metrics),
-        notes=verdict.notes, scorer_rows=scorer_rows(verdict), gates=verdict.gates, policy=verdict.policy,
+        # how errors count, their first messages, baseline-errored items, why a run failed
+        notes=verdict_error_lines(verdict) + verdict.notes, scorer_rows=scorer_rows(verdict),
+        gates=verdict.gates, policy=verdict.policy,
         failed_gates=verdict.failed_gates, other_gates=[g for g in verdict.gates if not g.failed],
         items=items, filters=filters, default_filter=default, regressed_count=count["regressed"],
         version=__version__, charts=_charts(verdict),

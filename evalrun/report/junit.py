@@ -113,7 +113,8 @@ def render_junit(verdict: Verdict) -> str:
                                                  "time": "0"})
         if g.failed:
             gfail += 1
-            el = ET.SubElement(case, "failure", {"message": _x(g.numbers()[:500]), "type": "gate"})
+            el = ET.SubElement(case, "failure", {"message": _x(g.numbers()[:500]),
+                                                 "type": "gate" if g.verdict == "fail" else "gate-incomplete"})
             el.text = _x(f"{g.gate.text}\n{g.numbers()}\n{g.note}")
     _finish_suite(gates, len(verdict.gates), gfail, 0, 0.0)
     ET.indent(root)

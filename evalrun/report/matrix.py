@@ -271,7 +271,7 @@ def print_console(gv: GroupVerdict, out: TextIO | None = None, console: Console 
     console.print(_table(gv, run_section(gv)))
     for note in gv.notes:
         console.print(safe_text(f"note: {note}", style="yellow"))
-    style = {"pass": "green", "fail": "bold red", "skip": "yellow", "advisory": "yellow"}
+    style = {"pass": "green", "fail": "bold red", "skip": "yellow", "advisory": "yellow", "incomplete": "bold yellow"}
     for r in gv.results:
         if not r.gates:
             continue

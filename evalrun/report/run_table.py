@@ -30,32 +30,30 @@ def scorer_table(summary: Mapping[str, Any]) -> Table:
         n = str(s["n"]) + (f" ({s['clusters']} clusters)" if s.get("clusters") is not None else "")
         t.add_row(safe_text(name), n, _fmt(s.get("mean")), f"[{_fmt(lo)}, {_fmt(hi)}]",
                   "–" if s.get("pass_rate") is None else f"{100 * s['pass_rate']:.1f}%",
-                  str(s.get("errors", 0)) if s.get("errors") else "")
+                  # its own errors and the target's: each a failure here (unless the eval file excludes them)
+                  str(errs) if (errs := int(s.get("errors") or 0) + int(s.get("target_errors") or 0)) else "")
     return t
 
 
 def footer_lines(summary: Mapping[str, Any]) -> list[str]:
+    from rich.markup import escape
+
+    from evalrun.report._common import budget_line, error_lines
+
     lines = []
     n, planned = summary.get("records", 0), summary.get("planned")
     lines.append(f"records: {n}" + (f"/{planned}" if planned and planned != n else "")
                  + f" · items: {summary.get('items', 0)}")
     if summary.get("errors"):
-        from rich.markup import escape
-
         kinds = escape(visible(", ".join(f"{k} ×{v}" for k, v in (summary.get("error_types") or {}).items())))
         lines.append(f"[red]target errors: {summary['errors']} ({100 * (summary.get('error_rate') or 0):.1f}%): {kinds}")
-    from rich.markup import escape
-
-    from evalrun.report._common import error_lines
-
-    for line in error_lines(summary.get("scorers") or {}, summary.get("error_samples"),
-                            bool(summary.get("exclude_errors")), summary.get("failure")):
+    budget = summary.get("error_budget")
+    found = error_lines(summary.get("scorers") or {}, summary.get("error_samples"), bool(summary.get("exclude_errors")),
+                        summary.get("failure"), budget)
+    for line in found:
         lines.append(("[yellow]" if line.startswith("errors left out") else "[red]") + escape(visible(line)))
-    budget = summary.get("error_budget") or {}
-    if budget:  # what a run may lose to errors before it counts as failed (exit 3)
-        parts = [f"target calls {100 * float(budget.get('target') or 0):g}%"]
-        parts += [f"{n} {100 * float(b or 0):g}%" for n, b in (budget.get("scorers") or {}).items()]
-        lines.append("error budget: " + escape(visible(" · ".join(parts))))
+    if budget and not any(line.startswith("error budget") for line in found):
+        lines.append(escape(visible(budget_line(budget))))  # printed on every run, errors or not
     for name, s in (summary.get("scorers") or {}).items():
         if s.get("ci_note"):  # a constant scorer: say why its interval is a point
             lines.append(f"{name}: {s['ci_note']}")
@@ -63,8 +61,6 @@ def footer_lines(summary: Mapping[str, Any]) -> list[str]:
     if lat:
         lines.append(f"latency: p50 {lat['p50']:.0f} ms · p95 {lat['p95']:.0f} ms")
     if summary.get("prompt"):
-        from rich.markup import escape
-
         from evalrun.prompts import describe
 
         lines.append("prompt: " + escape(visible(describe(summary["prompt"]))))  # a name from Langfuse is not markup
