@@ -127,16 +127,21 @@ def _merged_summary_extras(summaries: list[Summary], built: Summary) -> None:
         built["scorer_usage"] = usage
 
 
-def summary_builder_of(manifest: Manifest, summary: Summary) -> SummaryBuilder:
+def summary_builder_of(manifest: Manifest, summaries: list[Summary]) -> SummaryBuilder:
     """A builder for the merged run, held to the rules the shards ran under: their summary's
-    error budgets and ``exclude_errors`` (the eval file's, with its ``--set`` values)."""
+    error budgets and ``exclude_errors`` (the eval file's, with its ``--set`` values), and
+    knowing every score name up front (an item check's too), as the unsharded run's did, so an
+    errored record counts under the same names in any shard order."""
     cfg = manifest.get("config") or {}
+    summary = summaries[0]
+    names = list(dict.fromkeys([*(manifest.get("scorers") or []),
+                                *(n for s in summaries for n in (s.get("scorers") or {}))]))
     budgets = summary.get("error_budget") or {}
     target = budgets.get("target", cfg.get("error_budget"))
     given = budgets.get("scorers")
     scorers: dict[str, Any] = given if isinstance(given, dict) else {}
     exclude = summary.get("exclude_errors", cfg.get("exclude_errors"))
-    return SummaryBuilder(list(manifest.get("scorers") or []), cluster=cfg.get("cluster"), exclude_errors=exclude is True,
+    return SummaryBuilder(names, cluster=cfg.get("cluster"), exclude_errors=exclude is True,
                           budget=target if isinstance(target, int | float) else None,
                           scorer_budgets={n: b for n, b in scorers.items() if isinstance(b, int | float)})
 
@@ -166,7 +171,7 @@ def write_merged(shards: list[Shard], home: Path | None = None) -> tuple[RunDir,
 
     first = shards[0].manifest
     out = RunDir((home or default_home()) / "runs" / new_run_id())
-    builder = summary_builder_of(first, summaries[0])
+    builder = summary_builder_of(first, summaries)
     owner: dict[str, str] = {}
     out.path.mkdir(parents=True, exist_ok=False)
     writer = ResultsWriter(out.results_path)
