@@ -293,8 +293,10 @@ def scoped_project(root: Path, scorers: str, gates: str = "") -> None:
     (root / "tgt.py").write_text(SCOPED_TGT)
     data = SCOPED_DATA if "assert" in scorers else re.sub(r"    assert:\n(      - .*\n)+", "", SCOPED_DATA)
     (root / "items.yaml").write_text(data)
+    # (the boom item's call fails on purpose: 1 of 5, within this budget)
     (root / "eval.yaml").write_text(f"name: scoped\ndataset: items.yaml\ntarget: {{python: tgt:answer}}\n"
-                                    f"scorers:\n{scorers}" + (f"gates:\n{gates}" if gates else ""))
+                                    f"scorers:\n{scorers}" + (f"gates:\n{gates}" if gates else "")
+                                    + "error_budget: 0.5\n")
 
 
 def records_of(root: Path) -> dict[str, dict]:
@@ -319,7 +321,9 @@ def test_when_expected_and_output_scope_a_scorer(tmp_path, cli):
     assert sorted(recs["boom"]["not_applicable"]) == ["refuses"]
     summary = json.loads(r.stdout[r.stdout.index("{"):])
     assert summary["scorers"]["refuses"]["n"] == 2
-    assert summary["scorers"]["priority"]["n"] == 2 and summary["scorers"]["priority"]["pass_rate"] == 0.5
+    # the failed call is a failure under the json-scoped scorer (issue 21): j1 passes, j2 and boom fail
+    priority = summary["scorers"]["priority"]
+    assert (priority["n"], priority["pass_rate"], priority["target_errors"]) == (3, round(1 / 3, 6), 1)
     # paired with a baseline, the failed call is a failure under the scorers and checks its item
     # has (the json-scoped scorer, its contains check), and under nothing else
     from evalrun.compare import compare
@@ -384,10 +388,10 @@ def test_gates_on_item_checks_are_checked_against_the_items(tmp_path, cli):
     r = cli("run", "eval.yaml", "--output-dir", str(tmp_path / "out"), "--report", f"json:{tmp_path}/v.json",
             cwd=tmp_path)
     gates = {g["gate"]: g for g in json.loads((tmp_path / "v.json").read_text())["gates"]}
-    # r2 passes its check (boom's call failed: no verdict in the run's own numbers)
-    assert gates["assert.contains.pass_rate >= 0.9"]["verdict"] == "pass"
-    assert gates["assert.contains.pass_rate >= 0.9"]["value"] == 1.0
-    assert gates["assertions.pass_rate >= 0.99"]["verdict"] == "pass"
+    # r2 passes its check; boom's call failed, a failure of the check its item carries (issue 21)
+    assert gates["assert.contains.pass_rate >= 0.9"]["verdict"] == "fail"
+    assert gates["assert.contains.pass_rate >= 0.9"]["value"] == 0.5
+    assert gates["assertions.pass_rate >= 0.99"]["verdict"] == "fail"
 
 
 # --- the checks that call a model: similar (the bundled embedding model), rubric and refusal
