@@ -405,23 +405,6 @@ def _string_gate(entry: str, index: int, scorers: list[str], repeat: int | None,
     return parse_gate(s, index, scorers, repeat, err, informational, assertions)
 
 
-def _gate_with_rules(entry: dict[str, Any], index: int, scorers: list[str], repeat: int | None,
-                     err: Callable[[str], UsageError], informational: frozenset[str] = frozenset(),
-                     assertions: bool = False) -> Gate:
-    """``{gate: "x.mean >= baseline", incomplete: pass}``: a gate string with its own rules."""
-    unknown = [k for k in entry if k not in ("gate", "incomplete")]
-    if unknown:
-        raise err(f"gate: unknown key '{unknown[0]}'{_suggest(str(unknown[0]), ['gate', 'incomplete'])}; "
-                  "allowed: gate, incomplete")
-    text = entry["gate"]
-    if not isinstance(text, str):
-        raise err("gate: the gate is a string like 'exact_match.mean >= baseline - 0.02'")
-    rule = entry.get("incomplete", "fail")
-    if rule not in INCOMPLETE_RULES:
-        raise err(f"gate '{text.strip()}': incomplete must be fail or pass (got {rule!r})")
-    return replace(_string_gate(text, index, scorers, repeat, err, informational, assertions), incomplete=rule)
-
-
 def parse_gates(raw: list[Any] | None, *, scorers: list[str], repeat: int | None = None,
                 locate: Locate | None = None, informational: frozenset[str] = frozenset(),
                 assertions: bool = False) -> list[Gate]:
@@ -436,8 +419,6 @@ def parse_gates(raw: list[Any] | None, *, scorers: list[str], repeat: int | None
 
         if isinstance(entry, str):
             gates.append(_string_gate(entry, i, scorers, repeat, err, informational, assertions))
-        elif isinstance(entry, dict) and "gate" in entry:
-            gates.append(_gate_with_rules(entry, i, scorers, repeat, err, informational, assertions))
         elif isinstance(entry, dict) and len(entry) == 1 and "no_regressions" in entry:
             body = entry["no_regressions"]
             text = "no_regressions" + ("" if not body or body is True else
@@ -459,19 +440,24 @@ def parse_gates(raw: list[Any] | None, *, scorers: list[str], repeat: int | None
 def _advisory_gate(entry: dict[str, Any], index: int, scorers: list[str], repeat: int | None,
                    err: Callable[[str], UsageError], informational: frozenset[str], assertions: bool) -> Gate:
     """``{gate: TEXT, advisory: true}``: the gate judged and reported, but never failing the run
-    (the way a gate may name an informational scorer: by saying so)."""
-    unknown = [k for k in entry if k not in ("gate", "advisory")]
+    (the way a gate may name an informational scorer: by saying so). ``incomplete: pass`` lets
+    the gate pass when it cannot be judged (default ``fail``: cannot judge means cannot pass)."""
+    keys = ["gate", "advisory", "incomplete"]
+    unknown = [k for k in entry if k not in keys]
     if unknown:
-        raise err(f"gate mapping: unknown key '{unknown[0]}'{_suggest(str(unknown[0]), ['gate', 'advisory'])}; "
-                  "write {gate: 'x.mean >= 0.8', advisory: true}")
+        raise err(f"gate mapping: unknown key '{unknown[0]}'{_suggest(str(unknown[0]), keys)}; "
+                  "write {gate: 'x.mean >= 0.8', advisory: true} or {gate: ..., incomplete: pass}")
     text, advisory = entry.get("gate"), entry.get("advisory", False)
     if not isinstance(text, str) or not text.strip() or not isinstance(advisory, bool):
         raise err("a gate mapping is {gate: 'x.mean >= 0.8', advisory: true}")
-    g = parse_gate(text.strip(), index, scorers, repeat, err, frozenset() if advisory else informational, assertions)
+    rule = entry.get("incomplete", "fail")
+    if rule not in INCOMPLETE_RULES:
+        raise err(f"gate '{text.strip()}': incomplete must be fail or pass (got {rule!r})")
+    g = _string_gate(text, index, scorers, repeat, err, frozenset() if advisory else informational, assertions)
     if advisory and g.where is None:
         loc = err("")
         g = replace(g, where=(loc.file, loc.line, loc.col))
-    return replace(g, advisory=advisory)
+    return replace(g, advisory=advisory, incomplete=rule)
 
 
 def check_policy(policy: str) -> str:
