@@ -273,11 +273,12 @@ def scores_of(root: Path, scorer: str = "tool_calls") -> dict[str, dict[str, Any
 
 
 def test_python_target_tool_calls_scored_in_each_mode(tmp_path, cli):
+    # the aborted and plain items are scorer errors by design: budgets that allow them, so the gate judges
     write_agent_suite(tmp_path, [
         {"type": "tool_calls", "mode": "exact", "matchers": {"issue_refund.amount": {"type": "numeric", "tolerance": 0.5}},
-         "forbidden_tools": ["end_*"], "budgets": {"tokens": 500}},
-        {"type": "tool_calls", "name": "strict", "mode": "exact"},
-        {"type": "tool_calls", "name": "f1", "mode": "f1", "threshold": 0.6},
+         "forbidden_tools": ["end_*"], "budgets": {"tokens": 500}, "error_budget": 0.5},
+        {"type": "tool_calls", "name": "strict", "mode": "exact", "error_budget": 0.5},
+        {"type": "tool_calls", "name": "f1", "mode": "f1", "threshold": 0.6, "error_budget": 0.5},
     ], gates=["tool_calls.pass_rate >= 0.9"])
     r = cli("run", "eval.yaml", cwd=tmp_path)
     assert r.returncode == 1, r.stdout + r.stderr
