@@ -274,6 +274,22 @@ class _AuthEcho(BaseHTTPRequestHandler):
         pass
 
 
+def _client_suite(tmp_path, kind: str, url: str) -> None:
+    """A one-item suite whose ``kind`` (chat, http, or a judge over a python target) calls ``url``."""
+    (tmp_path / "tgt.py").write_text("def echo(x):\n    return x\n")
+    scorers = "[exact_match]"
+    if kind == "chat":
+        target = f"chat:\n    base_url: '{url}'\n    model: m\n    messages:\n      - {{role: user, content: '{{{{ input }}}}'}}"
+    elif kind == "http":
+        target = f"http:\n    url: '{url}'\n    output_path: answer"
+    else:
+        target = "python: tgt:echo"
+        scorers = f"\n  - type: llm_judge\n    rubric: relevance\n    model: m\n    base_url: '{url}'\n    retries: 0"
+    (tmp_path / "data.jsonl").write_text(json.dumps({"id": "s1", "input": "a", "expected_output": "a"}) + "\n")
+    (tmp_path / "eval.yaml").write_text(f"name: t\ndataset: data.jsonl\ntarget:\n  {target}\n  retries: 0\n"
+                                        f"scorers: {scorers}\nerror_budget: 1\n")
+
+
 @pytest.mark.parametrize("kind", ["chat", "http", "judge"])
 @pytest.mark.parametrize("mode", ["err", "ok"])
 def test_basic_auth_from_userinfo_is_masked_for_every_target(tmp_path, cli, kind, mode):
@@ -287,18 +303,7 @@ def test_basic_auth_from_userinfo_is_masked_for_every_target(tmp_path, cli, kind
     server = ThreadingHTTPServer(("127.0.0.1", 0), _AuthEcho)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://bob:${{PW}}@127.0.0.1:{server.server_port}/{mode}/v1"
-    (tmp_path / "tgt.py").write_text("def echo(x):\n    return x\n")
-    scorers = "[exact_match]"
-    if kind == "chat":
-        target = f"chat:\n    base_url: '{url}'\n    model: m\n    messages:\n      - {{role: user, content: '{{{{ input }}}}'}}"
-    elif kind == "http":
-        target = f"http:\n    url: '{url}'\n    output_path: answer"
-    else:
-        target = "python: tgt:echo"
-        scorers = f"\n  - type: llm_judge\n    rubric: relevance\n    model: m\n    base_url: '{url}'\n    retries: 0"
-    (tmp_path / "data.jsonl").write_text(json.dumps({"id": "s1", "input": "a", "expected_output": "a"}) + "\n")
-    (tmp_path / "eval.yaml").write_text(f"name: t\ndataset: data.jsonl\ntarget:\n  {target}\n  retries: 0\n"
-                                        f"scorers: {scorers}\nerror_budget: 1\n")
+    _client_suite(tmp_path, kind, url)
     try:
         r = cli("run", "eval.yaml", "--output-dir", str(tmp_path / "home"), "--report", "junit", "--report", "html",
                 "--report", "json", "--report", "md", "--json", cwd=tmp_path, env={"PW": password})
@@ -351,18 +356,7 @@ def test_an_answer_past_the_size_limit_is_that_records_error(tmp_path, cli, monk
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Big)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_port}/{mode}/v1"
-    (tmp_path / "tgt.py").write_text("def echo(x):\n    return x\n")
-    scorers = "[exact_match]"
-    if kind == "chat":
-        target = f"chat:\n    base_url: '{url}'\n    model: m\n    messages:\n      - {{role: user, content: '{{{{ input }}}}'}}"
-    elif kind == "http":
-        target = f"http:\n    url: '{url}'\n    output_path: answer"
-    else:
-        target = "python: tgt:echo"
-        scorers = f"\n  - type: llm_judge\n    rubric: relevance\n    model: m\n    base_url: '{url}'\n    retries: 0"
-    (tmp_path / "data.jsonl").write_text(json.dumps({"id": "s1", "input": "a", "expected_output": "a"}) + "\n")
-    (tmp_path / "eval.yaml").write_text(f"name: t\ndataset: data.jsonl\ntarget:\n  {target}\n  retries: 0\n"
-                                        f"scorers: {scorers}\nerror_budget: 1\n")
+    _client_suite(tmp_path, kind, url)
     try:
         r = cli("run", "eval.yaml", "--output-dir", str(tmp_path / "home"), "--json", cwd=tmp_path)
     finally:

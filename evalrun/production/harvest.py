@@ -23,7 +23,6 @@ import hashlib
 import json
 import random
 import re
-import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -155,9 +154,11 @@ def _filters(o: Options) -> list[tuple[str, Any]]:
 
 
 def normalise(value: Any) -> str:
+    """The input as exact duplicates are found: the exact_match scorer's normalisations."""
+    from evalrun.scoring.match import normalize
+
     text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, ensure_ascii=False)
-    text = unicodedata.normalize("NFKC", text).casefold()
-    return " ".join(re.sub(r"[^\w\s]", " ", text).split())
+    return normalize(text, ("unicode", "case", "punctuation", "whitespace"))
 
 
 def item_id(dataset: str, trace_id: str) -> str:

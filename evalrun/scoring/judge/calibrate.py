@@ -37,6 +37,7 @@ from evalrun.agreement import binary_agreement, cohen_kappa, fleiss_kappa, propo
 from evalrun.errors import RunFailed, UsageError
 from evalrun.records import Record, Score, scrub_text
 from evalrun.scoring.judge import certificate
+from evalrun.selectors import values_of
 from evalrun.stats import mean_ci
 from evalrun.store import file_fingerprint
 
@@ -265,14 +266,6 @@ class Calibration:
     written: bool = False
 
 
-def _slice_values(rec: Record, key: str) -> list[str]:
-    if key == "tags":
-        tags = rec.metadata.get("tags")
-        return [str(t) for t in (tags if isinstance(tags, list) else [tags] if tags else [])]
-    v = rec.metadata.get(key.removeprefix("metadata."))
-    return [] if v is None else [str(v)]
-
-
 def _agreement(scheme: Scheme, pairs: list[tuple[tuple[Any, bool], tuple[Any, bool]]]) -> dict[str, Any]:
     """judge vs human over (judge, human) pairs of (category, passed)."""
     out: dict[str, Any] = {"scheme": scheme.kind}
@@ -465,7 +458,7 @@ def _by_slice(scheme: Scheme, records: list[Record], judged: list[tuple[Any, boo
         for rec, j, h in zip(records, judged, humans, strict=True):
             if j is None:
                 continue
-            for v in _slice_values(rec, key):
+            for v in values_of(rec.metadata, key):
                 groups[v].append((j[1], h[1]))
         out[key] = {v: binary_agreement([a for a, _ in g], [b for _, b in g]).to_dict()
                     for v, g in sorted(groups.items())}
